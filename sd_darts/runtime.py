@@ -1,0 +1,99 @@
+"""Run-time helpers shared by every command: seeding, device choice, RNG state capture for
+exact resume, and progress reporting (a tqdm bar on a terminal, periodic log lines
+otherwise)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+log = logging.getLogger("sd_darts")
+
+
+def setup_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else CPU; ``cuda``/``cuda:N``/``cpu`` force one."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name} asked for CUDA but no CUDA device is available; use --device cpu")
+    return dev
+
+
+def get_rng_state() -> dict[str, Any]:
+    """All RNG states as tensors and plain Python values (loadable with weights_only=True)."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "numpy_has_gauss": int(np_state[3]),
+        "numpy_gauss": float(np_state[4]),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    np.random.set_state(
+        ("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"],
+         state["numpy_has_gauss"], state["numpy_gauss"])
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Progress:
+    """Iterate with a tqdm bar on a terminal, or log a line every ``log_every`` seconds."""
+
+    def __init__(self, desc: str, total: int | None = None, log_every: float = 30.0, enabled: bool = True):
+        self.desc = desc
+        self.total = total
+        self.log_every = log_every
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, iterable: Iterable) -> Iterator:
+        if not self.enabled:
+            yield from iterable
+            return
+        if self.tty:
+            from tqdm import tqdm
+
+            yield from tqdm(iterable, desc=self.desc, total=self.total, leave=False, dynamic_ncols=True)
+            return
+        last = time.monotonic()
+        for i, item in enumerate(iterable):
+            yield item
+            now = time.monotonic()
+            if now - last >= self.log_every:
+                last = now
+                total = f"/{self.total}" if self.total else ""
+                log.info("%s: step %d%s", self.desc, i + 1, total)
