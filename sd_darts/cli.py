@@ -1,0 +1,59 @@
+"""The ``sd-darts`` command line.
+
+Subcommands live one per file in :mod:`sd_darts.commands`; each module defines ``NAME``,
+``HELP``, ``register(parser)`` and ``run(args) -> int``.  A :class:`~sd_darts.errors.UserError`
+anywhere becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import __version__
+from .errors import UserError
+
+
+def _command_modules():
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            yield importlib.import_module(f"{commands.__name__}.{info.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sd-darts",
+        description="SD-DARTS: differentiable architecture search with self-distillation (Zhu et al., 2023).",
+    )
+    parser.add_argument("--version", action="version", version=f"sd-darts {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in _command_modules():
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.register(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .runtime import setup_logging
+
+    setup_logging()
+    try:
+        return int(args._run(args) or 0)
+    except UserError as exc:
+        print(f"sd-darts {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"sd-darts {args.command}: interrupted; the last completed epoch's checkpoint is kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``sd-darts`` subcommand (see :mod:`sd_darts.cli`)."""
