@@ -79,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls, section: str) -> None:
         help_text = f.metadata.get("help", "")
         kwargs["help"] = f"{help_text} (default: {default})" if help_text else f"(default: {default})"
         if "choices" in f.metadata:
-            kwargs["choices"] = list(f.metadata["choices"])
+            # Checked in from_mapping, so that a bad value is one line naming the setting.
+            kwargs["help"] += " [choices: " + ", ".join(map(str, f.metadata["choices"])) + "]"
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
