@@ -1,0 +1,311 @@
+"""Self-distillation of SD-DARTS: the KL term and the voting-teacher cache.
+
+Paper (Zhu et al. 2023), §3.3 Eq. (2): the supernet's output probabilities at earlier epochs
+are the teacher, and the regulariser ``λ·H(f_S(x), f_T(x))`` is added to BOTH the weight loss
+(train half) and the architecture loss (validation half), with
+
+    H(f_S(x), f_T(x)) = Σ_i f_S(x_i) log(f_S(x_i) / f_T(x_i)) = KL(student ‖ teacher).
+
+§3.3 stores the teacher's output probabilities per sample "directly in the memory" (no second
+forward pass, no copy of the teacher weights); §3.4 / Algorithm 2 ("voting teachers") averages
+the stored probabilities of the previous K epochs:
+
+    f_T(x) = (1/K) Σ_{i=1..K} f_{t-i}(x).
+
+Note on the direction: the common PyTorch idiom ``F.kl_div(log_softmax(s), t)`` computes
+KL(teacher ‖ student), the opposite of the paper's formula.  :func:`distillation_loss` computes
+the paper's direction by default and offers the other as ``direction="teacher_student"``.
+
+Epoch convention: epochs are 0-indexed in code.  The paper warms up for ξ epochs (paper epochs
+1..ξ) and distils from paper epoch ξ+1 on, i.e. from code epoch index ``warmup_epochs`` on
+(:func:`kd_active`).  To give every sample K stored epochs at that point, recording starts K
+epochs earlier (:func:`recording_start_epoch`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .errors import UserError
+
+DIRECTIONS = ("student_teacher", "teacher_student")
+
+# Floor for probabilities before taking their logarithm.  It is the smallest normal float32
+# (1.18e-38, log = -87.3): only exact zeros and float32 denormals are affected, so the value
+# of any non-degenerate KL is unchanged, while a teacher probability that underflowed to 0
+# gives a large but finite penalty instead of +inf / NaN.
+DEFAULT_EPS = float(torch.finfo(torch.float32).tiny)
+
+
+def _safe_log(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """``log(max(x, eps))``; differentiable, finite for x >= 0."""
+    return torch.log(x.clamp_min(eps))
+
+
+def kl_divergence(
+    p: torch.Tensor | None,
+    q: torch.Tensor | None,
+    dim: int = -1,
+    *,
+    log_p: torch.Tensor | None = None,
+    log_q: torch.Tensor | None = None,
+    eps: float = DEFAULT_EPS,
+) -> torch.Tensor:
+    """KL(p ‖ q) = Σ p (log p − log q) along ``dim``, one value per sample (paper §3.3).
+
+    Computed in log space so that zeros never give NaN or inf:
+
+    * terms with ``p == 0`` contribute exactly 0 (the limit of p·log p), in value and gradient;
+    * probabilities are floored at ``eps`` (default: the smallest normal float32) before the
+      logarithm.  Both p and q go through the same floor, so ``kl_divergence(p, p)`` is exactly
+      0 for any p, and a q that underflowed to 0 where p > 0 gives a large finite value;
+    * ``log_p`` / ``log_q`` may be passed precomputed (e.g. from ``log_softmax``, which is more
+      accurate than ``log(softmax)``); they are then used as given and must be finite wherever
+      p > 0.  If only ``log_p`` (``log_q``) is given, ``p`` (``q``) may be None and is then
+      ``exp(log_p)``.
+
+    The computation is done in at least float32 (inputs in half precision are upcast).
+
+    The result is clamped at >= 0.  For normalised distributions KL >= 0 (Gibbs' inequality);
+    negative values can only come from float rounding (probability vectors that sum to 1 only
+    up to ~1e-7) or from the eps floor on q.  Both are artefacts of order 1e-7, and they occur
+    only where p ≈ q, where the true gradient is ≈ 0 as well, so the clamp costs nothing and
+    keeps the logged distillation term a valid divergence.
+    """
+    if p is None and log_p is None:
+        raise ValueError("kl_divergence needs p or log_p")
+    if q is None and log_q is None:
+        raise ValueError("kl_divergence needs q or log_q")
+    ref = p if p is not None else log_p
+    dtype = torch.promote_types(ref.dtype, torch.float32)
+    if log_p is not None:
+        log_p = log_p.to(dtype)
+        p = log_p.exp() if p is None else p.to(dtype)
+    else:
+        p = p.to(dtype)
+        log_p = _safe_log(p, eps)
+    if log_q is not None:
+        log_q = log_q.to(dtype)
+    else:
+        log_q = _safe_log(q.to(dtype), eps)
+    present = p > 0
+    # Zero both logs where p == 0 so that neither the value nor the gradient can see a
+    # non-finite log there (torch.where routes no gradient to the unselected branch).
+    zero = torch.zeros((), dtype=dtype, device=p.device)
+    diff = torch.where(present, log_p, zero) - torch.where(present, log_q, zero)
+    terms = torch.where(present, p * diff, zero)
+    return terms.sum(dim=dim).clamp_min(0.0)
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_probs: torch.Tensor,
+    mask: torch.Tensor,
+    temperature: float = 1.0,
+    direction: str = "student_teacher",
+) -> torch.Tensor:
+    """The self-distillation term H of Eq. (2), averaged over the batch (a scalar).
+
+    * student distribution ``s = softmax(student_logits / T)`` (with ``log_softmax`` for log s);
+    * ``teacher_probs`` are the voting teacher's probabilities (:meth:`TeacherCache.teacher`),
+      stored at T = 1.  For T != 1 they are tempered the same way as the student:
+      ``t_T ∝ t^(1/T)`` (= ``softmax(log t / T)``, which for a single teacher with logits z is
+      ``softmax(z / T)``).  At T = 1 they are used exactly as given;
+    * ``direction="student_teacher"`` (default) is KL(s ‖ t), the paper's formula (§3.3);
+      ``"teacher_student"`` is KL(t ‖ s), what ``F.kl_div(log_softmax(s), t)`` computes;
+    * the result is multiplied by T² (Hinton et al. 2015) so the gradient scale does not
+      depend on T.  At T = 1 the factor is 1 and the loss is exactly the paper's term;
+    * samples with ``mask`` False (no stored teacher yet) contribute 0.  The sum is divided
+      by the full batch size, not by the number of unmasked samples: every sample keeps the
+      same weight λ/N whatever the coverage, and no data-dependent division (or host sync)
+      is needed.  With every mask False the loss is exactly 0.
+
+    No host synchronisation: no ``.item()`` and no Python branching on tensor values.  The
+    value is always finite, so ``loss + 0 * kd`` is bit-identical to ``loss`` (λ = 0).
+    """
+    if direction not in DIRECTIONS:
+        raise UserError(f"distillation direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
+    temperature = float(temperature)
+    if not temperature > 0:
+        raise UserError(f"distillation temperature must be > 0, got {temperature}")
+    log_s = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    t = teacher_probs.detach().float()
+    if temperature == 1.0:
+        log_t = None
+    else:
+        log_t = F.log_softmax(_safe_log(t, DEFAULT_EPS) / temperature, dim=-1)
+        t = log_t.exp()
+    if direction == "student_teacher":
+        kl = kl_divergence(None, t, log_p=log_s, log_q=log_t)
+    else:
+        kl = kl_divergence(t, None, log_p=log_t, log_q=log_s)
+    mask = mask.to(device=kl.device, dtype=torch.bool)
+    kl = torch.where(mask, kl, torch.zeros((), dtype=kl.dtype, device=kl.device))
+    batch = max(int(student_logits.shape[0]), 1)
+    return kl.sum() / batch * (temperature**2)
+
+
+def recording_start_epoch(warmup_epochs: int, window: int) -> int:
+    """First (0-indexed) epoch whose supernet outputs are stored in the teacher cache.
+
+    KD is active from epoch index ``warmup_epochs`` (paper epoch ξ+1, Algorithm 2); its
+    teachers are epochs ``warmup_epochs - K`` … ``warmup_epochs - 1``, so recording starts
+    ``window`` epochs before (never before epoch 0).
+    """
+    return max(0, int(warmup_epochs) - int(window))
+
+
+def recording_active(epoch: int, warmup_epochs: int, window: int) -> bool:
+    """Whether the supernet outputs of (0-indexed) ``epoch`` are stored in the cache."""
+    return int(epoch) >= recording_start_epoch(warmup_epochs, window)
+
+
+def kd_active(epoch: int, warmup_epochs: int) -> bool:
+    """Whether the distillation term is used at (0-indexed) ``epoch``: after ξ warm-up epochs."""
+    return int(epoch) >= int(warmup_epochs)
+
+
+class TeacherCache:
+    """Per-sample voting teacher of SD-DARTS (§3.3 "store the output probability ... in the
+    memory", §3.4 Algorithm 2), as a ring buffer of the last ``window`` (= K) epochs.
+
+    Buffers, both on ``device``:
+
+    * ``probs``: float32, shape (window, num_samples, num_classes); slot ``e % window`` holds
+      the supernet's output probabilities from epoch ``e``;
+    * ``epochs``: int64, shape (window, num_samples); the epoch stored in each slot for each
+      sample, -1 = empty.
+
+    Memory: ``window * num_samples * num_classes * 4`` bytes for the probabilities (plus
+    ``window * num_samples * 8`` for the epochs): CIFAR-10 search (50,000 samples, 10
+    classes) with K = 2 takes 4 MB.  See :attr:`nbytes`.
+
+    Usage in epoch t: for each batch, first ``teacher(indices, epoch=t)``, then
+    ``record(indices, probs, epoch=t)`` with the probabilities of that same forward pass.
+    Recording epoch t overwrites epoch t-K in the same slot, so a sample must be queried
+    before it is recorded within an epoch (each sample is seen once per epoch in the search).
+
+    Index tensors may live on any device; they are moved to the cache's device (no sync).
+    Duplicate indices within one ``record`` call are not supported (a loader never yields
+    them).
+    """
+
+    def __init__(self, num_samples: int, num_classes: int, window: int, device: torch.device | str | None = None):
+        num_samples, num_classes, window = int(num_samples), int(num_classes), int(window)
+        if window < 1:
+            raise UserError(f"voting-teacher window K must be >= 1, got {window}")
+        if num_samples < 1 or num_classes < 1:
+            raise UserError(f"teacher cache needs num_samples >= 1 and num_classes >= 1, got {num_samples}, {num_classes}")
+        self.num_samples = num_samples
+        self.num_classes = num_classes
+        self.window = window
+        device = torch.device("cpu") if device is None else torch.device(device)
+        self.probs = torch.zeros(window, num_samples, num_classes, dtype=torch.float32, device=device)
+        self.epochs = torch.full((window, num_samples), -1, dtype=torch.int64, device=device)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def device(self) -> torch.device:
+        return self.probs.device
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the two buffers."""
+        return self.probs.numel() * self.probs.element_size() + self.epochs.numel() * self.epochs.element_size()
+
+    def to(self, device: torch.device | str) -> "TeacherCache":
+        self.probs = self.probs.to(device)
+        self.epochs = self.epochs.to(device)
+        return self
+
+    def __repr__(self) -> str:
+        return (f"TeacherCache(num_samples={self.num_samples}, num_classes={self.num_classes}, "
+                f"window={self.window}, device={self.device})")
+
+    def _indices(self, indices: torch.Tensor) -> torch.Tensor:
+        indices = torch.as_tensor(indices)
+        return indices.to(device=self.device, dtype=torch.int64, non_blocking=True).reshape(-1)
+
+    # ------------------------------------------------------------------ record / query
+    @torch.no_grad()
+    def record(self, indices: torch.Tensor, probs: torch.Tensor, epoch: int) -> None:
+        """Store ``probs`` (N, num_classes), detached, as the outputs of ``epoch`` for the
+        samples ``indices`` (their positions in the full training set)."""
+        epoch = int(epoch)
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        idx = self._indices(indices)
+        slot = epoch % self.window
+        self.probs[slot].index_copy_(0, idx, probs.detach().to(device=self.device, dtype=torch.float32))
+        self.epochs[slot].index_fill_(0, idx, epoch)
+
+    def _valid(self, stored: torch.Tensor, epoch: int | None) -> torch.Tensor:
+        valid = stored >= 0
+        if epoch is not None:
+            epoch = int(epoch)
+            valid = valid & (stored >= epoch - self.window) & (stored <= epoch - 1)
+        return valid
+
+    @torch.no_grad()
+    def teacher(self, indices: torch.Tensor, epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Voting teacher (Algorithm 2): the mean of the stored probabilities of each sample.
+
+        With ``epoch`` given, only the stored epochs in [epoch - K, epoch - 1] vote (stale
+        entries and the current epoch never do); without it, every stored slot votes.
+        Samples with fewer than K stored epochs vote with those they have.
+
+        Returns ``(probs, mask)``: probs (N, num_classes) float32, mask (N,) bool = at least
+        one vote.  Samples without a vote get the uniform distribution 1/num_classes (finite
+        everywhere; :func:`distillation_loss` gives them weight 0 through the mask).
+        """
+        idx = self._indices(indices)
+        stored = self.epochs.index_select(1, idx)  # (K, N)
+        valid = self._valid(stored, epoch)
+        probs = self.probs.index_select(1, idx)  # (K, N, C)
+        weights = valid.to(probs.dtype).unsqueeze(-1)
+        total = (probs * weights).sum(0)
+        votes = valid.sum(0)
+        mask = votes > 0
+        mean = total / votes.clamp_min(1).to(probs.dtype).unsqueeze(-1)
+        uniform = torch.full((), 1.0 / self.num_classes, dtype=probs.dtype, device=probs.device)
+        return torch.where(mask.unsqueeze(-1), mean, uniform), mask
+
+    @torch.no_grad()
+    def coverage(self, epoch: int | None = None) -> torch.Tensor:
+        """Fraction of all samples with at least one valid vote (0-dim float tensor)."""
+        return self._valid(self.epochs, epoch).any(0).float().mean()
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "num_samples": self.num_samples,
+            "num_classes": self.num_classes,
+            "window": self.window,
+            "probs": self.probs.detach().clone(),
+            "epochs": self.epochs.detach().clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore bit for bit; a cache of another shape or window raises UserError."""
+        try:
+            shape = (int(state["window"]), int(state["num_samples"]), int(state["num_classes"]))
+            probs, epochs = state["probs"], state["epochs"]
+        except (KeyError, TypeError, ValueError):
+            raise UserError("teacher cache in the checkpoint is malformed (missing window/num_samples/num_classes/probs/epochs); "
+                            "delete the checkpoint or start a new run folder") from None
+        mine = (self.window, self.num_samples, self.num_classes)
+        if shape != mine:
+            raise UserError(
+                f"teacher cache in the checkpoint has (window, samples, classes) = {shape} but this run uses {mine}; "
+                "resume with the same window/dataset settings or start a new run folder"
+            )
+        if (not isinstance(probs, torch.Tensor) or not isinstance(epochs, torch.Tensor)
+                or tuple(probs.shape) != mine or tuple(epochs.shape) != mine[:2]
+                or probs.dtype != torch.float32 or epochs.dtype != torch.int64):
+            raise UserError("teacher cache tensors in the checkpoint have the wrong shape or dtype; "
+                            "delete the checkpoint or start a new run folder")
+        self.probs.copy_(probs)
+        self.epochs.copy_(epochs)
