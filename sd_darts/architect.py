@@ -1,0 +1,126 @@
+"""The architect: updates of the architecture parameters (alphas).
+
+DARTS (Liu et al., 2019, §2.3) optimises the alphas on the validation half of the training
+set with Adam, one alpha step before every weight step.  SD-DARTS (paper Eq. 2, Algorithms
+1–2) keeps that bi-level scheme and adds the self-distillation term to *both* objectives; the
+objective passed in here (``objective``) already contains it, so the architect itself is the
+plain DARTS architect:
+
+* first order (the default; the paper's 0.37 GPU-day search cost points to it): the
+  gradient of ``L_val(w, α)`` with respect to α at the current weights;
+* second order ("unrolled"): ``w' = w − η (m·buf + ∇_w L_train(w, α) + wd·w)`` with η the
+  weight learning rate actually used in this step, the gradient of ``L_val(w', α)``, minus
+  η times the implicit term ``∇²_{α,w} L_train · ∇_{w'} L_val`` estimated by central finite
+  differences with ``R = 0.01 / ‖∇_{w'} L_val‖`` (DARTS Eq. 7–8).  With SD-DARTS the KD term
+  is part of both ``L_train`` and ``L_val`` in this unrolled objective.
+
+All weight replacements go through :func:`torch.func.functional_call`, so the supernet is
+never copied and its parameters are never modified here.  No host synchronisation happens
+in a step (``R`` stays a tensor).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+# objective(inputs, targets, indices, params=None, record=False) -> (loss, logits)
+Objective = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+class Architect:
+    """Alpha optimiser (Adam) and the first/second-order DARTS alpha gradient."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        *,
+        arch_learning_rate: float,
+        arch_weight_decay: float,
+        betas: tuple[float, float] = (0.5, 0.999),
+        unrolled: bool = False,
+        finite_difference_r: float = 0.01,
+    ):
+        self.model = model
+        self.objective = objective
+        self.unrolled = unrolled
+        self.finite_difference_r = finite_difference_r
+        self.alphas = list(model.arch_parameters())
+        self.optimizer = torch.optim.Adam(
+            self.alphas, lr=arch_learning_rate, betas=betas, weight_decay=arch_weight_decay
+        )
+
+    def step(self, train_batch, valid_batch, eta: float, w_optimizer: torch.optim.Optimizer):
+        """One alpha update; returns ``(valid_loss, valid_logits)`` of the forward pass used.
+
+        ``train_batch`` / ``valid_batch`` are ``(inputs, targets, indices)`` on the model's
+        device; ``eta`` is the weight learning rate of this step (second order only).
+        """
+        if self.unrolled:
+            loss, logits, grads = self._unrolled_gradients(train_batch, valid_batch, eta, w_optimizer)
+        else:
+            loss, logits = self.objective(*valid_batch, record=True)
+            grads = torch.autograd.grad(loss, self.alphas)
+        for alpha, grad in zip(self.alphas, grads):
+            alpha.grad = grad
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach(), logits.detach()
+
+    # -- second order --------------------------------------------------------------------
+
+    def _weight_items(self):
+        return list(self.model.named_weights())
+
+    def _unrolled_weights(self, train_batch, eta: float, w_optimizer) -> dict[str, torch.Tensor]:
+        """``w' = w − η (momentum·buf + ∇_w L_train + wd·w)`` (DARTS ``_compute_unrolled_model``)."""
+        items = self._weight_items()
+        weights = [w for _, w in items]
+        loss, _ = self.objective(*train_batch, record=False)
+        grads = torch.autograd.grad(loss, weights, allow_unused=True)
+        group = w_optimizer.param_groups[0]
+        momentum, weight_decay = group.get("momentum", 0.0), group.get("weight_decay", 0.0)
+        unrolled = {}
+        with torch.no_grad():
+            for (name, w), g in zip(items, grads):
+                g = torch.zeros_like(w) if g is None else g
+                buf = w_optimizer.state.get(w, {}).get("momentum_buffer")
+                step = g + weight_decay * w
+                if buf is not None:
+                    step = step + momentum * buf
+                unrolled[name] = (w - eta * step).requires_grad_(True)
+        return unrolled
+
+    def _unrolled_gradients(self, train_batch, valid_batch, eta, w_optimizer):
+        unrolled = self._unrolled_weights(train_batch, eta, w_optimizer)
+        names = list(unrolled)
+        loss, logits = self.objective(*valid_batch, params=unrolled, record=True)
+        grads = torch.autograd.grad(loss, self.alphas + [unrolled[n] for n in names], allow_unused=True)
+        n_alpha = len(self.alphas)
+        dalpha = [torch.zeros_like(a) if g is None else g for a, g in zip(self.alphas, grads[:n_alpha])]
+        dw = [torch.zeros_like(unrolled[n]) if g is None else g for n, g in zip(names, grads[n_alpha:])]
+        implicit = self._hessian_vector_product(dict(zip(names, dw)), train_batch)
+        grads = [da - eta * ih for da, ih in zip(dalpha, implicit)]
+        return loss, logits, grads
+
+    def _hessian_vector_product(self, vector: dict[str, torch.Tensor], train_batch) -> list[torch.Tensor]:
+        """``∇²_{α,w} L_train(w, α) · v`` by central differences (DARTS Eq. 8)."""
+        norm = torch.cat([v.reshape(-1) for v in vector.values()]).norm()
+        r = self.finite_difference_r / norm.clamp_min(1e-12)
+        weights = dict(self.model.named_weights())
+        out = []
+        for sign in (1.0, -1.0):
+            shifted = {n: (weights[n] + sign * r * vector[n]).detach() for n in vector}
+            loss, _ = self.objective(*train_batch, params=shifted, record=False)
+            grads = torch.autograd.grad(loss, self.alphas, allow_unused=True)
+            out.append([torch.zeros_like(a) if g is None else g for a, g in zip(self.alphas, grads)])
+        return [(gp - gn) / (2 * r) for gp, gn in zip(*out)]
+
+    def state_dict(self):
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state):
+        self.optimizer.load_state_dict(state)
