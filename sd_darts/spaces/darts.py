@@ -1,0 +1,218 @@
+"""The DARTS search space: MixedOp, search cell and supernet.
+
+Follows DARTS (Liu et al., "DARTS: Differentiable Architecture Search", ICLR 2019, §2.1-2.2;
+reference implementation quark0/darts ``cnn/model_search.py``), which SD-DARTS searches
+unchanged (paper §4.1: 8 candidate operations, 6 normal and 2 reduction cells with the
+reductions at 1/3 and 2/3 of the depth, C = 16).
+
+* Continuous relaxation (DARTS Eq. 2): every edge ``(i, j)`` is a :class:`MixedOp`, the
+  softmax(alpha)-weighted sum of all candidate operations.
+* A :class:`SearchCell` has two inputs, ``steps = 4`` intermediate nodes (14 edges) and
+  outputs the concatenation of its last ``multiplier = 4`` nodes.
+* :class:`DartsSupernet` stacks cells after a 3x3 conv stem; one pair of alphas is shared by
+  all normal cells and one by all reduction cells: ``alphas_normal`` and ``alphas_reduce``,
+  shape (14, 8), initialised to ``1e-3 * N(0, 1)``.
+
+BatchNorm in the search supernet is ``affine=False`` (except the stem, as in DARTS), and pooling
+is followed by ``BatchNorm2d(affine=False)`` inside the MixedOp, so all candidate outputs have
+comparable scale.  The alphas are registered parameters (they are saved in ``state_dict``), and
+nothing touches parameters in place, so ``torch.func.functional_call`` works with replaced
+weights or alphas.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..genotypes import PRIMITIVES, Genotype, derive_genotype
+from ..ops import OPS, FactorizedReduce, ReLUConvBN
+
+
+class MixedOp(nn.Module):
+    """One edge of the search cell: ``sum_o w_o * o(x)`` over :data:`PRIMITIVES` (DARTS Eq. 2)."""
+
+    def __init__(self, C: int, stride: int):
+        super().__init__()
+        self._ops = nn.ModuleList()
+        for primitive in PRIMITIVES:
+            op = OPS[primitive](C, stride, False)
+            if "pool" in primitive:
+                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+            self._ops.append(op)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``weights``: the softmaxed alphas of this edge, shape (len(PRIMITIVES),)."""
+        out = None
+        for w, op in zip(weights, self._ops):
+            term = w * op(x)
+            out = term if out is None else out + term
+        return out
+
+
+class SearchCell(nn.Module):
+    """DARTS search cell: 2 inputs, ``steps`` intermediate nodes, all-to-later MixedOps.
+
+    Input 0 (``c_{k-2}``) is preprocessed by :class:`FactorizedReduce` when the previous cell
+    was a reduction cell (so both inputs have the same size), otherwise by ReLU-Conv1x1-BN;
+    input 1 (``c_{k-1}``) by ReLU-Conv1x1-BN.  In a reduction cell the edges leaving the two
+    inputs have stride 2.  Edge order (alpha rows): node 0 from inputs 0, 1; node 1 from
+    inputs 0, 1, 2; node 2 from 0..3; node 3 from 0..4 (14 edges for 4 nodes).
+    """
+
+    def __init__(
+        self,
+        steps: int,
+        multiplier: int,
+        C_prev_prev: int,
+        C_prev: int,
+        C: int,
+        reduction: bool,
+        reduction_prev: bool,
+    ):
+        super().__init__()
+        self.reduction = reduction
+        self.steps = steps
+        self.multiplier = multiplier
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(C_prev_prev, C, affine=False)
+        else:
+            self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, affine=False)
+        self._ops = nn.ModuleList()
+        for i in range(steps):
+            for j in range(2 + i):
+                stride = 2 if reduction and j < 2 else 1
+                self._ops.append(MixedOp(C, stride))
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``weights``: softmaxed alphas of this cell type, shape (num_edges, len(PRIMITIVES))."""
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        offset = 0
+        for _ in range(self.steps):
+            s = None
+            for j, h in enumerate(states):
+                term = self._ops[offset + j](h, weights[offset + j])
+                s = term if s is None else s + term
+            offset += len(states)
+            states.append(s)
+        return torch.cat(states[-self.multiplier :], dim=1)
+
+
+def num_edges(steps: int) -> int:
+    """Edges of a DARTS cell with ``steps`` intermediate nodes (14 for 4)."""
+    return sum(2 + i for i in range(steps))
+
+
+class DartsSupernet(nn.Module):
+    """The DARTS search supernet (``Network`` in quark0/darts ``model_search.py``).
+
+    Stem: conv3x3 to ``stem_multiplier * C`` channels + BN.  ``layers`` cells; cells
+    ``layers // 3`` and ``2 * layers // 3`` are reduction cells and double the channels.
+    Global average pooling and a linear classifier.  Follows the supernet contract of
+    ``docs/ARCHITECTURE.md``.
+    """
+
+    def __init__(
+        self,
+        C: int,
+        num_classes: int,
+        layers: int,
+        steps: int = 4,
+        multiplier: int = 4,
+        stem_multiplier: int = 3,
+        in_channels: int = 3,
+    ):
+        super().__init__()
+        if C < 1 or layers < 1 or num_classes < 1:
+            raise ValueError(f"C, layers and num_classes must be positive, got {C}, {layers}, {num_classes}")
+        if not 1 <= multiplier <= steps:
+            raise ValueError(f"multiplier must be in 1..steps={steps}, got {multiplier}")
+        self.C = C
+        self.num_classes = num_classes
+        self.layers = layers
+        self.steps = steps
+        self.multiplier = multiplier
+
+        C_curr = stem_multiplier * C
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False),
+            nn.BatchNorm2d(C_curr),
+        )
+        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
+        self.reduction_layers = (layers // 3, 2 * layers // 3)
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in self.reduction_layers
+            if reduction:
+                C_curr *= 2
+            cell = SearchCell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+            reduction_prev = reduction
+            self.cells.append(cell)
+            C_prev_prev, C_prev = C_prev, multiplier * C_curr
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, num_classes)
+
+        shape = (num_edges(steps), len(PRIMITIVES))
+        self.alphas_normal = nn.Parameter(1e-3 * torch.randn(shape))
+        self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights_normal = F.softmax(self.alphas_normal, dim=-1)
+        weights_reduce = F.softmax(self.alphas_reduce, dim=-1)
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            weights = weights_reduce if cell.reduction else weights_normal
+            s0, s1 = s1, cell(s0, s1, weights)
+        out = self.global_pooling(s1)
+        return self.classifier(out.flatten(1))
+
+    # ---- supernet contract -------------------------------------------------------------
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The alphas: ``[alphas_normal, alphas_reduce]``."""
+        return [self.alphas_normal, self.alphas_reduce]
+
+    def named_weights(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """Every ``(name, parameter)`` that is not an alpha, with ``state_dict`` names."""
+        alpha_ids = {id(a) for a in self.arch_parameters()}
+        for name, p in self.named_parameters():
+            if id(p) not in alpha_ids:
+                yield name, p
+
+    def weights(self) -> list[nn.Parameter]:
+        """Every parameter that is not an alpha (the weight optimizer's parameters)."""
+        return [p for _, p in self.named_weights()]
+
+    @torch.no_grad()
+    def genotype(self) -> Genotype:
+        """Discrete genotype of the current alphas by the DARTS rule (:func:`derive_genotype`)."""
+        return derive_genotype(
+            F.softmax(self.alphas_normal, dim=-1),
+            F.softmax(self.alphas_reduce, dim=-1),
+            steps=self.steps,
+            multiplier=self.multiplier,
+        )
+
+
+class DartsSpace:
+    """The DARTS search space as seen by the search loop (see :mod:`sd_darts.spaces`)."""
+
+    name = "darts"
+    default_channels = 16
+    default_layers = 8
+    primitives = PRIMITIVES
+
+    def build(self, C: int, layers: int, num_classes: int) -> DartsSupernet:
+        return DartsSupernet(C, num_classes, layers)
+
+    def __repr__(self) -> str:
+        return "DartsSpace()"
+
+
+SPACE = DartsSpace()
+
+__all__ = ["MixedOp", "SearchCell", "DartsSupernet", "DartsSpace", "SPACE", "num_edges"]
