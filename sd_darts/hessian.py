@@ -1,0 +1,253 @@
+"""Sharpness of the supernet: the dominant eigenvalue of the Hessian of the validation loss
+with respect to the architecture parameters (paper Fig. 2, §3.2 Remark 1).
+
+The quantity follows RobustDARTS (Zela et al., 2020) and SDARTS (Chen & Hsieh, 2020):
+
+    H = d^2 L_val(w, alpha) / d alpha^2,    L_val = mean cross-entropy of the supernet on one
+                                                     validation batch,
+
+where ``alpha`` is the concatenation of every tensor in ``model.arch_parameters()`` (2 x (14, 8)
+= 224 values in the DARTS space, (6, 5) = 30 in NAS-Bench-201).  The weights ``w`` are held
+fixed.  "Dominant eigenvalue" is the largest eigenvalue of H (RobustDARTS takes the maximum of
+the full spectrum); near a minimum of the validation loss it is also the largest in magnitude.
+
+H is never formed for real supernets: the solver only needs Hessian-vector products, obtained
+by double backward (Pearlmutter's trick): ``Hv = d/d alpha <d L/d alpha, v>``.  Two solvers
+are offered:
+
+``lanczos`` (default)  Lanczos with full re-orthogonalisation; converges on the extreme
+                       eigenvalues in far fewer products than power iteration and stops when
+                       the residual bound ``|beta_k * s_k|`` certifies the Ritz value to ``tol``.
+``power``              power iteration on H (largest |eigenvalue|), shifted once when that
+                       eigenvalue is negative so that the largest algebraic one is returned.
+
+:func:`full_hessian` builds H exactly, one row per product, for tiny supernets; the tests use
+it with :func:`torch.linalg.eigvalsh` to cross-check both solvers.
+
+Side effects are avoided: the model's train/eval mode and every buffer (BatchNorm running
+statistics) are restored afterwards, and no ``.grad`` is accumulated.  By default the forward
+pass uses BatchNorm in training mode (batch statistics), as in the search forward pass where
+RobustDARTS computes it; ``train_mode=False`` uses the running statistics instead.  Results
+are deterministic given the inputs: the start vector comes from a generator seeded with
+``seed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "arch_parameters",
+    "dominant_eigenvalue",
+    "fixed_batch",
+    "full_hessian",
+    "hessian_vector_product_fn",
+]
+
+
+def arch_parameters(model: nn.Module) -> list[torch.Tensor]:
+    """The supernet's alphas (``model.arch_parameters()``), checked to be non-empty."""
+    getter = getattr(model, "arch_parameters", None)
+    if getter is None:
+        raise TypeError(f"{type(model).__name__} has no arch_parameters(); it is not a supernet")
+    params = list(getter())
+    if not params:
+        raise ValueError(f"{type(model).__name__}.arch_parameters() is empty")
+    return params
+
+
+@contextlib.contextmanager
+def _preserved_state(model: nn.Module, train_mode: bool) -> Iterator[None]:
+    """Run in the requested mode, then restore the mode and every buffer (BN statistics)."""
+    was_training = model.training
+    saved = {name: buf.detach().clone() for name, buf in model.named_buffers()}
+    model.train(train_mode)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, buf in model.named_buffers():
+                if name in saved:
+                    buf.copy_(saved[name])
+        model.train(was_training)
+
+
+def _validation_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    logits = model(inputs)
+    if isinstance(logits, (tuple, list)):  # (logits, aux) style outputs
+        logits = logits[0]
+    return F.cross_entropy(logits, targets)
+
+
+def _flat_grad(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor:
+    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    flat = []
+    for g, p in zip(grads, params):
+        flat.append(torch.zeros_like(p).reshape(-1) if g is None else g.reshape(-1))
+    return torch.cat(flat)
+
+
+def hessian_vector_product_fn(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+    """Return ``(hvp, n)``: ``hvp(v)`` = H v for flat vectors ``v`` of length ``n``.
+
+    The gradient graph is built once; every product is one extra backward pass.  The caller
+    is responsible for the model's mode (see :func:`dominant_eigenvalue`).
+    """
+    params = arch_parameters(model)
+    loss = _validation_loss(model, inputs, targets)
+    grad = _flat_grad(loss, params)
+    n = grad.numel()
+    if not grad.requires_grad:  # the loss does not depend on alpha at second order
+        return (lambda v: torch.zeros_like(v)), n
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        v = v.to(device=grad.device, dtype=grad.dtype)
+        prods = torch.autograd.grad(grad, params, grad_outputs=v, retain_graph=True, allow_unused=True)
+        return torch.cat(
+            [torch.zeros_like(p).reshape(-1) if h is None else h.reshape(-1) for h, p in zip(prods, params)]
+        ).detach()
+
+    return hvp, n
+
+
+def full_hessian(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, train_mode: bool = True
+) -> torch.Tensor:
+    """The exact Hessian (n x n, n = number of alphas), one row per Hessian-vector product.
+
+    For tiny supernets and tests; use :func:`dominant_eigenvalue` for real ones.
+    """
+    with _preserved_state(model, train_mode):
+        hvp, n = hessian_vector_product_fn(model, inputs, targets)
+        ref = arch_parameters(model)[0]
+        eye = torch.eye(n, device=ref.device, dtype=ref.dtype)
+        rows = [hvp(eye[i]) for i in range(n)]
+    return torch.stack(rows)
+
+
+def _start_vector(n: int, seed: int, like: torch.Tensor) -> torch.Tensor:
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    v = torch.randn(n, generator=gen, dtype=torch.float64)
+    v = v / v.norm()
+    return v.to(device=like.device, dtype=like.dtype)
+
+
+def _lanczos(hvp: Callable, n: int, v0: torch.Tensor, iters: int, tol: float) -> float:
+    """Largest eigenvalue by Lanczos with full re-orthogonalisation."""
+    basis = [v0]
+    alphas: list[float] = []
+    betas: list[float] = []
+    theta = 0.0
+    steps = min(iters, n)
+    for k in range(steps):
+        w = hvp(basis[k])
+        a = float(torch.dot(w, basis[k]))
+        alphas.append(a)
+        # Full re-orthogonalisation (twice is enough) against every Lanczos vector so far.
+        Q = torch.stack(basis, dim=1)
+        for _ in range(2):
+            w = w - Q @ (Q.T @ w)
+        b = float(w.norm())
+        T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+        if betas:
+            off = torch.tensor(betas, dtype=torch.float64)
+            T = T + torch.diag(off, 1) + torch.diag(off, -1)
+        evals, evecs = torch.linalg.eigh(T)
+        theta = float(evals[-1])
+        # |H y - theta y| = |b * s_k| for the Ritz vector y: a certified error bound.
+        residual = abs(b * float(evecs[-1, -1]))
+        scale = max(1.0, abs(theta))
+        if residual <= tol * scale or b <= 1e-12 * scale or k + 1 == steps:
+            break
+        betas.append(b)
+        basis.append(w / b)
+    return theta
+
+
+def _power(hvp: Callable, v0: torch.Tensor, iters: int, tol: float, shift: float = 0.0) -> float:
+    """Power iteration on H - shift*I; returns the Rayleigh quotient of H (shift removed)."""
+    v = v0
+    lam = 0.0
+    for _ in range(max(1, iters)):
+        w = hvp(v) - shift * v
+        new = float(torch.dot(v, w))
+        norm = float(w.norm())
+        if norm == 0.0:
+            return shift
+        v = w / norm
+        if abs(new - lam) <= tol * max(1.0, abs(new)):
+            lam = new
+            break
+        lam = new
+    return lam + shift
+
+
+def dominant_eigenvalue(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    iters: int = 100,
+    tol: float = 1e-4,
+    seed: int = 0,
+    method: str = "lanczos",
+    train_mode: bool = True,
+) -> float:
+    """Dominant (largest) eigenvalue of the Hessian of the mean validation cross-entropy of
+    ``model(inputs)`` with respect to all of ``model.arch_parameters()`` (paper Fig. 2).
+
+    ``iters`` bounds the number of Hessian-vector products, ``tol`` is the relative accuracy
+    at which the solver stops, ``seed`` fixes the start vector.  ``method`` is ``lanczos``
+    (default) or ``power``.  The model's mode and buffers are left as they were.
+    """
+    if method not in ("lanczos", "power"):
+        raise ValueError(f"method must be 'lanczos' or 'power', got {method!r}")
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1, got {iters}")
+    with _preserved_state(model, train_mode):
+        hvp, n = hessian_vector_product_fn(model, inputs, targets)
+        v0 = _start_vector(n, seed, arch_parameters(model)[0])
+        if method == "lanczos":
+            return _lanczos(hvp, n, v0, iters, tol)
+        lam = _power(hvp, v0, iters, tol)
+        if lam < 0:
+            # The largest-|lambda| eigenvalue is negative: shift the spectrum so the largest
+            # algebraic eigenvalue becomes the dominant one of H - lam*I.
+            lam = _power(hvp, v0, iters, tol, shift=lam)
+        return lam
+
+
+def fixed_batch(dataset, batch_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One seeded batch of ``(inputs, targets)`` from ``dataset`` (items ``(image, label, ...)``).
+
+    Fig. 2 compares epochs and methods on the same batch: the sample indices come from a
+    generator seeded with ``seed`` and any random augmentation runs with the torch, Python and
+    NumPy generators seeded with ``seed`` and restored afterwards, so the run's own RNG streams
+    are not disturbed and every call returns identical tensors.
+    """
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("cannot draw a Hessian batch from an empty dataset")
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    idx = torch.randperm(n, generator=gen)[: min(batch_size, n)].tolist()
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % (2**32))
+            items = [dataset[i] for i in idx]
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    inputs = torch.stack([torch.as_tensor(item[0]) for item in items])
+    targets = torch.as_tensor([int(item[1]) for item in items], dtype=torch.long)
+    return inputs, targets
