@@ -65,7 +65,7 @@ def _to_numpy(weights: Any, what: str) -> np.ndarray:
     return arr
 
 
-def _derive_cell(weights: np.ndarray, steps: int, primitives: Sequence[str]) -> list[tuple[str, int]]:
+def derive_cell(weights: np.ndarray, steps: int, primitives: Sequence[str]) -> list[tuple[str, int]]:
     """DARTS rule for one cell (Liu et al. 2019, §2.4; ``Network.genotype`` in quark0/darts).
 
     For intermediate node ``i`` (incoming edges from inputs ``0 .. i+1``) keep the two edges
@@ -106,15 +106,15 @@ def derive_genotype(weights_normal: Any, weights_reduce: Any, steps: int = 4, mu
     ``weights_normal`` and ``weights_reduce`` are the per-edge softmax of the alphas, shape
     ``(14, 8)`` for 4 nodes (torch tensors or numpy arrays).  The concatenated nodes are the
     last ``multiplier`` intermediate nodes, i.e. 2..5 for the DARTS cell.  See
-    :func:`_derive_cell` for the rule and its tie-breaking.
+    :func:`derive_cell` for the rule and its tie-breaking.
     """
     wn = _to_numpy(weights_normal, "weights_normal")
     wr = _to_numpy(weights_reduce, "weights_reduce")
     concat = list(range(2 + steps - multiplier, steps + 2))
     return Genotype(
-        normal=_derive_cell(wn, steps, PRIMITIVES),
+        normal=derive_cell(wn, steps, PRIMITIVES),
         normal_concat=concat,
-        reduce=_derive_cell(wr, steps, PRIMITIVES),
+        reduce=derive_cell(wr, steps, PRIMITIVES),
         reduce_concat=list(concat),
     )
 
@@ -164,37 +164,46 @@ DARTS_V2 = Genotype(
 #                  3 avg_pool_3x3 c_{k-1} sep_conv_5x5 skip_connect | skip_connect |
 #                  c_{k} sep_conv_3x3
 #
-# How the inputs were read.  The figure is a Graphviz drawing in the style of DARTS'
-# visualize.py (nodes c_{k-2}, c_{k-1}, 0..3, c_{k}; one labelled edge per genotype pair,
-# unlabelled edges i -> c_{k}).  Graphviz draws in "breadth-first" order: for each node in
-# declaration order (c_{k-2}, c_{k-1}, 0, 1, 2, 3, c_{k}) it draws the node, then each of its
-# out-edges (ordered by head node), drawing an edge's head node just before the edge if not yet
-# drawn.  The flattened text follows exactly that order, so:
-#   * every op label printed between "c_{k-2}" and "c_{k-1}" is an edge leaving c_{k-2}
-#     (input 0); the node numbers interleaved with them (0, 1, 2, 3, one label each) give the
-#     head of each edge directly: c_{k-2} -> node 0, 1, 2, 3 carries, in the normal cell,
-#     sep_conv_3x3, skip_connect, dil_conv_3x3, skip_connect, and in the reduction cell
-#     max_pool_3x3, max_pool_3x3, max_pool_3x3, avg_pool_3x3.  (Unambiguous.)
-#   * labels between "c_{k-1}" and "c_{k}" leave c_{k-1} (input 1), in increasing head order.
-#     Normal cell: 4 labels, and every node already has exactly one edge from c_{k-2}, so
-#     c_{k-1} -> node 0, 1, 2, 3 carries sep_conv_3x3, sep_conv_3x3, sep_conv_3x3,
-#     dil_conv_5x5; no label follows "c_{k}", so no edge between intermediate nodes.
-#     (Unambiguous under this reading.)
-#   * Reduction cell: 3 labels leave c_{k-1} (sep_conv_5x5, skip_connect, skip_connect) and one
-#     label (sep_conv_3x3) follows "c_{k}", i.e. it leaves an intermediate node drawn after
-#     node 0 (an edge from node 0 would have been drawn before c_{k}, its later-declared head):
-#     it leaves node 1 or node 2.  Node 0 needs two inputs, so c_{k-1} -> node 0 is
-#     sep_conv_5x5; node 1 cannot receive from nodes 1/2, so c_{k-1} -> node 1 is
-#     skip_connect.  AMBIGUOUS: the last skip_connect (from c_{k-1}) and the sep_conv_3x3
-#     (from an intermediate node) go to nodes 2 and 3 in one of three ways:
-#       (A) c_{k-1} -> 2 skip_connect,  node 1 (input 3) -> 3 sep_conv_3x3   <- chosen
-#       (B) c_{k-1} -> 2 skip_connect,  node 2 (input 4) -> 3 sep_conv_3x3
-#       (C) c_{k-1} -> 3 skip_connect,  node 1 (input 3) -> 2 sep_conv_3x3
-#     The three readings have the same operations, strides and channel counts, hence the same
-#     parameter count and mult-adds, so the paper's 3.3M (CIFAR-10, C=36, 20 cells) and
-#     4.7M / 534M (ImageNet, C=48, 14 cells) cannot separate them, and nothing in the figure
-#     text does either: (A) is our choice.  The op multiset itself is unambiguous and does
-#     set the size (a hand count at C=36/20 cells gives ~3.35M, consistent with 3.3M).
+# The op multisets are unambiguous: normal = 4 sep_conv_3x3, 2 skip_connect, dil_conv_3x3,
+# dil_conv_5x5; reduction = 3 max_pool_3x3, avg_pool_3x3, sep_conv_5x5, sep_conv_3x3,
+# 2 skip_connect.  The inputs are read as follows.
+#
+# The figure is a Graphviz drawing in the style of DARTS' visualize.py (nodes c_{k-2}, c_{k-1},
+# 0..3, c_{k} declared in that order; one labelled edge per genotype pair; unlabelled edges
+# i -> c_{k}).  Graphviz draws "breadth-first": for each node in declaration order it draws the
+# node, then its out-edges ordered by head node, drawing a head node just before the first
+# edge that reaches it.  The flattened text follows that order, so:
+#   * Labels between "c_{k-2}" and "c_{k-1}" leave c_{k-2} (input 0), and the node numbers
+#     interleaved with them (0, 1, 2, 3, one label each) are their heads.  Normal:
+#     c_{k-2} -> 0, 1, 2, 3 = sep_conv_3x3, skip_connect, dil_conv_3x3, skip_connect.
+#     Reduction: max_pool_3x3, max_pool_3x3, max_pool_3x3, avg_pool_3x3.  (Unambiguous.)
+#   * Labels between "c_{k-1}" and "c_{k}" leave c_{k-1} (input 1) or node 0 (input 2): node
+#     0's out-edges come next in drawing order and "c_{k}" is drawn as the head of node 0's
+#     last edge.  Labels after "c_{k}" leave node 1 or 2.  Within one source, heads ascend.
+#     Node 0 can only take inputs 0 and 1, so the first of these labels is c_{k-1} -> 0 in
+#     both cells (normal: sep_conv_3x3; reduction: sep_conv_5x5).  (Unambiguous.)
+#   * Normal cell, AMBIGUOUS: the other three labels (sep_conv_3x3, sep_conv_3x3,
+#     dil_conv_5x5) go one to each of nodes 1, 2, 3, from c_{k-1} and/or node 0.  We read
+#     them all as leaving c_{k-1} (heads 1, 2, 3 in text order).  Taking any of them from
+#     node 0 instead changes neither the parameter count nor the mult-adds (every input of a
+#     normal cell has the same shape), so the paper's numbers cannot decide it.
+#   * Reduction cell, AMBIGUOUS: the two skip_connect labels leave c_{k-1} or node 0 and
+#     sep_conv_3x3 (after "c_{k}") leaves node 1 or 2.  Here the source matters: a stride-2
+#     skip_connect from an input is a FactorizedReduce, one from node 0 an Identity.  With the
+#     evaluation networks of sd_darts.model, parameters (auxiliary head excluded) are:
+#       both skips from node 0 (chosen)   CIFAR C=36/20: 3.31M   ImageNet C=48/14: 4.74M
+#       one from c_{k-1}, one from node 0                3.34M                      4.79M
+#       both from c_{k-1}                                3.37M                      4.83M
+#     The paper reports 3.3M and 4.7M; only "both from node 0" rounds to both (DARTS_V2, also
+#     published as 3.3M / 4.7M, gives 3.35M / 4.72M here).  It is also the usual DARTS
+#     reduction-cell pattern (DARTS_V2 takes all its skips from node 0).  Node 1 must receive
+#     one of the skips; we take node 0 -> 1 and node 0 -> 2 skip_connect and
+#     node 1 -> 3 sep_conv_3x3 (text order = head order).  Equally consistent with the text and
+#     with the same size: node 0 -> 1, 2 skips + node 2 -> 3 sep_conv_3x3, or node 0 -> 1, 3
+#     skips + node 1 -> 2 sep_conv_3x3.
+#     Mult-adds (conv + linear multiply-accumulates, 224x224): 526M for this reading, 534M for
+#     "both from c_{k-1}", 530M for DARTS_V2 (published as 574M by DARTS); the paper's 534M
+#     comes from an unstated counter, so mult-adds are not used to decide.
 #   * The order of the two pairs of a node (strongest edge first in DARTS) cannot be read
 #     from a figure; pairs are listed by input index.  The order does not change the network.
 SD_DARTS = Genotype(
@@ -207,8 +216,8 @@ SD_DARTS = Genotype(
     normal_concat=[2, 3, 4, 5],
     reduce=[
         ("max_pool_3x3", 0), ("sep_conv_5x5", 1),
-        ("max_pool_3x3", 0), ("skip_connect", 1),
-        ("max_pool_3x3", 0), ("skip_connect", 1),
+        ("max_pool_3x3", 0), ("skip_connect", 2),
+        ("max_pool_3x3", 0), ("skip_connect", 2),
         ("avg_pool_3x3", 0), ("sep_conv_3x3", 3),
     ],
     reduce_concat=[2, 3, 4, 5],
