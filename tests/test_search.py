@@ -1,0 +1,172 @@
+"""End-to-end tests of ``sd-darts search`` on the embedded digits dataset (tiny supernets)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sd_darts import checkpoint as checkpoint_mod
+from sd_darts.cli import main
+
+TINY = [
+    "--dataset", "digits", "--image-size", "16", "--init-channels", "4", "--layers", "5",
+    "--batch-size", "8", "--max-steps-per-epoch", "2", "--device", "cpu", "--seed", "3",
+]
+
+
+def search(out: Path, *extra: str) -> int:
+    return main(["search", *TINY, "--out", str(out), *extra])
+
+
+def final_alphas(out: Path, epochs: int) -> dict[str, torch.Tensor]:
+    return torch.load(out / "alphas" / f"epoch_{epochs - 1:03d}.pt", weights_only=True)
+
+
+def metric_series(out: Path, name: str) -> list[float]:
+    path = out / "dvclive" / "plots" / "metrics" / f"{name}.tsv"
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    return [float(r[name.split("/")[-1]]) for r in rows]
+
+
+def test_search_writes_the_contracted_outputs(tmp_path):
+    out = tmp_path / "run"
+    assert search(out, "--epochs", "2", "--warmup-epochs", "1", "--window", "1") == 0
+    for name in ("genotype.json", "checkpoint.pt", "config.yaml", "summary.json", "dvclive/metrics.json"):
+        assert (out / name).is_file(), name
+    assert sorted(p.name for p in (out / "genotypes").iterdir()) == ["epoch_000.json", "epoch_001.json"]
+    genotype = json.loads((out / "genotype.json").read_text())
+    assert genotype["space"] == "darts" and len(genotype["normal"]) == 8 and len(genotype["reduce"]) == 8
+    alphas = final_alphas(out, 2)
+    assert {tuple(v.shape) for v in alphas.values()} == {(14, 8)} and len(alphas) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "sd-darts" and summary["genotype"] == genotype
+    metrics = json.loads((out / "dvclive" / "metrics.json").read_text())
+    for key in ("loss", "acc"):
+        assert key in metrics["train"] and key in metrics["valid"]
+    for key in ("kd_loss", "teacher_coverage", "lr", "num_skip_connect", "epoch_seconds"):
+        assert key in metrics
+    # Two epochs, cosine schedule: the first epoch runs at the initial learning rate.
+    assert metric_series(out, "lr")[0] == pytest.approx(0.025)
+    config = (out / "config.yaml").read_text()
+    assert "sd_lambda: 1.0" in config and "window: 1" in config and "init_channels: 4" in config
+
+
+def test_warmup_gates_the_kd_term(tmp_path):
+    out = tmp_path / "run"
+    assert search(out, "--epochs", "3", "--warmup-epochs", "2", "--window", "1") == 0
+    kd = metric_series(out, "kd_loss")
+    assert kd[0] == 0.0 and kd[1] == 0.0, "no KD term during the warm-up epochs"
+    assert kd[2] > 0.0, "KD term active from epoch xi+1 on"
+    coverage = metric_series(out, "teacher_coverage")
+    assert coverage[0] == 0.0  # recording starts at epoch xi - K = 1
+    assert coverage[1] > 0.0
+
+
+def test_lambda_zero_is_darts_bit_for_bit(tmp_path):
+    common = ("--epochs", "2", "--warmup-epochs", "0", "--window", "1")
+    assert search(tmp_path / "darts", "--method", "darts", *common) == 0
+    assert search(tmp_path / "sd0", "--method", "sd-darts", "--sd-lambda", "0", *common) == 0
+    assert search(tmp_path / "sd1", "--method", "sd-darts", "--sd-lambda", "1", *common) == 0
+    a, b, c = (final_alphas(tmp_path / d, 2) for d in ("darts", "sd0", "sd1"))
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert any(not torch.equal(a[n], c[n]) for n in a), "lambda=1 must change the trajectory"
+    wa = torch.load(tmp_path / "darts" / "checkpoint.pt", weights_only=True)["model"]
+    wb = torch.load(tmp_path / "sd0" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch):
+    args = ("--epochs", "3", "--warmup-epochs", "1", "--window", "2")
+    assert search(tmp_path / "full", *args) == 0
+
+    real_save = checkpoint_mod.save_checkpoint
+
+    def save_then_die(path, cfg, kind, state):
+        real_save(path, cfg, kind, state)
+        if state["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", save_then_die)
+    assert search(tmp_path / "resumed", *args) == 130
+    assert not (tmp_path / "resumed" / "genotype.json").exists()
+    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", real_save)
+    assert search(tmp_path / "resumed", *args) == 0
+
+    a, b = final_alphas(tmp_path / "full", 3), final_alphas(tmp_path / "resumed", 3)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert (tmp_path / "full" / "genotype.json").read_text() == (tmp_path / "resumed" / "genotype.json").read_text()
+    assert metric_series(tmp_path / "full", "kd_loss") == metric_series(tmp_path / "resumed", "kd_loss")
+
+
+def test_checkpoint_from_other_settings_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert search(out, "--epochs", "2", "--warmup-epochs", "1", "--max-steps-per-epoch", "1") == 0
+    capsys.readouterr()
+    code = search(out, "--epochs", "2", "--warmup-epochs", "1", "--max-steps-per-epoch", "1", "--sd-lambda", "0.5")
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "--sd-lambda" in err and "checkpoint" in err
+
+
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--sd-lambda", "-1"], "--sd-lambda"),
+        (["--window", "0"], "--window"),
+        (["--warmup-epochs", "5", "--epochs", "5"], "--warmup-epochs"),
+        (["--dataset", "imagenet"], "dataset"),
+        (["--method", "pc-darts"], "method"),
+        (["--space", "nasbench301"], "space"),
+        (["--batch-size", "0"], "--batch-size"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, flags, needle):
+    out = tmp_path / "run"
+    code = main(["search", "--dataset", "digits", "--out", str(out), *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert needle in err
+    assert not out.exists()
+
+
+def test_argparse_errors_are_one_line_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["search", "--epochs", "abc", "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--epochs" in err
+
+
+def test_unwritable_out_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code = search(blocker / "run", "--epochs", "1", "--warmup-epochs", "0")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--out" in err
+
+
+def test_params_file_section_and_flag_override(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text("search:\n  epochs: 1\n  warmup_epochs: 0\n  window: 1\n  sd_lambda: 0.5\n")
+    out = tmp_path / "run"
+    assert search(out, "--params", str(params), "--sd-lambda", "0.25") == 0
+    config = (out / "config.yaml").read_text()
+    assert "sd_lambda: 0.25" in config and "epochs: 1" in config
+
+    params.write_text("search:\n  epochs: 1\n  warmup_epoch: 0\n")
+    code = search(tmp_path / "other", "--params", str(params))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "search.warmup_epoch" in err and len(err.splitlines()) == 1
+    params.write_text("search:\n  epochs: one\n")
+    code = search(tmp_path / "other", "--params", str(params))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "search.epochs" in err and "integer" in err
+    assert not (tmp_path / "other").exists()
