@@ -65,7 +65,7 @@ def _to_numpy(weights: Any, what: str) -> np.ndarray:
     return arr
 
 
-def derive_cell(weights: np.ndarray, steps: int, primitives: Sequence[str]) -> list[tuple[str, int]]:
+def derive_cell(weights: Any, steps: int = 4, primitives: Sequence[str] = PRIMITIVES) -> list[tuple[str, int]]:
     """DARTS rule for one cell (Liu et al. 2019, §2.4; ``Network.genotype`` in quark0/darts).
 
     For intermediate node ``i`` (incoming edges from inputs ``0 .. i+1``) keep the two edges
@@ -75,6 +75,7 @@ def derive_cell(weights: np.ndarray, steps: int, primitives: Sequence[str]) -> l
     Ties are broken stably: between edges of equal strength the lower input index wins (and is
     listed first); between ops of equal weight the op earlier in ``primitives`` wins.
     """
+    weights = _to_numpy(weights, "weights")
     if "none" not in primitives:
         raise ValueError("the DARTS derivation rule needs a 'none' primitive to exclude")
     none_idx = list(primitives).index("none")
