@@ -1,0 +1,33 @@
+"""``sd-darts train-cifar``: train a searched genotype on CIFAR-10 from scratch (paper §4.2).
+
+Defaults are the paper's (DARTS's) recipe; every setting is a flag or a key of the
+``train_cifar:`` section of a ``--params`` file.  Rerunning the same command resumes from
+``--out/checkpoint.pt``; under ``torchrun --nproc_per_node N`` it trains data-parallel with
+the same global batch.  See :mod:`sd_darts.train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "train-cifar"
+HELP = "train a searched genotype from scratch on CIFAR-10 (paper §4.2; digits for smoke runs)"
+SECTION = "train_cifar"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    from ..config import add_arguments
+    from ..train import TrainCifarConfig
+
+    add_arguments(parser, TrainCifarConfig, SECTION)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import resolve
+    from ..train import TrainCifarConfig, report_line, run_training
+
+    cfg = resolve(TrainCifarConfig, SECTION, args)
+    result = run_training(cfg)
+    if result.is_main:
+        print(report_line(result))
+    return 0

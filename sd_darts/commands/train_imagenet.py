@@ -1,0 +1,34 @@
+"""``sd-darts train-imagenet``: train a searched genotype on ILSVRC2012 (paper §4.3).
+
+Defaults are the PC-DARTS recipe the paper follows; data come from a local folder laid out as
+``train/<wnid>/*.JPEG`` and ``val/<wnid>/*.JPEG``.  Every setting is a flag or a key of the
+``train_imagenet:`` section of a ``--params`` file.  Rerunning the same command resumes; under
+``torchrun --nproc_per_node N`` it trains data-parallel with the same global batch (1024).
+See :mod:`sd_darts.train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "train-imagenet"
+HELP = "train a searched genotype from scratch on ImageNet from a local ILSVRC2012 folder (paper §4.3)"
+SECTION = "train_imagenet"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    from ..config import add_arguments
+    from ..train import TrainImageNetConfig
+
+    add_arguments(parser, TrainImageNetConfig, SECTION)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import resolve
+    from ..train import TrainImageNetConfig, report_line, run_training
+
+    cfg = resolve(TrainImageNetConfig, SECTION, args)
+    result = run_training(cfg)
+    if result.is_main:
+        print(report_line(result))
+    return 0
