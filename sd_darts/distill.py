@@ -111,9 +111,9 @@ def distillation_loss(
 
     * student distribution ``s = softmax(student_logits / T)`` (with ``log_softmax`` for log s);
     * ``teacher_probs`` are the voting teacher's probabilities (:meth:`TeacherCache.teacher`),
-      stored at T = 1.  For T != 1 they are tempered the same way as the student:
-      ``t_T ∝ t^(1/T)`` (= ``softmax(log t / T)``, which for a single teacher with logits z is
-      ``softmax(z / T)``).  At T = 1 they are used exactly as given;
+      used exactly as given.  They must already be at temperature T: the search records
+      ``softmax(logits / T)`` in the cache, so the voting teacher is the mean of the softened
+      outputs of the previous K epochs (Hinton's soft targets, averaged);
     * ``direction="student_teacher"`` (default) is KL(s ‖ t), the paper's formula (§3.3);
       ``"teacher_student"`` is KL(t ‖ s), what ``F.kl_div(log_softmax(s), t)`` computes;
     * the result is multiplied by T² (Hinton et al. 2015) so the gradient scale does not
@@ -133,15 +133,10 @@ def distillation_loss(
         raise UserError(f"distillation temperature must be > 0, got {temperature}")
     log_s = F.log_softmax(student_logits.float() / temperature, dim=-1)
     t = teacher_probs.detach().float()
-    if temperature == 1.0:
-        log_t = None
-    else:
-        log_t = F.log_softmax(_safe_log(t, DEFAULT_EPS) / temperature, dim=-1)
-        t = log_t.exp()
     if direction == "student_teacher":
-        kl = kl_divergence(None, t, log_p=log_s, log_q=log_t)
+        kl = kl_divergence(None, t, log_p=log_s)
     else:
-        kl = kl_divergence(t, None, log_p=log_t, log_q=log_s)
+        kl = kl_divergence(t, None, log_q=log_s)
     mask = mask.to(device=kl.device, dtype=torch.bool)
     kl = torch.where(mask, kl, torch.zeros((), dtype=kl.dtype, device=kl.device))
     batch = max(int(student_logits.shape[0]), 1)
@@ -184,7 +179,8 @@ class TeacherCache:
     classes) with K = 2 takes 4 MB.  See :attr:`nbytes`.
 
     Usage in epoch t: for each batch, first ``teacher(indices, epoch=t)``, then
-    ``record(indices, probs, epoch=t)`` with the probabilities of that same forward pass.
+    ``record(indices, probs, epoch=t)`` with the probabilities of that same forward pass, at
+    the distillation temperature (``softmax(logits / T)``, see :func:`distillation_loss`).
     Recording epoch t overwrites epoch t-K in the same slot, so a sample must be queried
     before it is recorded within an epoch (each sample is seen once per epoch in the search).
 

@@ -199,11 +199,11 @@ def test_lambda_zero_leaves_the_loss_bit_identical(stm):
 
 @SETTINGS
 @given(logits_st, logits_st, st.sampled_from([0.5, 2.0, 4.0]))
-def test_temperature_softens_both_and_scales_by_t_squared(a, b, temperature):
-    """With the teacher stored at T=1 as softmax(z), the loss is
+def test_temperature_softens_the_student_and_scales_by_t_squared(a, b, temperature):
+    """With the teacher recorded at temperature T as softmax(z/T), the loss is
     T^2 * KL(softmax(s/T) || softmax(z/T)) (Hinton), computed here in float64."""
     mask = torch.ones(a.shape[0], dtype=torch.bool)
-    loss = distillation_loss(a, F.softmax(b, -1), mask, temperature=temperature)
+    loss = distillation_loss(a, F.softmax(b / temperature, -1), mask, temperature=temperature)
     ls = F.log_softmax(a.double() / temperature, -1)
     lt = F.log_softmax(b.double() / temperature, -1)
     ref = (ls.exp() * (ls - lt)).sum(-1).mean() * temperature**2
