@@ -459,6 +459,26 @@ def _rates(sums: list[float]) -> tuple[float, float, float]:
     return loss / n, 100.0 * (1.0 - top1 / n), 100.0 * (1.0 - top5 / n)
 
 
+def open_live(path: Path):
+    """A DVCLive logger for ``path`` that never creates a DVC repository.
+
+    Outside a DVC stage, ``dvclive.Live`` runs ``dvc init`` in the enclosing git repository
+    when it finds no DVC repository there (a side effect on the user's repository that a
+    training command must not have).  We use neither ``dvc.yaml`` generation nor experiment
+    saving, so outside a stage the DVC integration is skipped; inside ``dvc repro`` /
+    ``dvc exp run`` (``DVC_ROOT`` set) DVCLive behaves as usual.
+    """
+    from dvclive import Live
+
+    class _Live(Live):
+        def _init_dvc(self):
+            if os.getenv("DVC_ROOT"):
+                return super()._init_dvc()
+            self._dvc_file = "dvc.yaml"
+
+    return _Live(str(path), save_dvc_exp=False, dvcyaml=None, report=None)
+
+
 def _replay_dvclive(path: Path, history: list[dict]):
     """Open a fresh DVCLive folder holding exactly the checkpoint's epochs.
 
@@ -467,11 +487,9 @@ def _replay_dvclive(path: Path, history: list[dict]):
     """
     import shutil
 
-    from dvclive import Live
-
     if path.exists():
         shutil.rmtree(path)
-    live = Live(str(path), save_dvc_exp=False, dvcyaml=None, report=None)
+    live = open_live(path)
     for row in history:
         _log_live(live, row)
     return live
@@ -671,5 +689,5 @@ def run_training(cfg) -> TrainResult:
 __all__ = [
     "TrainCifarConfig", "TrainImageNetConfig", "TrainResult", "run_training", "cosine_lr", "imagenet_lr",
     "learning_rate_at", "drop_path_prob_at", "classification_loss", "topk_correct", "evaluate",
-    "build_network", "resolve_genotype", "report_line", "DistInfo", "dist_info_from_env", "METRIC_NAMES",
+    "build_network", "open_live", "resolve_genotype", "report_line", "DistInfo", "dist_info_from_env", "METRIC_NAMES",
 ]
