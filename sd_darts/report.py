@@ -1,0 +1,918 @@
+"""The paper's tables and figures, regenerated from a folder of collected run metrics.
+
+:func:`build_report` reads a *metrics folder* (small, text-only files that the pipeline
+collects from every run: ``metrics/`` in the repository, committed to git) and a params file
+(Table 1), and writes ``reports/``:
+
+``README.md``                       every table and figure, the provenance of every run
+``table1_hyperparameters.{md,csv}`` Table 1: the paper's values beside the params file's
+``table2_cifar10.{md,csv}``         Table 2 (paper rows marked "paper") + reproduced rows
+``table3_imagenet.{md,csv}``        Table 3, likewise
+``table4_nb201.{md,csv}``           Table 4, likewise
+``comparison.{md,csv}``             every reproduced number beside the paper's and the difference
+``provenance.{md,csv}``             run, stage, seed, device, git revision of every run used
+``fig2_hessian.png``                dominant Hessian eigenvalue per epoch, DARTS vs SD-DARTS
+``fig4_cells.png``                  normal and reduction cells of the selected genotype
+``fig5_warmup.png``                 accuracy vs warm-up epochs ξ (K = 1)
+``fig6_window.png``                 accuracy vs time window K (ξ = 25)
+``search_curves.png``               per-epoch search curves of every search run
+
+Anything not run is written as "not run" with the reason; no number is ever invented.  The
+output is byte-for-byte reproducible from the same inputs: runs are sorted, floats have fixed
+formats, there are no timestamps, and PNGs are written by the Agg backend with fixed size,
+dpi, style and no ``Software`` metadata (identical bytes need the same matplotlib/FreeType
+versions, which the pinned environment provides).
+
+Metrics folder layout (written by ``pipelines/``; every run folder has ``provenance.json``
+``{"stage", "run", "device", "git_rev", "git_dirty", "command"}``):
+
+``search/<method>-s<seed>/``            ``summary.json``, ``curves.tsv``, ``genotype.json``, ``config.yaml``
+``genotype/``                           ``selected.json`` (genotype), ``selection.json`` (rule, candidates),
+                                        ``stats.json`` (params / mult-adds of the evaluated genotypes)
+``train_cifar/<genotype>-s<seed>/``     ``metrics.json``, ``curves.tsv``, ``config.yaml``
+``train_imagenet/``                     ``status.json`` (``{"status": "not run", "reason"}``) or
+                                        ``<genotype>-s<seed>/metrics.json`` ...
+``nasbench201/search-s<seed>/``         as ``search/``; ``nasbench201/query.json``: ``{"status": "ok" | "not run",
+                                        "reason", "benchmark", "row": {column: [mean, std]}, "per_seed": [...]}``
+``ablation_warmup/xi<ξ>-s<seed>/``      ``point.json`` (``{"parameter", "value", "seed"}``), ``search/``, ``eval/``
+``ablation_window/k<K>-s<seed>/``       likewise
+"""
+
+from __future__ import annotations
+
+import io as _io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import yaml
+
+from . import io
+from .errors import UserError
+from .paper import FIGURES, TABLE1, load_table, paper_row
+
+NOT_RUN = "not run"
+
+#: Report files this module writes; any other file of these kinds in the output folder is stale.
+_OUTPUT_SUFFIXES = (".md", ".csv", ".png")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the metrics folder
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One run folder of the metrics tree."""
+
+    name: str
+    path: Path
+    summary: dict[str, Any]
+    provenance: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    curves: pd.DataFrame | None = None
+    genotype: dict[str, Any] | None = None
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.summary.get("seed", self.config.get("seed"))
+        return None if seed is None else int(seed)
+
+    @property
+    def device(self) -> str:
+        return str(self.provenance.get("device") or self.summary.get("device") or "unknown")
+
+    @property
+    def git(self) -> str:
+        rev = str(self.provenance.get("git_rev") or "unknown")
+        return rev + ("+dirty" if self.provenance.get("git_dirty") else "")
+
+
+@dataclass
+class AblationPoint:
+    parameter: str
+    value: int
+    seed: int
+    search: Run | None
+    eval: Run | None
+
+
+@dataclass
+class Metrics:
+    root: Path
+    searches: list[Run]
+    selection: dict[str, Any] | None
+    selected_genotype: dict[str, Any] | None
+    genotype_stats: dict[str, Any] | None
+    train_cifar: list[Run]
+    train_imagenet: list[Run]
+    imagenet_status: dict[str, Any] | None
+    nb201_searches: list[Run]
+    nb201_query: dict[str, Any] | None
+    ablation_warmup: list[AblationPoint]
+    ablation_window: list[AblationPoint]
+
+    def all_runs(self) -> list[tuple[str, Run]]:
+        out: list[tuple[str, Run]] = []
+        out += [("search", r) for r in self.searches]
+        out += [("train_cifar", r) for r in self.train_cifar]
+        out += [("train_imagenet", r) for r in self.train_imagenet]
+        out += [("nasbench201", r) for r in self.nb201_searches]
+        for kind, points in (("ablation_warmup", self.ablation_warmup), ("ablation_window", self.ablation_window)):
+            for p in points:
+                for r in (p.search, p.eval):
+                    if r is not None:
+                        out.append((kind, r))
+        return out
+
+
+def _read_json_if(path: Path) -> Any:
+    return io.read_json(path, what="metrics file") if path.exists() else None
+
+
+def _read_yaml_if(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"metrics file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _read_curves(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        df = pd.read_csv(path, sep="\t")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"metrics file {path} is not a readable TSV ({exc})") from None
+    if "epoch" not in df.columns:
+        raise UserError(f"metrics file {path} has no 'epoch' column; regenerate it with the pipeline")
+    return df.sort_values("epoch").reset_index(drop=True)
+
+
+def _read_run(path: Path, summary_name: str) -> Run | None:
+    summary = _read_json_if(path / summary_name)
+    if summary is None:
+        return None
+    return Run(
+        name=path.name,
+        path=path,
+        summary=summary,
+        provenance=_read_json_if(path / "provenance.json") or {},
+        config=_read_yaml_if(path / "config.yaml"),
+        curves=_read_curves(path / "curves.tsv"),
+        genotype=_read_json_if(path / "genotype.json"),
+    )
+
+
+def _runs(folder: Path, summary_name: str, pattern: str = "*") -> list[Run]:
+    if not folder.is_dir():
+        return []
+    runs = [_read_run(p, summary_name) for p in sorted(folder.glob(pattern)) if p.is_dir()]
+    return [r for r in runs if r is not None]
+
+
+def _points(folder: Path) -> list[AblationPoint]:
+    points = []
+    if not folder.is_dir():
+        return points
+    for p in sorted(folder.iterdir()):
+        point = _read_json_if(p / "point.json") if p.is_dir() else None
+        if point is None:
+            continue
+        points.append(
+            AblationPoint(
+                parameter=str(point["parameter"]),
+                value=int(point["value"]),
+                seed=int(point["seed"]),
+                search=_read_run(p / "search", "summary.json"),
+                eval=_read_run(p / "eval", "metrics.json"),
+            )
+        )
+    points.sort(key=lambda q: (q.value, q.seed))
+    return points
+
+
+def load_metrics(root: str | Path) -> Metrics:
+    """Read the metrics folder ``root`` (see the module docstring for its layout)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"metrics folder {root} does not exist; run the pipeline (dvc repro) or point --metrics at one")
+    return Metrics(
+        root=root,
+        searches=_runs(root / "search", "summary.json"),
+        selection=_read_json_if(root / "genotype" / "selection.json"),
+        selected_genotype=_read_json_if(root / "genotype" / "selected.json"),
+        genotype_stats=_read_json_if(root / "genotype" / "stats.json"),
+        train_cifar=_runs(root / "train_cifar", "metrics.json"),
+        train_imagenet=_runs(root / "train_imagenet", "metrics.json"),
+        imagenet_status=_read_json_if(root / "train_imagenet" / "status.json"),
+        nb201_searches=_runs(root / "nasbench201", "summary.json", "search-*"),
+        nb201_query=_read_json_if(root / "nasbench201" / "query.json"),
+        ablation_warmup=_points(root / "ablation_warmup"),
+        ablation_window=_points(root / "ablation_window"),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Number formatting (fixed, so the report is byte-for-byte reproducible)
+# --------------------------------------------------------------------------------------------
+
+
+def fmt(x: float | None, digits: int = 2) -> str:
+    """Fixed-point text of ``x``; ``-0.00`` is written ``0.00``; None/NaN is ``-``."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    text = f"{float(x):.{digits}f}"
+    if text.lstrip("-").strip("0.") == "":
+        text = text.lstrip("-")
+    return text
+
+
+def fmt_signed(x: float | None, digits: int = 2) -> str:
+    text = fmt(x, digits)
+    return text if text in ("-",) or text.startswith("-") or float(text) == 0 else "+" + text
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float | None, int]:
+    """Mean, sample standard deviation (ddof=1; None for one value) and count."""
+    vals = [float(v) for v in values]
+    if not vals:
+        raise ValueError("no values")
+    m = sum(vals) / len(vals)
+    if len(vals) == 1:
+        return m, None, 1
+    var = sum((v - m) ** 2 for v in vals) / (len(vals) - 1)
+    return m, math.sqrt(var), len(vals)
+
+
+def fmt_pm(values: Iterable[float], digits: int = 2) -> str:
+    m, s, _ = mean_std(values)
+    return fmt(m, digits) if s is None else f"{fmt(m, digits)} ± {fmt(s, digits)}"
+
+
+def _paper_float(text: str) -> float | None:
+    try:
+        return float(str(text).strip().lstrip("~"))
+    except ValueError:
+        return None
+
+
+def _seeds(runs: list[Run]) -> str:
+    seeds = sorted({r.seed for r in runs if r.seed is not None})
+    return ",".join(str(s) for s in seeds) if seeds else "?"
+
+
+def _produced_by(stage: str, runs: list[Run]) -> str:
+    """'<stage> <runs> (seeds …; device …; git …)' for a group of runs."""
+    if not runs:
+        return NOT_RUN
+    devices = ",".join(sorted({r.device for r in runs}))
+    gits = ",".join(sorted({r.git for r in runs}))
+    names = ",".join(r.name for r in runs)
+    return f"{stage} {names} (seeds {_seeds(runs)}; device {devices}; git {gits})"
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    return tabulate(df.values.tolist(), headers=list(df.columns), tablefmt="pipe", disable_numparse=True,
+                    stralign="left") + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+
+def table1(params: dict[str, Any]) -> pd.DataFrame:
+    """Table 1: the paper's hyper-parameters beside the params file's ``search`` section."""
+    search = params.get("search") or {}
+    rows = []
+    for symbol, key, paper_value, meaning in TABLE1:
+        value = search.get(key)
+        rows.append({
+            "Hyperparameter": symbol,
+            "Meaning": meaning,
+            "Paper": str(paper_value),
+            "params.yaml key": f"search.{key}",
+            "This config": "(default)" if value is None else str(value),
+            "Same as paper": "-" if value is None else ("yes" if float(value) == float(paper_value) else "no"),
+        })
+    return pd.DataFrame(rows)
+
+
+def _search_cost_days(runs: list[Run]) -> float | None:
+    costs = []
+    for r in runs:
+        if r.curves is None or "epoch_seconds" not in r.curves.columns:
+            return None
+        costs.append(float(r.curves["epoch_seconds"].sum()) / 86400.0)
+    return sum(costs) / len(costs) if costs else None
+
+
+def _device_kind(runs: list[Run]) -> str:
+    kinds = sorted({r.device.split(":")[0].upper() if r.device.startswith("cuda") else r.device.upper() for r in runs})
+    return "/".join("GPU" if k == "CUDA" else k for k in kinds)
+
+
+def _train_groups(metrics: Metrics) -> dict[str, list[Run]]:
+    groups: dict[str, list[Run]] = {}
+    for r in metrics.train_cifar:
+        key = r.name.rsplit("-s", 1)[0]
+        groups.setdefault(key, []).append(r)
+    return groups
+
+
+#: Labels of the evaluated genotypes (the ``<genotype>`` part of ``train_cifar/<genotype>-s<seed>``).
+GENOTYPE_LABELS = {
+    "selected": "searched by this pipeline",
+    "paper": "paper's Fig. 4 genotype",
+}
+
+
+def _reproduced_search_runs(metrics: Metrics) -> list[Run]:
+    return [r for r in metrics.searches if r.summary.get("method") == "sd-darts"]
+
+
+def table2(metrics: Metrics) -> pd.DataFrame:
+    """Table 2 (CIFAR-10): the paper's rows, then the rows reproduced by this pipeline."""
+    paper = load_table("table2")
+    rows = []
+    for _, p in paper.iterrows():
+        err = p["test_error"] + (f" ± {p['test_error_std']}" if p["test_error_std"] else "")
+        rows.append({
+            "Architecture": p["architecture"] + (f" {p['ref']}" if p["ref"] else ""),
+            "Test Err. (%)": err,
+            "Params (M)": p["params_m"],
+            "Search Cost (GPU-days)": p["search_cost_gpu_days"],
+            "Search Method": p["search_method"],
+            "Source": "paper",
+        })
+    sd_search = _reproduced_search_runs(metrics)
+    cost = _search_cost_days(sd_search)
+    cost_text = NOT_RUN if cost is None else f"{cost:.4f} ({_device_kind(sd_search)}-days)"
+    groups = _train_groups(metrics)
+    for key in sorted(groups, key=lambda k: (k not in GENOTYPE_LABELS, k)):
+        runs = groups[key]
+        errors = [float(r.summary["test_error"]) for r in runs]
+        label = GENOTYPE_LABELS.get(key, key)
+        rows.append({
+            "Architecture": f"SD-DARTS ({label})",
+            "Test Err. (%)": fmt_pm(errors),
+            "Params (M)": fmt(runs[0].summary.get("params_m"), 2),
+            "Search Cost (GPU-days)": cost_text if key == "selected" else "-",
+            "Search Method": "gradient",
+            "Source": "reproduced: " + _produced_by("train_cifar", runs),
+        })
+        rows.append({
+            "Architecture": f"SD-DARTS ({label}, best)",
+            "Test Err. (%)": fmt(min(errors)),
+            "Params (M)": fmt(runs[0].summary.get("params_m"), 2),
+            "Search Cost (GPU-days)": cost_text if key == "selected" else "-",
+            "Search Method": "gradient",
+            "Source": "reproduced: " + _produced_by("train_cifar", runs),
+        })
+    if not groups:
+        rows.append({
+            "Architecture": "SD-DARTS (this pipeline)",
+            "Test Err. (%)": NOT_RUN,
+            "Params (M)": NOT_RUN,
+            "Search Cost (GPU-days)": cost_text,
+            "Search Method": "gradient",
+            "Source": "reproduced: " + (_produced_by("search", sd_search) if sd_search else NOT_RUN),
+        })
+    return pd.DataFrame(rows)
+
+
+def _imagenet_status_text(metrics: Metrics) -> str:
+    st = metrics.imagenet_status or {}
+    reason = st.get("reason")
+    return f"{NOT_RUN} ({reason})" if reason else NOT_RUN
+
+
+def table3(metrics: Metrics) -> pd.DataFrame:
+    """Table 3 (ImageNet): the paper's rows, then the reproduced ones (or "not run")."""
+    paper = load_table("table3")
+    rows = []
+    for _, p in paper.iterrows():
+        rows.append({
+            "Architecture": p["architecture"] + (f" {p['ref']}" if p["ref"] else ""),
+            "Top-1 Err. (%)": p["top1_error"],
+            "Top-5 Err. (%)": p["top5_error"],
+            "Params (M)": p["params_m"],
+            "×+ (M)": p["mult_adds_m"],
+            "Search Cost (GPU-days)": p["search_cost_gpu_days"],
+            "Search Method": p["search_method"],
+            "Source": "paper",
+        })
+    stats = (metrics.genotype_stats or {})
+    groups: dict[str, list[Run]] = {}
+    for r in metrics.train_imagenet:
+        groups.setdefault(r.name.rsplit("-s", 1)[0], []).append(r)
+    keys = sorted(set(groups) | {k for k in stats if k in GENOTYPE_LABELS}, key=lambda k: (k not in GENOTYPE_LABELS, k))
+    for key in keys:
+        runs = groups.get(key, [])
+        st = (stats.get(key) or {}).get("imagenet") or {}
+        label = GENOTYPE_LABELS.get(key, key)
+        sources = []
+        if runs:
+            sources.append(_produced_by("train_imagenet", runs))
+        else:
+            sources.append("train_imagenet " + _imagenet_status_text(metrics))
+        if st:
+            sources.append("params/×+ counted by genotype stage (sd_darts.stats)")
+        rows.append({
+            "Architecture": f"SD-DARTS ({label})",
+            "Top-1 Err. (%)": fmt_pm([float(r.summary["test_error"]) for r in runs]) if runs else NOT_RUN,
+            "Top-5 Err. (%)": fmt_pm([float(r.summary["top5_error"]) for r in runs]) if runs else NOT_RUN,
+            "Params (M)": fmt(st.get("params_m"), 2) if st else (fmt(runs[0].summary.get("params_m"), 2) if runs else NOT_RUN),
+            "×+ (M)": fmt(st.get("mult_adds_m"), 0) if st else NOT_RUN,
+            "Search Cost (GPU-days)": "-",
+            "Search Method": "gradient",
+            "Source": "reproduced: " + "; ".join(sources),
+        })
+    if not keys:
+        rows.append({
+            "Architecture": "SD-DARTS (this pipeline)",
+            "Top-1 Err. (%)": NOT_RUN, "Top-5 Err. (%)": NOT_RUN, "Params (M)": NOT_RUN, "×+ (M)": NOT_RUN,
+            "Search Cost (GPU-days)": "-", "Search Method": "gradient",
+            "Source": "reproduced: train_imagenet " + _imagenet_status_text(metrics),
+        })
+    return pd.DataFrame(rows)
+
+
+NB201_COLUMNS = [
+    ("cifar10_valid", "CIFAR-10 valid"),
+    ("cifar10_test", "CIFAR-10 test"),
+    ("cifar100_valid", "CIFAR-100 valid"),
+    ("cifar100_test", "CIFAR-100 test"),
+    ("imagenet16_valid", "ImageNet16-120 valid"),
+    ("imagenet16_test", "ImageNet16-120 test"),
+]
+
+
+def _nb201_reason(metrics: Metrics) -> str:
+    q = metrics.nb201_query or {}
+    if not metrics.nb201_searches and not q:
+        return NOT_RUN
+    reason = q.get("reason") or "no benchmark query recorded"
+    return f"{NOT_RUN} ({reason})"
+
+
+def table4(metrics: Metrics) -> pd.DataFrame:
+    """Table 4 (NAS-Bench-201 accuracy, %): the paper's rows, then the reproduced one."""
+    paper = load_table("table4")
+    rows = []
+    for _, p in paper.iterrows():
+        row = {"Method": p["method"] + (f" {p['ref']}" if p["ref"] else "")}
+        for key, label in NB201_COLUMNS:
+            row[label] = f"{p[key]} ± {p[key + '_std']}"
+        row["Source"] = "paper"
+        rows.append(row)
+    q = metrics.nb201_query or {}
+    row = {"Method": "SD-DARTS (this pipeline)"}
+    if q.get("status") == "ok":
+        for key, label in NB201_COLUMNS:
+            mean, std = q["row"][key]
+            row[label] = fmt(mean) if std is None else f"{fmt(mean)} ± {fmt(std)}"
+        row["Source"] = "reproduced: " + _produced_by("nasbench201", metrics.nb201_searches) + f"; benchmark {q.get('benchmark', '?')}"
+    else:
+        for _, label in NB201_COLUMNS:
+            row[label] = NOT_RUN
+        searched = _produced_by("nasbench201", metrics.nb201_searches) if metrics.nb201_searches else "no search"
+        row["Source"] = f"{_nb201_reason(metrics)}; searched: {searched}"
+    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparison(metrics: Metrics) -> pd.DataFrame:
+    """Every headline number of the paper beside the reproduced one and the difference."""
+    rows = []
+
+    def add(quantity: str, paper_text: str, values: list[float] | None, produced: str, digits: int = 2):
+        paper_value = _paper_float(paper_text.split("±")[0]) if paper_text else None
+        if values:
+            m, _s, _n = mean_std(values)
+            rep = fmt_pm(values, digits)
+            diff = fmt_signed(m - paper_value, digits) if paper_value is not None else "-"
+        else:
+            rep, diff = NOT_RUN, "-"
+        rows.append({"Quantity": quantity, "Paper": paper_text or "-", "Reproduced": rep,
+                     "Difference (reproduced - paper)": diff, "Produced by": produced})
+
+    t2 = paper_row("table2")
+    t2best = paper_row("table2", "sd-darts-best")
+    groups = _train_groups(metrics)
+    sel = groups.get("selected", [])
+    add("CIFAR-10 test error (%), searched genotype", f"{t2['test_error']} ± {t2['test_error_std']}",
+        [float(r.summary["test_error"]) for r in sel], _produced_by("train_cifar", sel))
+    add("CIFAR-10 best test error (%), searched genotype", t2best["test_error"],
+        [min(float(r.summary["test_error"]) for r in sel)] if sel else None, _produced_by("train_cifar", sel))
+    pap = groups.get("paper", [])
+    add("CIFAR-10 test error (%), paper's Fig. 4 genotype", f"{t2['test_error']} ± {t2['test_error_std']}",
+        [float(r.summary["test_error"]) for r in pap], _produced_by("train_cifar", pap))
+    add("CIFAR-10 params (M), searched genotype", t2["params_m"],
+        [float(sel[0].summary["params_m"])] if sel else None, _produced_by("train_cifar", sel[:1]))
+    sd_search = _reproduced_search_runs(metrics)
+    cost = _search_cost_days(sd_search)
+    add(f"search cost ({_device_kind(sd_search) or 'GPU'}-days; paper: GPU-days)", t2["search_cost_gpu_days"],
+        [cost] if cost is not None else None, _produced_by("search", sd_search), digits=4)
+
+    t3 = paper_row("table3")
+    im = [r for r in metrics.train_imagenet if r.name.startswith("selected")]
+    im_produced = _produced_by("train_imagenet", im) if im else "train_imagenet " + _imagenet_status_text(metrics)
+    add("ImageNet top-1 error (%)", t3["top1_error"], [float(r.summary["test_error"]) for r in im], im_produced)
+    add("ImageNet top-5 error (%)", t3["top5_error"], [float(r.summary["top5_error"]) for r in im], im_produced)
+    st = ((metrics.genotype_stats or {}).get("selected") or {}).get("imagenet") or {}
+    add("ImageNet params (M), searched genotype", t3["params_m"], [float(st["params_m"])] if st else None,
+        "genotype stage (sd_darts.stats)" if st else NOT_RUN)
+    add("ImageNet ×+ (M), searched genotype", t3["mult_adds_m"], [float(st["mult_adds_m"])] if st else None,
+        "genotype stage (sd_darts.stats)" if st else NOT_RUN, digits=0)
+
+    t4 = paper_row("table4")
+    q = metrics.nb201_query or {}
+    nb_produced = (_produced_by("nasbench201", metrics.nb201_searches) if q.get("status") == "ok"
+                   else _nb201_reason(metrics))
+    for key, label in NB201_COLUMNS:
+        values = None
+        if q.get("status") == "ok":
+            values = [float(s[key]) for s in q.get("per_seed", [])] or [float(q["row"][key][0])]
+        add(f"NAS-Bench-201 {label} accuracy (%)", f"{t4[key]} ± {t4[key + '_std']}", values, nb_produced)
+    return pd.DataFrame(rows)
+
+
+def provenance(metrics: Metrics) -> pd.DataFrame:
+    rows = []
+    for stage, r in metrics.all_runs():
+        rows.append({
+            "Stage": stage,
+            "Run": str(r.path.relative_to(metrics.root)),
+            "Seed": "-" if r.seed is None else str(r.seed),
+            "Device": r.device,
+            "Git revision": r.git,
+            "Command": str(r.provenance.get("command", "-")),
+        })
+    return pd.DataFrame(rows, columns=["Stage", "Run", "Seed", "Device", "Git revision", "Command"])
+
+
+# --------------------------------------------------------------------------------------------
+# Figures (matplotlib, Agg, deterministic bytes)
+# --------------------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _style():
+    import matplotlib
+
+    # Ignore any user matplotlibrc: the same inputs give the same pixels everywhere.
+    params = dict(matplotlib.rcParamsDefault)
+    params.update({"font.size": 9, "axes.titlesize": 10, "svg.hashsalt": "sd-darts",
+                   "path.simplify": False, "axes.grid": True, "grid.alpha": 0.3})
+    return matplotlib.rc_context(params)
+
+
+def _save(fig, path: Path) -> None:
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    with io.atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
+def _not_run_axes(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+METHOD_COLORS = {"darts": "tab:blue", "sd-darts": "tab:red"}
+
+
+def fig2_hessian(metrics: Metrics, path: Path) -> str:
+    """Fig. 2: dominant eigenvalue of the alpha Hessian per epoch, DARTS vs SD-DARTS."""
+    with _style():
+        fig = _figure(6.0, 3.6)
+        ax = fig.add_subplot(1, 1, 1)
+        plotted = 0
+        for r in metrics.searches:
+            c = r.curves
+            if c is None or "hessian/eigenvalue" not in c.columns:
+                continue
+            d = c[["epoch", "hessian/eigenvalue"]].dropna()
+            if d.empty:
+                continue
+            method = str(r.summary.get("method", "?"))
+            ax.plot(d["epoch"] + 1, d["hessian/eigenvalue"], marker="o", ms=3, lw=1.2,
+                    color=METHOD_COLORS.get(method), label=f"{method} (seed {r.seed})")
+            plotted += 1
+        if plotted:
+            ax.set_xlabel("Epoch")
+            ax.set_ylabel("Dominant eigenvalue of the Hessian (alphas)")
+            ax.legend(fontsize=7)
+            status = f"{plotted} search run(s)"
+        else:
+            status = NOT_RUN + " (no search run recorded hessian/eigenvalue; set search.hessian_every)"
+            _not_run_axes(ax, status)
+        ax.set_title("Fig. 2: sharpness of the supernet, DARTS vs SD-DARTS")
+        fig.tight_layout()
+        _save(fig, path)
+    return status
+
+
+def _draw_cell(ax, edges: list[list[Any]], concat: list[int], title: str) -> None:
+    """Draw one DARTS cell: inputs c_{k-2}, c_{k-1}, intermediate nodes, output c_{k}."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    steps = len(edges) // 2
+    pos: dict[int, tuple[float, float]] = {0: (0.0, 3.0), 1: (0.0, 0.0)}
+    for i in range(steps):
+        pos[i + 2] = (2.4 + 2.0 * i, 3.2 if i % 2 == 0 else -0.2)
+    out_pos = (2.4 + 2.0 * steps + 0.6, 1.5)
+    names = {0: "c_{k-2}", 1: "c_{k-1}"}
+    names.update({i + 2: str(i) for i in range(steps)})
+    colors = {0: "#b7e4c7", 1: "#b7e4c7"}
+    colors.update({i + 2: "#a9d6f5" for i in range(steps)})
+
+    def node(xy, text, color):
+        w, h = (1.1, 0.55) if text.startswith("c_") else (0.55, 0.55)
+        ax.add_patch(FancyBboxPatch((xy[0] - w / 2, xy[1] - h / 2), w, h, boxstyle="round,pad=0.05",
+                                    fc=color, ec="black", lw=0.8, zorder=3))
+        label = f"${text}$" if text.startswith("c_") else text
+        ax.text(xy[0], xy[1], label, ha="center", va="center", fontsize=9, zorder=4)
+
+    for k, (op, src) in enumerate(edges):
+        dst = k // 2 + 2
+        (x1, y1), (x2, y2) = pos[int(src)], pos[dst]
+        rad = 0.0 if int(src) in (0, 1) and abs(y2 - y1) < 1.0 else (0.18 if k % 2 == 0 else -0.18)
+        arrow = FancyArrowPatch((x1, y1), (x2, y2), arrowstyle="-|>", mutation_scale=10, lw=0.9,
+                                connectionstyle=f"arc3,rad={rad}", shrinkA=16, shrinkB=12, color="0.25", zorder=2)
+        ax.add_patch(arrow)
+        mx, my = (x1 + x2) / 2 + 0.5 * rad * (y2 - y1), (y1 + y2) / 2 - 0.5 * rad * (x2 - x1)
+        ax.text(mx, my, str(op), ha="center", va="center", fontsize=6.5, zorder=5,
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
+    for n in concat:
+        x1, y1 = pos[int(n)]
+        ax.add_patch(FancyArrowPatch((x1, y1), out_pos, arrowstyle="-|>", mutation_scale=9, lw=0.6,
+                                     shrinkA=12, shrinkB=16, color="0.6", zorder=1))
+    for n, xy in pos.items():
+        node(xy, names[n], colors[n])
+    node(out_pos, "c_{k}", "#ffe8a3")
+    ax.set_xlim(-1.0, out_pos[0] + 1.0)
+    ax.set_ylim(-1.3, 4.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title)
+
+
+def fig4_cells(genotype: dict[str, Any] | None, path: Path, source: str) -> str:
+    """Fig. 4: the normal and reduction cells of a DARTS genotype (drawn with matplotlib)."""
+    with _style():
+        fig = _figure(10.0, 6.4)
+        if genotype is None or genotype.get("space") != "darts":
+            ax = fig.add_subplot(1, 1, 1)
+            status = f"{NOT_RUN} (no DARTS-space genotype selected)"
+            _not_run_axes(ax, status)
+        else:
+            ax1 = fig.add_subplot(2, 1, 1)
+            ax2 = fig.add_subplot(2, 1, 2)
+            _draw_cell(ax1, genotype["normal"], genotype["normal_concat"], "(a) Normal cell")
+            _draw_cell(ax2, genotype["reduce"], genotype["reduce_concat"], "(b) Reduction cell")
+            status = source
+        fig.suptitle(f"Fig. 4: cells of {source}", fontsize=10)
+        fig.tight_layout()
+        _save(fig, path)
+    return status
+
+
+def _ablation_figure(points: list[AblationPoint], path: Path, title: str, xlabel: str, paper_note: str) -> str:
+    with _style():
+        fig = _figure(5.6, 3.6)
+        ax = fig.add_subplot(1, 1, 1)
+        done = [p for p in points if p.eval is not None]
+        if done:
+            by_value: dict[int, list[float]] = {}
+            for p in done:
+                by_value.setdefault(p.value, []).append(100.0 - float(p.eval.summary["test_error"]))
+            xs = sorted(by_value)
+            stats = [mean_std(by_value[x]) for x in xs]
+            ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] or 0.0 for s in stats], marker="o", capsize=3,
+                        color="tab:red", label="this pipeline (mean ± std over seeds)")
+            for p in done:
+                ax.scatter([p.value], [100.0 - float(p.eval.summary["test_error"])], s=8, color="0.4", zorder=3)
+            ax.set_xticks(xs)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("Test accuracy (%)")
+            ax.legend(fontsize=7)
+            missing = len(points) - len(done)
+            status = f"{len(done)} point(s)" + (f", {missing} without evaluation" if missing else "")
+        else:
+            status = NOT_RUN
+            _not_run_axes(ax, NOT_RUN)
+        ax.set_title(title)
+        fig.text(0.01, 0.01, f"paper: {paper_note}", fontsize=6.5, color="0.35")
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        _save(fig, path)
+    return status
+
+
+CURVE_PANELS = [
+    ("valid/acc", "supernet validation accuracy (%)"),
+    ("train/loss", "training loss"),
+    ("kd_loss", "KD loss (λ-free)"),
+    ("num_skip_connect", "skip_connect in the genotype"),
+]
+
+
+def search_curves(runs: list[Run], path: Path, title: str) -> str:
+    with _style():
+        fig = _figure(9.0, 6.0)
+        axes = [fig.add_subplot(2, 2, i + 1) for i in range(4)]
+        with_curves = [r for r in runs if r.curves is not None]
+        for ax, (col, label) in zip(axes, CURVE_PANELS):
+            for r in with_curves:
+                if col in r.curves.columns:
+                    method = str(r.summary.get("method", "?"))
+                    ax.plot(r.curves["epoch"] + 1, r.curves[col], lw=1.0, color=METHOD_COLORS.get(method),
+                            alpha=0.85, label=f"{method} s{r.seed}")
+            ax.set_title(label)
+            ax.set_xlabel("Epoch")
+        if with_curves:
+            axes[0].legend(fontsize=6)
+            status = f"{len(with_curves)} run(s)"
+        else:
+            status = NOT_RUN
+            for ax in axes:
+                _not_run_axes(ax, NOT_RUN)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        _save(fig, path)
+    return status
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+
+def _write_table(out: Path, stem: str, df: pd.DataFrame) -> str:
+    md = _md_table(df)
+    io.write_text(out / f"{stem}.md", md)
+    io.write_text(out / f"{stem}.csv", df.to_csv(index=False, lineterminator="\n"))
+    return md
+
+
+def _selection_text(metrics: Metrics) -> str:
+    sel = metrics.selection
+    if not sel:
+        return f"Genotype selection: {NOT_RUN}."
+    lines = [f"Selection rule: {sel.get('rule', '?')}", "", f"Selected: `{sel.get('selected', '?')}`", ""]
+    cands = sel.get("candidates") or []
+    if cands:
+        df = pd.DataFrame([{k: (fmt(v) if isinstance(v, float) else str(v)) for k, v in c.items()} for c in cands])
+        lines.append(_md_table(df))
+    return "\n".join(lines)
+
+
+def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str | Path) -> list[Path]:
+    """Regenerate every table and figure in ``out_dir`` from ``metrics_dir`` and ``params_file``.
+
+    Returns the written files (sorted).  Stale report files (``.md``, ``.csv``, ``.png``) left
+    in ``out_dir`` by an earlier report are removed.
+    """
+    metrics = load_metrics(metrics_dir)
+    params_path = Path(params_file)
+    try:
+        params = yaml.safe_load(params_path.read_text()) or {}
+    except FileNotFoundError:
+        raise UserError(f"params file {params_path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"params file {params_path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(params, dict):
+        raise UserError(f"params file {params_path} must hold a mapping of sections")
+    out = io.check_writable_dir(out_dir, "--out")
+    out.mkdir(parents=True, exist_ok=True)
+    profile = str(params.get("profile", "paper"))
+    report_cfg = params.get("report") or {}
+    title = str(report_cfg.get("title", "SD-DARTS reproduction report"))
+
+    written: list[Path] = []
+    tables = {}
+    for stem, df in (
+        ("table1_hyperparameters", table1(params)),
+        ("table2_cifar10", table2(metrics)),
+        ("table3_imagenet", table3(metrics)),
+        ("table4_nb201", table4(metrics)),
+        ("comparison", comparison(metrics)),
+        ("provenance", provenance(metrics)),
+    ):
+        tables[stem] = _write_table(out, stem, df)
+        written += [out / f"{stem}.md", out / f"{stem}.csv"]
+
+    sel_source = "no genotype selected"
+    if metrics.selection:
+        sel_source = f"the genotype selected from run {metrics.selection.get('selected', '?')}"
+    fig_status = {
+        "fig2_hessian.png": fig2_hessian(metrics, out / "fig2_hessian.png"),
+        "fig4_cells.png": fig4_cells(metrics.selected_genotype, out / "fig4_cells.png", sel_source),
+        "fig5_warmup.png": _ablation_figure(metrics.ablation_warmup, out / "fig5_warmup.png",
+                                            "Fig. 5: effect of the warm-up ξ (K = 1)", "Warm-up epochs ξ",
+                                            FIGURES["fig5"]),
+        "fig6_window.png": _ablation_figure(metrics.ablation_window, out / "fig6_window.png",
+                                            "Fig. 6: effect of the time window K (ξ = 25)", "Time window K",
+                                            FIGURES["fig6"]),
+        "search_curves.png": search_curves(metrics.searches, out / "search_curves.png",
+                                           "Search curves (DARTS space)"),
+    }
+    if metrics.nb201_searches:
+        fig_status["search_curves_nb201.png"] = search_curves(
+            metrics.nb201_searches, out / "search_curves_nb201.png", "Search curves (NAS-Bench-201 space)")
+    written += [out / name for name in fig_status]
+
+    profile_line = (
+        "Profile: **paper** (params.yaml defaults: the paper's settings)."
+        if profile == "paper"
+        else f"Profile: **{profile}** — these numbers come from the `{profile}` profile (tiny networks, few "
+        "epochs, small data); they show that the pipeline runs end to end and are NOT comparable to the paper's."
+    )
+    q = metrics.nb201_query or {}
+    lines = [
+        f"# {title}",
+        "",
+        "Regenerated by `sd-darts report` (the `report` stage of `dvc repro`) from the metrics folder "
+        f"`{Path(metrics_dir).as_posix()}`; do not edit by hand.",
+        "",
+        profile_line,
+        "",
+        "Numbers marked **paper** are quoted from Zhu et al. (2023) (Tables 2-4 transcribed in "
+        "`sd_darts/paper/`); rows marked **reproduced** come from this pipeline's runs, with the run, seeds, "
+        f"device and git revision that produced them. \"{NOT_RUN}\" means the stage did not run; no number is "
+        "ever filled in.",
+        "",
+        "## Table 1: hyper-parameters of SD-DARTS",
+        "",
+        tables["table1_hyperparameters"],
+        "## Table 2: CIFAR-10",
+        "",
+        tables["table2_cifar10"],
+        "## Table 3: ImageNet",
+        "",
+        f"ImageNet training: {_imagenet_status_text(metrics) if not metrics.train_imagenet else 'run'}.",
+        "",
+        tables["table3_imagenet"],
+        "## Table 4: NAS-Bench-201",
+        "",
+        f"Benchmark query: {'ok (' + str(q.get('benchmark', '?')) + ')' if q.get('status') == 'ok' else _nb201_reason(metrics)}.",
+        "",
+        tables["table4_nb201"],
+        "## Reproduced vs paper",
+        "",
+        tables["comparison"],
+        "## Genotype selection",
+        "",
+        _selection_text(metrics),
+        "",
+        "## Figures",
+        "",
+    ]
+    captions = {
+        "fig2_hessian.png": "Fig. 2: dominant eigenvalue of the Hessian of the validation loss w.r.t. the alphas",
+        "fig4_cells.png": "Fig. 4: searched normal and reduction cells",
+        "fig5_warmup.png": "Fig. 5: test accuracy vs warm-up epochs ξ (K = 1)",
+        "fig6_window.png": "Fig. 6: test accuracy vs time window K (ξ = 25)",
+        "search_curves.png": "Per-epoch search curves (DARTS space)",
+        "search_curves_nb201.png": "Per-epoch search curves (NAS-Bench-201 space)",
+    }
+    for name, status in fig_status.items():
+        lines += [f"### {captions[name]}", "", f"Status: {status}.", "", f"![{captions[name]}]({name})", ""]
+    lines += ["## Provenance of every run", "", tables["provenance"]]
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    io.write_text(out / "README.md", text)
+    written.append(out / "README.md")
+
+    keep = {p.name for p in written}
+    for stale in sorted(out.iterdir()):
+        if stale.is_file() and stale.suffix in _OUTPUT_SUFFIXES and stale.name not in keep:
+            stale.unlink()
+    return sorted(written)
+
+
+__all__ = [
+    "NOT_RUN", "Run", "Metrics", "load_metrics", "build_report", "table1", "table2", "table3", "table4",
+    "comparison", "provenance", "fig2_hessian", "fig4_cells", "search_curves", "fmt", "fmt_pm", "mean_std",
+]
