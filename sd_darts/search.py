@@ -71,6 +71,7 @@ class SearchConfig:
     kd_direction: str = setting("student_teacher", "KL(student‖teacher) as the paper, or the reverse", choices=KD_DIRECTIONS)
     seed: int = setting(2, "random seed")
     max_steps_per_epoch: int | None = setting(None, "cap on steps per epoch (smoke runs and tests)")
+    limit_samples: int | None = setting(None, "use only the first N training images, split as usual (smoke runs and tests)")
     hessian_every: int = setting(0, "compute the dominant Hessian eigenvalue w.r.t. the alphas every N epochs (0 = off)", fingerprint=False)
     hessian_batch_size: int = setting(64, "size of the fixed, seeded validation batch for the Hessian", fingerprint=False)
     hessian_iters: int = setting(20, "power-iteration steps for the Hessian eigenvalue", fingerprint=False)
@@ -106,6 +107,7 @@ class SearchConfig:
             )
         require(self.temperature > 0, "temperature", f"must be positive, got {self.temperature}")
         require(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1, "max_steps_per_epoch", "must be at least 1")
+        require(self.limit_samples is None or self.limit_samples >= 2, "limit_samples", "must be at least 2")
         require(self.image_size is None or self.image_size >= 8, "image_size", "must be at least 8")
         require(self.image_size is None or self.dataset == "digits", "image_size", "only the digits dataset can be resized")
         require(self.hessian_every >= 0, "hessian_every", "must be non-negative (0 = off)")
@@ -226,7 +228,8 @@ def run_search(cfg: SearchConfig) -> SearchResult:
     device = pick_device(cfg.device)
     space = get_space(cfg.space)
     data = load_search_data(
-        cfg.dataset, cfg.data_root, portion=cfg.train_portion, image_size=cfg.image_size, download=cfg.download
+        cfg.dataset, cfg.data_root, portion=cfg.train_portion, image_size=cfg.image_size, download=cfg.download,
+        limit=cfg.limit_samples,
     )
     ckpt_path = out / "checkpoint.pt"
     ckpt = load_checkpoint_if_any(ckpt_path, cfg, "search")
@@ -281,8 +284,8 @@ def run_search(cfg: SearchConfig) -> SearchResult:
             train_loader = make_loader(data.train, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
                                        num_workers=cfg.num_workers, pin_memory=pin)
             valid_iter = PersistentIterator(
-                lambda e: make_loader(data.valid, cfg.batch_size, shuffle=True, seed=cfg.seed + 7919, epoch=e,
-                                      num_workers=cfg.num_workers, pin_memory=pin)
+                lambda e, p: make_loader(data.valid, cfg.batch_size, shuffle=True, seed=cfg.seed + 7919, epoch=e,
+                                         pass_index=p, num_workers=cfg.num_workers, pin_memory=pin)
             )
             valid_iter.reset(epoch)
             zero = torch.zeros((), device=device)

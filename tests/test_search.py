@@ -14,7 +14,7 @@ from sd_darts.cli import main
 
 TINY = [
     "--dataset", "digits", "--image-size", "16", "--init-channels", "4", "--layers", "5",
-    "--batch-size", "8", "--max-steps-per-epoch", "2", "--device", "cpu", "--seed", "3",
+    "--batch-size", "8", "--limit-samples", "32", "--device", "cpu", "--seed", "3",
 ]
 
 

@@ -100,17 +100,23 @@ def search_split(num_samples: int, portion: float) -> int:
 
 
 def load_search_data(dataset: str, data_root: str | os.PathLike, portion: float = 0.5, image_size: int | None = None,
-                     download: bool = False) -> SearchData:
+                     download: bool = False, limit: int | None = None) -> SearchData:
     """The DARTS search split of ``dataset``'s training images, in file order.
 
     CIFAR-10: [0, portion·50000) train the weights, [portion·50000, 50000) the alphas.
     digits: the same over its 1,500 training images (``data_root`` is not used).
     Both halves use the training augmentation (random crop with 4-pixel zero padding,
     horizontal flip, normalisation; no cutout during the search, as in DARTS).
+    ``limit`` keeps only the first ``limit`` training images before the split (smoke runs
+    and tests: whole epochs on a few images, so every sample gets its teachers).
     """
     _check_dataset(dataset)
     size = _check_image_size(dataset, image_size)
     images, labels, mean, std, num_classes = _training_images(dataset, data_root, size, download)
+    if limit is not None:
+        if int(limit) < 2:
+            raise UserError(f"--limit-samples must be at least 2, got {limit}")
+        images, labels = images[: int(limit)], labels[: int(limit)]
     n = int(images.shape[0])
     split = search_split(n, portion)
     transform = train_transform(size, mean, std)
