@@ -399,11 +399,27 @@ class _ShardSampler(torch.utils.data.Sampler):
         return len(self.indices)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, cfg):
+    """One SGD step of the recipe: loss = CE(logits) + w_aux · CE(logits_aux) (label smoothing
+    on both for ImageNet), backward, gradient-norm clip, step.  Forward under bf16 autocast
+    when ``cfg.amp == 'bf16'``.  Returns the detached loss and logits (no host sync)."""
+    label_smoothing = getattr(cfg, "label_smoothing", 0.0)
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
+        logits, logits_aux = model(x)
+    loss = classification_loss(logits, y, label_smoothing)
+    if logits_aux is not None:
+        loss = loss + cfg.auxiliary_weight * classification_loss(logits_aux, y, label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
 def _train_one_epoch(model, loader, optimizer, cfg, device, steps: int, desc: str, dist_info: DistInfo):
     from .runtime import Progress
 
-    label_smoothing = getattr(cfg, "label_smoothing", 0.0)
-    amp = cfg.amp == "bf16"
     mem = torch.channels_last if cfg.channels_last else torch.contiguous_format
     sums = torch.zeros(4, device=device, dtype=torch.float64)  # loss·n, top1, top5, n
     model.train()
@@ -413,19 +429,10 @@ def _train_one_epoch(model, loader, optimizer, cfg, device, steps: int, desc: st
             break
         x = x.to(device, non_blocking=True).contiguous(memory_format=mem)
         y = y.to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            logits, logits_aux = model(x)
-        loss = classification_loss(logits, y, label_smoothing)
-        if logits_aux is not None:
-            loss = loss + cfg.auxiliary_weight * classification_loss(logits_aux, y, label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        loss, logits = train_step(model, optimizer, x, y, cfg)
         n = y.shape[0]
-        top1, top5 = topk_correct(logits.detach(), y)
-        sums += torch.stack([loss.detach().double() * n, top1.double(), top5.double(),
+        top1, top5 = topk_correct(logits, y)
+        sums += torch.stack([loss.double() * n, top1.double(), top5.double(),
                              torch.tensor(float(n), device=device, dtype=torch.float64)])
     return _all_reduce_sum(sums, dist_info)
 
@@ -567,6 +574,8 @@ def run_training(cfg) -> TrainResult:
     import torch.distributed as dist
 
     own_group = dist_info.enabled and not dist.is_initialized()
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
     if own_group:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://",
                                 rank=dist_info.rank, world_size=dist_info.world_size)
@@ -688,6 +697,6 @@ def run_training(cfg) -> TrainResult:
 
 __all__ = [
     "TrainCifarConfig", "TrainImageNetConfig", "TrainResult", "run_training", "cosine_lr", "imagenet_lr",
-    "learning_rate_at", "drop_path_prob_at", "classification_loss", "topk_correct", "evaluate",
+    "learning_rate_at", "drop_path_prob_at", "train_step", "classification_loss", "topk_correct", "evaluate",
     "build_network", "open_live", "resolve_genotype", "report_line", "DistInfo", "dist_info_from_env", "METRIC_NAMES",
 ]
