@@ -1,0 +1,414 @@
+"""NAS-Bench-201 benchmark queries behind the paper's Table 4 (§4.4).
+
+SD-DARTS searches the NAS-Bench-201 cell space on CIFAR-10 and looks the found architecture
+up in the benchmark (Dong & Yang, ICLR 2020) on CIFAR-10, CIFAR-100 and ImageNet16-120.
+This module does that lookup through the official API, package ``nas-bench-201``
+(``nas_201_api.NASBench201API``), reading the benchmark file the user downloaded
+(``NAS-Bench-201-v1_1-096897.pth``; ``v1_0-e61699`` is read the same way).
+
+Why the NAS-Bench-201 API and not NATS-Bench's topology API: Table 4 and the rows it copies
+from other papers (DARTS 39.77 / 54.30, ...) are NAS-Bench-201 numbers, and the NB201 file
+is a single file with one documented layout, read by a small, pure-Python API.  NATS-Bench
+``tss`` has the same 15,625 cells but a different file layout (archives of per-cell pickles)
+and slightly different seed coverage.
+
+What is queried (the convention of NAS-Bench-201's own tables, which Table 4 follows):
+
+* the 200-epoch training results, ``hp='200'`` (the API's default is the 12-epoch ``'12'``);
+* the metric after the last epoch, averaged over all of the benchmark's seeds
+  (``is_random=False``);
+* CIFAR-10 valid = dataset ``cifar10-valid`` split ``x-valid`` (trained on the 25k train half);
+  CIFAR-10 test = dataset ``cifar10`` split ``ori-test`` (trained on train + valid);
+  CIFAR-100 and ImageNet16-120 valid / test = ``x-valid`` / ``x-test``.
+
+Safe loading.  The benchmark file is a ``torch.save`` pickle; the API would ``torch.load`` it
+without restriction.  :func:`load_benchmark` loads it with ``weights_only=True`` and allows
+only what the format needs beyond plain containers and numbers (numpy scalars and their
+dtype), so a tampered file cannot run code: any other Python object in it is reported as a
+:class:`~sd_darts.errors.UserError`.  It then builds the API object from the loaded
+dictionary exactly as the API's own constructor does (``ArchResults.create_from_state_dict``
+per architecture), but without the constructor's ``copy.deepcopy`` of the whole dictionary:
+the results are referenced, not copied, so memory stays at one copy of the benchmark (the
+pickle stream of a zip-format file is read into memory once, i.e. at most the file's size
+again, and freed).  Load once, query many genotypes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .errors import UserError
+from .genotypes import NB201Genotype, load_genotype
+
+log = logging.getLogger("sd_darts.nb201")
+
+#: Official file names of the benchmark (newest first); the user downloads one of them.
+BENCHMARK_FILES: tuple[str, ...] = ("NAS-Bench-201-v1_1-096897.pth", "NAS-Bench-201-v1_0-e61699.pth")
+#: Where the file comes from.
+BENCHMARK_SOURCE = "https://github.com/D-X-Y/NAS-Bench-201 (README: 'NAS-Bench-201-v1_1-096897.pth', Google Drive)"
+
+#: Training schedule queried: the 200-epoch results.
+HP = "200"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One accuracy column of Table 4: ``key`` in results, benchmark dataset and split."""
+
+    key: str
+    dataset: str
+    split: str
+    label: str
+
+
+#: The six columns of Table 4, in the paper's order.
+COLUMNS: tuple[Column, ...] = (
+    Column("cifar10_valid", "cifar10-valid", "x-valid", "CIFAR-10 valid"),
+    Column("cifar10_test", "cifar10", "ori-test", "CIFAR-10 test"),
+    Column("cifar100_valid", "cifar100", "x-valid", "CIFAR-100 valid"),
+    Column("cifar100_test", "cifar100", "x-test", "CIFAR-100 test"),
+    Column("imagenet16_valid", "ImageNet16-120", "x-valid", "ImageNet16-120 valid"),
+    Column("imagenet16_test", "ImageNet16-120", "x-test", "ImageNet16-120 test"),
+)
+
+#: Key of ``NASBench201API.get_more_info``'s answer holding each column's accuracy.
+_INFO_KEY = {
+    ("cifar10-valid", "x-valid"): "valid-accuracy",
+    ("cifar10", "ori-test"): "test-accuracy",
+    ("cifar100", "x-valid"): "valid-accuracy",
+    ("cifar100", "x-test"): "test-accuracy",
+    ("ImageNet16-120", "x-valid"): "valid-accuracy",
+    ("ImageNet16-120", "x-test"): "test-accuracy",
+}
+
+
+def _require_api():
+    try:
+        import nas_201_api  # noqa: F401
+    except ImportError:
+        raise UserError(
+            "the NAS-Bench-201 API is not installed; install it with: pip install 'sd-darts[nb201]' "
+            "(or pip install nas-bench-201==2.1)"
+        ) from None
+    return nas_201_api
+
+
+def _safe_globals() -> list[Any]:
+    """Globals allowed in the benchmark pickle beyond torch's weights_only defaults.
+
+    NAS-Bench-201 stores some numbers (e.g. parameter counts) as numpy scalars, pickled as
+    ``numpy.core.multiarray.scalar(dtype, bytes)`` (``numpy._core`` under numpy 2) with a
+    ``numpy.dtype`` whose state is restored on the dtype's concrete class (numpy >= 1.25:
+    ``numpy.dtypes.Float64DType`` ...).  These only rebuild numbers; only numeric and boolean
+    dtype classes are allowed.  Everything else is refused.
+    """
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    scalar = core.multiarray.scalar
+    allowed: list[Any] = [
+        (scalar, "numpy.core.multiarray.scalar"),
+        (scalar, "numpy._core.multiarray.scalar"),
+        np.dtype,
+    ]
+    for name in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                 "float16", "float32", "float64"):
+        cls = type(np.dtype(name))
+        if cls is not np.dtype and cls not in allowed:
+            allowed.append(cls)
+    return allowed
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _refusal_reason(exc: BaseException) -> str:
+    """torch's reason for refusing a pickle (the line after 'WeightsUnpickler error:')."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        for line in text.split(marker, 1)[1].splitlines():
+            if line.strip():
+                return line.strip()
+    return _first_line(exc)
+
+
+def _unsafe_global(exc: BaseException) -> str | None:
+    """The global a refused pickle asked for, from torch's weights_only error text."""
+    text = str(exc)
+    marker = "Unsupported global: GLOBAL "
+    if marker in text:
+        return text.split(marker, 1)[1].split()[0]
+    return None
+
+
+def _torch_load_safely(path: Path) -> Any:
+    import torch
+
+    safe = getattr(torch.serialization, "safe_globals", None)
+    try:
+        if safe is None:  # torch < 2.5: no allowlist; numpy scalars are then refused too
+            return torch.load(path, map_location="cpu", weights_only=True)
+        with safe(_safe_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        bad = _unsafe_global(exc)
+        if bad is not None:
+            raise UserError(
+                f"benchmark file {path} asks to load the Python object '{bad}', which a NAS-Bench-201 file "
+                "never contains: the file is not the official benchmark or was tampered with; it was not loaded, "
+                f"download it again from {BENCHMARK_SOURCE}"
+            ) from None
+        raise UserError(
+            f"benchmark file {path} is not a NAS-Bench-201 file or was tampered with: it was not loaded "
+            f"({_refusal_reason(exc)}); download it again from {BENCHMARK_SOURCE}"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        raise UserError(
+            f"benchmark file {path} is not a readable NAS-Bench-201 file ({_first_line(exc)}); "
+            f"it may be truncated or not the benchmark: download it again from {BENCHMARK_SOURCE}"
+        ) from None
+
+
+def _check_layout(data: Any, path: Path) -> None:
+    """Check the top-level layout of a NAS-Bench-201 file before building the API from it."""
+
+    def bad(problem: str) -> UserError:
+        return UserError(
+            f"benchmark file {path} is not a NAS-Bench-201 benchmark file ({problem}); "
+            f"point --benchmark to {BENCHMARK_FILES[0]} from {BENCHMARK_SOURCE}"
+        )
+
+    if not isinstance(data, dict):
+        raise bad(f"it holds a {type(data).__name__}, not a dictionary")
+    missing = [k for k in ("meta_archs", "arch2infos", "evaluated_indexes") if k not in data]
+    if missing:
+        raise bad(f"missing {', '.join(missing)}")
+    archs, infos = data["meta_archs"], data["arch2infos"]
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise bad("'meta_archs' is not a list of architecture strings")
+    if not isinstance(infos, dict):
+        raise bad("'arch2infos' is not a dictionary")
+    if not isinstance(data["evaluated_indexes"], (list, set, tuple)):
+        raise bad("'evaluated_indexes' is not a collection of indexes")
+    for idx, info in infos.items():
+        if not isinstance(idx, int) or not 0 <= idx < len(archs):
+            raise bad(f"architecture index {idx!r} is out of range")
+        if not isinstance(info, dict) or not {"less", "full"} <= set(info):
+            raise bad(f"architecture {idx} lacks its 'less' (12-epoch) and 'full' (200-epoch) results")
+        for hp_key in ("less", "full"):
+            state = info[hp_key]
+            if not isinstance(state, dict) or not {"all_results", "dataset_seed", "arch_str"} <= set(state):
+                raise bad(f"architecture {idx} has malformed '{hp_key}' results")
+            if state["arch_str"] != archs[idx]:
+                raise bad(f"architecture {idx} is stored as {state['arch_str']!r} but listed as {archs[idx]!r}")
+
+
+class Benchmark:
+    """A loaded NAS-Bench-201 benchmark: the official API object plus where it came from.
+
+    Build with :func:`load_benchmark`.  ``api`` is a ``nas_201_api.NASBench201API``.
+    """
+
+    def __init__(self, api: Any, path: Path):
+        self.api = api
+        self.path = path
+
+    @property
+    def num_archs(self) -> int:
+        return len(self.api)
+
+    def index_of(self, genotype: NB201Genotype) -> int:
+        index = self.api.query_index_by_arch(genotype.arch_str)
+        if index >= 0 and index not in self.api.arch2infos_dict:
+            raise UserError(
+                f"architecture {genotype.arch_str} (index {index}) is listed but has no results in benchmark "
+                f"file {self.path}; use the full {BENCHMARK_FILES[0]}"
+            )
+        if index < 0:
+            raise UserError(
+                f"architecture {genotype.arch_str} is not in benchmark file {self.path} "
+                f"({self.num_archs} architectures); is it the full NAS-Bench-201 file?"
+            )
+        return index
+
+    def row(self, index: int) -> dict[str, Any]:
+        """Table 4 columns of architecture ``index``: 200-epoch accuracies (%) averaged over seeds."""
+        archres = self.api.arch2infos_dict[index][HP]
+        row: dict[str, Any] = {"arch": self.api.meta_archs[index], "index": int(index)}
+        seeds: dict[str, int] = {}
+        infos: dict[str, dict] = {}
+        for col in COLUMNS:
+            if col.dataset not in archres.get_dataset_names():
+                raise UserError(
+                    f"benchmark file {self.path} has no {HP}-epoch results on {col.dataset} for architecture {index}"
+                )
+            if col.dataset not in infos:
+                infos[col.dataset] = self.api.get_more_info(index, col.dataset, iepoch=None, hp=HP, is_random=False)
+                seeds[col.dataset] = len(archres.get_dataset_seeds(col.dataset))
+            value = infos[col.dataset].get(_INFO_KEY[(col.dataset, col.split)])
+            if value is None:
+                raise UserError(
+                    f"benchmark file {self.path} has no {col.dataset} {col.split} result for architecture {index}"
+                )
+            row[col.key] = float(value)
+        row["benchmark_seeds"] = seeds
+        return row
+
+    def query(self, genotype: NB201Genotype) -> dict[str, Any]:
+        """The Table 4 row of ``genotype``."""
+        return self.row(self.index_of(genotype))
+
+    def best(self, column: str = "cifar10_valid") -> dict[str, Any]:
+        """The benchmark's best architecture by ``column`` (default: CIFAR-10 valid), with its row.
+
+        Scans every evaluated architecture with the API's own averaging
+        (``ArchResults.get_metrics(..., is_random=False)`` at ``hp='200'``); ties go to the
+        lower index.  CIFAR-10 valid is the oracle choice for a search run on CIFAR-10.
+        """
+        col = next((c for c in COLUMNS if c.key == column), None)
+        if col is None:
+            raise ValueError(f"unknown column {column!r}; known: {', '.join(c.key for c in COLUMNS)}")
+        best_index, best_acc = -1, -math.inf
+        for index in self.api.evaluated_indexes:
+            archres = self.api.arch2infos_dict[index][HP]
+            if col.dataset not in archres.get_dataset_names():
+                continue
+            acc = float(archres.get_metrics(col.dataset, col.split, iepoch=None, is_random=False)["accuracy"])
+            if acc > best_acc:
+                best_index, best_acc = index, acc
+        if best_index < 0:
+            raise UserError(f"benchmark file {self.path} has no {HP}-epoch {col.dataset} {col.split} results")
+        return {"by": col.key, **self.row(best_index)}
+
+    def __repr__(self) -> str:
+        return f"Benchmark({self.path}, {self.num_archs} architectures)"
+
+
+def load_benchmark(path: str | os.PathLike) -> Benchmark:
+    """Load the NAS-Bench-201 file at ``path`` safely and wrap it in the official API.
+
+    A missing, unreadable, tampered or foreign file raises a one-line :class:`UserError`.
+    """
+    _require_api()
+    from nas_201_api import ArchResults, NASBench201API
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(
+            f"NAS-Bench-201 benchmark file {path} does not exist; download {BENCHMARK_FILES[0]} "
+            f"(several GB) from {BENCHMARK_SOURCE} and give its path with --benchmark "
+            "(or 'benchmark:' in the 'nb201_query:' section of the params file)"
+        )
+    log.info("loading NAS-Bench-201 benchmark %s (%.1f MB)", path, path.stat().st_size / 2**20)
+    data = _torch_load_safely(path)
+    _check_layout(data, path)
+    # The API's constructor deep-copies a dictionary argument; give it only the small parts
+    # and attach the results as its constructor (and its reload()) do, without copying.
+    api = NASBench201API(
+        {"meta_archs": data["meta_archs"], "arch2infos": {}, "evaluated_indexes": data["evaluated_indexes"]},
+        verbose=False,
+    )
+    api.filename = path.name
+    infos = data.pop("arch2infos")
+    del data
+    for index in sorted(infos):
+        info = infos.pop(index)
+        api.arch2infos_dict[index] = OrderedDict(
+            [("12", ArchResults.create_from_state_dict(info["less"])), (HP, ArchResults.create_from_state_dict(info["full"]))]
+        )
+    return Benchmark(api, path)
+
+
+def parse_genotype_arg(arg: str) -> tuple[str, NB201Genotype]:
+    """``(source, genotype)`` from an arch string, a ``genotype.json`` or a run folder."""
+    text = str(arg).strip()
+    if text.startswith("|"):
+        return "arch", NB201Genotype.from_arch_str(text)
+    genotype = load_genotype(text)
+    if not isinstance(genotype, NB201Genotype):
+        raise UserError(
+            f"genotype {text} is a DARTS-space genotype; nb201-query needs a NAS-Bench-201 genotype "
+            "(genotype.json with \"space\": \"nb201\") or an arch string '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'"
+        )
+    return text, genotype
+
+
+def query(benchmark: Benchmark, genotypes: Iterable[NB201Genotype | str]) -> list[dict[str, Any]]:
+    """Table 4 rows of several genotypes (or arch strings) from one loaded benchmark."""
+    rows = []
+    for g in genotypes:
+        genotype = g if isinstance(g, NB201Genotype) else NB201Genotype.from_arch_str(g)
+        rows.append(benchmark.query(genotype))
+    return rows
+
+
+def table4_row(results: Sequence[dict[str, Any]], ddof: int = 0) -> dict[str, Any]:
+    """The Table 4 row of a method: mean ± std over search seeds (one result per seed).
+
+    ``results`` are rows from :meth:`Benchmark.query` (one per search seed).  Returns
+    ``{"n": k, "archs": [arch of each seed, in order], "<column>": {"mean", "std"}, ...}``.
+    ``std`` is the population standard deviation (``ddof=0``, numpy's default), the
+    convention of the NB201 baselines' ``mean ± std`` rows; pass ``ddof=1`` for the sample
+    standard deviation.  With a single seed the std is 0 (``ddof=0``).
+    """
+    import numpy as np
+
+    if not results:
+        raise ValueError("table4_row needs at least one result")
+    if not 0 <= ddof < len(results):
+        raise ValueError(f"ddof={ddof} needs more than {ddof} results, got {len(results)}")
+    out: dict[str, Any] = {"n": len(results), "archs": [r["arch"] for r in results]}
+    for col in COLUMNS:
+        values = np.asarray([float(r[col.key]) for r in results], dtype=np.float64)
+        out[col.key] = {"mean": float(values.mean()), "std": float(values.std(ddof=ddof))}
+    return out
+
+
+def format_table(
+    rows: Sequence[dict[str, Any]],
+    sources: Sequence[str] | None = None,
+    summary: dict[str, Any] | None = None,
+    best: dict[str, Any] | None = None,
+) -> str:
+    """Plain-text table of query rows (accuracies in %), the mean ± std row and the best row."""
+    from tabulate import tabulate
+
+    headers = ["genotype", "arch"] + [c.label for c in COLUMNS]
+    body = []
+    for i, r in enumerate(rows):
+        name = sources[i] if sources is not None else f"#{i}"
+        body.append([name, r["arch"]] + [f"{r[c.key]:.2f}" for c in COLUMNS])
+    if summary is not None:
+        body.append(
+            [f"mean ± std (n={summary['n']})", ""]
+            + [f"{summary[c.key]['mean']:.2f} ± {summary[c.key]['std']:.2f}" for c in COLUMNS]
+        )
+    if best is not None:
+        label = next(c.label for c in COLUMNS if c.key == best["by"])
+        body.append([f"benchmark best (by {label})", best["arch"]] + [f"{best[c.key]:.2f}" for c in COLUMNS])
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+__all__ = [
+    "BENCHMARK_FILES",
+    "BENCHMARK_SOURCE",
+    "HP",
+    "COLUMNS",
+    "Column",
+    "Benchmark",
+    "load_benchmark",
+    "parse_genotype_arg",
+    "query",
+    "table4_row",
+    "format_table",
+]
