@@ -205,17 +205,8 @@ def _hessian_eigenvalue(model, batch, iters: int) -> float:
                 buf.copy_(buffers[name])
 
 
-def _metric_names() -> list[str]:
-    return [
-        "train/loss", "train/acc", "valid/loss", "valid/acc", "kd_loss", "teacher_coverage",
-        "lr", "num_skip_connect", "epoch_seconds",
-    ]
-
-
 def run_search(cfg: SearchConfig) -> SearchResult:
     """Run (or resume) a search; everything is validated before anything is written."""
-    from dvclive import Live
-
     from . import io
     from .checkpoint import load_checkpoint_if_any, save_checkpoint
     from .data import PersistentIterator, load_search_data, make_loader
@@ -223,6 +214,7 @@ def run_search(cfg: SearchConfig) -> SearchResult:
     from .genotypes import count_op, genotype_to_dict, save_genotype
     from .runtime import Progress, get_rng_state, pick_device, seed_everything, set_rng_state
     from .spaces import get_space
+    from .tracking import log_epoch, replay_live
 
     out = io.check_writable_dir(cfg.out)
     device = pick_device(cfg.device)
@@ -273,7 +265,7 @@ def run_search(cfg: SearchConfig) -> SearchResult:
     if cfg.hessian_every:
         hessian_batch = _fixed_hessian_batch(data.valid, cfg.hessian_batch_size, device)
 
-    live = Live(str(out / "dvclive"), resume=ckpt is not None, save_dvc_exp=False, dvcyaml=None, report=None)
+    live = replay_live(out / "dvclive", history)
     genotype = model.genotype()
     try:
         for epoch in range(start_epoch, cfg.epochs):
@@ -338,11 +330,8 @@ def run_search(cfg: SearchConfig) -> SearchResult:
             save_genotype(out / "genotypes" / f"epoch_{epoch:03d}.json", genotype)
             io.torch_save(out / "alphas" / f"epoch_{epoch:03d}.pt",
                           {name: p.detach().cpu().clone() for name, p in model.named_parameters() if _is_alpha(model, p)})
-            live.step = epoch
-            for name, value in metrics.items():
-                live.log_metric(name, value)
-            live.next_step()
             history.append({"epoch": epoch, **metrics})
+            log_epoch(live, epoch, history[-1])
             log.info(
                 "epoch %d/%d: train acc %.2f loss %.4f | valid acc %.2f loss %.4f | kd %.4f | skip %d | %.1fs",
                 epoch + 1, cfg.epochs, metrics["train/acc"], metrics["train/loss"], metrics["valid/acc"],
