@@ -219,6 +219,21 @@ def test_rerun_same_settings_resumes_other_settings_refused(full_run, tmp_path, 
     assert (out / "metrics.json").read_text() == before
 
 
+def test_speed_options_bf16_and_channels_last(tmp_path):
+    out = tmp_path / "run"
+    args = [a if a != "2" else "1" for a in TINY]  # one epoch of one step
+    assert main(["train-cifar", *args, "--out", str(out), "--amp", "bf16", "--channels-last"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert math.isfinite(m["test_loss"]) and math.isfinite(m["train_loss"])
+    assert yaml_load(out / "config.yaml")["amp"] == "bf16"
+
+
+def yaml_load(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_resume_a_single_process_checkpoint(full_run, interrupted_run, tmp_path):
     """torchrun, 2 CPU processes (gloo): resumes a 1-process checkpoint (world size is not in
@@ -295,3 +310,16 @@ def test_params_file_section_sets_values(tmp_path):
     args = parser.parse_args(["--params", str(params), "--epochs", "4"])
     cfg = cfgmod.resolve(TrainImageNetConfig, "train_imagenet", args)
     assert cfg.epochs == 4 and cfg.label_smoothing == 0.2  # flags override the file
+
+
+def test_genotype_json_from_a_search_loads_nb201_refused(tmp_path):
+    from sd_darts.errors import UserError
+    from sd_darts.genotypes import SD_DARTS, NB201Genotype, save_genotype
+    from sd_darts.train import resolve_genotype
+
+    save_genotype(tmp_path / "darts" / "genotype.json", SD_DARTS)
+    assert resolve_genotype(str(tmp_path / "darts" / "genotype.json")) == SD_DARTS
+    save_genotype(tmp_path / "nb201.json", NB201Genotype.from_arch_str(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"))
+    with pytest.raises(UserError, match="DARTS"):
+        resolve_genotype(str(tmp_path / "nb201.json"))
