@@ -101,21 +101,23 @@ def derive_cell(weights: Any, steps: int = 4, primitives: Sequence[str] = PRIMIT
     return gene
 
 
-def derive_genotype(weights_normal: Any, weights_reduce: Any, steps: int = 4, multiplier: int = 4) -> Genotype:
+def derive_genotype(weights_normal: Any, weights_reduce: Any, steps: int = 4, multiplier: int = 4,
+                    primitives: Sequence[str] = PRIMITIVES) -> Genotype:
     """Derive the discrete DARTS genotype from softmaxed alphas (DARTS §2.4).
 
     ``weights_normal`` and ``weights_reduce`` are the per-edge softmax of the alphas, shape
     ``(14, 8)`` for 4 nodes (torch tensors or numpy arrays).  The concatenated nodes are the
-    last ``multiplier`` intermediate nodes, i.e. 2..5 for the DARTS cell.  See
+    last ``multiplier`` intermediate nodes, i.e. 2..5 for the DARTS cell.  ``primitives``
+    names the alpha columns (a supernet searched over a subset of the ops).  See
     :func:`derive_cell` for the rule and its tie-breaking.
     """
     wn = _to_numpy(weights_normal, "weights_normal")
     wr = _to_numpy(weights_reduce, "weights_reduce")
     concat = list(range(2 + steps - multiplier, steps + 2))
     return Genotype(
-        normal=derive_cell(wn, steps, PRIMITIVES),
+        normal=derive_cell(wn, steps, primitives),
         normal_concat=concat,
-        reduce=derive_cell(wr, steps, PRIMITIVES),
+        reduce=derive_cell(wr, steps, primitives),
         reduce_concat=list(concat),
     )
 

@@ -62,6 +62,7 @@ class SearchConfig:
     arch_beta1: float = setting(0.5, "Adam beta1 of the alphas")
     arch_beta2: float = setting(0.999, "Adam beta2 of the alphas")
     unrolled: bool = setting(False, "second-order (unrolled) alpha gradient instead of first order")
+    primitives: str | None = setting(None, "comma-separated candidate ops of the DARTS space (default: all 8 DARTS ops, in the DARTS order)")
     init_channels: int | None = setting(None, "supernet initial channels C (default: the space's, 16)")
     layers: int | None = setting(None, "supernet cells (DARTS: 8) or cells per stage N (NB201: 5)")
     warmup_epochs: int = setting(25, "warm-up epochs ξ before self-distillation starts")
@@ -114,6 +115,15 @@ class SearchConfig:
         require(self.hessian_batch_size >= 1, "hessian_batch_size", "must be at least 1")
         require(self.hessian_iters >= 1, "hessian_iters", "must be at least 1")
         require(self.num_workers >= 0, "num_workers", "must be non-negative")
+        if self.primitives is not None:
+            require(self.space == "darts", "primitives", "only the darts space takes a custom list of candidate ops")
+            ops = [op.strip() for op in self.primitives.split(",") if op.strip()]
+            known = tuple(space.primitives)
+            for op in ops:
+                require(op in known, "primitives", f"unknown op {op!r}; known ops: {', '.join(known)}")
+            require(len(set(ops)) == len(ops), "primitives", "an op is listed twice")
+            require(any(op != "none" for op in ops), "primitives", "needs at least one op besides none")
+            self.primitives = ",".join(ops)
         if self.init_channels is None:
             self.init_channels = space.default_channels
         if self.layers is None:
@@ -230,7 +240,8 @@ def run_search(cfg: SearchConfig) -> SearchResult:
     io.write_yaml(out / "config.yaml", cfgmod.to_dict(cfg))
 
     seed_everything(cfg.seed)
-    model = space.build(cfg.init_channels, cfg.layers, data.num_classes).to(device)
+    build_options = {"primitives": cfg.primitives.split(",")} if cfg.primitives else {}
+    model = space.build(cfg.init_channels, cfg.layers, data.num_classes, **build_options).to(device)
     w_optimizer = torch.optim.SGD(
         model.weights(), lr=cfg.learning_rate, momentum=cfg.momentum,
         weight_decay=cfg.weight_decay, nesterov=cfg.nesterov and cfg.momentum > 0,

@@ -125,6 +125,7 @@ def test_checkpoint_from_other_settings_is_refused(tmp_path, capsys):
         (["--method", "pc-darts"], "method"),
         (["--space", "nasbench301"], "space"),
         (["--batch-size", "0"], "--batch-size"),
+        (["--primitives", "none,sep_conv_3x3,conv_7x1_1x7"], "conv_7x1_1x7"),
     ],
 )
 def test_bad_settings_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, flags, needle):
@@ -170,3 +171,14 @@ def test_params_file_section_and_flag_override(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "search.epochs" in err and "integer" in err
     assert not (tmp_path / "other").exists()
+
+
+def test_search_over_a_subset_of_ops(tmp_path):
+    out = tmp_path / "run"
+    ops = "none,max_pool_3x3,skip_connect,sep_conv_3x3"
+    assert search(out, "--epochs", "1", "--warmup-epochs", "0", "--window", "1", "--primitives", ops) == 0
+    alphas = final_alphas(out, 1)
+    assert {tuple(v.shape) for v in alphas.values()} == {(14, 4)}
+    genotype = json.loads((out / "genotype.json").read_text())
+    used = {op for op, _ in genotype["normal"] + genotype["reduce"]}
+    assert used <= {"max_pool_3x3", "skip_connect", "sep_conv_3x3"}

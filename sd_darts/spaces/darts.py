@@ -22,7 +22,7 @@ weights or alphas.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -33,12 +33,13 @@ from ..ops import OPS, FactorizedReduce, ReLUConvBN
 
 
 class MixedOp(nn.Module):
-    """One edge of the search cell: ``sum_o w_o * o(x)`` over :data:`PRIMITIVES` (DARTS Eq. 2)."""
+    """One edge of the search cell: ``sum_o w_o * o(x)`` over the candidate ops (DARTS Eq. 2);
+    by default all of :data:`PRIMITIVES`, in that order."""
 
-    def __init__(self, C: int, stride: int):
+    def __init__(self, C: int, stride: int, primitives: Sequence[str] = PRIMITIVES):
         super().__init__()
         self._ops = nn.ModuleList()
-        for primitive in PRIMITIVES:
+        for primitive in primitives:
             op = OPS[primitive](C, stride, False)
             if "pool" in primitive:
                 op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
@@ -72,6 +73,7 @@ class SearchCell(nn.Module):
         C: int,
         reduction: bool,
         reduction_prev: bool,
+        primitives: Sequence[str] = PRIMITIVES,
     ):
         super().__init__()
         self.reduction = reduction
@@ -86,7 +88,7 @@ class SearchCell(nn.Module):
         for i in range(steps):
             for j in range(2 + i):
                 stride = 2 if reduction and j < 2 else 1
-                self._ops.append(MixedOp(C, stride))
+                self._ops.append(MixedOp(C, stride, primitives))
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``weights``: softmaxed alphas of this cell type, shape (num_edges, len(PRIMITIVES))."""
@@ -125,8 +127,13 @@ class DartsSupernet(nn.Module):
         multiplier: int = 4,
         stem_multiplier: int = 3,
         in_channels: int = 3,
+        primitives: Sequence[str] = PRIMITIVES,
     ):
         super().__init__()
+        unknown = [p for p in primitives if p not in PRIMITIVES]
+        if unknown or len(set(primitives)) != len(primitives) or not [p for p in primitives if p != "none"]:
+            raise ValueError(f"primitives must be distinct DARTS ops with at least one besides none, got {list(primitives)}")
+        self.primitives = tuple(primitives)
         if C < 1 or layers < 1 or num_classes < 1:
             raise ValueError(f"C, layers and num_classes must be positive, got {C}, {layers}, {num_classes}")
         if not 1 <= multiplier <= steps:
@@ -150,14 +157,14 @@ class DartsSupernet(nn.Module):
             reduction = i in self.reduction_layers
             if reduction:
                 C_curr *= 2
-            cell = SearchCell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+            cell = SearchCell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev, self.primitives)
             reduction_prev = reduction
             self.cells.append(cell)
             C_prev_prev, C_prev = C_prev, multiplier * C_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
 
-        shape = (num_edges(steps), len(PRIMITIVES))
+        shape = (num_edges(steps), len(self.primitives))
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(shape))
         self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(shape))
 
@@ -195,6 +202,7 @@ class DartsSupernet(nn.Module):
             F.softmax(self.alphas_reduce, dim=-1),
             steps=self.steps,
             multiplier=self.multiplier,
+            primitives=self.primitives,
         )
 
 
@@ -206,8 +214,8 @@ class DartsSpace:
     default_layers = 8
     primitives = PRIMITIVES
 
-    def build(self, C: int, layers: int, num_classes: int) -> DartsSupernet:
-        return DartsSupernet(C, num_classes, layers)
+    def build(self, C: int, layers: int, num_classes: int, primitives: Sequence[str] | None = None) -> DartsSupernet:
+        return DartsSupernet(C, num_classes, layers, primitives=self.primitives if primitives is None else primitives)
 
     def __repr__(self) -> str:
         return "DartsSpace()"
