@@ -466,49 +466,6 @@ def _rates(sums: list[float]) -> tuple[float, float, float]:
     return loss / n, 100.0 * (1.0 - top1 / n), 100.0 * (1.0 - top5 / n)
 
 
-def open_live(path: Path):
-    """A DVCLive logger for ``path`` that never creates a DVC repository.
-
-    Outside a DVC stage, ``dvclive.Live`` runs ``dvc init`` in the enclosing git repository
-    when it finds no DVC repository there (a side effect on the user's repository that a
-    training command must not have).  We use neither ``dvc.yaml`` generation nor experiment
-    saving, so outside a stage the DVC integration is skipped; inside ``dvc repro`` /
-    ``dvc exp run`` (``DVC_ROOT`` set) DVCLive behaves as usual.
-    """
-    from dvclive import Live
-
-    class _Live(Live):
-        def _init_dvc(self):
-            if os.getenv("DVC_ROOT"):
-                return super()._init_dvc()
-            self._dvc_file = "dvc.yaml"
-
-    return _Live(str(path), save_dvc_exp=False, dvcyaml=None, report=None)
-
-
-def _replay_dvclive(path: Path, history: list[dict]):
-    """Open a fresh DVCLive folder holding exactly the checkpoint's epochs.
-
-    Rebuilding from the checkpoint (instead of appending) keeps ``dvclive/`` consistent with
-    the checkpoint whatever moment a previous run was interrupted at.
-    """
-    import shutil
-
-    if path.exists():
-        shutil.rmtree(path)
-    live = open_live(path)
-    for row in history:
-        _log_live(live, row)
-    return live
-
-
-def _log_live(live, row: dict) -> None:
-    live.step = int(row["epoch"])
-    for name in METRIC_NAMES:
-        live.log_metric(name, row[name])
-    live.next_step()
-
-
 def _final_metrics(cfg, history: list[dict], params: int, dist_info: DistInfo, genotype, num_classes: int) -> dict[str, Any]:
     from .genotypes import genotype_to_dict
 
@@ -556,6 +513,7 @@ def run_training(cfg) -> TrainResult:
     from .data import make_loader
     from .model import count_parameters
     from .runtime import seed_everything
+    from .tracking import log_epoch, replay_live
 
     kind = RECIPES[type(cfg)]
     dist_info = dist_info_from_env()
@@ -621,7 +579,7 @@ def run_training(cfg) -> TrainResult:
         test_loader = make_loader(data.test, per_rank_batch, shuffle=False, seed=cfg.seed, epoch=0,
                                   num_workers=cfg.num_workers, pin_memory=pin, sampler=test_sampler)
 
-        live = _replay_dvclive(out / "dvclive", history) if dist_info.is_main else None
+        live = replay_live(out / "dvclive", history, METRIC_NAMES) if dist_info.is_main else None
         try:
             for epoch in range(start_epoch, cfg.epochs):
                 started = time.perf_counter()
@@ -664,7 +622,7 @@ def run_training(cfg) -> TrainResult:
                         "world_size": dist_info.world_size,
                     }
                     save_checkpoint(ckpt_path, cfg, kind, state)
-                    _log_live(live, row)
+                    log_epoch(live, epoch, row, METRIC_NAMES)
         finally:
             if live is not None:
                 live.end()
@@ -698,5 +656,5 @@ def run_training(cfg) -> TrainResult:
 __all__ = [
     "TrainCifarConfig", "TrainImageNetConfig", "TrainResult", "run_training", "cosine_lr", "imagenet_lr",
     "learning_rate_at", "drop_path_prob_at", "train_step", "classification_loss", "topk_correct", "evaluate",
-    "build_network", "open_live", "resolve_genotype", "report_line", "DistInfo", "dist_info_from_env", "METRIC_NAMES",
+    "build_network", "resolve_genotype", "report_line", "DistInfo", "dist_info_from_env", "METRIC_NAMES",
 ]
