@@ -1,0 +1,34 @@
+"""DVC stage ``search@<method>-<seed>``: one DARTS-space search (DARTS or SD-DARTS).
+
+Settings: the ``search`` section of params.yaml, the dataset from ``data``, method and seed
+from the stage matrix.  Run folder ``runs/search/<method>-s<seed>`` (checkpoints, DVCLive;
+persisted, resumed after an interruption); collected into ``metrics/search/<method>-s<seed>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import _common
+
+
+@_common.entry_point
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--method", required=True)
+    ap.add_argument("--seed", type=int, required=True)
+    args = ap.parse_args()
+    p = _common.params()
+    from sd_darts.commands.check_params import search_config
+
+    name = f"{args.method}-s{args.seed}"
+    cfg = search_config(p, args.method, args.seed, f"runs/search/{name}")
+    flags = {"method": args.method, "seed": args.seed, "dataset": cfg.dataset, "data_root": cfg.data_root,
+             "out": cfg.out}
+    summary = _common.run_search(cfg, f"search@{args.method}-{args.seed}", _common.METRICS / "search" / name, flags)
+    print(f"search {name}: final supernet valid acc {summary['final_valid_acc']:.2f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    main()
