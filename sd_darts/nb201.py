@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import pickle
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,24 +132,27 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+_TORCH_BOILERPLATE = ("Weights only load failed", "In PyTorch", "Please file an issue", "Check the documentation", "(1)", "(2)")
+
+
 def _refusal_reason(exc: BaseException) -> str:
-    """torch's reason for refusing a pickle (the line after 'WeightsUnpickler error:')."""
-    text = str(exc)
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        for line in text.split(marker, 1)[1].splitlines():
-            if line.strip():
-                return line.strip()
+    """torch's specific reason for refusing a pickle, without its generic advice."""
+    text = str(exc).replace("WeightsUnpickler error:", "\n")
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(_TORCH_BOILERPLATE):
+            return line
     return _first_line(exc)
 
 
 def _unsafe_global(exc: BaseException) -> str | None:
-    """The global a refused pickle asked for, from torch's weights_only error text."""
-    text = str(exc)
-    marker = "Unsupported global: GLOBAL "
-    if marker in text:
-        return text.split(marker, 1)[1].split()[0]
-    return None
+    """The Python global a refused pickle asked for, from torch's weights_only error text.
+
+    torch words it "Unsupported global: GLOBAL x.y ..." or "unsupported GLOBAL x.y whose
+    module x is blocked" depending on the module.
+    """
+    m = re.search(r"GLOBAL\s+([A-Za-z_][\w.]*)", str(exc))
+    return m.group(1) if m else None
 
 
 def _torch_load_safely(path: Path) -> Any:
@@ -172,7 +176,12 @@ def _torch_load_safely(path: Path) -> Any:
             f"benchmark file {path} is not a NAS-Bench-201 file or was tampered with: it was not loaded "
             f"({_refusal_reason(exc)}); download it again from {BENCHMARK_SOURCE}"
         ) from None
-    except (RuntimeError, EOFError, ValueError, OSError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+    except MemoryError:
+        raise UserError(
+            f"not enough memory to load benchmark file {path} ({path.stat().st_size / 2**30:.1f} GiB on disk); "
+            "the NAS-Bench-201 API keeps the whole benchmark in memory: run on a machine with more RAM"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any failure to unpickle a user's file is a problem with the file
         raise UserError(
             f"benchmark file {path} is not a readable NAS-Bench-201 file ({_first_line(exc)}); "
             f"it may be truncated or not the benchmark: download it again from {BENCHMARK_SOURCE}"
@@ -324,7 +333,7 @@ def load_benchmark(path: str | os.PathLike) -> Benchmark:
     for index in sorted(infos):
         info = infos.pop(index)
         api.arch2infos_dict[index] = OrderedDict(
-            [("12", ArchResults.create_from_state_dict(info["less"])), (HP, ArchResults.create_from_state_dict(info["full"]))]
+            [("12", ArchResults.create_from_state_dict(info["less"])), ("200", ArchResults.create_from_state_dict(info["full"]))]
         )
     return Benchmark(api, path)
 
