@@ -10,7 +10,7 @@ Why the NAS-Bench-201 API and not NATS-Bench's topology API: Table 4 and the row
 from other papers (DARTS 39.77 / 54.30, ...) are NAS-Bench-201 numbers, and the NB201 file
 is a single file with one documented layout, read by a small, pure-Python API.  NATS-Bench
 ``tss`` has the same 15,625 cells but a different file layout (archives of per-cell pickles)
-and slightly different seed coverage.
+and it is not the benchmark the compared rows were read from.
 
 What is queried (the convention of NAS-Bench-201's own tables, which Table 4 follows):
 
