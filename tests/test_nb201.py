@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +23,9 @@ from sd_darts.cli import main
 from sd_darts.errors import UserError
 from sd_darts.genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, save_genotype
 
-nas_201_api = pytest.importorskip("nas_201_api")
-
-from sd_darts import nb201  # noqa: E402  (needs nas_201_api at query time only; imported after the skip)
-from sd_darts.spaces import get_space  # noqa: E402
-from sd_darts.spaces.nb201 import SPACE, AvgPool, NB201Supernet  # noqa: E402
+from sd_darts import nb201
+from sd_darts.spaces import get_space
+from sd_darts.spaces.nb201 import SPACE, AvgPool, NB201Supernet
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = [c.key for c in nb201.COLUMNS]
@@ -34,7 +33,13 @@ arch_ops = st.tuples(*[st.sampled_from(NB201_PRIMITIVES) for _ in NB201_EDGES])
 
 
 @pytest.fixture(scope="module")
-def bench_file(tmp_path_factory):
+def api_module():
+    """The official NAS-Bench-201 API; tests that need it are skipped without it."""
+    return pytest.importorskip("nas_201_api")
+
+
+@pytest.fixture(scope="module")
+def bench_file(tmp_path_factory, api_module):
     path = tmp_path_factory.mktemp("nb201") / "NAS-Bench-201-v1_1-096897.pth"
     expected = write_benchmark(path, legacy_format=True)
     return path, expected
@@ -72,11 +77,11 @@ def test_zip_format_file_reads_the_same(tmp_path, bench_file, bench):
     assert rows == nb201.query(bench, DEFAULT_ARCHS)
 
 
-def test_official_constructor_reads_the_fixture_with_the_same_answers(bench_file, bench):
+def test_official_constructor_reads_the_fixture_with_the_same_answers(bench_file, bench, api_module):
     """The fixture is in the official format: the API's own loader reads it (trusted here)."""
     path, _ = bench_file
     with torch.serialization.safe_globals(nb201._safe_globals()):
-        official = nas_201_api.NASBench201API(str(path), verbose=False)
+        official = api_module.NASBench201API(str(path), verbose=False)
     assert len(official) == len(bench.api) == len(DEFAULT_ARCHS) + 1
     for arch in DEFAULT_ARCHS:
         idx = official.query_index_by_arch(arch)
@@ -129,7 +134,7 @@ class _RunsCode:
 
 
 @pytest.mark.parametrize("legacy", [True, False])
-def test_file_carrying_an_arbitrary_object_is_refused_without_running_it(tmp_path, legacy):
+def test_file_carrying_an_arbitrary_object_is_refused_without_running_it(tmp_path, legacy, api_module):
     marker = tmp_path / "code-ran"
     data = benchmark_dict(DEFAULT_ARCHS[:1])
     data["arch2infos"][0]["full"]["extra"] = _RunsCode(marker)
@@ -150,7 +155,7 @@ def test_file_carrying_an_arbitrary_object_is_refused_without_running_it(tmp_pat
         (lambda p: p.write_bytes(b""), "not a readable NAS-Bench-201 file"),
     ],
 )
-def test_foreign_or_broken_files_are_one_line_errors(tmp_path, make, needle):
+def test_foreign_or_broken_files_are_one_line_errors(tmp_path, make, needle, api_module):
     path = tmp_path / "foreign.pth"
     make(path)
     with pytest.raises(UserError, match=needle) as err:
@@ -165,7 +170,7 @@ def test_truncated_file_is_an_error(tmp_path, bench_file):
         nb201.load_benchmark(path)
 
 
-def test_results_filed_under_the_wrong_arch_are_refused(tmp_path):
+def test_results_filed_under_the_wrong_arch_are_refused(tmp_path, api_module):
     data = benchmark_dict(DEFAULT_ARCHS[:2])
     data["meta_archs"][0], data["meta_archs"][1] = data["meta_archs"][1], data["meta_archs"][0]
     path = tmp_path / "swapped.pth"
@@ -174,12 +179,19 @@ def test_results_filed_under_the_wrong_arch_are_refused(tmp_path):
         nb201.load_benchmark(path)
 
 
-def test_missing_file_names_the_path_and_where_it_comes_from(tmp_path):
+def test_missing_file_names_the_path_and_where_it_comes_from(tmp_path, api_module):
     path = tmp_path / "nowhere" / "NAS-Bench-201-v1_1-096897.pth"
     with pytest.raises(UserError) as err:
         nb201.load_benchmark(path)
     msg = str(err.value)
     assert str(path) in msg and "github.com/D-X-Y/NAS-Bench-201" in msg and "\n" not in msg
+
+
+def test_missing_api_is_a_one_line_install_hint(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nas_201_api", None)  # makes "import nas_201_api" fail
+    with pytest.raises(UserError, match="pip install") as err:
+        nb201.load_benchmark(tmp_path / "b.pth")
+    assert "\n" not in str(err.value)
 
 
 @settings(max_examples=25, deadline=None)
@@ -212,6 +224,7 @@ def test_table4_row_sample_std_and_bad_input():
 @settings(max_examples=40, deadline=None)
 @given(ops=arch_ops)
 def test_arch_string_round_trips_through_the_official_api_parser(ops):
+    nas_201_api = pytest.importorskip("nas_201_api")
     g = NB201Genotype(ops)
     s = g.arch_str
     assert NB201Genotype.from_arch_str(s) == g
@@ -383,7 +396,7 @@ def test_cli_bad_genotypes_exit_2_before_loading(tmp_path, capsys, args, needle,
     assert needle in err and len(err.splitlines()) == 1
 
 
-def test_cli_missing_benchmark_exits_2(tmp_path, capsys):
+def test_cli_missing_benchmark_exits_2(tmp_path, capsys, api_module):
     assert main(["nb201-query", "--benchmark", str(tmp_path / "b.pth"), DEFAULT_ARCHS[0]]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(tmp_path / "b.pth") in err[0]
@@ -395,7 +408,7 @@ def test_cli_missing_benchmark_exits_2(tmp_path, capsys):
 
 
 def test_tiny_nb201_search_on_digits_then_query(tmp_path, capsys):
-    pytest.importorskip("sd_darts.commands.search")
+    nas_201_api = pytest.importorskip("nas_201_api")
     out = tmp_path / "run"
     argv = [
         "search", "--space", "nb201", "--dataset", "digits", "--image-size", "16", "--epochs", "2",
