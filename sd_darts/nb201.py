@@ -159,17 +159,20 @@ def _torch_load_safely(path: Path) -> Any:
     import torch
 
     safe = getattr(torch.serialization, "safe_globals", None)
+    if safe is None:
+        raise UserError(
+            f"reading the NAS-Bench-201 file safely needs torch >= 2.5 (torch.serialization.safe_globals), "
+            f"this is torch {torch.__version__}; upgrade torch"
+        )
     try:
-        if safe is None:  # torch < 2.5: no allowlist; numpy scalars are then refused too
-            return torch.load(path, map_location="cpu", weights_only=True)
         with safe(_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         bad = _unsafe_global(exc)
         if bad is not None:
             raise UserError(
-                f"benchmark file {path} asks to load the Python object '{bad}', which a NAS-Bench-201 file "
-                "never contains: the file is not the official benchmark or was tampered with; it was not loaded, "
+                f"benchmark file {path} asks to load the Python object '{bad}', which reading NAS-Bench-201 results "
+                "does not need: the file is not the official benchmark or was tampered with; it was not loaded, "
                 f"download it again from {BENCHMARK_SOURCE}"
             ) from None
         raise UserError(
