@@ -173,3 +173,13 @@ def drop_path(x: torch.Tensor, drop_prob: float, training: bool = True) -> torch
     keep = 1.0 - drop_prob
     mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
     return x * (mask / keep)
+
+
+def mixed_op_sum(ops, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``Σ_o w_o · o(x)``: the continuous relaxation of one edge (DARTS Eq. 2), shared by the
+    MixedOps of every search space.  ``weights`` are the edge's softmaxed alphas."""
+    out = None
+    for w, op in zip(weights, ops):
+        term = w * op(x)
+        out = term if out is None else out + term
+    return out

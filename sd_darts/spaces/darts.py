@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..genotypes import PRIMITIVES, Genotype, derive_genotype
-from ..ops import OPS, FactorizedReduce, ReLUConvBN
+from ..ops import OPS, FactorizedReduce, ReLUConvBN, mixed_op_sum
 
 
 class MixedOp(nn.Module):
@@ -47,11 +47,7 @@ class MixedOp(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``weights``: the softmaxed alphas of this edge, shape (len(PRIMITIVES),)."""
-        out = None
-        for w, op in zip(weights, self._ops):
-            term = w * op(x)
-            out = term if out is None else out + term
-        return out
+        return mixed_op_sum(self._ops, x, weights)
 
 
 class SearchCell(nn.Module):

@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, derive_nb201_genotype
-from ..ops import Identity, Zero
+from ..ops import Identity, Zero, mixed_op_sum
 
 #: Nodes of the NAS-Bench-201 cell (node 0 is the cell input, node 3 its output).
 NUM_NODES = 4
@@ -140,11 +140,7 @@ class MixedEdge(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``weights``: softmaxed alphas of this edge, shape (5,)."""
-        out = None
-        for w, op in zip(weights, self._ops):
-            term = w * op(x)
-            out = term if out is None else out + term
-        return out
+        return mixed_op_sum(self._ops, x, weights)
 
 
 class NB201SearchCell(nn.Module):
