@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import argparse
 
+from . import _training
+
 NAME = "train-cifar"
 HELP = "train a searched genotype from scratch on CIFAR-10 (paper §4.2; digits for smoke runs)"
 SECTION = "train_cifar"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..config import add_arguments
-    from ..train import TrainCifarConfig
-
-    add_arguments(parser, TrainCifarConfig, SECTION)
+    _training.register(parser, "TrainCifarConfig", SECTION)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import resolve
-    from ..train import TrainCifarConfig, report_line, run_training
-
-    cfg = resolve(TrainCifarConfig, SECTION, args)
-    result = run_training(cfg)
-    if result.is_main:
-        print(report_line(result))
-    return 0
+    return _training.run(args, "TrainCifarConfig", SECTION)

@@ -11,24 +11,16 @@ from __future__ import annotations
 
 import argparse
 
+from . import _training
+
 NAME = "train-imagenet"
 HELP = "train a searched genotype from scratch on ImageNet from a local ILSVRC2012 folder (paper §4.3)"
 SECTION = "train_imagenet"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..config import add_arguments
-    from ..train import TrainImageNetConfig
-
-    add_arguments(parser, TrainImageNetConfig, SECTION)
+    _training.register(parser, "TrainImageNetConfig", SECTION)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import resolve
-    from ..train import TrainImageNetConfig, report_line, run_training
-
-    cfg = resolve(TrainImageNetConfig, SECTION, args)
-    result = run_training(cfg)
-    if result.is_main:
-        print(report_line(result))
-    return 0
+    return _training.run(args, "TrainImageNetConfig", SECTION)
