@@ -75,7 +75,7 @@ class SearchConfig:
     limit_samples: int | None = setting(None, "use only the first N training images, split as usual (smoke runs and tests)")
     hessian_every: int = setting(0, "compute the dominant Hessian eigenvalue w.r.t. the alphas every N epochs (0 = off)", fingerprint=False)
     hessian_batch_size: int = setting(64, "size of the fixed, seeded validation batch for the Hessian", fingerprint=False)
-    hessian_iters: int = setting(20, "power-iteration steps for the Hessian eigenvalue", fingerprint=False)
+    hessian_iters: int = setting(20, "Lanczos iterations (Hessian-vector products) for the Hessian eigenvalue", fingerprint=False)
     num_workers: int = setting(0, "DataLoader worker processes", fingerprint=False)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", fingerprint=False)
     out: str = setting("runs/search", "output folder", fingerprint=False)
@@ -187,32 +187,7 @@ class SearchObjective:
         return loss, logits
 
 
-def _fixed_hessian_batch(dataset, batch_size: int, device):
-    """One validation batch fixed by a seed independent of the run's seed and method (Fig. 2).
-
-    The batch's augmentation is drawn inside :func:`torch.random.fork_rng`, so building it
-    never changes the search trajectory.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(20230210)
-        order = torch.randperm(len(dataset))[: min(batch_size, len(dataset))].tolist()
-        items = [dataset[i] for i in order]
-    inputs = torch.stack([it[0] for it in items]).to(device)
-    targets = torch.as_tensor([int(it[1]) for it in items], device=device)
-    return inputs, targets
-
-
-def _hessian_eigenvalue(model, batch, iters: int) -> float:
-    """Dominant Hessian eigenvalue w.r.t. the alphas without changing the model's state."""
-    from .hessian import dominant_eigenvalue
-
-    buffers = {name: buf.detach().clone() for name, buf in model.named_buffers()}
-    try:
-        return float(dominant_eigenvalue(model, batch[0], batch[1], iters=iters))
-    finally:
-        with torch.no_grad():
-            for name, buf in model.named_buffers():
-                buf.copy_(buffers[name])
+HESSIAN_BATCH_SEED = 20230210  # the same validation batch for every epoch, seed and method (Fig. 2)
 
 
 def run_search(cfg: SearchConfig) -> SearchResult:
@@ -222,6 +197,7 @@ def run_search(cfg: SearchConfig) -> SearchResult:
     from .data import PersistentIterator, load_search_data, make_loader
     from .distill import TeacherCache
     from .genotypes import count_op, genotype_to_dict, save_genotype
+    from .hessian import dominant_eigenvalue, fixed_batch
     from .runtime import Progress, get_rng_state, pick_device, seed_everything, set_rng_state
     from .spaces import get_space
     from .tracking import log_epoch, replay_live
@@ -274,7 +250,8 @@ def run_search(cfg: SearchConfig) -> SearchResult:
     pin = device.type == "cuda"
     hessian_batch = None
     if cfg.hessian_every:
-        hessian_batch = _fixed_hessian_batch(data.valid, cfg.hessian_batch_size, device)
+        inputs, targets = fixed_batch(data.valid, cfg.hessian_batch_size, seed=HESSIAN_BATCH_SEED)
+        hessian_batch = (inputs.to(device), targets.to(device))
 
     live = replay_live(out / "dvclive", history)
     genotype = model.genotype()
@@ -336,7 +313,7 @@ def run_search(cfg: SearchConfig) -> SearchResult:
                 "epoch_seconds": time.perf_counter() - started,
             }
             if hessian_batch is not None and ((epoch + 1) % cfg.hessian_every == 0 or epoch + 1 == cfg.epochs):
-                metrics["hessian/eigenvalue"] = _hessian_eigenvalue(model, hessian_batch, cfg.hessian_iters)
+                metrics["hessian/eigenvalue"] = dominant_eigenvalue(model, *hessian_batch, iters=cfg.hessian_iters)
 
             save_genotype(out / "genotypes" / f"epoch_{epoch:03d}.json", genotype)
             io.torch_save(out / "alphas" / f"epoch_{epoch:03d}.pt",

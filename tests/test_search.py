@@ -182,3 +182,14 @@ def test_search_over_a_subset_of_ops(tmp_path):
     genotype = json.loads((out / "genotype.json").read_text())
     used = {op for op, _ in genotype["normal"] + genotype["reduce"]}
     assert used <= {"max_pool_3x3", "skip_connect", "sep_conv_3x3"}
+
+
+def test_hessian_tracking_is_logged_and_leaves_the_trajectory_unchanged(tmp_path):
+    args = ("--epochs", "2", "--warmup-epochs", "1", "--window", "1")
+    assert search(tmp_path / "plain", *args) == 0
+    assert search(tmp_path / "tracked", *args, "--hessian-every", "1", "--hessian-batch-size", "8",
+                  "--hessian-iters", "8") == 0
+    eig = metric_series(tmp_path / "tracked", "hessian/eigenvalue")
+    assert len(eig) == 2 and all(torch.isfinite(torch.tensor(eig)))
+    a, b = final_alphas(tmp_path / "plain", 2), final_alphas(tmp_path / "tracked", 2)
+    assert all(torch.equal(a[n], b[n]) for n in a)
