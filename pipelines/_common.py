@@ -128,15 +128,23 @@ def resolved_device(name: str) -> str:
     return str(pick_device(name))
 
 
-def command_line(command: str, flags: dict[str, Any]) -> str:
-    """``sd-darts <command> --params FILE --flag value ...``: the CLI equivalent of a run."""
-    parts = ["sd-darts", command, "--params", PARAMS_FILE]
-    for key, value in flags.items():
-        flag = "--" + key.replace("_", "-")
+def command_line(command: str, cfg) -> str:
+    """The exact ``sd-darts <command> ...`` equivalent of a run: every setting that differs from
+    the command's default, as a flag (so it holds whatever params file or section it came from)."""
+    import dataclasses
+    import shlex
+
+    parts = ["sd-darts", command]
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if value == default or value is None:
+            continue
+        flag = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
             parts.append(flag if value else "--no-" + flag[2:])
         else:
-            parts += [flag, str(value)]
+            parts += [flag, shlex.quote(str(value))]
     return " ".join(parts)
 
 
@@ -278,7 +286,7 @@ SEARCH_FILES = ("summary.json", "genotype.json", "config.yaml", "provenance.json
 TRAIN_FILES = ("metrics.json", "config.yaml", "provenance.json")
 
 
-def run_search(cfg, stage: str, dest: Path, flags: dict[str, Any]) -> dict[str, Any]:
+def run_search(cfg, stage: str, dest: Path) -> dict[str, Any]:
     """Run (resume, or reuse) one search and collect it into ``dest``; returns its summary."""
     from sd_darts.search import run_search as library_run_search
 
@@ -286,12 +294,12 @@ def run_search(cfg, stage: str, dest: Path, flags: dict[str, Any]) -> dict[str, 
         summary = io.read_json(Path(cfg.out) / "summary.json", what="search summary")
     else:
         summary = library_run_search(cfg).summary
-        _finish(cfg, stage, command_line("search", flags))
+        _finish(cfg, stage, command_line("search", cfg))
     collect_run(Path(cfg.out), dest, SEARCH_FILES)
     return summary
 
 
-def run_train(cfg, stage: str, dest: Path, command: str, flags: dict[str, Any]) -> dict[str, Any]:
+def run_train(cfg, stage: str, dest: Path, command: str) -> dict[str, Any]:
     """Run (resume, or reuse) one training and collect it into ``dest``; returns its metrics."""
     from sd_darts.train import run_training
 
@@ -299,7 +307,7 @@ def run_train(cfg, stage: str, dest: Path, command: str, flags: dict[str, Any]) 
         metrics = io.read_json(Path(cfg.out) / "metrics.json", what="training metrics")
     else:
         metrics = run_training(cfg).metrics
-        _finish(cfg, stage, command_line(command, flags))
+        _finish(cfg, stage, command_line(command, cfg))
     collect_run(Path(cfg.out), dest, TRAIN_FILES)
     return metrics
 

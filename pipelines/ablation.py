@@ -34,12 +34,8 @@ def main() -> int:
     scfg, tcfg = ablation_configs(p, args.kind, args.value, args.seed, run_dir)
     dest = _common.METRICS / f"ablation_{args.kind}" / name
     stage = f"ablation_{args.kind}@{args.value}-{args.seed}"
-    sflags = {"method": "sd-darts", "seed": args.seed, "warmup_epochs": scfg.warmup_epochs, "window": scfg.window,
-              "dataset": scfg.dataset, "data_root": scfg.data_root, "out": scfg.out}
-    summary = _common.run_search(scfg, stage, dest / "search", sflags)
-    tflags = {"genotype": tcfg.genotype, "seed": args.seed, "dataset": tcfg.dataset, "data_root": tcfg.data_root,
-              "out": tcfg.out}
-    metrics = _common.run_train(tcfg, stage, dest / "eval", "train-cifar", tflags)
+    summary = _common.run_search(scfg, stage, dest / "search")
+    metrics = _common.run_train(tcfg, stage, dest / "eval", "train-cifar")
     point = {"parameter": SWEPT[args.kind], "value": args.value, "seed": args.seed}
     (dest / "point.json").write_text(json.dumps(point, indent=2, sort_keys=True) + "\n")
     print(f"{stage}: supernet valid acc {summary['final_valid_acc']:.2f}%, test error {metrics['test_error']:.2f}%")

@@ -23,10 +23,8 @@ def search(seed: int) -> int:
     from sd_darts.commands.check_params import nb201_search_config
 
     cfg = nb201_search_config(p, seed, f"runs/nasbench201_search/s{seed}")
-    flags = {"space": "nb201", "method": cfg.method, "seed": seed, "dataset": cfg.dataset,
-             "data_root": cfg.data_root, "out": cfg.out}
     summary = _common.run_search(cfg, f"nasbench201_search@{seed}",
-                                 _common.METRICS / "nasbench201_search" / f"s{seed}", flags)
+                                 _common.METRICS / "nasbench201_search" / f"s{seed}")
     print(f"nasbench201 search s{seed}: {summary['genotype'].get('arch')}")
     return 0
 

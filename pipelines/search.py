@@ -23,9 +23,7 @@ def main() -> int:
 
     name = f"{args.method}-s{args.seed}"
     cfg = search_config(p, args.method, args.seed, f"runs/search/{name}")
-    flags = {"method": args.method, "seed": args.seed, "dataset": cfg.dataset, "data_root": cfg.data_root,
-             "out": cfg.out}
-    summary = _common.run_search(cfg, f"search@{args.method}-{args.seed}", _common.METRICS / "search" / name, flags)
+    summary = _common.run_search(cfg, f"search@{args.method}-{args.seed}", _common.METRICS / "search" / name)
     print(f"search {name}: final supernet valid acc {summary['final_valid_acc']:.2f}%")
     return 0
 

@@ -24,10 +24,8 @@ def main() -> int:
     name = f"{args.genotype}-s{args.seed}"
     genotype_file = (_common.METRICS / "genotype" / f"{args.genotype}.json").as_posix()
     cfg = train_cifar_config(p, genotype_file, args.seed, f"runs/train_cifar/{name}")
-    flags = {"genotype": genotype_file, "seed": args.seed, "dataset": cfg.dataset, "data_root": cfg.data_root,
-             "out": cfg.out}
     metrics = _common.run_train(cfg, f"train_cifar@{args.genotype}-{args.seed}", _common.METRICS / "train_cifar" / name,
-                                "train-cifar", flags)
+                                "train-cifar")
     print(f"train_cifar {name}: test error {metrics['test_error']:.2f}%")
     return 0
 

@@ -27,16 +27,20 @@ def main() -> int:
             shutil.rmtree(out)
         reason = "pipeline.train_imagenet is false; set it to true with ImageNet in data.imagenet_root"
         io.write_json(out / "status.json", {"status": "not run", "reason": reason})
+        # The run folder is a (persisted) stage output: it must exist; it says why it is empty.
+        io.write_json(_common.RUNS / "train_imagenet" / "status.json", {"status": "not run", "reason": reason})
         print(f"train_imagenet: not run ({reason})")
         return 0
+    placeholder = _common.RUNS / "train_imagenet" / "status.json"
+    if placeholder.exists():
+        placeholder.unlink()
     done = []
     for genotype in p.raw["pipeline"]["eval_genotypes"]:
         for seed in p.raw["seeds"]["train_imagenet"]:
             name = f"{genotype}-s{seed}"
             genotype_file = (_common.METRICS / "genotype" / f"{genotype}.json").as_posix()
             cfg = train_imagenet_config(p, genotype_file, seed, f"runs/train_imagenet/{name}")
-            flags = {"genotype": genotype_file, "seed": seed, "data_root": cfg.data_root, "out": cfg.out}
-            metrics = _common.run_train(cfg, "train_imagenet", out / name, "train-imagenet", flags)
+            metrics = _common.run_train(cfg, "train_imagenet", out / name, "train-imagenet")
             done.append(name)
             print(f"train_imagenet {name}: top-1 error {metrics['test_error']:.2f}%")
     stale = out / "status.json"

@@ -32,8 +32,9 @@ Metrics folder layout (written by ``pipelines/``; every run folder has ``provena
 ``train_cifar/<genotype>-s<seed>/``     ``metrics.json``, ``curves.tsv``, ``config.yaml``
 ``train_imagenet/``                     ``status.json`` (``{"status": "not run", "reason"}``) or
                                         ``<genotype>-s<seed>/metrics.json`` ...
-``nasbench201/search-s<seed>/``         as ``search/``; ``nasbench201/query.json``: ``{"status": "ok" | "not run",
-                                        "reason", "benchmark", "row": {column: [mean, std]}, "per_seed": [...]}``
+``nasbench201_search/s<seed>/``         as ``search/``
+``nasbench201/query.json``              ``{"status": "ok" | "not run", "reason", "benchmark",
+                                        "row": {column: {"mean", "std"}}, "per_seed": [{column: value}]}``
 ``ablation_warmup/xi<ξ>-s<seed>/``      ``point.json`` (``{"parameter", "value", "seed"}``), ``search/``, ``eval/``
 ``ablation_window/k<K>-s<seed>/``       likewise
 """
@@ -212,7 +213,7 @@ def load_metrics(root: str | Path) -> Metrics:
         train_cifar=_runs(root / "train_cifar", "metrics.json"),
         train_imagenet=_runs(root / "train_imagenet", "metrics.json"),
         imagenet_status=_read_json_if(root / "train_imagenet" / "status.json"),
-        nb201_searches=_runs(root / "nasbench201", "summary.json", "search-*"),
+        nb201_searches=_runs(root / "nasbench201_search", "summary.json"),
         nb201_query=_read_json_if(root / "nasbench201" / "query.json"),
         ablation_warmup=_points(root / "ablation_warmup"),
         ablation_window=_points(root / "ablation_window"),
@@ -479,8 +480,8 @@ def table4(metrics: Metrics) -> pd.DataFrame:
     row = {"Method": "SD-DARTS (this pipeline)"}
     if q.get("status") == "ok":
         for key, label in NB201_COLUMNS:
-            mean, std = q["row"][key]
-            row[label] = fmt(mean) if std is None else f"{fmt(mean)} ± {fmt(std)}"
+            cell = q["row"][key]
+            row[label] = f"{fmt(cell['mean'])} ± {fmt(cell['std'])}"
         row["Source"] = "reproduced: " + _produced_by("nasbench201", metrics.nb201_searches) + f"; benchmark {q.get('benchmark', '?')}"
     else:
         for _, label in NB201_COLUMNS:
@@ -495,14 +496,19 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
     """Every headline number of the paper beside the reproduced one and the difference."""
     rows = []
 
-    def add(quantity: str, paper_text: str, values: list[float] | None, produced: str, digits: int = 2):
+    def add(quantity: str, paper_text: str, values: list[float] | None, produced: str, digits: int = 2,
+            summary: tuple[float, float] | None = None):
+        """``values``: per-run numbers (mean ± sample std), or ``summary``: a given (mean, std)."""
         paper_value = _paper_float(paper_text.split("±")[0]) if paper_text else None
-        if values:
+        if summary is not None:
+            m = summary[0]
+            rep = f"{fmt(summary[0], digits)} ± {fmt(summary[1], digits)}"
+        elif values:
             m, _s, _n = mean_std(values)
             rep = fmt_pm(values, digits)
-            diff = fmt_signed(m - paper_value, digits) if paper_value is not None else "-"
         else:
-            rep, diff = NOT_RUN, "-"
+            m, rep = None, NOT_RUN
+        diff = fmt_signed(m - paper_value, digits) if m is not None and paper_value is not None else "-"
         rows.append({"Quantity": quantity, "Paper": paper_text or "-", "Reproduced": rep,
                      "Difference (reproduced - paper)": diff, "Produced by": produced})
 
@@ -540,10 +546,9 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
     nb_produced = (_produced_by("nasbench201", metrics.nb201_searches) if q.get("status") == "ok"
                    else _nb201_reason(metrics))
     for key, label in NB201_COLUMNS:
-        values = None
-        if q.get("status") == "ok":
-            values = [float(s[key]) for s in q.get("per_seed", [])] or [float(q["row"][key][0])]
-        add(f"NAS-Bench-201 {label} accuracy (%)", f"{t4[key]} ± {t4[key + '_std']}", values, nb_produced)
+        cell = (q.get("row") or {}).get(key) if q.get("status") == "ok" else None
+        add(f"NAS-Bench-201 {label} accuracy (%)", f"{t4[key]} ± {t4[key + '_std']}", None, nb_produced,
+            summary=(float(cell["mean"]), float(cell["std"])) if cell else None)
     return pd.DataFrame(rows)
 
 
@@ -602,6 +607,17 @@ def _not_run_axes(ax, text: str) -> None:
 
 
 METHOD_COLORS = {"darts": "tab:blue", "sd-darts": "tab:red"}
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _linestyle(seed: int | None) -> str:
+    return _LINESTYLES[(seed or 0) % len(_LINESTYLES)]
+
+
+def _integer_epochs(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def fig2_hessian(metrics: Metrics, path: Path) -> str:
@@ -619,9 +635,10 @@ def fig2_hessian(metrics: Metrics, path: Path) -> str:
                 continue
             method = str(r.summary.get("method", "?"))
             ax.plot(d["epoch"] + 1, d["hessian/eigenvalue"], marker="o", ms=3, lw=1.2,
-                    color=METHOD_COLORS.get(method), label=f"{method} (seed {r.seed})")
+                    color=METHOD_COLORS.get(method), linestyle=_linestyle(r.seed), label=f"{method} (seed {r.seed})")
             plotted += 1
         if plotted:
+            _integer_epochs(ax)
             ax.set_xlabel("Epoch")
             ax.set_ylabel("Dominant eigenvalue of the Hessian (alphas)")
             ax.legend(fontsize=7)
@@ -636,45 +653,50 @@ def fig2_hessian(metrics: Metrics, path: Path) -> str:
 
 
 def _draw_cell(ax, edges: list[list[Any]], concat: list[int], title: str) -> None:
-    """Draw one DARTS cell: inputs c_{k-2}, c_{k-1}, intermediate nodes, output c_{k}."""
+    """Draw one DARTS cell as DARTS's own plots do: inputs c_{k-2}, c_{k-1} on the left, the
+    intermediate nodes in a column, the output c_{k} (concatenation) on the right."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     steps = len(edges) // 2
-    pos: dict[int, tuple[float, float]] = {0: (0.0, 3.0), 1: (0.0, 0.0)}
+    top = 1.5 * (steps - 1)
+    pos: dict[int, tuple[float, float]] = {0: (0.0, top * 0.8), 1: (0.0, top * 0.2)}
     for i in range(steps):
-        pos[i + 2] = (2.4 + 2.0 * i, 3.2 if i % 2 == 0 else -0.2)
-    out_pos = (2.4 + 2.0 * steps + 0.6, 1.5)
+        pos[i + 2] = (4.0, top - 1.5 * i)
+    out_pos = (7.6, top / 2)
     names = {0: "c_{k-2}", 1: "c_{k-1}"}
     names.update({i + 2: str(i) for i in range(steps)})
-    colors = {0: "#b7e4c7", 1: "#b7e4c7"}
-    colors.update({i + 2: "#a9d6f5" for i in range(steps)})
 
     def node(xy, text, color):
-        w, h = (1.1, 0.55) if text.startswith("c_") else (0.55, 0.55)
-        ax.add_patch(FancyBboxPatch((xy[0] - w / 2, xy[1] - h / 2), w, h, boxstyle="round,pad=0.05",
+        w, h = (1.3, 0.6) if text.startswith("c_") else (0.6, 0.6)
+        ax.add_patch(FancyBboxPatch((xy[0] - w / 2, xy[1] - h / 2), w, h, boxstyle="round,pad=0.04",
                                     fc=color, ec="black", lw=0.8, zorder=3))
         label = f"${text}$" if text.startswith("c_") else text
         ax.text(xy[0], xy[1], label, ha="center", va="center", fontsize=9, zorder=4)
 
-    for k, (op, src) in enumerate(edges):
-        dst = k // 2 + 2
-        (x1, y1), (x2, y2) = pos[int(src)], pos[dst]
-        rad = 0.0 if int(src) in (0, 1) and abs(y2 - y1) < 1.0 else (0.18 if k % 2 == 0 else -0.18)
-        arrow = FancyArrowPatch((x1, y1), (x2, y2), arrowstyle="-|>", mutation_scale=10, lw=0.9,
-                                connectionstyle=f"arc3,rad={rad}", shrinkA=16, shrinkB=12, color="0.25", zorder=2)
-        ax.add_patch(arrow)
-        mx, my = (x1 + x2) / 2 + 0.5 * rad * (y2 - y1), (y1 + y2) / 2 - 0.5 * rad * (x2 - x1)
-        ax.text(mx, my, str(op), ha="center", va="center", fontsize=6.5, zorder=5,
-                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
     for n in concat:
-        x1, y1 = pos[int(n)]
-        ax.add_patch(FancyArrowPatch((x1, y1), out_pos, arrowstyle="-|>", mutation_scale=9, lw=0.6,
-                                     shrinkA=12, shrinkB=16, color="0.6", zorder=1))
+        ax.add_patch(FancyArrowPatch(pos[int(n)], out_pos, arrowstyle="-|>", mutation_scale=9, lw=0.6,
+                                     shrinkA=11, shrinkB=22, color="0.65", zorder=1))
+    for k, (op, src) in enumerate(edges):
+        src, dst = int(src), k // 2 + 2
+        (x1, y1), (x2, y2) = pos[src], pos[dst]
+        if src in (0, 1):
+            rad, t = 0.0, (0.68 if src == 0 else 0.4)  # straight; labels of the two inputs apart
+        else:
+            rad, t = -0.55 - 0.1 * (dst - src), 0.5  # node-to-node: arcs bowing to the right
+        ax.add_patch(FancyArrowPatch((x1, y1), (x2, y2), arrowstyle="-|>", mutation_scale=10, lw=0.9,
+                                     connectionstyle=f"arc3,rad={rad}", shrinkA=12, shrinkB=12, color="0.2",
+                                     zorder=2))
+        # Point at parameter t of the quadratic Bezier curve that arc3 draws.
+        cx, cy = (x1 + x2) / 2 + rad * (y2 - y1), (y1 + y2) / 2 - rad * (x2 - x1)
+        mx = (1 - t) ** 2 * x1 + 2 * (1 - t) * t * cx + t ** 2 * x2
+        my = (1 - t) ** 2 * y1 + 2 * (1 - t) * t * cy + t ** 2 * y2
+        ax.text(mx, my, str(op), ha="center", va="center", fontsize=6.5, zorder=5,
+                bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="0.8", lw=0.4))
     for n, xy in pos.items():
-        node(xy, names[n], colors[n])
+        node(xy, names[n], "#b7e4c7" if n < 2 else "#a9d6f5")
     node(out_pos, "c_{k}", "#ffe8a3")
     ax.set_xlim(-1.0, out_pos[0] + 1.0)
-    ax.set_ylim(-1.3, 4.3)
+    ax.set_ylim(-0.8, top + 0.8)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(title)
@@ -683,14 +705,14 @@ def _draw_cell(ax, edges: list[list[Any]], concat: list[int], title: str) -> Non
 def fig4_cells(genotype: dict[str, Any] | None, path: Path, source: str) -> str:
     """Fig. 4: the normal and reduction cells of a DARTS genotype (drawn with matplotlib)."""
     with _style():
-        fig = _figure(10.0, 6.4)
+        fig = _figure(11.0, 4.6)
         if genotype is None or genotype.get("space") != "darts":
             ax = fig.add_subplot(1, 1, 1)
             status = f"{NOT_RUN} (no DARTS-space genotype selected)"
             _not_run_axes(ax, status)
         else:
-            ax1 = fig.add_subplot(2, 1, 1)
-            ax2 = fig.add_subplot(2, 1, 2)
+            ax1 = fig.add_subplot(1, 2, 1)
+            ax2 = fig.add_subplot(1, 2, 2)
             _draw_cell(ax1, genotype["normal"], genotype["normal_concat"], "(a) Normal cell")
             _draw_cell(ax2, genotype["reduce"], genotype["reduce_concat"], "(b) Reduction cell")
             status = source
@@ -749,9 +771,10 @@ def search_curves(runs: list[Run], path: Path, title: str) -> str:
                 if col in r.curves.columns:
                     method = str(r.summary.get("method", "?"))
                     ax.plot(r.curves["epoch"] + 1, r.curves[col], lw=1.0, color=METHOD_COLORS.get(method),
-                            alpha=0.85, label=f"{method} s{r.seed}")
+                            linestyle=_linestyle(r.seed), alpha=0.85, label=f"{method} s{r.seed}")
             ax.set_title(label)
             ax.set_xlabel("Epoch")
+            _integer_epochs(ax)
         if with_curves:
             axes[0].legend(fontsize=6)
             status = f"{len(with_curves)} run(s)"
@@ -789,6 +812,12 @@ def _selection_text(metrics: Metrics) -> str:
     return "\n".join(lines)
 
 
+def _fixed_setting(points: list[AblationPoint], key: str) -> str:
+    """The value of the setting held fixed across an ablation's points (from their configs)."""
+    values = sorted({str(p.search.config.get(key)) for p in points if p.search is not None and key in p.search.config})
+    return ", ".join(values) if values else "?"
+
+
 def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str | Path) -> list[Path]:
     """Regenerate every table and figure in ``out_dir`` from ``metrics_dir`` and ``params_file``.
 
@@ -824,6 +853,8 @@ def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str 
         tables[stem] = _write_table(out, stem, df)
         written += [out / f"{stem}.md", out / f"{stem}.csv"]
 
+    k_fixed = _fixed_setting(metrics.ablation_warmup, "window")
+    xi_fixed = _fixed_setting(metrics.ablation_window, "warmup_epochs")
     sel_source = "no genotype selected"
     if metrics.selection:
         sel_source = f"the genotype selected from run {metrics.selection.get('selected', '?')}"
@@ -831,10 +862,10 @@ def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str 
         "fig2_hessian.png": fig2_hessian(metrics, out / "fig2_hessian.png"),
         "fig4_cells.png": fig4_cells(metrics.selected_genotype, out / "fig4_cells.png", sel_source),
         "fig5_warmup.png": _ablation_figure(metrics.ablation_warmup, out / "fig5_warmup.png",
-                                            "Fig. 5: effect of the warm-up ξ (K = 1)", "Warm-up epochs ξ",
+                                            f"Fig. 5: effect of the warm-up ξ (K = {k_fixed})", "Warm-up epochs ξ",
                                             FIGURES["fig5"]),
         "fig6_window.png": _ablation_figure(metrics.ablation_window, out / "fig6_window.png",
-                                            "Fig. 6: effect of the time window K (ξ = 25)", "Time window K",
+                                            f"Fig. 6: effect of the time window K (ξ = {xi_fixed})", "Time window K",
                                             FIGURES["fig6"]),
         "search_curves.png": search_curves(metrics.searches, out / "search_curves.png",
                                            "Search curves (DARTS space)"),
@@ -893,8 +924,8 @@ def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str 
     captions = {
         "fig2_hessian.png": "Fig. 2: dominant eigenvalue of the Hessian of the validation loss w.r.t. the alphas",
         "fig4_cells.png": "Fig. 4: searched normal and reduction cells",
-        "fig5_warmup.png": "Fig. 5: test accuracy vs warm-up epochs ξ (K = 1)",
-        "fig6_window.png": "Fig. 6: test accuracy vs time window K (ξ = 25)",
+        "fig5_warmup.png": f"Fig. 5: test accuracy vs warm-up epochs ξ (K = {k_fixed}; paper: K = 1)",
+        "fig6_window.png": f"Fig. 6: test accuracy vs time window K (ξ = {xi_fixed}; paper: ξ = 25)",
         "search_curves.png": "Per-epoch search curves (DARTS space)",
         "search_curves_nb201.png": "Per-epoch search curves (NAS-Bench-201 space)",
     }
