@@ -318,6 +318,12 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw[name] = body
     for key, section in (("search", "search"), ("train_cifar", "train_cifar")):
         _check_reserved(path, section, raw["ablation"][key], where=f"ablation.{key}")
+    for key in ("warmup_epochs", "window"):
+        if key in raw["ablation"]["search"]:
+            raise UserError(
+                f"{path}: ablation.search.{key} is set by the ablation itself (ablation.warmup_epochs / "
+                "warmup_window, ablation.window / window_warmup_epochs); remove it"
+            )
     params = Params(path=path, raw=raw)
     pipe = raw["pipeline"]
     if pipe["select_method"] not in pipe["search_methods"]:

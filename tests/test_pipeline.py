@@ -1,0 +1,317 @@
+"""The DVC pipeline: params validation, stage wiring (a params change reruns exactly the stages
+that read it), and resumption of persisted runs.  The full smoke `dvc repro` runs in
+scripts/pipeline_checks.sh, not here."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sd_darts.cli import main as cli_main
+from sd_darts.commands.check_params import SECTIONS, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "pipelines"))
+import _common  # noqa: E402  (pipelines/_common.py)
+
+DVC = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+needs_dvc = pytest.mark.skipif(not Path(DVC).exists(), reason="dvc is not installed (pip install '.[pipeline]')")
+
+
+def _params(name="params.yaml"):
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+# ---------------------------------------------------------------- params files
+
+
+@pytest.mark.parametrize("name", ["params.yaml", "params-smoke.yaml"])
+def test_shipped_params_files_are_valid_and_complete(name):
+    p = load_params(ROOT / name)
+    assert set(p.raw) == set(SECTIONS)
+    # params.yaml is the paper run; the smoke profile runs offline on digits
+    if name == "params.yaml":
+        assert p.profile == "paper" and p.raw["data"]["dataset"] == "cifar10"
+        s = p.raw["search"]
+        assert (s["warmup_epochs"], s["window"], s["sd_lambda"], s["epochs"], s["batch_size"]) == (25, 2, 1.0, 50, 64)
+        assert s["hessian_every"] == 1
+        assert p.raw["ablation"]["warmup_epochs"] == list(range(0, 41, 5)) and p.raw["ablation"]["warmup_window"] == 1
+        assert p.raw["ablation"]["window"] == [1, 2, 3, 4, 5, 6] and p.raw["ablation"]["window_warmup_epochs"] == 25
+    else:
+        assert p.profile == "smoke" and p.raw["data"]["dataset"] == "digits"
+
+
+def test_both_profiles_share_one_structure():
+    paper, smoke = _params(), _params("params-smoke.yaml")
+    assert set(paper) == set(smoke)
+    for section in paper:
+        if isinstance(paper[section], dict):
+            assert set(paper[section]) == set(smoke[section]), section
+
+
+BAD = [
+    (("search", "warmup_epoch"), 25, "search.warmup_epoch is not a known setting"),
+    (("search", "epochs"), "fifty", "search.epochs must be an integer, got 'fifty'"),
+    (("search", "sd_lambda"), "one", "search.sd_lambda must be a number"),
+    (("search", "seed"), 3, "search.seed is set by the pipeline (from seeds)"),
+    (("train_cifar", "layers"), 2.5, "train_cifar.layers must be an integer"),
+    (("seeds", "search"), [0, "x"], "seeds.search[1] must be an integer"),
+    (("seeds", "search"), [0, 0], "seeds.search has duplicate values"),
+    (("pipeline", "train_imagenet"), "yes", "pipeline.train_imagenet must be true or false"),
+    (("pipeline", "eval_genotypes"), ["selected", "best"], "pipeline.eval_genotypes[1] must be one of selected, paper"),
+    (("ablation", "search"), {"warmup_epochs": 3}, "ablation.search.warmup_epochs is set by"),
+    (("ablation", "window_warmup_epochs"), 50, "ablation (window point 1): --warmup-epochs: must be smaller than --epochs"),
+    (("nb201_query", "bench"), "x.pth", "nb201_query.bench is not a known setting"),
+    (("reportx",), {}, "reportx is not a known section"),
+]
+
+
+@pytest.mark.parametrize("path,value,message", BAD, ids=[".".join(b[0]) for b in BAD])
+def test_bad_params_fail_in_one_line_naming_the_key(tmp_path, capsys, path, value, message):
+    data = _params()
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    assert cli_main(["check-params", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"sd-darts check-params: error: {bad}: ") and message in err, err
+
+
+def test_missing_section_and_missing_key(tmp_path, capsys):
+    data = _params()
+    del data["ablation"]
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(data))
+    assert cli_main(["check-params", str(tmp_path / "a.yaml")]) == 2
+    assert "section 'ablation:' is missing" in capsys.readouterr().err
+    data = _params()
+    del data["pipeline"]["select_method"]
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(data))
+    assert cli_main(["check-params", str(tmp_path / "b.yaml")]) == 2
+    assert "pipeline.select_method is missing" in capsys.readouterr().err
+
+
+def test_a_stage_refuses_bad_params_before_any_work(tmp_path):
+    data = _params("params-smoke.yaml")
+    data["train_cifar"]["epochs"] = -1  # read by another stage: every stage checks every section
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "SD_DARTS_PARAMS": str(bad), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, str(ROOT / "pipelines" / "search.py"), "--method", "darts", "--seed", "0"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert lines == [f"search: error: {bad}: train_cifar: --epochs: must be at least 1, got -1"], res.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "metrics").exists()
+
+
+# ---------------------------------------------------------------- dvc.yaml wiring
+
+
+def test_dvc_yaml_declares_persisted_runs_and_git_tracked_metrics():
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    params = _params()
+    for name, stage in spec["stages"].items():
+        assert stage["cmd"].startswith("python pipelines/"), name
+        for p in stage.get("params", []):
+            node = params
+            for key in str(p).split("."):
+                assert key in node, f"{name}: param {p} is not in params.yaml"
+                node = node[key]
+        for out in stage.get("outs", []):
+            path, opts = next(iter(out.items())) if isinstance(out, dict) else (out, {})
+            if path.startswith("runs/"):
+                assert opts.get("persist") is True, f"{name}: {path} must be persist: true (resume)"
+            if path.startswith(("metrics/", "reports")):
+                assert opts.get("cache") is False, f"{name}: {path} must be cache: false (committed to git)"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A copy of the pipeline (smoke profile) whose every stage is recorded as done in
+    dvc.lock, without running anything: outputs are placeholders, ``dvc commit -f``."""
+    if not Path(DVC).exists():
+        pytest.skip("dvc is not installed")
+    ws = tmp_path_factory.mktemp("pipeline")
+    for name in ("dvc.yaml", "pipelines", "sd_darts"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, ws / name)
+    shutil.copy(ROOT / "params-smoke.yaml", ws / "params.yaml")
+    for cache in ws.rglob("__pycache__"):
+        shutil.rmtree(cache)
+    run = lambda *a: subprocess.run([DVC, *a], cwd=ws, capture_output=True, text=True, check=True)  # noqa: E731
+    run("init", "--no-scm", "-q")
+    from dvc.repo import Repo
+
+    repo = Repo(str(ws))
+    stages = repo.index.stages
+    for stage in stages:
+        for out in stage.outs:
+            Path(out.fs_path).mkdir(parents=True, exist_ok=True)
+            (Path(out.fs_path) / "placeholder.txt").write_text(stage.name + "\n")
+    for stage in stages:
+        for dep in stage.deps:
+            if not Path(dep.fs_path).exists():
+                Path(dep.fs_path).write_text("{}\n")
+    names = sorted(s.name for s in stages)
+    repo.close()
+    run("commit", "-f", "-q")
+    assert json.loads(run("status", "--json").stdout) == {}
+    return ws, names
+
+
+def _changed(ws: Path, section: str, key: str, value) -> set[str]:
+    path = ws / "params.yaml"
+    original = path.read_text()
+    data = yaml.safe_load(original)
+    data[section][key] = value
+    path.write_text(yaml.safe_dump(data))
+    try:
+        res = subprocess.run([DVC, "status", "--json"], cwd=ws, capture_output=True, text=True, check=True)
+    finally:
+        path.write_text(original)
+    return set(json.loads(res.stdout))
+
+
+def _matching(names, *prefixes):
+    return {n for n in names if n.split("@")[0] in prefixes}
+
+
+@needs_dvc
+def test_stage_names_follow_the_matrices(workspace):
+    _ws, names = workspace
+    smoke = _params("params-smoke.yaml")
+    assert len(_matching(names, "search")) == 2 * len(smoke["seeds"]["search"])
+    assert {"search@darts-0", "search@sd-darts-1", "train_cifar@selected-0", "train_cifar@paper-1",
+            "nasbench201_search@1", "ablation_warmup@2-0", "ablation_window@3-0", "genotype", "report",
+            "train_imagenet", "nasbench201_query", "data"} <= set(names)
+
+
+WIRING = [
+    ("search", "sd_lambda", 0.5, ("search", "ablation_warmup", "ablation_window", "report")),
+    ("train_cifar", "epochs", 7, ("train_cifar", "ablation_warmup", "ablation_window")),
+    ("nasbench201", "epochs", 7, ("nasbench201_search",)),
+    ("nb201_query", "best", False, ("nasbench201_query",)),
+    ("ablation", "warmup_window", 2, ("ablation_warmup",)),
+    ("ablation", "window_warmup_epochs", 2, ("ablation_window",)),
+    ("pipeline", "select_criterion", "best_valid_acc", ("genotype",)),
+    ("pipeline", "train_imagenet", True, ("train_imagenet",)),
+    ("train_imagenet", "epochs", 7, ("train_imagenet",)),
+    ("data", "download", True, ("data",)),
+    ("report", "title", "another title", ("report",)),
+]
+
+
+@needs_dvc
+@pytest.mark.parametrize("section,key,value,stages", WIRING, ids=[f"{w[0]}.{w[1]}" for w in WIRING])
+def test_a_params_change_reruns_exactly_the_stages_that_read_it(workspace, section, key, value, stages):
+    ws, names = workspace
+    assert _changed(ws, section, key, value) == _matching(names, *stages)
+
+
+# ---------------------------------------------------------------- persisted runs resume
+
+
+def _search_cfg(out: Path, **over):
+    from sd_darts import config as cfgmod
+    from sd_darts.search import SearchConfig
+
+    values = dict(method="sd-darts", dataset="digits", image_size=16, epochs=2, batch_size=16, init_channels=4,
+                  layers=3, max_steps_per_epoch=2, warmup_epochs=0, window=1, hessian_every=0, device="cpu",
+                  num_workers=0, seed=0, out=str(out))
+    values.update(over)
+    return cfgmod.from_mapping(SearchConfig, values, "test")
+
+
+def test_prepare_run_dir_resumes_reuses_or_starts_afresh(tmp_path):
+    out = tmp_path / "run"
+    cfg = _search_cfg(out)
+    assert _common.prepare_run_dir(out, cfg) == "fresh"
+    (out / "checkpoint.pt").write_bytes(b"stand-in")
+    assert _common.prepare_run_dir(out, cfg) == "resume"
+    assert (out / "checkpoint.pt").exists()
+    other = _search_cfg(out, sd_lambda=0.5)
+    assert _common.prepare_run_dir(out, other) == "fresh"  # changed setting: stale checkpoint removed
+    assert not (out / "checkpoint.pt").exists()
+    _common._finish(other, "test", "sd-darts search")
+    assert _common.prepare_run_dir(out, other) == "reuse"
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["device"] == "cpu" and prov["stage"] == "test" and "git_rev" in prov
+    # a training run whose genotype file changed content (same path) is stale
+    from sd_darts import config as cfgmod
+    from sd_darts.genotypes import DARTS_V2, SD_DARTS, save_genotype
+    from sd_darts.train import TrainCifarConfig
+
+    g = tmp_path / "genotype.json"
+    save_genotype(g, SD_DARTS)
+    tout = tmp_path / "train"
+    tcfg = cfgmod.from_mapping(TrainCifarConfig, {"genotype": str(g), "out": str(tout), "dataset": "digits",
+                                                   "image_size": 16, "auxiliary_weight": 0.0}, "test")
+    assert _common.prepare_run_dir(tout, tcfg) == "fresh"
+    _common._finish(tcfg, "test", "x")
+    assert _common.prepare_run_dir(tout, tcfg) == "reuse"
+    save_genotype(g, DARTS_V2)
+    assert _common.prepare_run_dir(tout, tcfg) == "fresh"
+    # a folder that was not made by the pipeline is never resumed blindly
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "checkpoint.pt").write_bytes(b"?")
+    assert _common.prepare_run_dir(stray, cfg) == "fresh" and not (stray / "checkpoint.pt").exists()
+
+
+def test_interrupted_stage_resumes_to_the_same_result(tmp_path, monkeypatch):
+    """A search stage killed after its first epoch resumes from the persisted checkpoint and
+    ends exactly where an uninterrupted run ends."""
+    import sd_darts.checkpoint as ckpt_mod
+
+    ref = _common.run_search(_search_cfg(tmp_path / "ref"), "test", tmp_path / "m_ref")
+
+    original = ckpt_mod.save_checkpoint
+    calls = []
+
+    def save_then_die(*args, **kwargs):
+        original(*args, **kwargs)
+        calls.append(1)
+        raise KeyboardInterrupt  # the machine goes away right after epoch 1 is saved
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(ckpt_mod, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _common.run_search(_search_cfg(out), "test", tmp_path / "m")
+    monkeypatch.setattr(ckpt_mod, "save_checkpoint", original)
+    assert calls == [1] and not (out / "summary.json").exists()
+    assert _common.prepare_run_dir(out, _search_cfg(out)) == "resume"
+    summary = _common.run_search(_search_cfg(out), "test", tmp_path / "m")
+    assert summary["genotype"] == ref["genotype"]
+    assert summary["final_valid_acc"] == ref["final_valid_acc"]
+    curves = (tmp_path / "m" / "curves.tsv").read_text().splitlines()
+    assert curves[0].startswith("epoch\t") and [c.split("\t")[0] for c in curves[1:]] == ["0", "1"]
+    ref_curves = (tmp_path / "m_ref" / "curves.tsv").read_text().splitlines()
+    col = curves[0].split("\t").index("valid/acc")
+    assert [c.split("\t")[col] for c in curves[1:]] == [c.split("\t")[col] for c in ref_curves[1:]]
+    assert json.loads((tmp_path / "m" / "provenance.json").read_text())["stage"] == "test"
+    assert _common.prepare_run_dir(out, _search_cfg(out)) == "reuse"
+
+
+def test_equivalent_command_reproduces_the_settings():
+    from sd_darts import config as cfgmod
+    from sd_darts.cli import build_parser
+    from sd_darts.search import SearchConfig
+
+    cfg = _search_cfg(Path("runs/x"), nesterov=True, unrolled=False)
+    line = _common.command_line("search", cfg)
+    assert line.startswith("sd-darts search ") and "--nesterov" in line
+    args = build_parser().parse_args(line.split()[1:])
+    again = cfgmod.resolve(SearchConfig, "search", args)
+    assert cfgmod.to_dict(again) == cfgmod.to_dict(copy.deepcopy(cfg))
