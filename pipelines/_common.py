@@ -93,11 +93,12 @@ def git_info() -> dict[str, Any]:
     as ``scripts/smoke.sh`` makes) is not a change: the profile is recorded instead.
     """
     rev = _git("rev-parse", "--short=12", "HEAD")
-    status = _git("status", "--porcelain", "--", *_CODE_PATHS)
+    status = _git_bytes("status", "--porcelain=v1", "-z", "--", *_CODE_PATHS)
     info: dict[str, Any] = {"git_rev": rev or "unknown", "git_dirty": None, "params_file": "params.yaml"}
     if status is None:
         return info
-    changed = [line[3:] for line in status.splitlines() if line.strip()]
+    # entries "XY path" separated by NUL (a rename adds its source as one more entry)
+    changed = [entry[3:] for entry in status.decode("utf-8", "replace").split("\0") if len(entry) > 3]
     if "params.yaml" in changed:
         current = (ROOT / "params.yaml").read_bytes() if (ROOT / "params.yaml").exists() else None
         for profile in sorted(ROOT.glob("params-*.yaml")):

@@ -1,29 +1,38 @@
 #!/usr/bin/env bash
-# The smoke profile: the whole DVC pipeline end to end on a CPU-only machine, offline, in
-# minutes (digits 16x16, tiny networks, few epochs; NAS-Bench-201 query "not provided"
-# unless params-smoke.yaml's nb201_query.benchmark exists).  It runs in a temporary clone of
+# The smoke profile: the whole DVC pipeline end to end on a CPU-only machine, offline
+# (digits 16x16, tiny networks, few epochs; the NAS-Bench-201 query says "benchmark file not
+# provided" unless params-smoke.yaml's nb201_query.benchmark exists), in a temporary clone of
 # this repository (committed files plus your uncommitted changes) with params-smoke.yaml as
-# params.yaml, so nothing here is touched, and leaves the complete report in runs/smoke/.
+# params.yaml.  Nothing in this checkout is touched; the complete report is left in
+# runs/smoke-report/ (README.md, tables, figures; the collected metrics in metrics/).
 #
-#   scripts/smoke.sh [--out DIR] [--keep] [--update]
-#     --out DIR   where to leave reports/ and metrics/ (default: runs/smoke)
-#     --keep      keep the temporary clone (its path is printed)
-#     --update    also copy metrics/ and reports/ into this repository (maintainers: refresh
-#                 the committed smoke results that CI regenerates the report from)
+#   bash scripts/smoke.sh [--out DIR] [--workdir DIR] [--update]
+#     --out DIR      where to leave the report (default: runs/smoke-report)
+#     --workdir DIR  make the clone in DIR/repo and keep it (default: a temporary folder, removed)
+#     --committed    run the committed HEAD only, without your uncommitted changes
+#     --update       also copy metrics/ and reports/ into this checkout (maintainers: refresh
+#                    the committed smoke results that CI regenerates the report from; implies
+#                    --committed, so that their provenance names a real revision)
+# Environment: SD_DARTS_SKIP_SETUP=1 skips scripts/setup.sh (use the python/dvc on PATH).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-OUT="$REPO/runs/smoke"
-KEEP=0
+OUT="$REPO/runs/smoke-report"
+WORKDIR=""
 UPDATE=0
+COMMITTED=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
-        --keep) KEEP=1; shift ;;
-        --update) UPDATE=1; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --workdir) WORKDIR=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
+        --committed) COMMITTED=1; shift ;;
+        --update) UPDATE=1; COMMITTED=1; shift ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "smoke.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
+if [ "${SD_DARTS_SKIP_SETUP:-0}" != 1 ]; then
+    bash "$REPO/scripts/setup.sh"
+fi
 if [ -x "$REPO/.venv/bin/python" ]; then
     export PATH="$REPO/.venv/bin:$PATH"
 fi
@@ -33,13 +42,17 @@ done
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export PYTHONDONTWRITEBYTECODE=1
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/sd-darts-smoke.XXXXXX")
-cleanup() { if [ "$KEEP" = 1 ]; then echo "smoke.sh: clone kept in $WORK/repo" >&2; else rm -rf "$WORK"; fi; }
-trap cleanup EXIT
+if [ -n "$WORKDIR" ]; then
+    WORK="$WORKDIR"
+    rm -rf "$WORK/repo"
+else
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/sd-darts-smoke.XXXXXX")
+    trap 'rm -rf "$WORK"' EXIT
+fi
 
 # A clone of HEAD plus the working tree's uncommitted changes (the runs record them as dirty).
 git clone -q --no-hardlinks "$REPO" "$WORK/repo"
-(
+[ "$COMMITTED" = 1 ] || (
     cd "$REPO"
     git ls-files -z --modified --others --exclude-standard | while IFS= read -r -d '' f; do
         if [ -f "$f" ]; then mkdir -p "$WORK/repo/$(dirname "$f")" && cp -p "$f" "$WORK/repo/$f"; fi
@@ -50,17 +63,20 @@ cd "$WORK/repo"
 cp params-smoke.yaml params.yaml
 start=$(date +%s)
 python -m sd_darts check-params params.yaml
-dvc repro --quiet
-python -m sd_darts check-params params.yaml >/dev/null
-test -f reports/README.md || { echo "smoke.sh: the pipeline finished without reports/README.md" >&2; exit 1; }
+dvc repro
 end=$(date +%s)
+for f in README.md table1_hyperparameters.md table2_cifar10.md table3_imagenet.md table4_nb201.md comparison.md \
+         fig2_hessian.png fig4_cells.png fig5_warmup.png fig6_window.png search_curves.png; do
+    test -s "reports/$f" || { echo "smoke.sh: the pipeline finished without reports/$f" >&2; exit 1; }
+done
 
 mkdir -p "$OUT"
-rm -rf "$OUT/reports" "$OUT/metrics"
-cp -r reports metrics "$OUT/"
+find "$OUT" -mindepth 1 -maxdepth 1 \( -name '*.md' -o -name '*.csv' -o -name '*.png' -o -name metrics \) -exec rm -rf {} +
+cp -r reports/. "$OUT/"
+cp -r metrics "$OUT/metrics"
 if [ "$UPDATE" = 1 ]; then
     rm -rf "$REPO/reports" "$REPO/metrics"
     cp -r reports metrics "$REPO/"
-    echo "smoke.sh: metrics/ and reports/ of this repository updated" >&2
+    echo "smoke.sh: metrics/ and reports/ of $REPO updated" >&2
 fi
-echo "smoke pipeline done in $((end - start)) s: report in $OUT/reports/README.md"
+echo "smoke pipeline: done in $((end - start)) s; report: $OUT/README.md"

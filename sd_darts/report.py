@@ -812,6 +812,21 @@ def _selection_text(metrics: Metrics) -> str:
     return "\n".join(lines)
 
 
+def params_file_of(metrics_dir: str | Path) -> str:
+    """The params file that produced the metrics, from their runs' ``provenance.json``
+    (``params_file``: ``params.yaml``, or the committed profile it was a copy of); the
+    report of committed metrics is regenerated with it.  Raises if the runs disagree."""
+    found = set()
+    for prov in sorted(Path(metrics_dir).rglob("provenance.json")):
+        value = (io.read_json(prov, what="metrics file") or {}).get("params_file")
+        if value:
+            found.add(str(value))
+    if len(found) > 1:
+        raise UserError(f"the runs in {metrics_dir} come from different params files ({', '.join(sorted(found))}); "
+                        "give --params explicitly")
+    return found.pop() if found else "params.yaml"
+
+
 def _fixed_setting(points: list[AblationPoint], key: str) -> str:
     """The value of the setting held fixed across an ablation's points (from their configs)."""
     values = sorted({str(p.search.config.get(key)) for p in points if p.search is not None and key in p.search.config})

@@ -11,13 +11,15 @@ def register(parser) -> None:
     parser.add_argument("--metrics", default="metrics", metavar="DIR",
                         help="metrics folder collected by the pipeline (default: metrics)")
     parser.add_argument("--params", default="params.yaml", metavar="FILE",
-                        help="params file whose search section fills Table 1 (default: params.yaml)")
+                        help="params file whose search section fills Table 1 (default: params.yaml); 'auto': the "
+                             "file the metrics' runs record in their provenance (e.g. params-smoke.yaml)")
     parser.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
 
 
 def run(args) -> int:
-    from ..report import build_report
+    from ..report import build_report, params_file_of
 
-    written = build_report(args.metrics, args.params, args.out)
-    print(f"report: {len(written)} files in {args.out}")
+    params = params_file_of(args.metrics) if args.params == "auto" else args.params
+    written = build_report(args.metrics, params, args.out)
+    print(f"report: {len(written)} files in {args.out} (params: {params})")
     return 0

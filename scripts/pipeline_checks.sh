@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Pipeline checks run by CI after the test suite (scripts/test.sh):
+#   1. the pipeline is valid: both params files pass check-params, `dvc dag` resolves dvc.yaml;
+#   2. reports/ regenerates byte for byte from the committed metrics/ (git diff --exit-code);
+#   3. the smoke pipeline runs end to end (`dvc repro`) in a temporary clone and leaves a report;
+#   4. in that clone, results are shared through a DVC remote (a local folder: push, then a
+#      second clone pulls data, checkpoints and results and finds nothing to rerun), and a
+#      sweep runs through the experiment queue (`dvc exp run --queue -S ...`, `dvc queue start -j 2`).
+# Environment: SD_DARTS_SKIP_SMOKE=1 stops after step 2 (quick local check).
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+if [ -x "$REPO/.venv/bin/python" ]; then
+    export PATH="$REPO/.venv/bin:$PATH"
+fi
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+export PYTHONDONTWRITEBYTECODE=1
+say() { printf '\n== pipeline check: %s\n' "$*" >&2; }
+fail() { echo "pipeline check FAILED: $*" >&2; exit 1; }
+
+say "1/4 params files and dvc.yaml are valid"
+python -m sd_darts check-params params.yaml
+python -m sd_darts check-params params-smoke.yaml
+dvc dag --md >/dev/null || fail "dvc dag could not resolve dvc.yaml"
+
+say "2/4 reports/ regenerates byte for byte from the committed metrics/"
+python -m sd_darts report --metrics metrics --params auto --out reports
+git diff --exit-code --stat -- reports/ || fail "reports/ differs from what metrics/ regenerates; run 'sd-darts report --params auto' and commit"
+untracked=$(git ls-files --others --exclude-standard -- reports/)
+[ -z "$untracked" ] || fail "reports/ has files that are not committed: $untracked"
+
+if [ "${SD_DARTS_SKIP_SMOKE:-0}" = 1 ]; then
+    echo "pipeline checks 1-2 passed (smoke pipeline skipped: SD_DARTS_SKIP_SMOKE=1)"
+    exit 0
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sd-darts-checks.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+say "3/4 smoke pipeline end to end (dvc repro) in a temporary clone"
+SD_DARTS_SKIP_SETUP=1 bash scripts/smoke.sh --workdir "$WORK" --out "$WORK/report"
+test -s "$WORK/report/README.md" || fail "the smoke pipeline left no report"
+grep -q "Profile: \*\*smoke\*\*" "$WORK/report/README.md" || fail "the smoke report does not say its profile"
+
+say "4/4 sharing results through a DVC remote, and a sweep through the experiment queue"
+cd "$WORK/repo"
+gitc() { git -c user.name=sd-darts-ci -c user.email=ci@sd-darts.invalid "$@"; }
+gitc add -A >/dev/null
+gitc commit -q -m "smoke results"
+dvc remote add -q -d shared "$WORK/remote"
+gitc commit -q -m "DVC remote" .dvc/config
+dvc push -q
+git clone -q "$WORK/repo" "$WORK/machine2"
+(
+    cd "$WORK/machine2"
+    dvc pull -q
+    test -f runs/search/sd-darts-s0/checkpoint.pt || fail "dvc pull did not bring the search checkpoints"
+    status=$(dvc status --json)
+    [ "$status" = "{}" ] || fail "after dvc pull the second clone would rerun: $status"
+)
+dvc exp run --queue -q -S "report.title=sweep A" >/dev/null
+dvc exp run --queue -q -S "report.title=sweep B" >/dev/null
+dvc queue start -j 2 >/dev/null
+for _ in $(seq 1 120); do
+    if ! dvc queue status 2>/dev/null | grep -Eq "Queued|Running"; then break; fi
+    sleep 5
+done
+dvc queue status
+if dvc queue status | grep -Eq "Failed|Queued|Running"; then fail "the queued experiments did not all succeed"; fi
+dvc exp show --no-pager --md > "$WORK/exps.md"
+grep -q "sweep A" "$WORK/exps.md" && grep -q "sweep B" "$WORK/exps.md" || fail "the sweep's experiments are missing from dvc exp show"
+echo "pipeline checks passed"
