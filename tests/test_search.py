@@ -193,3 +193,12 @@ def test_hessian_tracking_is_logged_and_leaves_the_trajectory_unchanged(tmp_path
     assert len(eig) == 2 and all(torch.isfinite(torch.tensor(eig)))
     a, b = final_alphas(tmp_path / "plain", 2), final_alphas(tmp_path / "tracked", 2)
     assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_second_order_search_with_self_distillation_runs(tmp_path):
+    out = tmp_path / "run"
+    assert search(out, "--epochs", "2", "--warmup-epochs", "1", "--window", "1", "--unrolled",
+                  "--limit-samples", "16") == 0
+    kd = metric_series(out, "kd_loss")
+    assert kd[0] == 0.0 and kd[1] > 0.0
+    assert "unrolled: true" in (out / "config.yaml").read_text()
