@@ -61,12 +61,17 @@ git clone -q "$WORK/repo" "$WORK/machine2"
 dvc exp run --queue -q -S "report.title=sweep A" >/dev/null
 dvc exp run --queue -q -S "report.title=sweep B" >/dev/null
 dvc queue start -j 2 >/dev/null
+queue=""
 for _ in $(seq 1 120); do
-    if ! dvc queue status 2>/dev/null | grep -Eq "Queued|Running"; then break; fi
-    sleep 5
+    queue=$(dvc queue status 2>&1 || true)
+    case "$queue" in *Queued*|*Running*) sleep 5 ;; *) break ;; esac
 done
-dvc queue status
-if dvc queue status | grep -Eq "Failed|Queued|Running"; then fail "the queued experiments did not all succeed"; fi
+echo "$queue"
+case "$queue" in
+    *Failed*|*Queued*|*Running*) fail "the queued experiments did not all succeed" ;;
+esac
+[ "$(grep -c Success <<<"$queue")" -ge 2 ] || fail "the queued experiments did not run"
+dvc queue stop >/dev/null 2>&1 || true
 dvc exp show --no-pager --md > "$WORK/exps.md"
 grep -q "sweep A" "$WORK/exps.md" && grep -q "sweep B" "$WORK/exps.md" || fail "the sweep's experiments are missing from dvc exp show"
 echo "pipeline checks passed"

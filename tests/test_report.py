@@ -238,3 +238,16 @@ def test_fmt_is_fixed_point_without_negative_zero(x, digits):
     if digits:
         assert len(text.split(".")[1]) == digits
     assert report.fmt(None) == "-" and report.fmt(float("nan")) == "-"
+
+
+def test_params_file_of_the_metrics(tmp_path):
+    assert report.params_file_of(METRICS) == "params-smoke.yaml"
+    assert report.params_file_of(tmp_path) == "params.yaml"  # nothing recorded: the default
+    m = tmp_path / "m"
+    shutil.copytree(METRICS, m)
+    prov = m / "search" / "darts-s0" / "provenance.json"
+    data = json.loads(prov.read_text())
+    data["params_file"] = "params.yaml"
+    prov.write_text(json.dumps(data))
+    with pytest.raises(UserError, match="different params files"):
+        report.params_file_of(m)
