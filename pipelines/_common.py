@@ -300,17 +300,36 @@ def run_search(cfg, stage: str, dest: Path) -> dict[str, Any]:
     return summary
 
 
-def run_train(cfg, stage: str, dest: Path, command: str) -> dict[str, Any]:
-    """Run (resume, or reuse) one training and collect it into ``dest``; returns its metrics."""
+def run_train(cfg, stage: str, dest: Path, command: str, nproc: int = 1) -> dict[str, Any]:
+    """Run (resume, or reuse) one training and collect it into ``dest``; returns its metrics.
+
+    ``nproc`` > 1 runs the command data-parallel under ``torchrun --standalone`` (one process
+    per GPU) instead of in this process."""
     from sd_darts.train import run_training
 
+    line = command_line(command, cfg)
+    if nproc > 1:
+        line = f"torchrun --standalone --nproc_per_node {nproc} -m sd_darts " + line.split(" ", 1)[1]
     if prepare_run_dir(cfg.out, cfg) == "reuse":
         metrics = io.read_json(Path(cfg.out) / "metrics.json", what="training metrics")
+    elif nproc > 1:
+        argv = [sys.executable, "-m", "torch.distributed.run"] + shlex_split(line)[1:]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        if subprocess.run(argv, cwd=os.getcwd(), env=env).returncode != 0:
+            raise UserError(f"{stage}: the distributed run failed ({line}); its checkpoint is kept, rerun to resume")
+        metrics = io.read_json(Path(cfg.out) / "metrics.json", what="training metrics")
+        _finish(cfg, stage, line)
     else:
         metrics = run_training(cfg).metrics
-        _finish(cfg, stage, command_line(command, cfg))
+        _finish(cfg, stage, line)
     collect_run(Path(cfg.out), dest, TRAIN_FILES)
     return metrics
+
+
+def shlex_split(line: str) -> list[str]:
+    import shlex
+
+    return shlex.split(line)
 
 
 def md5_file(path: Path) -> str:

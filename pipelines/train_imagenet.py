@@ -6,6 +6,10 @@ never blocks ``dvc repro`` of everything else.  With ``true`` it trains every ge
 ``pipeline.eval_genotypes`` for every ``seeds.train_imagenet`` on ``data.imagenet_root``, one
 run after the other (each resumable); for several GPUs run the equivalent ``torchrun ...
 sd-darts train-imagenet`` command recorded in the provenance.
+
+``pipeline.imagenet_nproc`` > 1 trains each run data-parallel on that many processes (one per
+GPU) through ``torchrun --standalone`` (DDP, ``sd_darts.train``); the global batch size stays
+``train_imagenet.batch_size``.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ def main() -> int:
             name = f"{genotype}-s{seed}"
             genotype_file = (_common.METRICS / "genotype" / f"{genotype}.json").as_posix()
             cfg = train_imagenet_config(p, genotype_file, seed, f"runs/train_imagenet/{name}")
-            metrics = _common.run_train(cfg, "train_imagenet", out / name, "train-imagenet")
+            nproc = p.raw["pipeline"]["imagenet_nproc"]
+            metrics = _common.run_train(cfg, "train_imagenet", out / name, "train-imagenet", nproc=nproc)
             done.append(name)
             print(f"train_imagenet {name}: top-1 error {metrics['test_error']:.2f}%")
     stale = out / "status.json"

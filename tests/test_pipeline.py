@@ -207,6 +207,7 @@ WIRING = [
     ("ablation", "window_warmup_epochs", 2, ("ablation_window",)),
     ("pipeline", "select_criterion", "best_valid_acc", ("genotype",)),
     ("pipeline", "train_imagenet", True, ("train_imagenet",)),
+    ("pipeline", "imagenet_nproc", 3, ("train_imagenet",)),
     ("train_imagenet", "epochs", 7, ("train_imagenet",)),
     ("data", "download", True, ("data",)),
     ("report", "title", "another title", ("report",)),
@@ -315,3 +316,21 @@ def test_equivalent_command_reproduces_the_settings():
     args = build_parser().parse_args(line.split()[1:])
     again = cfgmod.resolve(SearchConfig, "search", args)
     assert cfgmod.to_dict(again) == cfgmod.to_dict(copy.deepcopy(cfg))
+
+
+def test_multi_process_runs_go_through_torchrun(tmp_path, monkeypatch):
+    """pipeline.imagenet_nproc > 1: the stage launches the recorded command under torchrun
+    (DDP; gloo on CPU here) and collects the run like any other."""
+    from sd_darts import config as cfgmod
+    from sd_darts.train import TrainCifarConfig
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    cfg = cfgmod.from_mapping(TrainCifarConfig, dict(
+        genotype="SD_DARTS", dataset="digits", image_size=16, epochs=1, batch_size=16, init_channels=4, layers=3,
+        auxiliary_weight=0.0, max_steps_per_epoch=2, num_workers=0, device="cpu", out="runs/t"), "test")
+    metrics = _common.run_train(cfg, "test", Path("metrics/t"), "train-cifar", nproc=2)
+    assert metrics["world_size"] == 2
+    prov = json.loads(Path("metrics/t/provenance.json").read_text())
+    assert prov["command"].startswith("torchrun --standalone --nproc_per_node 2 -m sd_darts train-cifar ")
+    assert _common.prepare_run_dir("runs/t", cfg) == "reuse"

@@ -143,6 +143,7 @@ PIPELINE_SCHEMA: dict[str, dict[str, _T]] = {
         "select_criterion": _T("str", choices=SELECT_CRITERIA),
         "eval_genotypes": _T("str_list", choices=EVAL_GENOTYPES),
         "train_imagenet": _T("bool"),
+        "imagenet_nproc": _T("int", minimum=1),
     },
     "ablation": {
         "warmup_epochs": _T("int_list", minimum=0),
