@@ -2,7 +2,8 @@
 
 Settings: the ``search`` section of params.yaml, the dataset from ``data``, method and seed
 from the stage matrix.  Run folder ``runs/search/<method>-s<seed>`` (checkpoints, DVCLive;
-persisted, resumed after an interruption); collected into ``metrics/search/<method>-s<seed>``.
+persisted, resumed after an interruption); collected into ``metrics/search/<method>-s<seed>``,
+its per-epoch curves also into ``metrics/search_curves/<method>-s<seed>.tsv`` (dvc plots).
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ def main() -> int:
 
     name = f"{args.method}-s{args.seed}"
     cfg = search_config(p, args.method, args.seed, f"runs/search/{name}")
-    summary = _common.run_search(cfg, f"search@{args.method}-{args.seed}", _common.METRICS / "search" / name)
+    dest = _common.METRICS / "search" / name
+    summary = _common.run_search(cfg, f"search@{args.method}-{args.seed}", dest)
+    # the same curves, alone in one folder, for `dvc plots show` (plots: in dvc.yaml)
+    from sd_darts.io import write_text
+
+    write_text(_common.METRICS / "search_curves" / f"{name}.tsv", (dest / "curves.tsv").read_text())
     print(f"search {name}: final supernet valid acc {summary['final_valid_acc']:.2f}%")
     return 0
 

@@ -334,3 +334,51 @@ def test_multi_process_runs_go_through_torchrun(tmp_path, monkeypatch):
     prov = json.loads(Path("metrics/t/provenance.json").read_text())
     assert prov["command"].startswith("torchrun --standalone --nproc_per_node 2 -m sd_darts train-cifar ")
     assert _common.prepare_run_dir("runs/t", cfg) == "reuse"
+
+
+def test_nb201_query_stage_writes_what_the_report_reads(tmp_path, monkeypatch):
+    """The query stage with a benchmark (a stand-in for the 4.7 GB file, answering like
+    sd_darts.nb201.Benchmark) writes the Table 4 row that the report renders."""
+    import nasbench201  # pipelines/nasbench201.py
+
+    from sd_darts import nb201, report
+    from sd_darts.genotypes import NB201Genotype, save_genotype
+
+    cols = [c.key for c in nb201.COLUMNS]
+    archs = {}
+    for seed, ops in ((0, ("nor_conv_3x3",) * 6), (1, ("skip_connect",) + ("nor_conv_3x3",) * 5)):
+        g = NB201Genotype(ops)
+        run = tmp_path / "metrics" / "nasbench201_search" / f"s{seed}"
+        save_genotype(run / "genotype.json", g)
+        archs[g.arch_str] = [90.0 + seed, 93.0 + seed, 70.0, 71.0 + seed, 45.0, 46.0 - seed]
+
+    class StandIn:
+        path = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
+
+        def query(self, genotype):
+            return {"arch": genotype.arch_str, "index": 7, **dict(zip(cols, archs[genotype.arch_str]))}
+
+        def best(self, column):
+            return {"by": column, **self.query(NB201Genotype(("nor_conv_3x3",) * 6))}
+
+    StandIn.path.write_bytes(b"stand-in")
+    monkeypatch.setattr(nb201, "load_benchmark", lambda path: StandIn())
+    data = _params("params-smoke.yaml")
+    data["nb201_query"]["benchmark"] = str(StandIn.path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(_common, "PARAMS_FILE", str(tmp_path / "params.yaml"))
+    monkeypatch.chdir(tmp_path)
+    assert nasbench201.query() == 0
+    q = json.loads((tmp_path / "metrics" / "nasbench201" / "query.json").read_text())
+    assert q["status"] == "ok" and q["row"]["cifar10_valid"] == {"mean": 90.5, "std": 0.5}
+    assert [r["seed"] for r in q["per_seed"]] == [0, 1]
+    report.build_report(tmp_path / "metrics", tmp_path / "params.yaml", tmp_path / "reports")
+    row = next(r for r in (tmp_path / "reports" / "table4_nb201.md").read_text().splitlines()
+               if "SD-DARTS (this pipeline)" in r)
+    assert "90.50 ± 0.50" in row and "45.50 ± 0.50" in row and "NAS-Bench-201-v1_1-096897.pth" in row
+
+    # without the file: a clear "not provided" line, and Table 4 says not run
+    StandIn.path.unlink()
+    assert nasbench201.query() == 0
+    q = json.loads((tmp_path / "metrics" / "nasbench201" / "query.json").read_text())
+    assert q["status"] == "not run" and q["reason"].startswith("benchmark file not provided")
