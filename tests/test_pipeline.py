@@ -200,6 +200,7 @@ def test_stage_names_follow_the_matrices(workspace):
 
 WIRING = [
     ("search", "sd_lambda", 0.5, ("search", "ablation_warmup", "ablation_window", "report")),
+    ("search", "num_workers", 2, ("search", "ablation_warmup", "ablation_window")),  # not in Table 1
     ("train_cifar", "epochs", 7, ("train_cifar", "ablation_warmup", "ablation_window")),
     ("nasbench201", "epochs", 7, ("nasbench201_search",)),
     ("nb201_query", "best", False, ("nasbench201_query",)),

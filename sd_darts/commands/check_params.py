@@ -53,7 +53,7 @@ RESERVED = {
 }
 _RESERVED_FROM = {
     "method": "pipeline.search_methods", "seed": "seeds", "out": "the stage", "dataset": "data.dataset",
-    "data_root": "data.root", "download": "data.download", "space": "the stage", "genotype": "pipeline.eval_genotypes",
+    "data_root": "data.root", "download": "data.download (the data stage)", "space": "the stage", "genotype": "pipeline.eval_genotypes",
     "json": "the stage", "table4": "the stage",
 }
 
@@ -212,12 +212,11 @@ def _build(cls, values: dict[str, Any], where: str):
         raise UserError(f"{where}: {text}") from None
 
 
-def _data_values(params: Params, kind: str) -> dict[str, Any]:
+def _data_values(params: Params) -> dict[str, Any]:
+    """The dataset of a run (``data.dataset``, ``data.root``).  ``data.download`` is only read
+    by the data stage, which prepares the dataset before any run needs it."""
     data = params.raw["data"]
-    values: dict[str, Any] = {"dataset": data["dataset"], "data_root": data["root"]}
-    if kind in ("search", "train_cifar"):
-        values["download"] = data["download"]
-    return values
+    return {"dataset": data["dataset"], "data_root": data["root"]}
 
 
 def search_config(params: Params, method: str, seed: int, out: str, overrides: dict[str, Any] | None = None,
@@ -225,7 +224,7 @@ def search_config(params: Params, method: str, seed: int, out: str, overrides: d
     """The :class:`SearchConfig` of one DARTS-space search run of the pipeline."""
     from ..search import SearchConfig
 
-    values = {**params.section("search"), **(overrides or {}), **_data_values(params, "search"),
+    values = {**params.section("search"), **(overrides or {}), **_data_values(params),
               "method": method, "seed": seed, "out": out, "space": "darts"}
     return _build(SearchConfig, values, where or f"{params.path}: search")
 
@@ -234,7 +233,7 @@ def nb201_search_config(params: Params, seed: int, out: str):
     """The :class:`SearchConfig` of one NAS-Bench-201 search run (method from the section's default: SD-DARTS)."""
     from ..search import SearchConfig
 
-    values = {**params.section("nasbench201"), **_data_values(params, "search"),
+    values = {**params.section("nasbench201"), **_data_values(params),
               "method": "sd-darts", "seed": seed, "out": out, "space": "nb201"}
     return _build(SearchConfig, values, f"{params.path}: nasbench201")
 
@@ -243,7 +242,7 @@ def train_cifar_config(params: Params, genotype: str, seed: int, out: str, overr
                        where: str | None = None):
     from ..train import TrainCifarConfig
 
-    values = {**params.section("train_cifar"), **(overrides or {}), **_data_values(params, "train_cifar"),
+    values = {**params.section("train_cifar"), **(overrides or {}), **_data_values(params),
               "genotype": genotype, "seed": seed, "out": out}
     return _build(TrainCifarConfig, values, where or f"{params.path}: train_cifar")
 
