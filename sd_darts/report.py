@@ -115,6 +115,7 @@ class Metrics:
     nb201_query: dict[str, Any] | None
     ablation_warmup: list[AblationPoint]
     ablation_window: list[AblationPoint]
+    ignored: list[str] = field(default_factory=list)
 
     def all_runs(self) -> list[tuple[str, Run]]:
         out: list[tuple[str, Run]] = []
@@ -171,19 +172,31 @@ def _read_run(path: Path, summary_name: str) -> Run | None:
     )
 
 
-def _runs(folder: Path, summary_name: str, pattern: str = "*") -> list[Run]:
+def _selected_dirs(folder: Path, expected: set[str] | None, ignored: list[str]) -> list[Path]:
+    """Sub-folders of ``folder`` (sorted); with ``expected``, only those named in it (the others
+    are recorded in ``ignored``)."""
     if not folder.is_dir():
         return []
-    runs = [_read_run(p, summary_name) for p in sorted(folder.glob(pattern)) if p.is_dir()]
+    out = []
+    for p in sorted(folder.iterdir()):
+        if not p.is_dir() or p.name.startswith("."):
+            continue
+        if expected is not None and p.name not in expected:
+            ignored.append(f"{folder.name}/{p.name}")
+            continue
+        out.append(p)
+    return out
+
+
+def _runs(folder: Path, summary_name: str, expected: set[str] | None, ignored: list[str]) -> list[Run]:
+    runs = [_read_run(p, summary_name) for p in _selected_dirs(folder, expected, ignored)]
     return [r for r in runs if r is not None]
 
 
-def _points(folder: Path) -> list[AblationPoint]:
+def _points(folder: Path, expected: set[str] | None, ignored: list[str]) -> list[AblationPoint]:
     points = []
-    if not folder.is_dir():
-        return points
-    for p in sorted(folder.iterdir()):
-        point = _read_json_if(p / "point.json") if p.is_dir() else None
+    for p in _selected_dirs(folder, expected, ignored):
+        point = _read_json_if(p / "point.json")
         if point is None:
             continue
         points.append(
@@ -199,25 +212,50 @@ def _points(folder: Path) -> list[AblationPoint]:
     return points
 
 
-def load_metrics(root: str | Path) -> Metrics:
-    """Read the metrics folder ``root`` (see the module docstring for its layout)."""
+def expected_runs(params: dict[str, Any]) -> dict[str, set[str]] | None:
+    """The run folders the pipeline makes with ``params`` (its matrices), per metrics
+    sub-folder; None when ``params`` has no pipeline sections (then every folder is read).
+
+    Folders left in ``metrics/`` by other params (a previous profile, a shrunk seed list) are
+    not reported as results of these params."""
+    try:
+        seeds, pipe, ab = params["seeds"], params["pipeline"], params["ablation"]
+        return {
+            "search": {f"{m}-s{s}" for m in pipe["search_methods"] for s in seeds["search"]},
+            "train_cifar": {f"{g}-s{s}" for g in pipe["eval_genotypes"] for s in seeds["train_cifar"]},
+            "train_imagenet": {f"{g}-s{s}" for g in pipe["eval_genotypes"] for s in seeds["train_imagenet"]},
+            "nasbench201_search": {f"s{s}" for s in seeds["nasbench201"]},
+            "ablation_warmup": {f"xi{v}-s{s}" for v in ab["warmup_epochs"] for s in seeds["ablation"]},
+            "ablation_window": {f"k{v}-s{s}" for v in ab["window"] for s in seeds["ablation"]},
+        }
+    except (KeyError, TypeError):
+        return None
+
+
+def load_metrics(root: str | Path, expected: dict[str, set[str]] | None = None) -> Metrics:
+    """Read the metrics folder ``root`` (see the module docstring for its layout); with
+    ``expected`` (:func:`expected_runs`), only the run folders it names."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"metrics folder {root} does not exist; run the pipeline (dvc repro) or point --metrics at one")
-    return Metrics(
+    exp = expected or {}
+    ignored: list[str] = []
+    metrics = Metrics(
         root=root,
-        searches=_runs(root / "search", "summary.json"),
+        searches=_runs(root / "search", "summary.json", exp.get("search"), ignored),
         selection=_read_json_if(root / "genotype" / "selection.json"),
         selected_genotype=_read_json_if(root / "genotype" / "selected.json"),
         genotype_stats=_read_json_if(root / "genotype" / "stats.json"),
-        train_cifar=_runs(root / "train_cifar", "metrics.json"),
-        train_imagenet=_runs(root / "train_imagenet", "metrics.json"),
+        train_cifar=_runs(root / "train_cifar", "metrics.json", exp.get("train_cifar"), ignored),
+        train_imagenet=_runs(root / "train_imagenet", "metrics.json", exp.get("train_imagenet"), ignored),
         imagenet_status=_read_json_if(root / "train_imagenet" / "status.json"),
-        nb201_searches=_runs(root / "nasbench201_search", "summary.json"),
+        nb201_searches=_runs(root / "nasbench201_search", "summary.json", exp.get("nasbench201_search"), ignored),
         nb201_query=_read_json_if(root / "nasbench201" / "query.json"),
-        ablation_warmup=_points(root / "ablation_warmup"),
-        ablation_window=_points(root / "ablation_window"),
+        ablation_warmup=_points(root / "ablation_warmup", exp.get("ablation_warmup"), ignored),
+        ablation_window=_points(root / "ablation_window", exp.get("ablation_window"), ignored),
     )
+    metrics.ignored = sorted(ignored)
+    return metrics
 
 
 # --------------------------------------------------------------------------------------------
@@ -839,7 +877,6 @@ def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str 
     Returns the written files (sorted).  Stale report files (``.md``, ``.csv``, ``.png``) left
     in ``out_dir`` by an earlier report are removed.
     """
-    metrics = load_metrics(metrics_dir)
     params_path = Path(params_file)
     try:
         params = yaml.safe_load(params_path.read_text()) or {}
@@ -849,6 +886,7 @@ def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str 
         raise UserError(f"params file {params_path} is not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(params, dict):
         raise UserError(f"params file {params_path} must hold a mapping of sections")
+    metrics = load_metrics(metrics_dir, expected_runs(params))
     out = io.check_writable_dir(out_dir, "--out")
     out.mkdir(parents=True, exist_ok=True)
     profile = str(params.get("profile", "paper"))
@@ -910,6 +948,14 @@ def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str 
         f"device and git revision that produced them. \"{NOT_RUN}\" means the stage did not run; no number is "
         "ever filled in.",
         "",
+    ]
+    if metrics.ignored:
+        lines += [
+            f"Not reported (run folders in `{Path(metrics_dir).as_posix()}` that these params do not make, e.g. "
+            "left by another profile): " + ", ".join(f"`{name}`" for name in metrics.ignored) + ".",
+            "",
+        ]
+    lines += [
         "## Table 1: hyper-parameters of SD-DARTS",
         "",
         tables["table1_hyperparameters"],

@@ -251,3 +251,19 @@ def test_params_file_of_the_metrics(tmp_path):
     prov.write_text(json.dumps(data))
     with pytest.raises(UserError, match="different params files"):
         report.params_file_of(m)
+
+
+def test_run_folders_the_params_do_not_make_are_not_reported(tmp_path):
+    m = tmp_path / "metrics"
+    shutil.copytree(METRICS, m)
+    shutil.copytree(m / "search" / "sd-darts-s0", m / "search" / "sd-darts-s7")  # e.g. left by another profile
+    shutil.copytree(m / "ablation_warmup" / "xi2-s0", m / "ablation_warmup" / "xi40-s0")
+    out = tmp_path / "out"
+    report.build_report(m, PARAMS, out)
+    readme = (out / "README.md").read_text()
+    assert "Not reported" in readme and "`search/sd-darts-s7`" in readme and "`ablation_warmup/xi40-s0`" in readme
+    assert "sd-darts-s7" not in (out / "provenance.md").read_text()
+    # without pipeline sections in the params file, every folder is read
+    assert report.expected_runs({"search": {}}) is None
+    loaded = report.load_metrics(m)
+    assert "sd-darts-s7" in {r.name for r in loaded.searches} and loaded.ignored == []
