@@ -561,8 +561,12 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
     pap = groups.get("paper", [])
     add("CIFAR-10 test error (%), paper's Fig. 4 genotype", f"{t2['test_error']} ± {t2['test_error_std']}",
         [float(r.summary["test_error"]) for r in pap], _produced_by("train_cifar", pap))
-    add("CIFAR-10 params (M), searched genotype", t2["params_m"],
+    add("CIFAR-10 params (M), searched genotype as trained", t2["params_m"],
         [float(sel[0].summary["params_m"])] if sel else None, _produced_by("train_cifar", sel[:1]))
+    cst = ((metrics.genotype_stats or {}).get("selected") or {}).get("cifar") or {}
+    add(f"CIFAR-10 params (M), searched genotype at C={cst.get('init_channels', 36)}, {cst.get('layers', 20)} cells",
+        t2["params_m"], [float(cst["params_m"])] if cst else None,
+        "genotype stage (sd_darts.stats)" if cst else NOT_RUN)
     sd_search = _reproduced_search_runs(metrics)
     cost = _search_cost_days(sd_search)
     add(f"search cost ({_device_kind(sd_search) or 'GPU'}-days; paper: GPU-days)", t2["search_cost_gpu_days"],
