@@ -3,6 +3,7 @@ solvers are cross-checked against the exact Hessian and torch.linalg.eigvalsh.""
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -254,3 +255,24 @@ def test_darts_supernet_lanczos_matches_exact_hessian():
     # the search's setting: 20 Lanczos steps in float32
     model.float()
     assert hessian.dominant_eigenvalue(model, x.float(), y, iters=20) == pytest.approx(float(evals[-1]), rel=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("SD_DARTS_SLOW_TESTS") != "1", reason="about a minute; set SD_DARTS_SLOW_TESTS=1")
+def test_full_size_darts_alphas_224_lanczos_matches_exact_hessian():
+    """The paper's cell (4 nodes: 2 x (14, 8) = 224 alphas) on a tiny supernet: 224 exact rows."""
+    from sd_darts.spaces.darts import DartsSupernet
+
+    torch.manual_seed(0)
+    model = DartsSupernet(C=4, num_classes=10, layers=3).double()
+    with torch.no_grad():
+        for a in model.arch_parameters():
+            a.normal_(0, 0.5)
+    x = torch.randn(4, 3, 8, 8, dtype=torch.float64)
+    y = torch.randint(0, 10, (4,))
+    H = hessian.full_hessian(model, x, y)
+    assert H.shape == (224, 224)
+    top = float(torch.linalg.eigvalsh(H)[-1])
+    assert hessian.dominant_eigenvalue(model, x, y, iters=224, tol=1e-12) == pytest.approx(top, rel=1e-9)
+    model.float()
+    assert hessian.dominant_eigenvalue(model, x.float(), y, iters=20) == pytest.approx(top, rel=1e-3)
