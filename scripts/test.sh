@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The test command: set up .venv if needed, run the test suite, then the pipeline checks
+# The test command: set up .venv if needed, run the test suite, lint the Dockerfile, then the pipeline checks
 # (dvc dag, reports regenerate byte for byte, smoke pipeline end to end in a temporary clone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 .venv/bin/python -m pytest -q "$@"
+# The CUDA image is not built here (no Docker engine); it is linted.
+.venv/bin/hadolint Dockerfile
+echo "hadolint: Dockerfile clean"
 if [ -f scripts/pipeline_checks.sh ] && [ "${SD_DARTS_SKIP_PIPELINE_CHECKS:-0}" != 1 ]; then
     PATH="$PWD/.venv/bin:$PATH" bash scripts/pipeline_checks.sh
 fi
