@@ -113,8 +113,8 @@ def _coerce(value: Any, base: type, optional: bool, where: str) -> Any:
     raise TypeError(f"unsupported settings type {base}")
 
 
-def read_params_section(path: str | Path, section: str) -> dict[str, Any]:
-    """Read ``section`` of a YAML params file (a missing file or section is an error)."""
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a YAML params file that must hold a mapping of sections (one-line errors)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -124,6 +124,13 @@ def read_params_section(path: str | Path, section: str) -> dict[str, Any]:
         raise UserError(f"params file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise UserError(f"params file {path} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def read_params_section(path: str | Path, section: str) -> dict[str, Any]:
+    """Read ``section`` of a YAML params file (a missing file or section is an error)."""
+    path = Path(path)
+    data = read_yaml_mapping(path)
     if section not in data:
         raise UserError(f"params file {path} has no '{section}:' section; add one or drop --params")
     body = data[section] or {}

@@ -51,6 +51,7 @@ import pandas as pd
 import yaml
 
 from . import io
+from .config import read_yaml_mapping
 from .errors import UserError
 from .paper import FIGURES, TABLE1, load_table, paper_row
 
@@ -882,14 +883,7 @@ def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str 
     in ``out_dir`` by an earlier report are removed.
     """
     params_path = Path(params_file)
-    try:
-        params = yaml.safe_load(params_path.read_text()) or {}
-    except FileNotFoundError:
-        raise UserError(f"params file {params_path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"params file {params_path} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(params, dict):
-        raise UserError(f"params file {params_path} must hold a mapping of sections")
+    params = read_yaml_mapping(params_path)
     metrics = load_metrics(metrics_dir, expected_runs(params))
     out = io.check_writable_dir(out_dir, "--out")
     out.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,6 @@ import torch.nn.functional as F
 
 from . import config as cfgmod
 from .config import require, setting
-from .errors import UserError
 
 log = logging.getLogger("sd_darts.search")
 
@@ -65,7 +64,7 @@ class SearchConfig:
     primitives: str | None = setting(None, "comma-separated candidate ops of the DARTS space (default: all 8 DARTS ops, in the DARTS order)")
     init_channels: int | None = setting(None, "supernet initial channels C (default: the space's, 16)")
     layers: int | None = setting(None, "supernet cells (DARTS: 8) or cells per stage N (NB201: 5)")
-    warmup_epochs: int = setting(25, "warm-up epochs ξ before self-distillation starts")
+    warmup_epochs: int = setting(25, "warm-up epochs ξ before self-distillation starts (ξ=0 and ξ=1 act alike: the first epoch has no earlier epoch to distil from)")
     window: int = setting(2, "voting window K: teacher = mean of the previous K epochs")
     sd_lambda: float = setting(1.0, "weight λ of the KD term in both losses")
     temperature: float = setting(1.0, "distillation temperature T (paper: not stated, 1)")

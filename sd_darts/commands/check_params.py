@@ -30,7 +30,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from .. import config as cfgmod
 from ..errors import UserError
@@ -288,14 +287,7 @@ def ablation_configs(params: Params, kind: str, value: int, seed: int, out_dir: 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate the whole params file; any problem is one :class:`UserError` line."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"params file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"params file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"params file {path} must hold a mapping of sections")
+    raw = cfgmod.read_yaml_mapping(path)
     for name in raw:
         if name not in SECTIONS:
             raise UserError(f"{path}: {name} is not a known section (known: {', '.join(SECTIONS)})")
