@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
-import time
 
 import torch
+from _timing import time_steps
 
 
 def main() -> None:
@@ -71,31 +69,14 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.weights(), cfg.grad_clip)
         w_opt.step()
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    for _ in range(args.warmup_steps):
-        step()
-    sync()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(1000 * (time.perf_counter() - t0))
-    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    timing = time_steps(step, device, args.warmup_steps, args.steps)
     print(json.dumps({
         "benchmark": "search_step", "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__, "space": args.space, "method": args.method, "unrolled": args.unrolled,
         "batch_size": args.batch_size, "init_channels": cfg.init_channels, "layers": cfg.layers,
         "image_size": args.image_size, "steps": args.steps,
-        "ms_per_step_median": round(statistics.median(times), 2), "ms_per_step_mean": round(statistics.fmean(times), 2),
-        "peak_memory_bytes": int(peak), "peak_memory_kind": "cuda_max_allocated" if device.type == "cuda" else "process_max_rss",
+        **timing,
     }, indent=2))
 
 

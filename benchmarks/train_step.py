@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
-import time
 
 import torch
+from _timing import time_steps
 
 
 def main() -> None:
@@ -62,33 +60,14 @@ def main() -> None:
     x = torch.randn(cfg.batch_size, 3, size, size, device=device).contiguous(memory_format=mem)
     y = torch.randint(0, num_classes, (cfg.batch_size,), device=device)
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    for _ in range(args.warmup_steps):
-        train_step(model, optimizer, x, y, cfg)
-    sync()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        train_step(model, optimizer, x, y, cfg)
-        sync()
-        times.append(1000 * (time.perf_counter() - t0))
-    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    median = statistics.median(times)
+    timing = time_steps(lambda: train_step(model, optimizer, x, y, cfg), device, args.warmup_steps, args.steps)
     print(json.dumps({
         "benchmark": "train_step", "recipe": args.recipe, "genotype": args.genotype, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__, "batch_size": cfg.batch_size, "init_channels": cfg.init_channels,
         "layers": cfg.layers, "image_size": size, "amp": cfg.amp, "channels_last": cfg.channels_last,
         "drop_path_prob": cfg.drop_path_prob, "auxiliary_weight": cfg.auxiliary_weight, "steps": args.steps,
-        "ms_per_step_median": round(median, 2), "ms_per_step_mean": round(statistics.fmean(times), 2),
-        "images_per_second": round(1000 * cfg.batch_size / median, 1),
-        "peak_memory_bytes": int(peak), "peak_memory_kind": "cuda_max_allocated" if device.type == "cuda" else "process_max_rss",
+        **timing, "images_per_second": round(1000 * cfg.batch_size / timing["ms_per_step_median"], 1),
     }, indent=2))
 
 

@@ -296,18 +296,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
             raise UserError(f"{path}: section '{name}:' is missing; add it (see docs/pipeline.md)")
     if not isinstance(raw["profile"], str) or not raw["profile"]:
         raise UserError(f"{path}: profile must be a non-empty name (paper, smoke, ...), got {raw['profile']!r}")
-    for name in PIPELINE_SCHEMA:
-        body = raw[name] if raw[name] is not None else {}
-        if not isinstance(body, dict):
-            raise UserError(f"{path}: '{name}:' must be a mapping of settings")
-        _check_section_keys(path, name, body)
-        raw[name] = body
-    for name in COMMAND_SECTIONS:
-        body = raw[name] if raw[name] is not None else {}
-        if not isinstance(body, dict):
-            raise UserError(f"{path}: '{name}:' must be a mapping of settings")
-        _check_reserved(path, name, body)
-        raw[name] = body
+    for names, check in ((PIPELINE_SCHEMA, _check_section_keys), (COMMAND_SECTIONS, _check_reserved)):
+        for name in names:
+            body = raw[name] if raw[name] is not None else {}
+            if not isinstance(body, dict):
+                raise UserError(f"{path}: '{name}:' must be a mapping of settings")
+            check(path, name, body)
+            raw[name] = body
     for key, section in (("search", "search"), ("train_cifar", "train_cifar")):
         _check_reserved(path, section, raw["ablation"][key], where=f"ablation.{key}")
     for key in ("warmup_epochs", "window"):
