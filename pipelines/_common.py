@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import logging
+import shlex
 import os
 import shutil
 import subprocess
@@ -133,7 +134,6 @@ def command_line(command: str, cfg) -> str:
     """The exact ``sd-darts <command> ...`` equivalent of a run: every setting that differs from
     the command's default, as a flag (so it holds whatever params file or section it came from)."""
     import dataclasses
-    import shlex
 
     parts = ["sd-darts", command]
     for f in dataclasses.fields(cfg):
@@ -313,7 +313,7 @@ def run_train(cfg, stage: str, dest: Path, command: str, nproc: int = 1) -> dict
     if prepare_run_dir(cfg.out, cfg) == "reuse":
         metrics = io.read_json(Path(cfg.out) / "metrics.json", what="training metrics")
     elif nproc > 1:
-        argv = [sys.executable, "-m", "torch.distributed.run"] + shlex_split(line)[1:]
+        argv = [sys.executable, "-m", "torch.distributed.run"] + shlex.split(line)[1:]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         if subprocess.run(argv, cwd=os.getcwd(), env=env).returncode != 0:
             raise UserError(f"{stage}: the distributed run failed ({line}); its checkpoint is kept, rerun to resume")
@@ -326,15 +326,8 @@ def run_train(cfg, stage: str, dest: Path, command: str, nproc: int = 1) -> dict
     return metrics
 
 
-def shlex_split(line: str) -> list[str]:
-    import shlex
-
-    return shlex.split(line)
-
-
 def md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """md5 of a file, by torchvision's helper (the one the CIFAR-10 checks use)."""
+    from torchvision.datasets.utils import calculate_md5
+
+    return calculate_md5(str(path))

@@ -158,12 +158,12 @@ class SearchObjective:
         self.kd_sum = None  # device accumulator of λ-free KD loss over weight steps
 
     def set_epoch(self, epoch: int) -> None:
-        from .distill import kd_active, recording_start_epoch
+        from .distill import kd_active, recording_active
 
         self.epoch = epoch
         sd = self.cfg.method == "sd-darts"
         self.kd_on = sd and kd_active(epoch, self.cfg.warmup_epochs)
-        self.recording = sd and epoch >= recording_start_epoch(self.cfg.warmup_epochs, self.cfg.window)
+        self.recording = sd and recording_active(epoch, self.cfg.warmup_epochs, self.cfg.window)
 
     def __call__(self, inputs, targets, indices, params=None, record=False, track_kd=False):
         from .distill import distillation_loss
@@ -246,6 +246,7 @@ def run_search(cfg: SearchConfig) -> SearchResult:
         history = list(ckpt["history"])
         log.info("resuming %s from epoch %d of %d", out, start_epoch + 1, cfg.epochs)
 
+    alpha_ids = {id(a) for a in model.arch_parameters()}
     pin = device.type == "cuda"
     hessian_batch = None
     if cfg.hessian_every:
@@ -316,7 +317,7 @@ def run_search(cfg: SearchConfig) -> SearchResult:
 
             save_genotype(out / "genotypes" / f"epoch_{epoch:03d}.json", genotype)
             io.torch_save(out / "alphas" / f"epoch_{epoch:03d}.pt",
-                          {name: p.detach().cpu().clone() for name, p in model.named_parameters() if _is_alpha(model, p)})
+                          {name: p.detach().cpu().clone() for name, p in model.named_parameters() if id(p) in alpha_ids})
             history.append({"epoch": epoch, **metrics})
             log_epoch(live, epoch, history[-1])
             log.info(
@@ -358,13 +359,4 @@ def run_search(cfg: SearchConfig) -> SearchResult:
     return SearchResult(out=out, genotype=genotype, summary=summary)
 
 
-def _is_alpha(model, param) -> bool:
-    return any(param is a for a in model.arch_parameters())
-
-
-def config_from_dict(values: dict[str, Any]) -> SearchConfig:
-    """Build a validated :class:`SearchConfig` from a mapping (used by tests and pipelines)."""
-    return cfgmod.from_mapping(SearchConfig, values, "search")
-
-
-__all__ = ["SearchConfig", "SearchResult", "SearchObjective", "run_search", "config_from_dict", "METHODS"]
+__all__ = ["SearchConfig", "SearchResult", "SearchObjective", "run_search", "METHODS"]
