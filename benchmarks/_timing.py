@@ -6,7 +6,7 @@ from __future__ import annotations
 import resource
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -37,7 +37,10 @@ def time_steps(step: Callable[[], None], device: torch.device, warmup_steps: int
     return {
         "ms_per_step_median": round(statistics.median(times), 2),
         "ms_per_step_mean": round(statistics.fmean(times), 2),
-        "peak_memory_bytes": int(torch.cuda.max_memory_allocated(device) if cuda
-                                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+        "peak_memory_bytes": int(
+            torch.cuda.max_memory_allocated(device)
+            if cuda
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        ),
         "peak_memory_kind": "cuda_max_allocated" if cuda else "process_max_rss",
     }

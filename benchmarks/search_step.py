@@ -37,9 +37,19 @@ def main() -> None:
     from sd_darts.spaces import get_space
 
     device = pick_device(args.device)
-    cfg = SearchConfig(method=args.method, space=args.space, dataset="cifar10", epochs=2, warmup_epochs=0, window=2,
-                       init_channels=args.init_channels, layers=args.layers, batch_size=args.batch_size,
-                       unrolled=args.unrolled, device=str(device))
+    cfg = SearchConfig(
+        method=args.method,
+        space=args.space,
+        dataset="cifar10",
+        epochs=2,
+        warmup_epochs=0,
+        window=2,
+        init_channels=args.init_channels,
+        layers=args.layers,
+        batch_size=args.batch_size,
+        unrolled=args.unrolled,
+        device=str(device),
+    )
     cfg.validate()
     torch.manual_seed(0)
     model = get_space(args.space).build(cfg.init_channels, cfg.layers, 10).to(device)
@@ -50,8 +60,13 @@ def main() -> None:
     if cache is not None:
         cache.record(torch.arange(n, device=device), torch.softmax(torch.randn(n, 10, device=device), -1), 0)
     w_opt = torch.optim.SGD(model.weights(), lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    architect = Architect(model, objective, arch_learning_rate=cfg.arch_learning_rate,
-                          arch_weight_decay=cfg.arch_weight_decay, unrolled=cfg.unrolled)
+    architect = Architect(
+        model,
+        objective,
+        arch_learning_rate=cfg.arch_learning_rate,
+        arch_weight_decay=cfg.arch_weight_decay,
+        unrolled=cfg.unrolled,
+    )
 
     def batch(offset):
         x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
@@ -70,14 +85,26 @@ def main() -> None:
         w_opt.step()
 
     timing = time_steps(step, device, args.warmup_steps, args.steps)
-    print(json.dumps({
-        "benchmark": "search_step", "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch": torch.__version__, "space": args.space, "method": args.method, "unrolled": args.unrolled,
-        "batch_size": args.batch_size, "init_channels": cfg.init_channels, "layers": cfg.layers,
-        "image_size": args.image_size, "steps": args.steps,
-        **timing,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "search_step",
+                "device": str(device),
+                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                "torch": torch.__version__,
+                "space": args.space,
+                "method": args.method,
+                "unrolled": args.unrolled,
+                "batch_size": args.batch_size,
+                "init_channels": cfg.init_channels,
+                "layers": cfg.layers,
+                "image_size": args.image_size,
+                "steps": args.steps,
+                **timing,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

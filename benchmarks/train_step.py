@@ -53,22 +53,39 @@ def main() -> None:
     mem = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=mem).train()
     model.drop_path_prob = cfg.drop_path_prob
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     x = torch.randn(cfg.batch_size, 3, size, size, device=device).contiguous(memory_format=mem)
     y = torch.randint(0, num_classes, (cfg.batch_size,), device=device)
 
     timing = time_steps(lambda: train_step(model, optimizer, x, y, cfg), device, args.warmup_steps, args.steps)
-    print(json.dumps({
-        "benchmark": "train_step", "recipe": args.recipe, "genotype": args.genotype, "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch": torch.__version__, "batch_size": cfg.batch_size, "init_channels": cfg.init_channels,
-        "layers": cfg.layers, "image_size": size, "amp": cfg.amp, "channels_last": cfg.channels_last,
-        "drop_path_prob": cfg.drop_path_prob, "auxiliary_weight": cfg.auxiliary_weight, "steps": args.steps,
-        **timing, "images_per_second": round(1000 * cfg.batch_size / timing["ms_per_step_median"], 1),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "train_step",
+                "recipe": args.recipe,
+                "genotype": args.genotype,
+                "device": str(device),
+                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                "torch": torch.__version__,
+                "batch_size": cfg.batch_size,
+                "init_channels": cfg.init_channels,
+                "layers": cfg.layers,
+                "image_size": size,
+                "amp": cfg.amp,
+                "channels_last": cfg.channels_last,
+                "drop_path_prob": cfg.drop_path_prob,
+                "auxiliary_weight": cfg.auxiliary_weight,
+                "steps": args.steps,
+                **timing,
+                "images_per_second": round(1000 * cfg.batch_size / timing["ms_per_step_median"], 1),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -21,21 +21,22 @@ import functools
 import hashlib
 import json
 import logging
-import shlex
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without `pip install -e`
     sys.path.insert(0, str(ROOT))
 
 from sd_darts import config as cfgmod  # noqa: E402
-from sd_darts import io  # noqa: E402
+from sd_darts import files  # noqa: E402
 from sd_darts.commands.check_params import Params, load_params  # noqa: E402
 from sd_darts.errors import UserError  # noqa: E402
 
@@ -160,7 +161,13 @@ STAMP = "pipeline_stamp.json"
 
 
 #: Library files that cannot change a run's results (reporting, command-line wrappers).
-_NOT_RUN_CODE = ("sd_darts/report.py", "sd_darts/paper/", "sd_darts/commands/", "sd_darts/cli.py", "sd_darts/__main__.py")
+_NOT_RUN_CODE = (
+    "sd_darts/report.py",
+    "sd_darts/paper/",
+    "sd_darts/commands/",
+    "sd_darts/cli.py",
+    "sd_darts/__main__.py",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -188,7 +195,7 @@ def run_identity(cfg) -> dict[str, Any]:
 
 
 def _write_stamp(out: Path, identity: dict[str, Any], status: str) -> None:
-    io.write_text(out / STAMP, json.dumps({"identity": identity, "status": status}, indent=2, sort_keys=True) + "\n")
+    files.write_text(out / STAMP, json.dumps({"identity": identity, "status": status}, indent=2, sort_keys=True) + "\n")
 
 
 def prepare_run_dir(out: str | Path, cfg) -> str:
@@ -222,7 +229,7 @@ def prepare_run_dir(out: str | Path, cfg) -> str:
 def _finish(cfg, stage: str, command: str) -> None:
     """Record what produced the finished run (``provenance.json``) and stamp it finished."""
     prov = provenance(stage, cfg.out, resolved_device(cfg.device), command)
-    io.write_text(Path(cfg.out) / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
+    files.write_text(Path(cfg.out) / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
     _write_stamp(Path(cfg.out), run_identity(cfg), "finished")
 
 
@@ -292,7 +299,7 @@ def run_search(cfg, stage: str, dest: Path) -> dict[str, Any]:
     from sd_darts.search import run_search as library_run_search
 
     if prepare_run_dir(cfg.out, cfg) == "reuse":
-        summary = io.read_json(Path(cfg.out) / "summary.json", what="search summary")
+        summary = files.read_json(Path(cfg.out) / "summary.json", what="search summary")
     else:
         summary = library_run_search(cfg).summary
         _finish(cfg, stage, command_line("search", cfg))
@@ -311,13 +318,13 @@ def run_train(cfg, stage: str, dest: Path, command: str, nproc: int = 1) -> dict
     if nproc > 1:
         line = f"torchrun --standalone --nproc_per_node {nproc} -m sd_darts " + line.split(" ", 1)[1]
     if prepare_run_dir(cfg.out, cfg) == "reuse":
-        metrics = io.read_json(Path(cfg.out) / "metrics.json", what="training metrics")
+        metrics = files.read_json(Path(cfg.out) / "metrics.json", what="training metrics")
     elif nproc > 1:
         argv = [sys.executable, "-m", "torch.distributed.run"] + shlex.split(line)[1:]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         if subprocess.run(argv, cwd=os.getcwd(), env=env).returncode != 0:
             raise UserError(f"{stage}: the distributed run failed ({line}); its checkpoint is kept, rerun to resume")
-        metrics = io.read_json(Path(cfg.out) / "metrics.json", what="training metrics")
+        metrics = files.read_json(Path(cfg.out) / "metrics.json", what="training metrics")
         _finish(cfg, stage, line)
     else:
         metrics = run_training(cfg).metrics

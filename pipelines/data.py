@@ -36,9 +36,15 @@ def main() -> int:
         h = hashlib.md5(bunch.images.astype("float64").tobytes())
         h.update(bunch.target.astype("int64").tobytes())
         root.mkdir(parents=True, exist_ok=True)
-        manifest.update({"source": "sklearn.datasets.load_digits", "scikit_learn": sklearn.__version__,
-                         "images": int(bunch.images.shape[0]), "md5": h.hexdigest()})
-    from sd_darts.io import write_text
+        manifest.update(
+            {
+                "source": "sklearn.datasets.load_digits",
+                "scikit_learn": sklearn.__version__,
+                "images": int(bunch.images.shape[0]),
+                "md5": h.hexdigest(),
+            }
+        )
+    from sd_darts.files import write_text
 
     write_text(root / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     print(f"data: {data['dataset']} ready in {root}")

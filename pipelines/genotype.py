@@ -18,7 +18,7 @@ import _common
 def main() -> int:
     p = _common.params()
     pipe = p.raw["pipeline"]
-    from sd_darts import io
+    from sd_darts import files
     from sd_darts.genotypes import SD_DARTS, genotype_from_dict, genotype_to_dict
     from sd_darts.stats import genotype_stats
 
@@ -26,27 +26,35 @@ def main() -> int:
     candidates = []
     for seed in p.raw["seeds"]["search"]:
         run = _common.METRICS / "search" / f"{method}-s{seed}"
-        summary = io.read_json(run / "summary.json", what="search summary")
-        candidates.append({"run": run.name, "seed": seed, criterion: float(summary[criterion]),
-                           "genotype": summary["genotype"]})
+        summary = files.read_json(run / "summary.json", what="search summary")
+        candidates.append(
+            {"run": run.name, "seed": seed, criterion: float(summary[criterion]), "genotype": summary["genotype"]}
+        )
     best = sorted(candidates, key=lambda c: (-c[criterion], c["seed"]))[0]
     out = _common.METRICS / "genotype"
     selected = genotype_from_dict(best["genotype"], source=best["run"])
-    io.write_json(out / "selected.json", genotype_to_dict(selected))
-    io.write_json(out / "paper.json", genotype_to_dict(SD_DARTS))
-    io.write_json(out / "selection.json", {
-        "rule": (f"the {method} search with the highest supernet validation accuracy ({criterion}); "
-                 "ties go to the lower seed; the test set is not used"),
-        "selected": best["run"],
-        "candidates": [{k: v for k, v in c.items() if k != "genotype"} for c in candidates],
-    })
+    files.write_json(out / "selected.json", genotype_to_dict(selected))
+    files.write_json(out / "paper.json", genotype_to_dict(SD_DARTS))
+    files.write_json(
+        out / "selection.json",
+        {
+            "rule": (
+                f"the {method} search with the highest supernet validation accuracy ({criterion}); "
+                "ties go to the lower seed; the test set is not used"
+            ),
+            "selected": best["run"],
+            "candidates": [{k: v for k, v in c.items() if k != "genotype"} for c in candidates],
+        },
+    )
     stats = {}
     for key, genotype, name in (("selected", selected, None), ("paper", SD_DARTS, "SD_DARTS")):
         st = genotype_stats(genotype, name)
-        stats[key] = {net: {k: st[net][k] for k in ("params_m", "mult_adds_m", "init_channels", "layers", "image_size")}
-                      for net in ("cifar", "imagenet")}
+        stats[key] = {
+            net: {k: st[net][k] for k in ("params_m", "mult_adds_m", "init_channels", "layers", "image_size")}
+            for net in ("cifar", "imagenet")
+        }
         stats[key]["counter"] = st["counter"]
-    io.write_json(out / "stats.json", stats)
+    files.write_json(out / "stats.json", stats)
     print(f"genotype: selected {best['run']} ({criterion} {best[criterion]:.2f}%)")
     return 0
 

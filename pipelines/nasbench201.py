@@ -23,15 +23,14 @@ def search(seed: int) -> int:
     from sd_darts.commands.check_params import nb201_search_config
 
     cfg = nb201_search_config(p, seed, f"runs/nasbench201_search/s{seed}")
-    summary = _common.run_search(cfg, f"nasbench201_search@{seed}",
-                                 _common.METRICS / "nasbench201_search" / f"s{seed}")
+    summary = _common.run_search(cfg, f"nasbench201_search@{seed}", _common.METRICS / "nasbench201_search" / f"s{seed}")
     print(f"nasbench201 search s{seed}: {summary['genotype'].get('arch')}")
     return 0
 
 
 def query() -> int:
     p = _common.params()
-    from sd_darts import io
+    from sd_darts import files
     from sd_darts.commands.check_params import nb201_query_config
 
     out = _common.METRICS / "nasbench201" / "query.json"
@@ -40,9 +39,11 @@ def query() -> int:
     runs = [_common.METRICS / "nasbench201_search" / f"s{seed}" for seed in seeds]
     benchmark = Path(cfg.benchmark)
     if not benchmark.is_file():
-        reason = (f"benchmark file not provided: {benchmark} does not exist; download NAS-Bench-201-v1_1-096897.pth "
-                  "and set nb201_query.benchmark (docs/pipeline.md)")
-        io.write_json(out, {"status": "not run", "reason": reason, "searched": [r.name for r in runs]})
+        reason = (
+            f"benchmark file not provided: {benchmark} does not exist; download NAS-Bench-201-v1_1-096897.pth "
+            "and set nb201_query.benchmark (docs/pipeline.md)"
+        )
+        files.write_json(out, {"status": "not run", "reason": reason, "searched": [r.name for r in runs]})
         print(f"nasbench201 query: {reason}")
         return 0
     from sd_darts.nb201 import load_benchmark, parse_genotype_arg, table4_row
@@ -62,7 +63,7 @@ def query() -> int:
     }
     if cfg.best:
         result["best"] = bench.best("cifar10_valid")
-    io.write_json(out, result)
+    files.write_json(out, result)
     print(f"nasbench201 query: {len(rows)} genotypes looked up in {benchmark.name}")
     return 0
 

@@ -27,7 +27,7 @@ def main() -> int:
     dest = _common.METRICS / "search" / name
     summary = _common.run_search(cfg, f"search@{args.method}-{args.seed}", dest)
     # the same curves, alone in one folder, for `dvc plots show` (plots: in dvc.yaml)
-    from sd_darts.io import write_text
+    from sd_darts.files import write_text
 
     write_text(_common.METRICS / "search_curves" / f"{name}.tsv", (dest / "curves.tsv").read_text())
     print(f"search {name}: final supernet valid acc {summary['final_valid_acc']:.2f}%")

@@ -24,8 +24,9 @@ def main() -> int:
     name = f"{args.genotype}-s{args.seed}"
     genotype_file = (_common.METRICS / "genotype" / f"{args.genotype}.json").as_posix()
     cfg = train_cifar_config(p, genotype_file, args.seed, f"runs/train_cifar/{name}")
-    metrics = _common.run_train(cfg, f"train_cifar@{args.genotype}-{args.seed}", _common.METRICS / "train_cifar" / name,
-                                "train-cifar")
+    metrics = _common.run_train(
+        cfg, f"train_cifar@{args.genotype}-{args.seed}", _common.METRICS / "train_cifar" / name, "train-cifar"
+    )
     print(f"train_cifar {name}: test error {metrics['test_error']:.2f}%")
     return 0
 

@@ -22,7 +22,7 @@ import _common
 @_common.entry_point
 def main() -> int:
     p = _common.params()
-    from sd_darts import io
+    from sd_darts import files
     from sd_darts.commands.check_params import train_imagenet_config
 
     out = _common.METRICS / "train_imagenet"
@@ -30,9 +30,9 @@ def main() -> int:
         if out.exists():
             shutil.rmtree(out)
         reason = "pipeline.train_imagenet is false; set it to true with ImageNet in data.imagenet_root"
-        io.write_json(out / "status.json", {"status": "not run", "reason": reason})
+        files.write_json(out / "status.json", {"status": "not run", "reason": reason})
         # The run folder is a (persisted) stage output: it must exist; it says why it is empty.
-        io.write_json(_common.RUNS / "train_imagenet" / "status.json", {"status": "not run", "reason": reason})
+        files.write_json(_common.RUNS / "train_imagenet" / "status.json", {"status": "not run", "reason": reason})
         print(f"train_imagenet: not run ({reason})")
         return 0
     placeholder = _common.RUNS / "train_imagenet" / "status.json"

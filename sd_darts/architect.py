@@ -21,7 +21,7 @@ in a step (``R`` stays a tensor).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

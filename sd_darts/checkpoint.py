@@ -1,7 +1,7 @@
 """Resumable checkpoints.
 
 A checkpoint is a dict of tensors and plain values written atomically after every epoch
-(``io.torch_save``: temp file + rename) and read with ``weights_only=True``.  It carries the
+(``files.torch_save``: temp file + rename) and read with ``weights_only=True``.  It carries the
 run's settings fingerprint (:func:`sd_darts.config.fingerprint_fields`): resuming with other
 settings is refused with a message naming each setting that differs, never silently reused.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from . import config as config_mod
 from .errors import UserError
-from .io import torch_load, torch_save
+from .files import torch_load, torch_save
 
 FORMAT = "sd-darts-checkpoint-v1"
 

@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sd-darts {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"sd-darts {args.command}: interrupted; the last completed epoch's checkpoint is kept, rerun the same command to resume", file=sys.stderr)
+        print(
+            f"sd-darts {args.command}: interrupted; the last completed epoch's checkpoint is kept, rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -192,11 +192,7 @@ def to_dict(cfg) -> dict[str, Any]:
 
 def fingerprint_fields(cfg) -> dict[str, Any]:
     """The settings that determine a run's trajectory (metadata ``fingerprint`` not False)."""
-    return {
-        f.name: getattr(cfg, f.name)
-        for f in dataclasses.fields(cfg)
-        if f.metadata.get("fingerprint", True)
-    }
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.metadata.get("fingerprint", True)}
 
 
 def fingerprint(cfg) -> str:
@@ -209,7 +205,9 @@ def diff_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     out = []
     for key in sorted(set(saved) | set(current)):
         if saved.get(key, "<absent>") != current.get(key, "<absent>"):
-            out.append(f"{_flag(key)} was {saved.get(key, '<absent>')!r} in the checkpoint, now {current.get(key, '<absent>')!r}")
+            out.append(
+                f"{_flag(key)} was {saved.get(key, '<absent>')!r} in the checkpoint, now {current.get(key, '<absent>')!r}"
+            )
     return out
 
 

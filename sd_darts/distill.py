@@ -194,7 +194,9 @@ class TeacherCache:
         if window < 1:
             raise UserError(f"voting-teacher window K must be >= 1, got {window}")
         if num_samples < 1 or num_classes < 1:
-            raise UserError(f"teacher cache needs num_samples >= 1 and num_classes >= 1, got {num_samples}, {num_classes}")
+            raise UserError(
+                f"teacher cache needs num_samples >= 1 and num_classes >= 1, got {num_samples}, {num_classes}"
+            )
         self.num_samples = num_samples
         self.num_classes = num_classes
         self.window = window
@@ -212,14 +214,16 @@ class TeacherCache:
         """Bytes held by the two buffers."""
         return self.probs.numel() * self.probs.element_size() + self.epochs.numel() * self.epochs.element_size()
 
-    def to(self, device: torch.device | str) -> "TeacherCache":
+    def to(self, device: torch.device | str) -> TeacherCache:
         self.probs = self.probs.to(device)
         self.epochs = self.epochs.to(device)
         return self
 
     def __repr__(self) -> str:
-        return (f"TeacherCache(num_samples={self.num_samples}, num_classes={self.num_classes}, "
-                f"window={self.window}, device={self.device})")
+        return (
+            f"TeacherCache(num_samples={self.num_samples}, num_classes={self.num_classes}, "
+            f"window={self.window}, device={self.device})"
+        )
 
     def _indices(self, indices: torch.Tensor) -> torch.Tensor:
         indices = torch.as_tensor(indices)
@@ -290,18 +294,27 @@ class TeacherCache:
             shape = (int(state["window"]), int(state["num_samples"]), int(state["num_classes"]))
             probs, epochs = state["probs"], state["epochs"]
         except (KeyError, TypeError, ValueError):
-            raise UserError("teacher cache in the checkpoint is malformed (missing window/num_samples/num_classes/probs/epochs); "
-                            "delete the checkpoint or start a new run folder") from None
+            raise UserError(
+                "teacher cache in the checkpoint is malformed (missing window/num_samples/num_classes/probs/epochs); "
+                "delete the checkpoint or start a new run folder"
+            ) from None
         mine = (self.window, self.num_samples, self.num_classes)
         if shape != mine:
             raise UserError(
                 f"teacher cache in the checkpoint has (window, samples, classes) = {shape} but this run uses {mine}; "
                 "resume with the same window/dataset settings or start a new run folder"
             )
-        if (not isinstance(probs, torch.Tensor) or not isinstance(epochs, torch.Tensor)
-                or tuple(probs.shape) != mine or tuple(epochs.shape) != mine[:2]
-                or probs.dtype != torch.float32 or epochs.dtype != torch.int64):
-            raise UserError("teacher cache tensors in the checkpoint have the wrong shape or dtype; "
-                            "delete the checkpoint or start a new run folder")
+        if (
+            not isinstance(probs, torch.Tensor)
+            or not isinstance(epochs, torch.Tensor)
+            or tuple(probs.shape) != mine
+            or tuple(epochs.shape) != mine[:2]
+            or probs.dtype != torch.float32
+            or epochs.dtype != torch.int64
+        ):
+            raise UserError(
+                "teacher cache tensors in the checkpoint have the wrong shape or dtype; "
+                "delete the checkpoint or start a new run folder"
+            )
         self.probs.copy_(probs)
         self.epochs.copy_(epochs)

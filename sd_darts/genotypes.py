@@ -25,14 +25,15 @@ from __future__ import annotations
 import os
 import re
 from collections import namedtuple
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import UserError
-from .io import read_json, write_json
+from .files import read_json, write_json
 
 # --------------------------------------------------------------------------------------------
 # DARTS space
@@ -101,8 +102,13 @@ def derive_cell(weights: Any, steps: int = 4, primitives: Sequence[str] = PRIMIT
     return gene
 
 
-def derive_genotype(weights_normal: Any, weights_reduce: Any, steps: int = 4, multiplier: int = 4,
-                    primitives: Sequence[str] = PRIMITIVES) -> Genotype:
+def derive_genotype(
+    weights_normal: Any,
+    weights_reduce: Any,
+    steps: int = 4,
+    multiplier: int = 4,
+    primitives: Sequence[str] = PRIMITIVES,
+) -> Genotype:
     """Derive the discrete DARTS genotype from softmaxed alphas (DARTS §2.4).
 
     ``weights_normal`` and ``weights_reduce`` are the per-edge softmax of the alphas, shape
@@ -126,34 +132,50 @@ def derive_genotype(weights_normal: Any, weights_reduce: Any, steps: int = 4, mu
 # and Fig. 4/5 of the DARTS paper.
 DARTS_V1 = Genotype(
     normal=[
-        ("sep_conv_3x3", 1), ("sep_conv_3x3", 0),
-        ("skip_connect", 0), ("sep_conv_3x3", 1),
-        ("skip_connect", 0), ("sep_conv_3x3", 1),
-        ("sep_conv_3x3", 0), ("skip_connect", 2),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("skip_connect", 0),
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("skip_connect", 2),
     ],
     normal_concat=[2, 3, 4, 5],
     reduce=[
-        ("max_pool_3x3", 0), ("max_pool_3x3", 1),
-        ("skip_connect", 2), ("max_pool_3x3", 0),
-        ("max_pool_3x3", 0), ("skip_connect", 2),
-        ("skip_connect", 2), ("avg_pool_3x3", 0),
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 1),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 0),
+        ("skip_connect", 2),
+        ("skip_connect", 2),
+        ("avg_pool_3x3", 0),
     ],
     reduce_concat=[2, 3, 4, 5],
 )
 
 DARTS_V2 = Genotype(
     normal=[
-        ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-        ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-        ("sep_conv_3x3", 1), ("skip_connect", 0),
-        ("skip_connect", 0), ("dil_conv_3x3", 2),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("skip_connect", 0),
+        ("dil_conv_3x3", 2),
     ],
     normal_concat=[2, 3, 4, 5],
     reduce=[
-        ("max_pool_3x3", 0), ("max_pool_3x3", 1),
-        ("skip_connect", 2), ("max_pool_3x3", 1),
-        ("max_pool_3x3", 0), ("skip_connect", 2),
-        ("skip_connect", 2), ("max_pool_3x3", 1),
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 1),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 1),
+        ("max_pool_3x3", 0),
+        ("skip_connect", 2),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 1),
     ],
     reduce_concat=[2, 3, 4, 5],
 )
@@ -211,17 +233,25 @@ DARTS_V2 = Genotype(
 #     from a figure; pairs are listed by input index.  The order does not change the network.
 SD_DARTS = Genotype(
     normal=[
-        ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-        ("skip_connect", 0), ("sep_conv_3x3", 1),
-        ("dil_conv_3x3", 0), ("sep_conv_3x3", 1),
-        ("skip_connect", 0), ("dil_conv_5x5", 1),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("sep_conv_3x3", 1),
+        ("dil_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("dil_conv_5x5", 1),
     ],
     normal_concat=[2, 3, 4, 5],
     reduce=[
-        ("max_pool_3x3", 0), ("sep_conv_5x5", 1),
-        ("max_pool_3x3", 0), ("skip_connect", 2),
-        ("max_pool_3x3", 0), ("skip_connect", 2),
-        ("avg_pool_3x3", 0), ("sep_conv_3x3", 3),
+        ("max_pool_3x3", 0),
+        ("sep_conv_5x5", 1),
+        ("max_pool_3x3", 0),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 0),
+        ("skip_connect", 2),
+        ("avg_pool_3x3", 0),
+        ("sep_conv_3x3", 3),
     ],
     reduce_concat=[2, 3, 4, 5],
 )
@@ -253,9 +283,7 @@ class NB201Genotype:
             raise UserError(f"a NAS-Bench-201 genotype has {len(NB201_EDGES)} edge ops, got {len(ops)}")
         for op in ops:
             if op not in NB201_PRIMITIVES:
-                raise UserError(
-                    f"unknown NAS-Bench-201 op {op!r}; known ops: {', '.join(NB201_PRIMITIVES)}"
-                )
+                raise UserError(f"unknown NAS-Bench-201 op {op!r}; known ops: {', '.join(NB201_PRIMITIVES)}")
 
     @property
     def arch_str(self) -> str:
@@ -271,7 +299,7 @@ class NB201Genotype:
         return "+".join(nodes)
 
     @classmethod
-    def from_arch_str(cls, s: str) -> "NB201Genotype":
+    def from_arch_str(cls, s: str) -> NB201Genotype:
         """Parse an official architecture string; anything malformed raises :class:`UserError`."""
         if not isinstance(s, str):
             raise UserError(f"a NAS-Bench-201 architecture string must be text, got {type(s).__name__}")
@@ -287,8 +315,7 @@ class NB201Genotype:
             items = part[1:-1].split("|")
             if len(items) != to:
                 raise UserError(
-                    f"malformed NAS-Bench-201 architecture string {s!r}: node {to} needs {to} inputs, "
-                    f"got {len(items)}"
+                    f"malformed NAS-Bench-201 architecture string {s!r}: node {to} needs {to} inputs, got {len(items)}"
                 )
             for frm, item in enumerate(items):
                 m = _NB201_ITEM.match(item)
@@ -373,9 +400,7 @@ def _check_cell(edges: Any, concat: Any, cell: str, source: str) -> tuple[list[t
         if op not in ops:
             raise bad(f"'{cell}' edge {k} has unknown op {op!r}; allowed: {', '.join(ops)}")
         if not _is_int(idx) or not 0 <= idx < node + 2:
-            raise bad(
-                f"'{cell}' edge {k} (node {node + 2}) has input {idx!r}; it must be an integer in 0..{node + 1}"
-            )
+            raise bad(f"'{cell}' edge {k} (node {node + 2}) has input {idx!r}; it must be an integer in 0..{node + 1}")
         pairs.append((op, idx))
     if not isinstance(concat, list) or not concat:
         raise bad(f"'{cell}_concat' must be a non-empty list of node indices")

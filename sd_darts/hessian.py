@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch

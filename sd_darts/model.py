@@ -40,8 +40,9 @@ from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
 class Cell(nn.Module):
     """One normal or reduction cell of an evaluation network, compiled from a genotype."""
 
-    def __init__(self, genotype: Genotype, C_prev_prev: int, C_prev: int, C: int,
-                 reduction: bool, reduction_prev: bool):
+    def __init__(
+        self, genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool
+    ):
         super().__init__()
         if reduction_prev:
             self.preprocess0 = FactorizedReduce(C_prev_prev, C, affine=True)
@@ -167,8 +168,9 @@ class _Network(nn.Module):
 
     stem_multiplier = 3
 
-    def _build_cells(self, genotype: Genotype, C_prev_prev: int, C_prev: int, C_curr: int,
-                     layers: int, reduction_prev: bool) -> int:
+    def _build_cells(
+        self, genotype: Genotype, C_prev_prev: int, C_prev: int, C_curr: int, layers: int, reduction_prev: bool
+    ) -> int:
         self.cells = nn.ModuleList()
         self._aux_layer = reduction_layers(layers)[1]
         aux_channels = C_prev
@@ -256,12 +258,17 @@ class NetworkImageNet(_Network):
 def count_parameters(model: nn.Module, include_auxiliary: bool = False) -> int:
     """Number of parameters; the auxiliary head is left out by default (DARTS convention)."""
     return sum(
-        p.numel() for name, p in model.named_parameters()
-        if include_auxiliary or not name.startswith("auxiliary_head.")
+        p.numel() for name, p in model.named_parameters() if include_auxiliary or not name.startswith("auxiliary_head.")
     )
 
 
 __all__ = [
-    "Cell", "AuxiliaryHeadCIFAR", "AuxiliaryHeadImageNet", "NetworkCIFAR", "NetworkImageNet",
-    "count_parameters", "reduction_layers", "auxiliary_input_ok",
+    "Cell",
+    "AuxiliaryHeadCIFAR",
+    "AuxiliaryHeadImageNet",
+    "NetworkCIFAR",
+    "NetworkImageNet",
+    "count_parameters",
+    "reduction_layers",
+    "auxiliary_input_ok",
 ]

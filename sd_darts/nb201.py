@@ -41,9 +41,10 @@ import os
 import pickle
 import re
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .errors import UserError
 from .genotypes import NB201Genotype, load_genotype
@@ -92,7 +93,7 @@ _INFO_KEY = {
 
 def _require_api():
     try:
-        import nas_201_api  # noqa: F401
+        import nas_201_api
     except ImportError:
         raise UserError(
             "the NAS-Bench-201 API is not installed; install it with: pip install 'sd-darts[nb201]' "
@@ -119,8 +120,20 @@ def _safe_globals() -> list[Any]:
         (scalar, "numpy._core.multiarray.scalar"),
         np.dtype,
     ]
-    for name in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                 "float16", "float32", "float64"):
+    for name in (
+        "bool",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+    ):
         cls = type(np.dtype(name))
         if cls is not np.dtype and cls not in allowed:
             allowed.append(cls)
@@ -132,7 +145,14 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-_TORCH_BOILERPLATE = ("Weights only load failed", "In PyTorch", "Please file an issue", "Check the documentation", "(1)", "(2)")
+_TORCH_BOILERPLATE = (
+    "Weights only load failed",
+    "In PyTorch",
+    "Please file an issue",
+    "Check the documentation",
+    "(1)",
+    "(2)",
+)
 
 
 def _refusal_reason(exc: BaseException) -> str:
@@ -184,7 +204,7 @@ def _torch_load_safely(path: Path) -> Any:
             f"not enough memory to load benchmark file {path} ({path.stat().st_size / 2**30:.1f} GiB on disk); "
             "the NAS-Bench-201 API keeps the whole benchmark in memory: run on a machine with more RAM"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - any failure to unpickle a user's file is a problem with the file
+    except Exception as exc:
         raise UserError(
             f"benchmark file {path} is not a readable NAS-Bench-201 file ({_first_line(exc)}); "
             f"it may be truncated or not the benchmark: download it again from {BENCHMARK_SOURCE}"
@@ -336,7 +356,10 @@ def load_benchmark(path: str | os.PathLike) -> Benchmark:
     for index in sorted(infos):
         info = infos.pop(index)
         api.arch2infos_dict[index] = OrderedDict(
-            [("12", ArchResults.create_from_state_dict(info["less"])), ("200", ArchResults.create_from_state_dict(info["full"]))]
+            [
+                ("12", ArchResults.create_from_state_dict(info["less"])),
+                ("200", ArchResults.create_from_state_dict(info["full"])),
+            ]
         )
     return Benchmark(api, path)
 
@@ -350,7 +373,7 @@ def parse_genotype_arg(arg: str) -> tuple[str, NB201Genotype]:
     if not isinstance(genotype, NB201Genotype):
         raise UserError(
             f"genotype {text} is a DARTS-space genotype; nb201-query needs a NAS-Bench-201 genotype "
-            "(genotype.json with \"space\": \"nb201\") or an arch string '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'"
+            '(genotype.json with "space": "nb201") or an arch string \'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|\''
         )
     return text, genotype
 

@@ -22,7 +22,7 @@ parameters in place, so they work under ``torch.func.functional_call``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn

@@ -43,14 +43,15 @@ from __future__ import annotations
 
 import io as _io
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 import yaml
 
-from . import io
+from . import files
 from .config import read_yaml_mapping
 from .errors import UserError
 from .paper import FIGURES, TABLE1, load_table, paper_row
@@ -133,7 +134,7 @@ class Metrics:
 
 
 def _read_json_if(path: Path) -> Any:
-    return io.read_json(path, what="metrics file") if path.exists() else None
+    return files.read_json(path, what="metrics file") if path.exists() else None
 
 
 def _read_yaml_if(path: Path) -> dict[str, Any]:
@@ -321,8 +322,10 @@ def _produced_by(stage: str, runs: list[Run]) -> str:
 def _md_table(df: pd.DataFrame) -> str:
     from tabulate import tabulate
 
-    return tabulate(df.values.tolist(), headers=list(df.columns), tablefmt="pipe", disable_numparse=True,
-                    stralign="left") + "\n"
+    return (
+        tabulate(df.values.tolist(), headers=list(df.columns), tablefmt="pipe", disable_numparse=True, stralign="left")
+        + "\n"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,14 +339,16 @@ def table1(params: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for symbol, key, paper_value, meaning in TABLE1:
         value = search.get(key)
-        rows.append({
-            "Hyperparameter": symbol,
-            "Meaning": meaning,
-            "Paper": str(paper_value),
-            "params.yaml key": f"search.{key}",
-            "This config": "(default)" if value is None else str(value),
-            "Same as paper": "-" if value is None else ("yes" if float(value) == float(paper_value) else "no"),
-        })
+        rows.append(
+            {
+                "Hyperparameter": symbol,
+                "Meaning": meaning,
+                "Paper": str(paper_value),
+                "params.yaml key": f"search.{key}",
+                "This config": "(default)" if value is None else str(value),
+                "Same as paper": "-" if value is None else ("yes" if float(value) == float(paper_value) else "no"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -386,14 +391,16 @@ def table2(metrics: Metrics) -> pd.DataFrame:
     rows = []
     for _, p in paper.iterrows():
         err = p["test_error"] + (f" ± {p['test_error_std']}" if p["test_error_std"] else "")
-        rows.append({
-            "Architecture": p["architecture"] + (f" {p['ref']}" if p["ref"] else ""),
-            "Test Err. (%)": err,
-            "Params (M)": p["params_m"],
-            "Search Cost (GPU-days)": p["search_cost_gpu_days"],
-            "Search Method": p["search_method"],
-            "Source": "paper",
-        })
+        rows.append(
+            {
+                "Architecture": p["architecture"] + (f" {p['ref']}" if p["ref"] else ""),
+                "Test Err. (%)": err,
+                "Params (M)": p["params_m"],
+                "Search Cost (GPU-days)": p["search_cost_gpu_days"],
+                "Search Method": p["search_method"],
+                "Source": "paper",
+            }
+        )
     sd_search = _reproduced_search_runs(metrics)
     cost = _search_cost_days(sd_search)
     cost_text = NOT_RUN if cost is None else f"{cost:.4f} ({_device_kind(sd_search)}-days)"
@@ -402,31 +409,37 @@ def table2(metrics: Metrics) -> pd.DataFrame:
         runs = groups[key]
         errors = [float(r.summary["test_error"]) for r in runs]
         label = GENOTYPE_LABELS.get(key, key)
-        rows.append({
-            "Architecture": f"SD-DARTS ({label})",
-            "Test Err. (%)": fmt_pm(errors),
-            "Params (M)": fmt(runs[0].summary.get("params_m"), 2),
-            "Search Cost (GPU-days)": cost_text if key == "selected" else "-",
-            "Search Method": "gradient",
-            "Source": "reproduced: " + _produced_by("train_cifar", runs),
-        })
-        rows.append({
-            "Architecture": f"SD-DARTS ({label}, best)",
-            "Test Err. (%)": fmt(min(errors)),
-            "Params (M)": fmt(runs[0].summary.get("params_m"), 2),
-            "Search Cost (GPU-days)": cost_text if key == "selected" else "-",
-            "Search Method": "gradient",
-            "Source": "reproduced: " + _produced_by("train_cifar", runs),
-        })
+        rows.append(
+            {
+                "Architecture": f"SD-DARTS ({label})",
+                "Test Err. (%)": fmt_pm(errors),
+                "Params (M)": fmt(runs[0].summary.get("params_m"), 2),
+                "Search Cost (GPU-days)": cost_text if key == "selected" else "-",
+                "Search Method": "gradient",
+                "Source": "reproduced: " + _produced_by("train_cifar", runs),
+            }
+        )
+        rows.append(
+            {
+                "Architecture": f"SD-DARTS ({label}, best)",
+                "Test Err. (%)": fmt(min(errors)),
+                "Params (M)": fmt(runs[0].summary.get("params_m"), 2),
+                "Search Cost (GPU-days)": cost_text if key == "selected" else "-",
+                "Search Method": "gradient",
+                "Source": "reproduced: " + _produced_by("train_cifar", runs),
+            }
+        )
     if not groups:
-        rows.append({
-            "Architecture": "SD-DARTS (this pipeline)",
-            "Test Err. (%)": NOT_RUN,
-            "Params (M)": NOT_RUN,
-            "Search Cost (GPU-days)": cost_text,
-            "Search Method": "gradient",
-            "Source": "reproduced: " + (_produced_by("search", sd_search) if sd_search else NOT_RUN),
-        })
+        rows.append(
+            {
+                "Architecture": "SD-DARTS (this pipeline)",
+                "Test Err. (%)": NOT_RUN,
+                "Params (M)": NOT_RUN,
+                "Search Cost (GPU-days)": cost_text,
+                "Search Method": "gradient",
+                "Source": "reproduced: " + (_produced_by("search", sd_search) if sd_search else NOT_RUN),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -451,17 +464,19 @@ def table3(metrics: Metrics) -> pd.DataFrame:
     paper = load_table("table3")
     rows = []
     for _, p in paper.iterrows():
-        rows.append({
-            "Architecture": p["architecture"] + (f" {p['ref']}" if p["ref"] else ""),
-            "Top-1 Err. (%)": p["top1_error"],
-            "Top-5 Err. (%)": p["top5_error"],
-            "Params (M)": p["params_m"],
-            "×+ (M)": p["mult_adds_m"],
-            "Search Cost (GPU-days)": p["search_cost_gpu_days"],
-            "Search Method": p["search_method"],
-            "Source": "paper",
-        })
-    stats = (metrics.genotype_stats or {})
+        rows.append(
+            {
+                "Architecture": p["architecture"] + (f" {p['ref']}" if p["ref"] else ""),
+                "Top-1 Err. (%)": p["top1_error"],
+                "Top-5 Err. (%)": p["top5_error"],
+                "Params (M)": p["params_m"],
+                "×+ (M)": p["mult_adds_m"],
+                "Search Cost (GPU-days)": p["search_cost_gpu_days"],
+                "Search Method": p["search_method"],
+                "Source": "paper",
+            }
+        )
+    stats = metrics.genotype_stats or {}
     groups: dict[str, list[Run]] = {}
     for r in metrics.train_imagenet:
         groups.setdefault(r.name.rsplit("-s", 1)[0], []).append(r)
@@ -477,23 +492,33 @@ def table3(metrics: Metrics) -> pd.DataFrame:
             sources.append("train_imagenet " + _imagenet_status_text(metrics))
         if st:
             sources.append("params/×+ counted by genotype stage (sd_darts.stats)")
-        rows.append({
-            "Architecture": f"SD-DARTS ({label})",
-            "Top-1 Err. (%)": fmt_pm([float(r.summary["test_error"]) for r in runs]) if runs else NOT_RUN,
-            "Top-5 Err. (%)": fmt_pm([float(r.summary["top5_error"]) for r in runs]) if runs else NOT_RUN,
-            "Params (M)": fmt(st.get("params_m"), 2) if st else (fmt(runs[0].summary.get("params_m"), 2) if runs else NOT_RUN),
-            "×+ (M)": fmt(st.get("mult_adds_m"), 0) if st else NOT_RUN,
-            "Search Cost (GPU-days)": "-",
-            "Search Method": "gradient",
-            "Source": "reproduced: " + "; ".join(sources),
-        })
+        rows.append(
+            {
+                "Architecture": f"SD-DARTS ({label})",
+                "Top-1 Err. (%)": fmt_pm([float(r.summary["test_error"]) for r in runs]) if runs else NOT_RUN,
+                "Top-5 Err. (%)": fmt_pm([float(r.summary["top5_error"]) for r in runs]) if runs else NOT_RUN,
+                "Params (M)": fmt(st.get("params_m"), 2)
+                if st
+                else (fmt(runs[0].summary.get("params_m"), 2) if runs else NOT_RUN),
+                "×+ (M)": fmt(st.get("mult_adds_m"), 0) if st else NOT_RUN,
+                "Search Cost (GPU-days)": "-",
+                "Search Method": "gradient",
+                "Source": "reproduced: " + "; ".join(sources),
+            }
+        )
     if not keys:
-        rows.append({
-            "Architecture": "SD-DARTS (this pipeline)",
-            "Top-1 Err. (%)": NOT_RUN, "Top-5 Err. (%)": NOT_RUN, "Params (M)": NOT_RUN, "×+ (M)": NOT_RUN,
-            "Search Cost (GPU-days)": "-", "Search Method": "gradient",
-            "Source": "reproduced: train_imagenet " + _imagenet_status_text(metrics),
-        })
+        rows.append(
+            {
+                "Architecture": "SD-DARTS (this pipeline)",
+                "Top-1 Err. (%)": NOT_RUN,
+                "Top-5 Err. (%)": NOT_RUN,
+                "Params (M)": NOT_RUN,
+                "×+ (M)": NOT_RUN,
+                "Search Cost (GPU-days)": "-",
+                "Search Method": "gradient",
+                "Source": "reproduced: train_imagenet " + _imagenet_status_text(metrics),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -531,7 +556,11 @@ def table4(metrics: Metrics) -> pd.DataFrame:
         for key, label in NB201_COLUMNS:
             cell = q["row"][key]
             row[label] = f"{fmt(cell['mean'])} ± {fmt(cell['std'])}"
-        row["Source"] = "reproduced: " + _produced_by("nasbench201", metrics.nb201_searches) + f"; benchmark {q.get('benchmark', '?')}"
+        row["Source"] = (
+            "reproduced: "
+            + _produced_by("nasbench201", metrics.nb201_searches)
+            + f"; benchmark {q.get('benchmark', '?')}"
+        )
     else:
         for _, label in NB201_COLUMNS:
             row[label] = NOT_RUN
@@ -545,8 +574,14 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
     """Every headline number of the paper beside the reproduced one and the difference."""
     rows = []
 
-    def add(quantity: str, paper_text: str, values: list[float] | None, produced: str, digits: int = 2,
-            summary: tuple[float, float] | None = None):
+    def add(
+        quantity: str,
+        paper_text: str,
+        values: list[float] | None,
+        produced: str,
+        digits: int = 2,
+        summary: tuple[float, float] | None = None,
+    ):
         """``values``: per-run numbers (mean ± sample std), or ``summary``: a given (mean, std)."""
         paper_value = _paper_float(paper_text.split("±")[0]) if paper_text else None
         if summary is not None:
@@ -558,30 +593,61 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
         else:
             m, rep = None, NOT_RUN
         diff = fmt_signed(m - paper_value, digits) if m is not None and paper_value is not None else "-"
-        rows.append({"Quantity": quantity, "Paper": paper_text or "-", "Reproduced": rep,
-                     "Difference (reproduced - paper)": diff, "Produced by": produced})
+        rows.append(
+            {
+                "Quantity": quantity,
+                "Paper": paper_text or "-",
+                "Reproduced": rep,
+                "Difference (reproduced - paper)": diff,
+                "Produced by": produced,
+            }
+        )
 
     t2 = paper_row("table2")
     t2best = paper_row("table2", "sd-darts-best")
     groups = _train_groups(metrics)
     sel = groups.get("selected", [])
-    add("CIFAR-10 test error (%), searched genotype", f"{t2['test_error']} ± {t2['test_error_std']}",
-        [float(r.summary["test_error"]) for r in sel], _produced_by("train_cifar", sel))
-    add("CIFAR-10 best test error (%), searched genotype", t2best["test_error"],
-        [min(float(r.summary["test_error"]) for r in sel)] if sel else None, _produced_by("train_cifar", sel))
+    add(
+        "CIFAR-10 test error (%), searched genotype",
+        f"{t2['test_error']} ± {t2['test_error_std']}",
+        [float(r.summary["test_error"]) for r in sel],
+        _produced_by("train_cifar", sel),
+    )
+    add(
+        "CIFAR-10 best test error (%), searched genotype",
+        t2best["test_error"],
+        [min(float(r.summary["test_error"]) for r in sel)] if sel else None,
+        _produced_by("train_cifar", sel),
+    )
     pap = groups.get("paper", [])
-    add("CIFAR-10 test error (%), paper's Fig. 4 genotype", f"{t2['test_error']} ± {t2['test_error_std']}",
-        [float(r.summary["test_error"]) for r in pap], _produced_by("train_cifar", pap))
-    add("CIFAR-10 params (M), searched genotype as trained", t2["params_m"],
-        [float(sel[0].summary["params_m"])] if sel else None, _produced_by("train_cifar", sel[:1]))
+    add(
+        "CIFAR-10 test error (%), paper's Fig. 4 genotype",
+        f"{t2['test_error']} ± {t2['test_error_std']}",
+        [float(r.summary["test_error"]) for r in pap],
+        _produced_by("train_cifar", pap),
+    )
+    add(
+        "CIFAR-10 params (M), searched genotype as trained",
+        t2["params_m"],
+        [float(sel[0].summary["params_m"])] if sel else None,
+        _produced_by("train_cifar", sel[:1]),
+    )
     cst = ((metrics.genotype_stats or {}).get("selected") or {}).get("cifar") or {}
-    add(f"CIFAR-10 params (M), searched genotype at C={cst.get('init_channels', 36)}, {cst.get('layers', 20)} cells",
-        t2["params_m"], [float(cst["params_m"])] if cst else None,
-        "genotype stage (sd_darts.stats)" if cst else NOT_RUN)
+    add(
+        f"CIFAR-10 params (M), searched genotype at C={cst.get('init_channels', 36)}, {cst.get('layers', 20)} cells",
+        t2["params_m"],
+        [float(cst["params_m"])] if cst else None,
+        "genotype stage (sd_darts.stats)" if cst else NOT_RUN,
+    )
     sd_search = _reproduced_search_runs(metrics)
     cost = _search_cost_days(sd_search)
-    add(f"search cost ({_device_kind(sd_search) or 'GPU'}-days; paper: GPU-days)", t2["search_cost_gpu_days"],
-        [cost] if cost is not None else None, _produced_by("search", sd_search), digits=4)
+    add(
+        f"search cost ({_device_kind(sd_search) or 'GPU'}-days; paper: GPU-days)",
+        t2["search_cost_gpu_days"],
+        [cost] if cost is not None else None,
+        _produced_by("search", sd_search),
+        digits=4,
+    )
 
     t3 = paper_row("table3")
     im = [r for r in metrics.train_imagenet if r.name.startswith("selected")]
@@ -589,33 +655,50 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
     add("ImageNet top-1 error (%)", t3["top1_error"], [float(r.summary["test_error"]) for r in im], im_produced)
     add("ImageNet top-5 error (%)", t3["top5_error"], [float(r.summary["top5_error"]) for r in im], im_produced)
     st = ((metrics.genotype_stats or {}).get("selected") or {}).get("imagenet") or {}
-    add("ImageNet params (M), searched genotype", t3["params_m"], [float(st["params_m"])] if st else None,
-        "genotype stage (sd_darts.stats)" if st else NOT_RUN)
-    add("ImageNet ×+ (M), searched genotype", t3["mult_adds_m"], [float(st["mult_adds_m"])] if st else None,
-        "genotype stage (sd_darts.stats)" if st else NOT_RUN, digits=0)
+    add(
+        "ImageNet params (M), searched genotype",
+        t3["params_m"],
+        [float(st["params_m"])] if st else None,
+        "genotype stage (sd_darts.stats)" if st else NOT_RUN,
+    )
+    add(
+        "ImageNet ×+ (M), searched genotype",
+        t3["mult_adds_m"],
+        [float(st["mult_adds_m"])] if st else None,
+        "genotype stage (sd_darts.stats)" if st else NOT_RUN,
+        digits=0,
+    )
 
     t4 = paper_row("table4")
     q = metrics.nb201_query or {}
-    nb_produced = (_produced_by("nasbench201", metrics.nb201_searches) if q.get("status") == "ok"
-                   else _nb201_reason(metrics))
+    nb_produced = (
+        _produced_by("nasbench201", metrics.nb201_searches) if q.get("status") == "ok" else _nb201_reason(metrics)
+    )
     for key, label in NB201_COLUMNS:
         cell = (q.get("row") or {}).get(key) if q.get("status") == "ok" else None
-        add(f"NAS-Bench-201 {label} accuracy (%)", f"{t4[key]} ± {t4[key + '_std']}", None, nb_produced,
-            summary=(float(cell["mean"]), float(cell["std"])) if cell else None)
+        add(
+            f"NAS-Bench-201 {label} accuracy (%)",
+            f"{t4[key]} ± {t4[key + '_std']}",
+            None,
+            nb_produced,
+            summary=(float(cell["mean"]), float(cell["std"])) if cell else None,
+        )
     return pd.DataFrame(rows)
 
 
 def provenance(metrics: Metrics) -> pd.DataFrame:
     rows = []
     for stage, r in metrics.all_runs():
-        rows.append({
-            "Stage": stage,
-            "Run": str(r.path.relative_to(metrics.root)),
-            "Seed": "-" if r.seed is None else str(r.seed),
-            "Device": r.device,
-            "Git revision": r.git,
-            "Command": str(r.provenance.get("command", "-")),
-        })
+        rows.append(
+            {
+                "Stage": stage,
+                "Run": str(r.path.relative_to(metrics.root)),
+                "Seed": "-" if r.seed is None else str(r.seed),
+                "Device": r.device,
+                "Git revision": r.git,
+                "Command": str(r.provenance.get("command", "-")),
+            }
+        )
     return pd.DataFrame(rows, columns=["Stage", "Run", "Seed", "Device", "Git revision", "Command"])
 
 
@@ -641,15 +724,23 @@ def _style():
 
     # Ignore any user matplotlibrc: the same inputs give the same pixels everywhere.
     params = dict(matplotlib.rcParamsDefault)
-    params.update({"font.size": 9, "axes.titlesize": 10, "svg.hashsalt": "sd-darts",
-                   "path.simplify": False, "axes.grid": True, "grid.alpha": 0.3})
+    params.update(
+        {
+            "font.size": 9,
+            "axes.titlesize": 10,
+            "svg.hashsalt": "sd-darts",
+            "path.simplify": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+        }
+    )
     return matplotlib.rc_context(params)
 
 
 def _save(fig, path: Path) -> None:
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    with io.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         tmp.write_bytes(buf.getvalue())
 
 
@@ -687,8 +778,16 @@ def fig2_hessian(metrics: Metrics, path: Path) -> str:
             if d.empty:
                 continue
             method = str(r.summary.get("method", "?"))
-            ax.plot(d["epoch"] + 1, d["hessian/eigenvalue"], marker="o", ms=3, lw=1.2,
-                    color=METHOD_COLORS.get(method), linestyle=_linestyle(r.seed), label=f"{method} (seed {r.seed})")
+            ax.plot(
+                d["epoch"] + 1,
+                d["hessian/eigenvalue"],
+                marker="o",
+                ms=3,
+                lw=1.2,
+                color=METHOD_COLORS.get(method),
+                linestyle=_linestyle(r.seed),
+                label=f"{method} (seed {r.seed})",
+            )
             plotted += 1
         if plotted:
             _integer_epochs(ax)
@@ -721,14 +820,28 @@ def _draw_cell(ax, edges: list[list[Any]], concat: list[int], title: str) -> Non
 
     def node(xy, text, color):
         w, h = (1.3, 0.6) if text.startswith("c_") else (0.6, 0.6)
-        ax.add_patch(FancyBboxPatch((xy[0] - w / 2, xy[1] - h / 2), w, h, boxstyle="round,pad=0.04",
-                                    fc=color, ec="black", lw=0.8, zorder=3))
+        ax.add_patch(
+            FancyBboxPatch(
+                (xy[0] - w / 2, xy[1] - h / 2), w, h, boxstyle="round,pad=0.04", fc=color, ec="black", lw=0.8, zorder=3
+            )
+        )
         label = f"${text}$" if text.startswith("c_") else text
         ax.text(xy[0], xy[1], label, ha="center", va="center", fontsize=9, zorder=4)
 
     for n in concat:
-        ax.add_patch(FancyArrowPatch(pos[int(n)], out_pos, arrowstyle="-|>", mutation_scale=9, lw=0.6,
-                                     shrinkA=11, shrinkB=22, color="0.65", zorder=1))
+        ax.add_patch(
+            FancyArrowPatch(
+                pos[int(n)],
+                out_pos,
+                arrowstyle="-|>",
+                mutation_scale=9,
+                lw=0.6,
+                shrinkA=11,
+                shrinkB=22,
+                color="0.65",
+                zorder=1,
+            )
+        )
     for k, (op, src) in enumerate(edges):
         src, dst = int(src), k // 2 + 2
         (x1, y1), (x2, y2) = pos[src], pos[dst]
@@ -736,15 +849,34 @@ def _draw_cell(ax, edges: list[list[Any]], concat: list[int], title: str) -> Non
             rad, t = 0.0, (0.68 if src == 0 else 0.4)  # straight; labels of the two inputs apart
         else:
             rad, t = -0.55 - 0.1 * (dst - src), 0.5  # node-to-node: arcs bowing to the right
-        ax.add_patch(FancyArrowPatch((x1, y1), (x2, y2), arrowstyle="-|>", mutation_scale=10, lw=0.9,
-                                     connectionstyle=f"arc3,rad={rad}", shrinkA=12, shrinkB=12, color="0.2",
-                                     zorder=2))
+        ax.add_patch(
+            FancyArrowPatch(
+                (x1, y1),
+                (x2, y2),
+                arrowstyle="-|>",
+                mutation_scale=10,
+                lw=0.9,
+                connectionstyle=f"arc3,rad={rad}",
+                shrinkA=12,
+                shrinkB=12,
+                color="0.2",
+                zorder=2,
+            )
+        )
         # Point at parameter t of the quadratic Bezier curve that arc3 draws.
         cx, cy = (x1 + x2) / 2 + rad * (y2 - y1), (y1 + y2) / 2 - rad * (x2 - x1)
-        mx = (1 - t) ** 2 * x1 + 2 * (1 - t) * t * cx + t ** 2 * x2
-        my = (1 - t) ** 2 * y1 + 2 * (1 - t) * t * cy + t ** 2 * y2
-        ax.text(mx, my, str(op), ha="center", va="center", fontsize=6.5, zorder=5,
-                bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="0.8", lw=0.4))
+        mx = (1 - t) ** 2 * x1 + 2 * (1 - t) * t * cx + t**2 * x2
+        my = (1 - t) ** 2 * y1 + 2 * (1 - t) * t * cy + t**2 * y2
+        ax.text(
+            mx,
+            my,
+            str(op),
+            ha="center",
+            va="center",
+            fontsize=6.5,
+            zorder=5,
+            bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="0.8", lw=0.4),
+        )
     for n, xy in pos.items():
         node(xy, names[n], "#b7e4c7" if n < 2 else "#a9d6f5")
     node(out_pos, "c_{k}", "#ffe8a3")
@@ -786,8 +918,15 @@ def _ablation_figure(points: list[AblationPoint], path: Path, title: str, xlabel
                 by_value.setdefault(p.value, []).append(100.0 - float(p.eval.summary["test_error"]))
             xs = sorted(by_value)
             stats = [mean_std(by_value[x]) for x in xs]
-            ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] or 0.0 for s in stats], marker="o", capsize=3,
-                        color="tab:red", label="this pipeline (mean ± std over seeds)")
+            ax.errorbar(
+                xs,
+                [s[0] for s in stats],
+                yerr=[s[1] or 0.0 for s in stats],
+                marker="o",
+                capsize=3,
+                color="tab:red",
+                label="this pipeline (mean ± std over seeds)",
+            )
             for p in done:
                 ax.scatter([p.value], [100.0 - float(p.eval.summary["test_error"])], s=8, color="0.4", zorder=3)
             ax.set_xticks(xs)
@@ -823,8 +962,15 @@ def search_curves(runs: list[Run], path: Path, title: str) -> str:
             for r in with_curves:
                 if col in r.curves.columns:
                     method = str(r.summary.get("method", "?"))
-                    ax.plot(r.curves["epoch"] + 1, r.curves[col], lw=1.0, color=METHOD_COLORS.get(method),
-                            linestyle=_linestyle(r.seed), alpha=0.85, label=f"{method} s{r.seed}")
+                    ax.plot(
+                        r.curves["epoch"] + 1,
+                        r.curves[col],
+                        lw=1.0,
+                        color=METHOD_COLORS.get(method),
+                        linestyle=_linestyle(r.seed),
+                        alpha=0.85,
+                        label=f"{method} s{r.seed}",
+                    )
             ax.set_title(label)
             ax.set_xlabel("Epoch")
             _integer_epochs(ax)
@@ -848,8 +994,8 @@ def search_curves(runs: list[Run], path: Path, title: str) -> str:
 
 def _write_table(out: Path, stem: str, df: pd.DataFrame) -> str:
     md = _md_table(df)
-    io.write_text(out / f"{stem}.md", md)
-    io.write_text(out / f"{stem}.csv", df.to_csv(index=False, lineterminator="\n"))
+    files.write_text(out / f"{stem}.md", md)
+    files.write_text(out / f"{stem}.csv", df.to_csv(index=False, lineterminator="\n"))
     return md
 
 
@@ -871,12 +1017,14 @@ def params_file_of(metrics_dir: str | Path) -> str:
     report of committed metrics is regenerated with it.  Raises if the runs disagree."""
     found = set()
     for prov in sorted(Path(metrics_dir).rglob("provenance.json")):
-        value = (io.read_json(prov, what="metrics file") or {}).get("params_file")
+        value = (files.read_json(prov, what="metrics file") or {}).get("params_file")
         if value:
             found.add(str(value))
     if len(found) > 1:
-        raise UserError(f"the runs in {metrics_dir} come from different params files ({', '.join(sorted(found))}); "
-                        "give --params explicitly")
+        raise UserError(
+            f"the runs in {metrics_dir} come from different params files ({', '.join(sorted(found))}); "
+            "give --params explicitly"
+        )
     return found.pop() if found else "params.yaml"
 
 
@@ -895,7 +1043,7 @@ def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str 
     params_path = Path(params_file)
     params = read_yaml_mapping(params_path)
     metrics = load_metrics(metrics_dir, expected_runs(params))
-    out = io.check_writable_dir(out_dir, "--out")
+    out = files.check_writable_dir(out_dir, "--out")
     out.mkdir(parents=True, exist_ok=True)
     profile = str(params.get("profile", "paper"))
     report_cfg = params.get("report") or {}
@@ -922,18 +1070,26 @@ def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str 
     fig_status = {
         "fig2_hessian.png": fig2_hessian(metrics, out / "fig2_hessian.png"),
         "fig4_cells.png": fig4_cells(metrics.selected_genotype, out / "fig4_cells.png", sel_source),
-        "fig5_warmup.png": _ablation_figure(metrics.ablation_warmup, out / "fig5_warmup.png",
-                                            f"Fig. 5: effect of the warm-up ξ (K = {k_fixed})", "Warm-up epochs ξ",
-                                            FIGURES["fig5"]),
-        "fig6_window.png": _ablation_figure(metrics.ablation_window, out / "fig6_window.png",
-                                            f"Fig. 6: effect of the time window K (ξ = {xi_fixed})", "Time window K",
-                                            FIGURES["fig6"]),
-        "search_curves.png": search_curves(metrics.searches, out / "search_curves.png",
-                                           "Search curves (DARTS space)"),
+        "fig5_warmup.png": _ablation_figure(
+            metrics.ablation_warmup,
+            out / "fig5_warmup.png",
+            f"Fig. 5: effect of the warm-up ξ (K = {k_fixed})",
+            "Warm-up epochs ξ",
+            FIGURES["fig5"],
+        ),
+        "fig6_window.png": _ablation_figure(
+            metrics.ablation_window,
+            out / "fig6_window.png",
+            f"Fig. 6: effect of the time window K (ξ = {xi_fixed})",
+            "Time window K",
+            FIGURES["fig6"],
+        ),
+        "search_curves.png": search_curves(metrics.searches, out / "search_curves.png", "Search curves (DARTS space)"),
     }
     if metrics.nb201_searches:
         fig_status["search_curves_nb201.png"] = search_curves(
-            metrics.nb201_searches, out / "search_curves_nb201.png", "Search curves (NAS-Bench-201 space)")
+            metrics.nb201_searches, out / "search_curves_nb201.png", "Search curves (NAS-Bench-201 space)"
+        )
     written += [out / name for name in fig_status]
 
     profile_line = (
@@ -953,7 +1109,7 @@ def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str 
         "",
         "Numbers marked **paper** are quoted from Zhu et al. (2023) (Tables 2-4 transcribed in "
         "`sd_darts/paper/`); rows marked **reproduced** come from this pipeline's runs, with the run, seeds, "
-        f"device and git revision that produced them. \"{NOT_RUN}\" means the stage did not run; no number is "
+        f'device and git revision that produced them. "{NOT_RUN}" means the stage did not run; no number is '
         "ever filled in.",
         "",
     ]
@@ -1004,7 +1160,7 @@ def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str 
         lines += [f"### {captions[name]}", "", f"Status: {status}.", "", f"![{captions[name]}]({name})", ""]
     lines += ["## Provenance of every run", "", tables["provenance"]]
     text = "\n".join(lines).rstrip("\n") + "\n"
-    io.write_text(out / "README.md", text)
+    files.write_text(out / "README.md", text)
     written.append(out / "README.md")
 
     keep = {p.name for p in written}
@@ -1015,6 +1171,21 @@ def build_report(metrics_dir: str | Path, params_file: str | Path, out_dir: str 
 
 
 __all__ = [
-    "NOT_RUN", "Run", "Metrics", "load_metrics", "build_report", "table1", "table2", "table3", "table4",
-    "comparison", "provenance", "fig2_hessian", "fig4_cells", "search_curves", "fmt", "fmt_pm", "mean_std",
+    "NOT_RUN",
+    "Run",
+    "Metrics",
+    "load_metrics",
+    "build_report",
+    "table1",
+    "table2",
+    "table3",
+    "table4",
+    "comparison",
+    "provenance",
+    "fig2_hessian",
+    "fig4_cells",
+    "search_curves",
+    "fmt",
+    "fmt_pm",
+    "mean_std",
 ]

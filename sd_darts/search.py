@@ -43,10 +43,18 @@ class SearchConfig:
 
     method: str = setting("sd-darts", "search method: plain DARTS or SD-DARTS", choices=METHODS)
     space: str = setting("darts", "search space", choices=("darts", "nb201"))
-    dataset: str = setting("cifar10", "search dataset (digits: scikit-learn's bundled digits, offline)", choices=("cifar10", "digits"))
-    data_root: str = setting("data", "folder holding the dataset (CIFAR-10: cifar-10-python.tar.gz or cifar-10-batches-py)", fingerprint=False)
+    dataset: str = setting(
+        "cifar10", "search dataset (digits: scikit-learn's bundled digits, offline)", choices=("cifar10", "digits")
+    )
+    data_root: str = setting(
+        "data",
+        "folder holding the dataset (CIFAR-10: cifar-10-python.tar.gz or cifar-10-batches-py)",
+        fingerprint=False,
+    )
     download: bool = setting(False, "download CIFAR-10 through torchvision if it is missing", fingerprint=False)
-    train_portion: float = setting(0.5, "fraction of the training set that trains the weights; the rest trains the alphas")
+    train_portion: float = setting(
+        0.5, "fraction of the training set that trains the weights; the rest trains the alphas"
+    )
     image_size: int | None = setting(None, "resize images to this size (digits only; default: 32)")
     epochs: int = setting(50, "search epochs E")
     batch_size: int = setting(64, "batch size of both halves")
@@ -61,20 +69,35 @@ class SearchConfig:
     arch_beta1: float = setting(0.5, "Adam beta1 of the alphas")
     arch_beta2: float = setting(0.999, "Adam beta2 of the alphas")
     unrolled: bool = setting(False, "second-order (unrolled) alpha gradient instead of first order")
-    primitives: str | None = setting(None, "comma-separated candidate ops of the DARTS space (default: all 8 DARTS ops, in the DARTS order)")
+    primitives: str | None = setting(
+        None, "comma-separated candidate ops of the DARTS space (default: all 8 DARTS ops, in the DARTS order)"
+    )
     init_channels: int | None = setting(None, "supernet initial channels C (default: the space's, 16)")
     layers: int | None = setting(None, "supernet cells (DARTS: 8) or cells per stage N (NB201: 5)")
-    warmup_epochs: int = setting(25, "warm-up epochs ξ before self-distillation starts (ξ=0 and ξ=1 act alike: the first epoch has no earlier epoch to distil from)")
+    warmup_epochs: int = setting(
+        25,
+        "warm-up epochs ξ before self-distillation starts (ξ=0 and ξ=1 act alike: the first epoch has no earlier epoch to distil from)",
+    )
     window: int = setting(2, "voting window K: teacher = mean of the previous K epochs")
     sd_lambda: float = setting(1.0, "weight λ of the KD term in both losses")
     temperature: float = setting(1.0, "distillation temperature T (paper: not stated, 1)")
-    kd_direction: str = setting("student_teacher", "KL(student‖teacher) as the paper, or the reverse", choices=KD_DIRECTIONS)
+    kd_direction: str = setting(
+        "student_teacher", "KL(student‖teacher) as the paper, or the reverse", choices=KD_DIRECTIONS
+    )
     seed: int = setting(2, "random seed")
     max_steps_per_epoch: int | None = setting(None, "cap on steps per epoch (smoke runs and tests)")
-    limit_samples: int | None = setting(None, "use only the first N training images, split as usual (smoke runs and tests)")
-    hessian_every: int = setting(0, "compute the dominant Hessian eigenvalue w.r.t. the alphas every N epochs (0 = off)", fingerprint=False)
-    hessian_batch_size: int = setting(64, "size of the fixed, seeded validation batch for the Hessian", fingerprint=False)
-    hessian_iters: int = setting(20, "Lanczos iterations (Hessian-vector products) for the Hessian eigenvalue", fingerprint=False)
+    limit_samples: int | None = setting(
+        None, "use only the first N training images, split as usual (smoke runs and tests)"
+    )
+    hessian_every: int = setting(
+        0, "compute the dominant Hessian eigenvalue w.r.t. the alphas every N epochs (0 = off)", fingerprint=False
+    )
+    hessian_batch_size: int = setting(
+        64, "size of the fixed, seeded validation batch for the Hessian", fingerprint=False
+    )
+    hessian_iters: int = setting(
+        20, "Lanczos iterations (Hessian-vector products) for the Hessian eigenvalue", fingerprint=False
+    )
     num_workers: int = setting(0, "DataLoader worker processes", fingerprint=False)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", fingerprint=False)
     out: str = setting("runs/search", "output folder", fingerprint=False)
@@ -83,13 +106,19 @@ class SearchConfig:
         from .spaces import get_space
 
         require(self.method in METHODS, "method", f"unknown method {self.method!r}; use darts or sd-darts")
-        require(self.dataset in ("cifar10", "digits"), "dataset", f"unknown dataset {self.dataset!r}; use cifar10 or digits")
+        require(
+            self.dataset in ("cifar10", "digits"), "dataset", f"unknown dataset {self.dataset!r}; use cifar10 or digits"
+        )
         space = get_space(self.space)
         require(self.epochs >= 1, "epochs", f"must be at least 1, got {self.epochs}")
         require(self.batch_size >= 1, "batch_size", f"must be at least 1, got {self.batch_size}")
         require(0.0 < self.train_portion < 1.0, "train_portion", f"must be between 0 and 1, got {self.train_portion}")
         require(self.learning_rate > 0, "learning_rate", f"must be positive, got {self.learning_rate}")
-        require(0 <= self.learning_rate_min <= self.learning_rate, "learning_rate_min", "must be between 0 and --learning-rate")
+        require(
+            0 <= self.learning_rate_min <= self.learning_rate,
+            "learning_rate_min",
+            "must be between 0 and --learning-rate",
+        )
         require(self.momentum >= 0, "momentum", "must be non-negative")
         require(self.weight_decay >= 0, "weight_decay", "must be non-negative")
         require(self.grad_clip >= 0, "grad_clip", "must be non-negative (0 = off)")
@@ -106,10 +135,16 @@ class SearchConfig:
                 f"must be smaller than --epochs ({self.epochs}), got {self.warmup_epochs}: no epoch would use self-distillation",
             )
         require(self.temperature > 0, "temperature", f"must be positive, got {self.temperature}")
-        require(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1, "max_steps_per_epoch", "must be at least 1")
+        require(
+            self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+            "max_steps_per_epoch",
+            "must be at least 1",
+        )
         require(self.limit_samples is None or self.limit_samples >= 2, "limit_samples", "must be at least 2")
         require(self.image_size is None or self.image_size >= 8, "image_size", "must be at least 8")
-        require(self.image_size is None or self.dataset == "digits", "image_size", "only the digits dataset can be resized")
+        require(
+            self.image_size is None or self.dataset == "digits", "image_size", "only the digits dataset can be resized"
+        )
         require(self.hessian_every >= 0, "hessian_every", "must be non-negative (0 = off)")
         require(self.hessian_batch_size >= 1, "hessian_batch_size", "must be at least 1")
         require(self.hessian_iters >= 1, "hessian_iters", "must be at least 1")
@@ -191,7 +226,7 @@ HESSIAN_BATCH_SEED = 20230210  # the same validation batch for every epoch, seed
 
 def run_search(cfg: SearchConfig) -> SearchResult:
     """Run (or resume) a search; everything is validated before anything is written."""
-    from . import io
+    from . import files
     from .checkpoint import load_checkpoint_if_any, save_checkpoint
     from .data import PersistentIterator, load_search_data, make_loader
     from .distill import TeacherCache
@@ -201,25 +236,32 @@ def run_search(cfg: SearchConfig) -> SearchResult:
     from .spaces import get_space
     from .tracking import log_epoch, replay_live
 
-    out = io.check_writable_dir(cfg.out)
+    out = files.check_writable_dir(cfg.out)
     device = pick_device(cfg.device)
     space = get_space(cfg.space)
     data = load_search_data(
-        cfg.dataset, cfg.data_root, portion=cfg.train_portion, image_size=cfg.image_size, download=cfg.download,
+        cfg.dataset,
+        cfg.data_root,
+        portion=cfg.train_portion,
+        image_size=cfg.image_size,
+        download=cfg.download,
         limit=cfg.limit_samples,
     )
     ckpt_path = out / "checkpoint.pt"
     ckpt = load_checkpoint_if_any(ckpt_path, cfg, "search")
 
     out.mkdir(parents=True, exist_ok=True)
-    io.write_yaml(out / "config.yaml", cfgmod.to_dict(cfg))
+    files.write_yaml(out / "config.yaml", cfgmod.to_dict(cfg))
 
     seed_everything(cfg.seed)
     build_options = {"primitives": cfg.primitives.split(",")} if cfg.primitives else {}
     model = space.build(cfg.init_channels, cfg.layers, data.num_classes, **build_options).to(device)
     w_optimizer = torch.optim.SGD(
-        model.weights(), lr=cfg.learning_rate, momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay, nesterov=cfg.nesterov and cfg.momentum > 0,
+        model.weights(),
+        lr=cfg.learning_rate,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        nesterov=cfg.nesterov and cfg.momentum > 0,
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optimizer, T_max=cfg.epochs, eta_min=cfg.learning_rate_min)
     cache = None
@@ -229,8 +271,12 @@ def run_search(cfg: SearchConfig) -> SearchResult:
     from .architect import Architect
 
     architect = Architect(
-        model, objective, arch_learning_rate=cfg.arch_learning_rate, arch_weight_decay=cfg.arch_weight_decay,
-        betas=(cfg.arch_beta1, cfg.arch_beta2), unrolled=cfg.unrolled,
+        model,
+        objective,
+        arch_learning_rate=cfg.arch_learning_rate,
+        arch_weight_decay=cfg.arch_weight_decay,
+        betas=(cfg.arch_beta1, cfg.arch_beta2),
+        unrolled=cfg.unrolled,
     )
 
     start_epoch, history = 0, []
@@ -261,18 +307,42 @@ def run_search(cfg: SearchConfig) -> SearchResult:
             objective.set_epoch(epoch)
             lr = scheduler.get_last_lr()[0]
             model.train()
-            train_loader = make_loader(data.train, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
-                                       num_workers=cfg.num_workers, pin_memory=pin)
+            train_loader = make_loader(
+                data.train,
+                cfg.batch_size,
+                shuffle=True,
+                seed=cfg.seed,
+                epoch=epoch,
+                num_workers=cfg.num_workers,
+                pin_memory=pin,
+            )
             valid_iter = PersistentIterator(
-                lambda e, p: make_loader(data.valid, cfg.batch_size, shuffle=True, seed=cfg.seed + 7919, epoch=e,
-                                         pass_index=p, num_workers=cfg.num_workers, pin_memory=pin)
+                lambda e, p: make_loader(
+                    data.valid,
+                    cfg.batch_size,
+                    shuffle=True,
+                    seed=cfg.seed + 7919,
+                    epoch=e,
+                    pass_index=p,
+                    num_workers=cfg.num_workers,
+                    pin_memory=pin,
+                )
             )
             valid_iter.reset(epoch)
             zero = torch.zeros((), device=device)
-            sums = {"train_loss": zero.clone(), "train_correct": zero.clone(), "valid_loss": zero.clone(), "valid_correct": zero.clone()}
+            sums = {
+                "train_loss": zero.clone(),
+                "train_correct": zero.clone(),
+                "valid_loss": zero.clone(),
+                "valid_correct": zero.clone(),
+            }
             objective.kd_sum = zero.clone()
             n_train = n_valid = 0
-            steps = len(train_loader) if cfg.max_steps_per_epoch is None else min(len(train_loader), cfg.max_steps_per_epoch)
+            steps = (
+                len(train_loader)
+                if cfg.max_steps_per_epoch is None
+                else min(len(train_loader), cfg.max_steps_per_epoch)
+            )
             progress = Progress(f"search epoch {epoch + 1}/{cfg.epochs}", total=steps)
             for step, (x, y, idx) in enumerate(progress(train_loader)):
                 if step >= steps:
@@ -316,14 +386,23 @@ def run_search(cfg: SearchConfig) -> SearchResult:
                 metrics["hessian/eigenvalue"] = dominant_eigenvalue(model, *hessian_batch, iters=cfg.hessian_iters)
 
             save_genotype(out / "genotypes" / f"epoch_{epoch:03d}.json", genotype)
-            io.torch_save(out / "alphas" / f"epoch_{epoch:03d}.pt",
-                          {name: p.detach().cpu().clone() for name, p in model.named_parameters() if id(p) in alpha_ids})
+            files.torch_save(
+                out / "alphas" / f"epoch_{epoch:03d}.pt",
+                {name: p.detach().cpu().clone() for name, p in model.named_parameters() if id(p) in alpha_ids},
+            )
             history.append({"epoch": epoch, **metrics})
             log_epoch(live, epoch, history[-1])
             log.info(
                 "epoch %d/%d: train acc %.2f loss %.4f | valid acc %.2f loss %.4f | kd %.4f | skip %d | %.1fs",
-                epoch + 1, cfg.epochs, metrics["train/acc"], metrics["train/loss"], metrics["valid/acc"],
-                metrics["valid/loss"], metrics["kd_loss"], metrics["num_skip_connect"], metrics["epoch_seconds"],
+                epoch + 1,
+                cfg.epochs,
+                metrics["train/acc"],
+                metrics["train/loss"],
+                metrics["valid/acc"],
+                metrics["valid/loss"],
+                metrics["kd_loss"],
+                metrics["num_skip_connect"],
+                metrics["epoch_seconds"],
             )
             state = {
                 "epoch": epoch,
@@ -355,7 +434,7 @@ def run_search(cfg: SearchConfig) -> SearchResult:
         "genotype": genotype_to_dict(genotype),
     }
     save_genotype(out / "genotype.json", genotype)
-    io.write_json(out / "summary.json", summary)
+    files.write_json(out / "summary.json", summary)
     return SearchResult(out=out, genotype=genotype, summary=summary)
 
 

@@ -38,7 +38,13 @@ COUNTER = (
 #: The paper's evaluation settings: (network, C, cells, classes, input size).
 SETTINGS = {
     "cifar": {"network": "NetworkCIFAR", "init_channels": 36, "layers": 20, "num_classes": 10, "image_size": 32},
-    "imagenet": {"network": "NetworkImageNet", "init_channels": 48, "layers": 14, "num_classes": 1000, "image_size": 224},
+    "imagenet": {
+        "network": "NetworkImageNet",
+        "init_channels": 48,
+        "layers": 14,
+        "num_classes": 1000,
+        "image_size": 224,
+    },
 }
 
 #: Rows of the paper's tables holding the published figures of each shipped genotype:
@@ -50,8 +56,14 @@ PAPER_ROWS = {
 }
 
 
-def model_stats(genotype, network: str = "cifar", init_channels: int | None = None, layers: int | None = None,
-                num_classes: int | None = None, image_size: int | None = None) -> dict[str, Any]:
+def model_stats(
+    genotype,
+    network: str = "cifar",
+    init_channels: int | None = None,
+    layers: int | None = None,
+    num_classes: int | None = None,
+    image_size: int | None = None,
+) -> dict[str, Any]:
     """Parameters (without the auxiliary head) and mult-adds of one evaluation network.
 
     ``network`` is ``'cifar'`` or ``'imagenet'``; unset sizes take the paper's values
@@ -61,8 +73,12 @@ def model_stats(genotype, network: str = "cifar", init_channels: int | None = No
     if network not in SETTINGS:
         raise ValueError(f"unknown network {network!r}; use 'cifar' or 'imagenet'")
     s = dict(SETTINGS[network])
-    for key, value in (("init_channels", init_channels), ("layers", layers),
-                       ("num_classes", num_classes), ("image_size", image_size)):
+    for key, value in (
+        ("init_channels", init_channels),
+        ("layers", layers),
+        ("num_classes", num_classes),
+        ("image_size", image_size),
+    ):
         if value is not None:
             s[key] = value
     key = json.dumps(genotype_to_dict(genotype), sort_keys=True)
@@ -71,8 +87,9 @@ def model_stats(genotype, network: str = "cifar", init_channels: int | None = No
 
 
 @functools.lru_cache(maxsize=32)
-def _count(genotype_json: str, network: str, init_channels: int, layers: int, num_classes: int,
-           image_size: int) -> dict[str, Any]:
+def _count(
+    genotype_json: str, network: str, init_channels: int, layers: int, num_classes: int, image_size: int
+) -> dict[str, Any]:
     """Build the network and count; cached per genotype and setting (counting is deterministic)."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -80,8 +97,13 @@ def _count(genotype_json: str, network: str, init_channels: int, layers: int, nu
     from .model import NetworkCIFAR, NetworkImageNet, count_parameters
 
     genotype = genotype_from_dict(json.loads(genotype_json))
-    s = {**SETTINGS[network], "init_channels": init_channels, "layers": layers,
-         "num_classes": num_classes, "image_size": image_size}
+    s = {
+        **SETTINGS[network],
+        "init_channels": init_channels,
+        "layers": layers,
+        "num_classes": num_classes,
+        "image_size": image_size,
+    }
     cls = NetworkCIFAR if network == "cifar" else NetworkImageNet
     model = cls(s["init_channels"], s["num_classes"], s["layers"], True, genotype).eval()
     x = torch.zeros(1, 3, s["image_size"], s["image_size"])
@@ -89,8 +111,10 @@ def _count(genotype_json: str, network: str, init_channels: int, layers: int, nu
     with counter, torch.no_grad():
         model(x)
     flops = counter.get_total_flops()
-    by_op = {str(op).split(".")[1] if "." in str(op) else str(op): int(n) // 2
-             for op, n in counter.get_flop_counts().get("Global", {}).items()}
+    by_op = {
+        str(op).split(".")[1] if "." in str(op) else str(op): int(n) // 2
+        for op, n in counter.get_flop_counts().get("Global", {}).items()
+    }
     params = count_parameters(model)
     return {
         **s,
@@ -127,9 +151,22 @@ def genotype_stats(genotype, name: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"genotype": name, "counter": COUNTER}
     for network, table in (("cifar", "table2"), ("imagenet", "table3")):
         st = model_stats(genotype, network)
-        entry = {k: st[k] for k in ("network", "init_channels", "layers", "num_classes", "image_size",
-                                    "params", "params_m", "params_with_aux", "mult_adds", "mult_adds_m",
-                                    "mult_adds_by_op")}
+        entry = {
+            k: st[k]
+            for k in (
+                "network",
+                "init_channels",
+                "layers",
+                "num_classes",
+                "image_size",
+                "params",
+                "params_m",
+                "params_with_aux",
+                "mult_adds",
+                "mult_adds_m",
+                "mult_adds_by_op",
+            )
+        }
         entry["table"] = table
         paper = {}
         for ours, column in (("params_m", "params_m"), ("mult_adds_m", "mult_adds_m")):
@@ -155,11 +192,16 @@ def format_stats(stats: dict[str, Any]) -> str:
     for network, label in (("cifar", "CIFAR-10 (Table 2)"), ("imagenet", "ImageNet (Table 3)")):
         e = stats[network]
         setting = f"C={e['init_channels']}, {e['layers']} cells, {e['image_size']}x{e['image_size']}"
-        rows.append([
-            label, setting,
-            f"{e['params_m']:.2f}", *paper_cells(e, "params_m", "+.2f"),
-            f"{e['mult_adds_m']:.0f}", *paper_cells(e, "mult_adds_m", "+.0f"),
-        ])
+        rows.append(
+            [
+                label,
+                setting,
+                f"{e['params_m']:.2f}",
+                *paper_cells(e, "params_m", "+.2f"),
+                f"{e['mult_adds_m']:.0f}",
+                *paper_cells(e, "mult_adds_m", "+.0f"),
+            ]
+        )
     header = ["network", "setting", "params (M)", "paper", "diff", "mult-adds (M)", "paper", "diff"]
     title = f"Model statistics of {stats['genotype'] or 'the genotype'}"
     return f"{title}\n{tabulate(rows, headers=header, tablefmt='github', disable_numparse=True)}\nconvention: {stats['counter']}"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 
 def open_live(path: str | Path):
@@ -37,7 +37,7 @@ def open_live(path: str | Path):
 def log_epoch(live, epoch: int, metrics: dict, names: Iterable[str] | None = None) -> None:
     """Log one epoch's metrics at step ``epoch`` (``names`` restricts and orders them)."""
     live.step = int(epoch)
-    for name in (names if names is not None else [k for k in metrics if k != "epoch"]):
+    for name in names if names is not None else [k for k in metrics if k != "epoch"]:
         if name in metrics:
             live.log_metric(name, metrics[name])
     live.next_step()

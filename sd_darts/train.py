@@ -71,7 +71,9 @@ class _RunSettings:
     seed: int = setting(0, "random seed (model initialisation, data order, augmentation, drop path)")
     max_steps_per_epoch: int | None = setting(None, "cap on training steps per epoch (smoke runs and tests)")
     amp: str = setting("none", "mixed precision: bf16 autocast of the forward pass, or none", choices=AMP_MODES)
-    channels_last: bool = setting(False, "use the channels_last memory format (faster convolutions on GPUs)", fingerprint=False)
+    channels_last: bool = setting(
+        False, "use the channels_last memory format (faster convolutions on GPUs)", fingerprint=False
+    )
     num_workers: int = setting(4, "DataLoader worker processes per rank", fingerprint=False)
     pin_memory: bool = setting(True, "pinned host memory for the loaders (CUDA only)", fingerprint=False)
     progress: bool = setting(True, "show progress bars (or periodic log lines off a terminal)", fingerprint=False)
@@ -79,7 +81,11 @@ class _RunSettings:
 
     def _validate_run(self) -> None:
         require(self.seed >= 0, "seed", f"must be non-negative, got {self.seed}")
-        require(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1, "max_steps_per_epoch", "must be at least 1")
+        require(
+            self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+            "max_steps_per_epoch",
+            "must be at least 1",
+        )
         require(self.num_workers >= 0, "num_workers", f"must be non-negative, got {self.num_workers}")
         require(self.amp in AMP_MODES, "amp", f"must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
 
@@ -90,13 +96,26 @@ class _RunSettings:
         require(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
         require(self.weight_decay >= 0, "weight_decay", f"must be non-negative, got {self.weight_decay}")
         require(self.grad_clip >= 0, "grad_clip", f"must be non-negative (0 = off), got {self.grad_clip}")
-        require(self.init_channels >= 2 and self.init_channels % 2 == 0, "init_channels",
-                f"must be an even number >= 2 (FactorizedReduce halves it), got {self.init_channels}")
-        require(self.layers >= 3, "layers", f"must be at least 3 (two reduction cells at 1/3 and 2/3), got {self.layers}")
-        require(self.auxiliary_weight >= 0, "auxiliary_weight", f"must be non-negative (0 = no auxiliary head), got {self.auxiliary_weight}")
+        require(
+            self.init_channels >= 2 and self.init_channels % 2 == 0,
+            "init_channels",
+            f"must be an even number >= 2 (FactorizedReduce halves it), got {self.init_channels}",
+        )
+        require(
+            self.layers >= 3, "layers", f"must be at least 3 (two reduction cells at 1/3 and 2/3), got {self.layers}"
+        )
+        require(
+            self.auxiliary_weight >= 0,
+            "auxiliary_weight",
+            f"must be non-negative (0 = no auxiliary head), got {self.auxiliary_weight}",
+        )
         require(0 <= self.drop_path_prob < 1, "drop_path_prob", f"must be in [0, 1), got {self.drop_path_prob}")
         require(self.cutout_length >= 0, "cutout_length", f"must be non-negative (0 = off), got {self.cutout_length}")
-        require(bool(self.genotype), "genotype", "must name a shipped genotype (DARTS_V1, DARTS_V2, SD_DARTS) or a genotype.json")
+        require(
+            bool(self.genotype),
+            "genotype",
+            "must name a shipped genotype (DARTS_V1, DARTS_V2, SD_DARTS) or a genotype.json",
+        )
         self._validate_run()
 
 
@@ -105,8 +124,12 @@ class _CifarRecipe:
     """The CIFAR-10 recipe's settings (listed before the run settings in ``--help``)."""
 
     genotype: str = setting("SD_DARTS", "shipped genotype (DARTS_V1, DARTS_V2, SD_DARTS) or path to a genotype.json")
-    dataset: str = setting("cifar10", "cifar10, or digits (scikit-learn's bundled digits, offline smoke runs)", choices=CIFAR_DATASETS)
-    data_root: str = setting("data", "folder holding CIFAR-10 (cifar-10-python.tar.gz or cifar-10-batches-py)", fingerprint=False)
+    dataset: str = setting(
+        "cifar10", "cifar10, or digits (scikit-learn's bundled digits, offline smoke runs)", choices=CIFAR_DATASETS
+    )
+    data_root: str = setting(
+        "data", "folder holding CIFAR-10 (cifar-10-python.tar.gz or cifar-10-batches-py)", fingerprint=False
+    )
     download: bool = setting(False, "download CIFAR-10 through torchvision if it is missing", fingerprint=False)
     image_size: int | None = setting(None, "resize images to this size (digits only; default 32)")
     epochs: int = setting(600, "training epochs")
@@ -125,17 +148,29 @@ class _CifarRecipe:
 
     def validate(self) -> None:
         self._validate_common()
-        require(0 <= self.learning_rate_min <= self.learning_rate, "learning_rate_min",
-                f"must be between 0 and --learning-rate ({self.learning_rate}), got {self.learning_rate_min}")
-        require(self.image_size is None or self.dataset == "digits", "image_size", "only the digits dataset can be resized (CIFAR-10 is 32x32)")
-        require(self.image_size is None or self.image_size >= 8, "image_size", f"must be at least 8, got {self.image_size}")
+        require(
+            0 <= self.learning_rate_min <= self.learning_rate,
+            "learning_rate_min",
+            f"must be between 0 and --learning-rate ({self.learning_rate}), got {self.learning_rate_min}",
+        )
+        require(
+            self.image_size is None or self.dataset == "digits",
+            "image_size",
+            "only the digits dataset can be resized (CIFAR-10 is 32x32)",
+        )
+        require(
+            self.image_size is None or self.image_size >= 8, "image_size", f"must be at least 8, got {self.image_size}"
+        )
         if self.auxiliary_weight > 0:
             from .model import auxiliary_input_ok
 
             size = self.input_size
-            require(auxiliary_input_ok("cifar", size), "auxiliary_weight",
-                    f"the DARTS CIFAR auxiliary head needs 8x8 maps after the second reduction (about 32x32 inputs), "
-                    f"not {size}x{size} inputs; use --auxiliary-weight 0 or --image-size 32")
+            require(
+                auxiliary_input_ok("cifar", size),
+                "auxiliary_weight",
+                f"the DARTS CIFAR auxiliary head needs 8x8 maps after the second reduction (about 32x32 inputs), "
+                f"not {size}x{size} inputs; use --auxiliary-weight 0 or --image-size 32",
+            )
 
     @property
     def input_size(self) -> int:
@@ -148,7 +183,9 @@ class _ImageNetRecipe:
 
     genotype: str = setting("SD_DARTS", "shipped genotype (DARTS_V1, DARTS_V2, SD_DARTS) or path to a genotype.json")
     dataset: str = setting("imagenet", "ILSVRC2012 from a local folder", choices=("imagenet",))
-    data_root: str = setting("data/imagenet", "folder with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG", fingerprint=False)
+    data_root: str = setting(
+        "data/imagenet", "folder with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG", fingerprint=False
+    )
     image_size: int = setting(224, "training crop and evaluation centre-crop size")
     epochs: int = setting(250, "training epochs")
     batch_size: int = setting(1024, "global batch size (split over the ranks under torchrun)")
@@ -173,10 +210,13 @@ class _ImageNetRecipe:
         if self.auxiliary_weight > 0:
             from .model import auxiliary_input_ok
 
-            require(auxiliary_input_ok("imagenet", self.image_size), "auxiliary_weight",
-                    f"the DARTS ImageNet auxiliary head needs 7x7 or 8x8 maps after the second reduction "
-                    f"(inputs of 193 to 256 pixels), not {self.image_size}x{self.image_size}; "
-                    "use --auxiliary-weight 0 or --image-size 224")
+            require(
+                auxiliary_input_ok("imagenet", self.image_size),
+                "auxiliary_weight",
+                f"the DARTS ImageNet auxiliary head needs 7x7 or 8x8 maps after the second reduction "
+                f"(inputs of 193 to 256 pixels), not {self.image_size}x{self.image_size}; "
+                "use --auxiliary-weight 0 or --image-size 224",
+            )
 
     @property
     def input_size(self) -> int:
@@ -294,7 +334,9 @@ def dist_info_from_env() -> DistInfo:
         rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", str(rank)))
     except ValueError:
-        raise UserError("WORLD_SIZE, RANK and LOCAL_RANK must be integers; launch multi-GPU runs with torchrun") from None
+        raise UserError(
+            "WORLD_SIZE, RANK and LOCAL_RANK must be integers; launch multi-GPU runs with torchrun"
+        ) from None
     if world < 1 or not 0 <= rank < world:
         raise UserError(f"RANK={rank} is not in [0, WORLD_SIZE={world}); launch multi-GPU runs with torchrun")
     return DistInfo(rank=rank, world_size=world, local_rank=local)
@@ -318,9 +360,15 @@ def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
 # --------------------------------------------------------------------------------------------
 
 METRIC_NAMES = (
-    "train/loss", "train/top1_error", "train/top5_error",
-    "test/loss", "test/top1_error", "test/top5_error",
-    "lr", "drop_path_prob", "epoch_seconds",
+    "train/loss",
+    "train/top1_error",
+    "train/top5_error",
+    "test/loss",
+    "test/top1_error",
+    "test/top5_error",
+    "lr",
+    "drop_path_prob",
+    "epoch_seconds",
 )
 
 
@@ -432,14 +480,21 @@ def _train_one_epoch(model, loader, optimizer, cfg, device, steps: int, desc: st
         loss, logits = train_step(model, optimizer, x, y, cfg)
         n = y.shape[0]
         top1, top5 = topk_correct(logits, y)
-        sums += torch.stack([loss.double() * n, top1.double(), top5.double(),
-                             torch.tensor(float(n), device=device, dtype=torch.float64)])
+        sums += torch.stack(
+            [
+                loss.double() * n,
+                top1.double(),
+                top5.double(),
+                torch.tensor(float(n), device=device, dtype=torch.float64),
+            ]
+        )
     return _all_reduce_sum(sums, dist_info)
 
 
 @torch.no_grad()
-def evaluate(module: nn.Module, loader, device, amp: bool = False, channels_last: bool = False,
-             dist_info: DistInfo | None = None) -> torch.Tensor:
+def evaluate(
+    module: nn.Module, loader, device, amp: bool = False, channels_last: bool = False, dist_info: DistInfo | None = None
+) -> torch.Tensor:
     """Sums over the test set (all ranks): ``[loss·n, top-1 hits, top-5 hits, n]``.
 
     The loss is the plain cross-entropy (no label smoothing), as DARTS and PC-DARTS report.
@@ -455,8 +510,9 @@ def evaluate(module: nn.Module, loader, device, amp: bool = False, channels_last
         n = y.shape[0]
         top1, top5 = topk_correct(logits, y)
         loss = F.cross_entropy(logits.float(), y, reduction="sum")
-        sums += torch.stack([loss.double(), top1.double(), top5.double(),
-                             torch.tensor(float(n), device=device, dtype=torch.float64)])
+        sums += torch.stack(
+            [loss.double(), top1.double(), top5.double(), torch.tensor(float(n), device=device, dtype=torch.float64)]
+        )
     return _all_reduce_sum(sums, dist_info or DistInfo())
 
 
@@ -466,7 +522,9 @@ def _rates(sums: list[float]) -> tuple[float, float, float]:
     return loss / n, 100.0 * (1.0 - top1 / n), 100.0 * (1.0 - top5 / n)
 
 
-def _final_metrics(cfg, history: list[dict], params: int, dist_info: DistInfo, genotype, num_classes: int) -> dict[str, Any]:
+def _final_metrics(
+    cfg, history: list[dict], params: int, dist_info: DistInfo, genotype, num_classes: int
+) -> dict[str, Any]:
     from .genotypes import genotype_to_dict
 
     last = history[-1]
@@ -508,7 +566,7 @@ def run_training(cfg) -> TrainResult:
     check happens before the first file is written; under torchrun the process group is set
     up here (NCCL on CUDA, gloo on CPU) unless the caller already did.
     """
-    from . import io
+    from . import files
     from .checkpoint import load_checkpoint_if_any, save_checkpoint
     from .data import make_loader
     from .model import count_parameters
@@ -524,7 +582,7 @@ def run_training(cfg) -> TrainResult:
         )
     device = _device_for(cfg, dist_info)
     genotype = resolve_genotype(cfg.genotype)
-    out = io.check_writable_dir(cfg.out)
+    out = files.check_writable_dir(cfg.out)
     data = _load_data(cfg)
     ckpt_path = out / "checkpoint.pt"
     ckpt = load_checkpoint_if_any(ckpt_path, cfg, kind)
@@ -535,12 +593,16 @@ def run_training(cfg) -> TrainResult:
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)
     if own_group:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://",
-                                rank=dist_info.rank, world_size=dist_info.world_size)
+        dist.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo",
+            init_method="env://",
+            rank=dist_info.rank,
+            world_size=dist_info.world_size,
+        )
     try:
         if dist_info.is_main:
             out.mkdir(parents=True, exist_ok=True)
-            io.write_yaml(out / "config.yaml", cfgmod.to_dict(cfg))
+            files.write_yaml(out / "config.yaml", cfgmod.to_dict(cfg))
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
@@ -549,8 +611,9 @@ def run_training(cfg) -> TrainResult:
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         params = count_parameters(model)
-        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum,
-                                    weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
         start_epoch, history = 0, []
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
@@ -560,8 +623,15 @@ def run_training(cfg) -> TrainResult:
             if dist_info.is_main:
                 log.info("resuming %s after epoch %d of %d", out, start_epoch, cfg.epochs)
         if dist_info.is_main:
-            log.info("%s: %s, %d cells, C=%d, %.2fM parameters (without the auxiliary head), %d process(es)",
-                     kind, cfg.genotype, cfg.layers, cfg.init_channels, params / 1e6, dist_info.world_size)
+            log.info(
+                "%s: %s, %d cells, C=%d, %.2fM parameters (without the auxiliary head), %d process(es)",
+                kind,
+                cfg.genotype,
+                cfg.layers,
+                cfg.init_channels,
+                params / 1e6,
+                dist_info.world_size,
+            )
 
         train_model: nn.Module = model
         if dist_info.enabled:
@@ -575,9 +645,19 @@ def run_training(cfg) -> TrainResult:
             train_sampler = torch.utils.data.distributed.DistributedSampler(
                 data.train, num_replicas=dist_info.world_size, rank=dist_info.rank, shuffle=True, seed=cfg.seed
             )
-        test_sampler = _ShardSampler(len(data.test), dist_info.rank, dist_info.world_size) if dist_info.enabled else None
-        test_loader = make_loader(data.test, per_rank_batch, shuffle=False, seed=cfg.seed, epoch=0,
-                                  num_workers=cfg.num_workers, pin_memory=pin, sampler=test_sampler)
+        test_sampler = (
+            _ShardSampler(len(data.test), dist_info.rank, dist_info.world_size) if dist_info.enabled else None
+        )
+        test_loader = make_loader(
+            data.test,
+            per_rank_batch,
+            shuffle=False,
+            seed=cfg.seed,
+            epoch=0,
+            num_workers=cfg.num_workers,
+            pin_memory=pin,
+            sampler=test_sampler,
+        )
 
         live = replay_live(out / "dvclive", history, METRIC_NAMES) if dist_info.is_main else None
         try:
@@ -590,30 +670,71 @@ def run_training(cfg) -> TrainResult:
                 seed_everything(_epoch_seed(cfg.seed, epoch, dist_info.rank))
                 if train_sampler is not None:
                     train_sampler.set_epoch(epoch)
-                train_loader = make_loader(data.train, per_rank_batch, shuffle=train_sampler is None, seed=cfg.seed,
-                                           epoch=epoch, num_workers=cfg.num_workers, drop_last=False,
-                                           pin_memory=pin, sampler=train_sampler)
-                steps = len(train_loader) if cfg.max_steps_per_epoch is None else min(len(train_loader), cfg.max_steps_per_epoch)
-                train_sums = _train_one_epoch(train_model, train_loader, optimizer, cfg, device, steps,
-                                              f"{kind} epoch {epoch + 1}/{cfg.epochs}", dist_info)
-                test_sums = evaluate(model, test_loader, device, amp=cfg.amp == "bf16",
-                                     channels_last=cfg.channels_last, dist_info=dist_info)
+                train_loader = make_loader(
+                    data.train,
+                    per_rank_batch,
+                    shuffle=train_sampler is None,
+                    seed=cfg.seed,
+                    epoch=epoch,
+                    num_workers=cfg.num_workers,
+                    drop_last=False,
+                    pin_memory=pin,
+                    sampler=train_sampler,
+                )
+                steps = (
+                    len(train_loader)
+                    if cfg.max_steps_per_epoch is None
+                    else min(len(train_loader), cfg.max_steps_per_epoch)
+                )
+                train_sums = _train_one_epoch(
+                    train_model,
+                    train_loader,
+                    optimizer,
+                    cfg,
+                    device,
+                    steps,
+                    f"{kind} epoch {epoch + 1}/{cfg.epochs}",
+                    dist_info,
+                )
+                test_sums = evaluate(
+                    model,
+                    test_loader,
+                    device,
+                    amp=cfg.amp == "bf16",
+                    channels_last=cfg.channels_last,
+                    dist_info=dist_info,
+                )
                 # One host synchronisation per epoch.
                 train_vals, test_vals = torch.stack([train_sums, test_sums]).tolist()
                 train_loss, train_e1, train_e5 = _rates(train_vals)
                 test_loss, test_e1, test_e5 = _rates(test_vals)
                 row = {
                     "epoch": epoch,
-                    "train/loss": train_loss, "train/top1_error": train_e1, "train/top5_error": train_e5,
-                    "test/loss": test_loss, "test/top1_error": test_e1, "test/top5_error": test_e5,
-                    "lr": lr, "drop_path_prob": model.drop_path_prob,
+                    "train/loss": train_loss,
+                    "train/top1_error": train_e1,
+                    "train/top5_error": train_e5,
+                    "test/loss": test_loss,
+                    "test/top1_error": test_e1,
+                    "test/top5_error": test_e5,
+                    "lr": lr,
+                    "drop_path_prob": model.drop_path_prob,
                     "epoch_seconds": time.perf_counter() - started,
                 }
                 history.append(row)
                 if dist_info.is_main:
-                    log.info("epoch %d/%d: lr %.3g | train loss %.4f err %.2f%% | test loss %.4f top-1 err %.2f%% "
-                             "top-5 err %.2f%% | %.1fs", epoch + 1, cfg.epochs, lr, train_loss, train_e1,
-                             test_loss, test_e1, test_e5, row["epoch_seconds"])
+                    log.info(
+                        "epoch %d/%d: lr %.3g | train loss %.4f err %.2f%% | test loss %.4f top-1 err %.2f%% "
+                        "top-5 err %.2f%% | %.1fs",
+                        epoch + 1,
+                        cfg.epochs,
+                        lr,
+                        train_loss,
+                        train_e1,
+                        test_loss,
+                        test_e1,
+                        test_e5,
+                        row["epoch_seconds"],
+                    )
                     state = {
                         "epochs_done": epoch + 1,
                         "model": model.state_dict(),
@@ -631,20 +752,29 @@ def run_training(cfg) -> TrainResult:
         if dist_info.is_main:
             from .genotypes import genotype_to_dict
 
-            io.torch_save(out / "model.pt", {
-                "format": "sd-darts-weights-v1",
-                "recipe": kind,
-                "state_dict": model.state_dict(),
-                "genotype": genotype_to_dict(genotype),
-                "init_channels": cfg.init_channels,
-                "layers": cfg.layers,
-                "num_classes": data.num_classes,
-                "auxiliary": cfg.auxiliary_weight > 0,
-            })
-            io.write_json(out / "metrics.json", metrics)
-            log.info("%s done: final-epoch top-1 error %.2f%% (top-5 %.2f%%); best epoch %d: %.2f%%; %s",
-                     kind, metrics["test_error"], metrics["top5_error"], metrics["best_epoch"],
-                     metrics["best_test_error"], out)
+            files.torch_save(
+                out / "model.pt",
+                {
+                    "format": "sd-darts-weights-v1",
+                    "recipe": kind,
+                    "state_dict": model.state_dict(),
+                    "genotype": genotype_to_dict(genotype),
+                    "init_channels": cfg.init_channels,
+                    "layers": cfg.layers,
+                    "num_classes": data.num_classes,
+                    "auxiliary": cfg.auxiliary_weight > 0,
+                },
+            )
+            files.write_json(out / "metrics.json", metrics)
+            log.info(
+                "%s done: final-epoch top-1 error %.2f%% (top-5 %.2f%%); best epoch %d: %.2f%%; %s",
+                kind,
+                metrics["test_error"],
+                metrics["top5_error"],
+                metrics["best_epoch"],
+                metrics["best_test_error"],
+                out,
+            )
         if dist_info.enabled:
             dist.barrier()
         return TrainResult(out=out, metrics=metrics, is_main=dist_info.is_main)
@@ -654,7 +784,22 @@ def run_training(cfg) -> TrainResult:
 
 
 __all__ = [
-    "TrainCifarConfig", "TrainImageNetConfig", "TrainResult", "run_training", "cosine_lr", "imagenet_lr",
-    "learning_rate_at", "drop_path_prob_at", "train_step", "classification_loss", "topk_correct", "evaluate",
-    "build_network", "resolve_genotype", "report_line", "DistInfo", "dist_info_from_env", "METRIC_NAMES",
+    "TrainCifarConfig",
+    "TrainImageNetConfig",
+    "TrainResult",
+    "run_training",
+    "cosine_lr",
+    "imagenet_lr",
+    "learning_rate_at",
+    "drop_path_prob_at",
+    "train_step",
+    "classification_loss",
+    "topk_correct",
+    "evaluate",
+    "build_network",
+    "resolve_genotype",
+    "report_line",
+    "DistInfo",
+    "dist_info_from_env",
+    "METRIC_NAMES",
 ]

@@ -25,12 +25,17 @@ with the API's own classes (``nas_201_api.ResultsCount`` / ``ArchResults``) and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-SEEDS_FULL = {"cifar10-valid": (777, 888, 999), "cifar10": (777, 888), "cifar100": (777, 888, 999), "ImageNet16-120": (777,)}
+SEEDS_FULL = {
+    "cifar10-valid": (777, 888, 999),
+    "cifar10": (777, 888),
+    "cifar100": (777, 888, 999),
+    "ImageNet16-120": (777,),
+}
 SEEDS_LESS = {"cifar10-valid": (777, 888), "cifar10": (777,), "cifar100": (777,), "ImageNet16-120": (777,)}
 EVAL_SETS = {
     "cifar10-valid": ("x-valid", "ori-test"),

@@ -34,6 +34,7 @@ def model():
 # ops
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("size", [8, 9])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_ops_keep_channels_and_reduce_by_stride(size, stride):
@@ -85,6 +86,7 @@ def test_drop_path_is_out_of_place_and_unbiased():
 # registry
 # ---------------------------------------------------------------------------------------------
 
+
 def test_registry():
     space = get_space("darts")
     assert isinstance(space, SearchSpace)
@@ -97,6 +99,7 @@ def test_registry():
 # ---------------------------------------------------------------------------------------------
 # supernet
 # ---------------------------------------------------------------------------------------------
+
 
 def test_forward_shape_and_alphas(model, batch):
     x, _ = batch

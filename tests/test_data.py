@@ -111,7 +111,7 @@ def test_training_augmentation_is_a_zero_padded_random_crop_and_a_random_flip():
     img = images[3]
     tf = train_transform(32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # identity normalisation: out = img / 255
     padded = torch.nn.functional.pad(img.float() / 255, (4, 4, 4, 4))
-    windows = {(y, x): padded[:, y:y + 32, x:x + 32] for y in range(9) for x in range(9)}
+    windows = {(y, x): padded[:, y : y + 32, x : x + 32] for y in range(9) for x in range(9)}
     torch.manual_seed(0)
     flipped = shifted = 0
     for _ in range(40):
@@ -154,8 +154,16 @@ def write_fake_cifar(folder: Path, per_batch: int = 4, n_test: int = 6, seed: in
         train_data.append(data)
         train_labels += labels
         with open(folder / name, "wb") as f:
-            pickle.dump({"batch_label": name, "labels": labels, "data": data,
-                         "filenames": [f"{name}_{k}.png" for k in range(per_batch)]}, f, protocol=2)
+            pickle.dump(
+                {
+                    "batch_label": name,
+                    "labels": labels,
+                    "data": data,
+                    "filenames": [f"{name}_{k}.png" for k in range(per_batch)],
+                },
+                f,
+                protocol=2,
+            )
     test = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
     test_labels = rng.integers(0, 10, n_test).tolist()
     with open(folder / "test_batch", "wb") as f:
@@ -179,9 +187,13 @@ def make_tar(src_root: Path, archive: Path) -> None:
 def patch_md5_tables(monkeypatch, folder: Path, archive: Path | None) -> None:
     """Point torchvision's CIFAR10 md5 tables at the generated files, so the real code path
     (md5 checks included) runs on them."""
-    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")] for i in range(1, 6)])
+    monkeypatch.setattr(
+        CIFAR10, "train_list", [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")] for i in range(1, 6)]
+    )
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(folder / "test_batch")]])
-    monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5(folder / "batches.meta")})
+    monkeypatch.setattr(
+        CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5(folder / "batches.meta")}
+    )
     if archive is not None:
         monkeypatch.setattr(CIFAR10, "tgz_md5", md5(archive))
 
@@ -357,8 +369,12 @@ def test_make_loader_order_depends_only_on_seed_and_epoch():
 
 
 def test_make_loader_with_workers_is_reproducible_too():
-    ds = IndexedImageDataset(torch.randint(0, 256, (24, 3, 8, 8), dtype=torch.uint8), torch.zeros(24),
-                             torch.arange(24), train_transform(8, (0.5,) * 3, (0.25,) * 3))
+    ds = IndexedImageDataset(
+        torch.randint(0, 256, (24, 3, 8, 8), dtype=torch.uint8),
+        torch.zeros(24),
+        torch.arange(24),
+        train_transform(8, (0.5,) * 3, (0.25,) * 3),
+    )
     runs = []
     for _ in range(2):
         runs.append(torch.cat([b[0] for b in make_loader(ds, 6, True, 0, 2, num_workers=2)]))

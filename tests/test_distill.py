@@ -20,7 +20,7 @@ from sd_darts.distill import (
     recording_start_epoch,
 )
 from sd_darts.errors import UserError
-from sd_darts.io import torch_load, torch_save
+from sd_darts.files import torch_load, torch_save
 
 SETTINGS = settings(max_examples=60, deadline=None)
 
@@ -175,8 +175,9 @@ def test_mask_all_false_gives_exactly_zero_and_zero_gradient(stm):
 
 
 @SETTINGS
-@given(student_teacher_mask(), st.sampled_from(["student_teacher", "teacher_student"]),
-       st.sampled_from([0.5, 1.0, 4.0]))
+@given(
+    student_teacher_mask(), st.sampled_from(["student_teacher", "teacher_student"]), st.sampled_from([0.5, 1.0, 4.0])
+)
 def test_gradient_is_finite_even_with_zero_teacher_probabilities(stm, direction, temperature):
     s, t, mask = stm
     s = s.clone().requires_grad_(True)

@@ -38,8 +38,14 @@ EDGE_START = [0, 2, 5, 9]  # first alpha row of each intermediate node
 
 def test_primitives_in_darts_order():
     assert PRIMITIVES == (
-        "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
-        "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+        "none",
+        "max_pool_3x3",
+        "avg_pool_3x3",
+        "skip_connect",
+        "sep_conv_3x3",
+        "sep_conv_5x5",
+        "dil_conv_3x3",
+        "dil_conv_5x5",
     )
     assert Genotype._fields == ("normal", "normal_concat", "reduce", "reduce_concat")
 
@@ -47,6 +53,7 @@ def test_primitives_in_darts_order():
 # ---------------------------------------------------------------------------------------------
 # DARTS derivation rule
 # ---------------------------------------------------------------------------------------------
+
 
 def _hand_built() -> np.ndarray:
     """Alphas (14, 8) where 'none' dominates some edges; expected genotype written by hand."""
@@ -73,10 +80,14 @@ def _hand_built() -> np.ndarray:
 def test_derivation_on_hand_built_alphas():
     w = _hand_built()
     expected = [
-        ("sep_conv_3x3", 1), ("dil_conv_5x5", 0),
-        ("avg_pool_3x3", 2), ("skip_connect", 1),
-        ("sep_conv_5x5", 3), ("dil_conv_3x3", 1),
-        ("skip_connect", 4), ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("dil_conv_5x5", 0),
+        ("avg_pool_3x3", 2),
+        ("skip_connect", 1),
+        ("sep_conv_5x5", 3),
+        ("dil_conv_3x3", 1),
+        ("skip_connect", 4),
+        ("sep_conv_3x3", 0),
     ]
     g = derive_genotype(w, w[::-1].copy())
     assert g.normal == expected
@@ -148,6 +159,7 @@ def test_derivation_rejects_wrong_shape():
 # NAS-Bench-201
 # ---------------------------------------------------------------------------------------------
 
+
 def test_nb201_arch_string_format():
     g = NB201Genotype(("nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3", "skip_connect"))
     s = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -204,6 +216,7 @@ def test_nb201_derivation_includes_none_and_ties():
 # ---------------------------------------------------------------------------------------------
 # JSON files
 # ---------------------------------------------------------------------------------------------
+
 
 def test_darts_json_round_trip(tmp_path):
     for g in (DARTS_V1, DARTS_V2, SD_DARTS, derive_genotype(_hand_built(), _hand_built())):
@@ -284,6 +297,7 @@ def test_not_json_and_missing_file_rejected(tmp_path):
 # Shipped genotypes
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(SHIPPED_GENOTYPES))
 def test_shipped_genotypes_valid(name):
     g = SHIPPED_GENOTYPES[name]
@@ -312,7 +326,7 @@ def test_sd_darts_matches_figure_4_text():
     assert Counter(op for op, _ in SD_DARTS.reduce) == Counter(
         {"max_pool_3x3": 3, "avg_pool_3x3": 1, "sep_conv_5x5": 1, "sep_conv_3x3": 1, "skip_connect": 2}
     )
-    from_ck2 = lambda cell: [op for op, j in cell if j == 0]  # noqa: E731
+    from_ck2 = lambda cell: [op for op, j in cell if j == 0]
     assert from_ck2(SD_DARTS.normal) == ["sep_conv_3x3", "skip_connect", "dil_conv_3x3", "skip_connect"]
     assert from_ck2(SD_DARTS.reduce) == ["max_pool_3x3", "max_pool_3x3", "max_pool_3x3", "avg_pool_3x3"]
     assert SD_DARTS.normal[:2] == [("sep_conv_3x3", 0), ("sep_conv_3x3", 1)]

@@ -118,8 +118,18 @@ def test_malformed_folders_give_one_line_layout_errors(tmp_path, mutate, fragmen
 
 def test_train_imagenet_bad_folder_exits_2_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train-imagenet", "--data-root", str(tmp_path / "missing"), "--out", str(out),
-                 "--device", "cpu", "--no-progress"])
+    code = main(
+        [
+            "train-imagenet",
+            "--data-root",
+            str(tmp_path / "missing"),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "val/<wnid>/*.JPEG" in err
@@ -130,9 +140,30 @@ def test_train_imagenet_end_to_end(tmp_path):
     """Tiny network, 224x224 crops with the auxiliary head, two epochs of two steps."""
     root = make_imagenet(tmp_path / "imagenet", per_class_train=3, per_class_val=1)
     out = tmp_path / "run"
-    args = ["train-imagenet", "--data-root", str(root), "--out", str(out), "--init-channels", "4",
-            "--layers", "3", "--epochs", "2", "--batch-size", "4", "--max-steps-per-epoch", "2",
-            "--warmup-epochs", "1", "--num-workers", "0", "--device", "cpu", "--no-progress"]
+    args = [
+        "train-imagenet",
+        "--data-root",
+        str(root),
+        "--out",
+        str(out),
+        "--init-channels",
+        "4",
+        "--layers",
+        "3",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--max-steps-per-epoch",
+        "2",
+        "--warmup-epochs",
+        "1",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("test_error", "top5_error", "params_m", "best_test_error", "best_epoch"):

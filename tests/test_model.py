@@ -102,7 +102,12 @@ def test_drop_path_is_per_sample_and_rescaled():
     node0 = out[:, :4]
     seen = set()
     for n in range(16):
-        options = {"none": torch.zeros_like(a[n]), "a": a[n] / (1 - p), "b": b[n] / (1 - p), "ab": (a[n] + b[n]) / (1 - p)}
+        options = {
+            "none": torch.zeros_like(a[n]),
+            "a": a[n] / (1 - p),
+            "b": b[n] / (1 - p),
+            "ab": (a[n] + b[n]) / (1 - p),
+        }
         match = [k for k, v in options.items() if torch.allclose(node0[n], v, atol=1e-5)]
         assert match, f"sample {n} is not a drop-path combination"
         seen.add(match[0])
@@ -144,7 +149,7 @@ def test_network_drop_path_prob_reaches_cells():
 def test_auxiliary_input_ok_predicts_whether_the_head_runs(size, network):
     """The static check agrees with running the DARTS head on the map it would receive."""
     if network == "cifar":
-        m = -(-(-(-size // 2)) // 2)
+        m = -(-(-(-size // 2)) // 2)  # noqa: B002  (two ceil-halvings)
         head = AuxiliaryHeadCIFAR(2, 3)
     else:
         m = size

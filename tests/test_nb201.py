@@ -17,13 +17,12 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from nb201_fixture import DEFAULT_ARCHS, SEEDS_FULL, UNEVALUATED_ARCH, benchmark_dict, write_benchmark
+
+from sd_darts import nb201
 from sd_darts.cli import main
 from sd_darts.errors import UserError
 from sd_darts.genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, save_genotype
-
-from sd_darts import nb201
 from sd_darts.spaces import get_space
 from sd_darts.spaces.nb201 import SPACE, AvgPool, NB201Supernet
 
@@ -337,7 +336,13 @@ def test_shipped_config_is_valid_for_search_and_query():
 
     path = REPO / "configs" / "nb201.yaml"
     search = from_mapping(SearchConfig, read_params_section(path, "search"), "search")
-    assert (search.space, search.epochs, search.batch_size, search.init_channels, search.layers) == ("nb201", 50, 64, 16, 5)
+    assert (search.space, search.epochs, search.batch_size, search.init_channels, search.layers) == (
+        "nb201",
+        50,
+        64,
+        16,
+        5,
+    )
     query_cfg = from_mapping(Nb201QueryConfig, read_params_section(path, "nb201_query"), "nb201_query")
     assert query_cfg.benchmark.endswith(nb201.BENCHMARK_FILES[0])
 
@@ -351,8 +356,18 @@ def test_cli_queries_files_and_strings_with_one_load(tmp_path, bench_file, capsy
     real = nb201._torch_load_safely
     monkeypatch.setattr(nb201, "_torch_load_safely", lambda p: loads.append(p) or real(p))
     out_file = tmp_path / "res" / "nb201.json"
-    argv = ["nb201-query", "--benchmark", str(path), str(tmp_path / "seed0"),
-            str(tmp_path / "seed1" / "genotype.json"), archs[2], "--json", "--table4", "--out", str(out_file)]
+    argv = [
+        "nb201-query",
+        "--benchmark",
+        str(path),
+        str(tmp_path / "seed0"),
+        str(tmp_path / "seed1" / "genotype.json"),
+        archs[2],
+        "--json",
+        "--table4",
+        "--out",
+        str(out_file),
+    ]
     assert main(argv) == 0
     assert len(loads) == 1
     result = json.loads(capsys.readouterr().out)
@@ -390,7 +405,9 @@ def test_cli_table_output_and_params_file(tmp_path, bench_file, capsys):
     ],
 )
 def test_cli_bad_genotypes_exit_2_before_loading(tmp_path, capsys, args, needle, monkeypatch):
-    monkeypatch.setattr(nb201, "load_benchmark", lambda p: pytest.fail("benchmark loaded before genotypes were checked"))
+    monkeypatch.setattr(
+        nb201, "load_benchmark", lambda p: pytest.fail("benchmark loaded before genotypes were checked")
+    )
     assert main(["nb201-query", "--benchmark", str(tmp_path / "x.pth"), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
@@ -411,9 +428,33 @@ def test_tiny_nb201_search_on_digits_then_query(tmp_path, capsys):
     nas_201_api = pytest.importorskip("nas_201_api")
     out = tmp_path / "run"
     argv = [
-        "search", "--space", "nb201", "--dataset", "digits", "--image-size", "16", "--epochs", "2",
-        "--warmup-epochs", "1", "--window", "1", "--init-channels", "4", "--layers", "1",
-        "--batch-size", "8", "--limit-samples", "32", "--device", "cpu", "--seed", "1", "--out", str(out),
+        "search",
+        "--space",
+        "nb201",
+        "--dataset",
+        "digits",
+        "--image-size",
+        "16",
+        "--epochs",
+        "2",
+        "--warmup-epochs",
+        "1",
+        "--window",
+        "1",
+        "--init-channels",
+        "4",
+        "--layers",
+        "1",
+        "--batch-size",
+        "8",
+        "--limit-samples",
+        "32",
+        "--device",
+        "cpu",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
     ]
     assert main(argv) == 0
     capsys.readouterr()

@@ -68,7 +68,11 @@ BAD = [
     (("pipeline", "train_imagenet"), "yes", "pipeline.train_imagenet must be true or false"),
     (("pipeline", "eval_genotypes"), ["selected", "best"], "pipeline.eval_genotypes[1] must be one of selected, paper"),
     (("ablation", "search"), {"warmup_epochs": 3}, "ablation.search.warmup_epochs is set by"),
-    (("ablation", "window_warmup_epochs"), 50, "ablation (window point 1): --warmup-epochs: must be smaller than --epochs"),
+    (
+        ("ablation", "window_warmup_epochs"),
+        50,
+        "ablation (window point 1): --warmup-epochs: must be smaller than --epochs",
+    ),
     (("nb201_query", "bench"), "x.pth", "nb201_query.bench is not a known setting"),
     (("reportx",), {}, "reportx is not a known section"),
 ]
@@ -108,8 +112,14 @@ def test_a_stage_refuses_bad_params_before_any_work(tmp_path):
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(data))
     env = {**os.environ, "SD_DARTS_PARAMS": str(bad), "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, str(ROOT / "pipelines" / "search.py"), "--method", "darts", "--seed", "0"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "pipelines" / "search.py"), "--method", "darts", "--seed", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert lines == [f"search: error: {bad}: train_cifar: --epochs: must be at least 1, got -1"], res.stderr
@@ -150,7 +160,7 @@ def workspace(tmp_path_factory):
     shutil.copy(ROOT / "params-smoke.yaml", ws / "params.yaml")
     for cache in ws.rglob("__pycache__"):
         shutil.rmtree(cache)
-    run = lambda *a: subprocess.run([DVC, *a], cwd=ws, capture_output=True, text=True, check=True)  # noqa: E731
+    run = lambda *a: subprocess.run([DVC, *a], cwd=ws, capture_output=True, text=True, check=True)
     run("init", "--no-scm", "-q")
     from dvc.repo import Repo
 
@@ -193,9 +203,20 @@ def test_stage_names_follow_the_matrices(workspace):
     _ws, names = workspace
     smoke = _params("params-smoke.yaml")
     assert len(_matching(names, "search")) == 2 * len(smoke["seeds"]["search"])
-    assert {"search@darts-0", "search@sd-darts-1", "train_cifar@selected-0", "train_cifar@paper-1",
-            "nasbench201_search@1", "ablation_warmup@2-0", "ablation_window@3-0", "genotype", "report",
-            "train_imagenet", "nasbench201_query", "data"} <= set(names)
+    assert {
+        "search@darts-0",
+        "search@sd-darts-1",
+        "train_cifar@selected-0",
+        "train_cifar@paper-1",
+        "nasbench201_search@1",
+        "ablation_warmup@2-0",
+        "ablation_window@3-0",
+        "genotype",
+        "report",
+        "train_imagenet",
+        "nasbench201_query",
+        "data",
+    } <= set(names)
 
 
 WIRING = [
@@ -229,9 +250,23 @@ def _search_cfg(out: Path, **over):
     from sd_darts import config as cfgmod
     from sd_darts.search import SearchConfig
 
-    values = dict(method="sd-darts", dataset="digits", image_size=16, epochs=2, batch_size=16, init_channels=4,
-                  layers=3, max_steps_per_epoch=2, warmup_epochs=0, window=1, hessian_every=0, device="cpu",
-                  num_workers=0, seed=0, out=str(out))
+    values = dict(
+        method="sd-darts",
+        dataset="digits",
+        image_size=16,
+        epochs=2,
+        batch_size=16,
+        init_channels=4,
+        layers=3,
+        max_steps_per_epoch=2,
+        warmup_epochs=0,
+        window=1,
+        hessian_every=0,
+        device="cpu",
+        num_workers=0,
+        seed=0,
+        out=str(out),
+    )
     values.update(over)
     return cfgmod.from_mapping(SearchConfig, values, "test")
 
@@ -258,8 +293,11 @@ def test_prepare_run_dir_resumes_reuses_or_starts_afresh(tmp_path):
     g = tmp_path / "genotype.json"
     save_genotype(g, SD_DARTS)
     tout = tmp_path / "train"
-    tcfg = cfgmod.from_mapping(TrainCifarConfig, {"genotype": str(g), "out": str(tout), "dataset": "digits",
-                                                   "image_size": 16, "auxiliary_weight": 0.0}, "test")
+    tcfg = cfgmod.from_mapping(
+        TrainCifarConfig,
+        {"genotype": str(g), "out": str(tout), "dataset": "digits", "image_size": 16, "auxiliary_weight": 0.0},
+        "test",
+    )
     assert _common.prepare_run_dir(tout, tcfg) == "fresh"
     _common._finish(tcfg, "test", "x")
     assert _common.prepare_run_dir(tout, tcfg) == "reuse"
@@ -327,9 +365,24 @@ def test_multi_process_runs_go_through_torchrun(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    cfg = cfgmod.from_mapping(TrainCifarConfig, dict(
-        genotype="SD_DARTS", dataset="digits", image_size=16, epochs=1, batch_size=16, init_channels=4, layers=3,
-        auxiliary_weight=0.0, max_steps_per_epoch=2, num_workers=0, device="cpu", out="runs/t"), "test")
+    cfg = cfgmod.from_mapping(
+        TrainCifarConfig,
+        dict(
+            genotype="SD_DARTS",
+            dataset="digits",
+            image_size=16,
+            epochs=1,
+            batch_size=16,
+            init_channels=4,
+            layers=3,
+            auxiliary_weight=0.0,
+            max_steps_per_epoch=2,
+            num_workers=0,
+            device="cpu",
+            out="runs/t",
+        ),
+        "test",
+    )
     metrics = _common.run_train(cfg, "test", Path("metrics/t"), "train-cifar", nproc=2)
     assert metrics["world_size"] == 2
     prov = json.loads(Path("metrics/t/provenance.json").read_text())
@@ -374,8 +427,11 @@ def test_nb201_query_stage_writes_what_the_report_reads(tmp_path, monkeypatch):
     assert q["status"] == "ok" and q["row"]["cifar10_valid"] == {"mean": 90.5, "std": 0.5}
     assert [r["seed"] for r in q["per_seed"]] == [0, 1]
     report.build_report(tmp_path / "metrics", tmp_path / "params.yaml", tmp_path / "reports")
-    row = next(r for r in (tmp_path / "reports" / "table4_nb201.md").read_text().splitlines()
-               if "SD-DARTS (this pipeline)" in r)
+    row = next(
+        r
+        for r in (tmp_path / "reports" / "table4_nb201.md").read_text().splitlines()
+        if "SD-DARTS (this pipeline)" in r
+    )
     assert "90.50 ± 0.50" in row and "45.50 ± 0.50" in row and "NAS-Bench-201-v1_1-096897.pth" in row
 
     # without the file: a clear "not provided" line, and Table 4 says not run

@@ -22,10 +22,24 @@ METRICS = FIXTURE / "metrics"
 PARAMS = FIXTURE / "params.yaml"
 
 EXPECTED_FILES = {
-    "README.md", "comparison.csv", "comparison.md", "provenance.csv", "provenance.md",
-    "table1_hyperparameters.csv", "table1_hyperparameters.md", "table2_cifar10.csv", "table2_cifar10.md",
-    "table3_imagenet.csv", "table3_imagenet.md", "table4_nb201.csv", "table4_nb201.md",
-    "fig2_hessian.png", "fig4_cells.png", "fig5_warmup.png", "fig6_window.png", "search_curves.png",
+    "README.md",
+    "comparison.csv",
+    "comparison.md",
+    "provenance.csv",
+    "provenance.md",
+    "table1_hyperparameters.csv",
+    "table1_hyperparameters.md",
+    "table2_cifar10.csv",
+    "table2_cifar10.md",
+    "table3_imagenet.csv",
+    "table3_imagenet.md",
+    "table4_nb201.csv",
+    "table4_nb201.md",
+    "fig2_hessian.png",
+    "fig4_cells.png",
+    "fig5_warmup.png",
+    "fig6_window.png",
+    "search_curves.png",
     "search_curves_nb201.png",
 }
 
@@ -59,13 +73,27 @@ def test_paper_tables_are_complete_transcriptions():
 
 def test_paper_sd_darts_rows_match_the_paper_text():
     t2 = paper_row("table2")
-    assert (t2["test_error"], t2["test_error_std"], t2["params_m"], t2["search_cost_gpu_days"]) == ("2.58", "0.11", "3.3", "0.37")
+    assert (t2["test_error"], t2["test_error_std"], t2["params_m"], t2["search_cost_gpu_days"]) == (
+        "2.58",
+        "0.11",
+        "3.3",
+        "0.37",
+    )
     assert paper_row("table2", "sd-darts-best")["test_error"] == "2.44"
     t3 = paper_row("table3")
     assert (t3["top1_error"], t3["top5_error"], t3["params_m"], t3["mult_adds_m"]) == ("25.0", "7.62", "4.7", "534")
     t4 = paper_row("table4")
-    assert [t4[k] for k in ("cifar10_valid", "cifar10_test", "cifar100_valid", "cifar100_test",
-                            "imagenet16_valid", "imagenet16_test")] == ["91.21", "93.91", "70.87", "71.88", "45.75", "46.03"]
+    assert [
+        t4[k]
+        for k in (
+            "cifar10_valid",
+            "cifar10_test",
+            "cifar100_valid",
+            "cifar100_test",
+            "imagenet16_valid",
+            "imagenet16_test",
+        )
+    ] == ["91.21", "93.91", "70.87", "71.88", "45.75", "46.03"]
     assert [t4[k + "_std"] for k in ("cifar10_valid", "cifar100_test", "imagenet16_test")] == ["0.11", "0.76", "0.59"]
     # a few baseline rows checked against the paper text
     darts2 = load_table("table2").set_index("architecture").loc["DARTS (2nd order)"]
@@ -99,8 +127,10 @@ def test_report_writes_every_table_and_figure(built):
 
 def test_reproduced_cifar_row_is_computed_from_the_metrics(built):
     out, _ = built
-    errors = [json.loads((METRICS / "train_cifar" / f"selected-s{s}" / "metrics.json").read_text())["test_error"]
-              for s in (0, 1)]
+    errors = [
+        json.loads((METRICS / "train_cifar" / f"selected-s{s}" / "metrics.json").read_text())["test_error"]
+        for s in (0, 1)
+    ]
     expect = f"{statistics.mean(errors):.2f} ± {statistics.stdev(errors):.2f}"
     rows = (out / "table2_cifar10.md").read_text().splitlines()
     row = next(r for r in rows if "SD-DARTS (searched by this pipeline)" in r and "best" not in r)
@@ -178,10 +208,13 @@ def test_nb201_query_results_fill_table4(tmp_path):
         {"seed": 0, "arch": "a", **dict(zip(cols, [91.0, 93.8, 70.5, 71.2, 45.0, 45.5]))},
         {"seed": 1, "arch": "b", **dict(zip(cols, [91.4, 94.0, 71.1, 72.0, 46.0, 46.3]))},
     ]
-    row = {c: {"mean": statistics.mean([r[c] for r in per_seed]), "std": statistics.pstdev([r[c] for r in per_seed])}
-           for c in cols}
-    (metrics / "nasbench201" / "query.json").write_text(json.dumps(
-        {"status": "ok", "benchmark": "NAS-Bench-201-v1_1-096897.pth", "row": row, "per_seed": per_seed}))
+    row = {
+        c: {"mean": statistics.mean([r[c] for r in per_seed]), "std": statistics.pstdev([r[c] for r in per_seed])}
+        for c in cols
+    }
+    (metrics / "nasbench201" / "query.json").write_text(
+        json.dumps({"status": "ok", "benchmark": "NAS-Bench-201-v1_1-096897.pth", "row": row, "per_seed": per_seed})
+    )
     report.build_report(metrics, PARAMS, tmp_path / "out")
     t4 = (tmp_path / "out" / "table4_nb201.md").read_text().splitlines()
     ours = next(r for r in t4 if "SD-DARTS (this pipeline)" in r)
@@ -233,7 +266,7 @@ def test_mean_std_matches_statistics(values):
 @given(st.floats(-1e6, 1e6, allow_nan=False), st.integers(0, 4))
 def test_fmt_is_fixed_point_without_negative_zero(x, digits):
     text = report.fmt(x, digits)
-    assert float(text) == pytest.approx(round(x, digits), abs=10 ** -digits)
+    assert float(text) == pytest.approx(round(x, digits), abs=10**-digits)
     assert not re.fullmatch(r"-0(\.0*)?", text)  # no negative zero
     if digits:
         assert len(text.split(".")[1]) == digits

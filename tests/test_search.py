@@ -13,8 +13,22 @@ from sd_darts import checkpoint as checkpoint_mod
 from sd_darts.cli import main
 
 TINY = [
-    "--dataset", "digits", "--image-size", "16", "--init-channels", "4", "--layers", "5",
-    "--batch-size", "8", "--limit-samples", "32", "--device", "cpu", "--seed", "3",
+    "--dataset",
+    "digits",
+    "--image-size",
+    "16",
+    "--init-channels",
+    "4",
+    "--layers",
+    "5",
+    "--batch-size",
+    "8",
+    "--limit-samples",
+    "32",
+    "--device",
+    "cpu",
+    "--seed",
+    "3",
 ]
 
 
@@ -187,8 +201,10 @@ def test_search_over_a_subset_of_ops(tmp_path):
 def test_hessian_tracking_is_logged_and_leaves_the_trajectory_unchanged(tmp_path):
     args = ("--epochs", "2", "--warmup-epochs", "1", "--window", "1")
     assert search(tmp_path / "plain", *args) == 0
-    assert search(tmp_path / "tracked", *args, "--hessian-every", "1", "--hessian-batch-size", "8",
-                  "--hessian-iters", "8") == 0
+    assert (
+        search(tmp_path / "tracked", *args, "--hessian-every", "1", "--hessian-batch-size", "8", "--hessian-iters", "8")
+        == 0
+    )
     eig = metric_series(tmp_path / "tracked", "hessian/eigenvalue")
     assert len(eig) == 2 and all(torch.isfinite(torch.tensor(eig)))
     a, b = final_alphas(tmp_path / "plain", 2), final_alphas(tmp_path / "tracked", 2)
@@ -197,8 +213,10 @@ def test_hessian_tracking_is_logged_and_leaves_the_trajectory_unchanged(tmp_path
 
 def test_second_order_search_with_self_distillation_runs(tmp_path):
     out = tmp_path / "run"
-    assert search(out, "--epochs", "2", "--warmup-epochs", "1", "--window", "1", "--unrolled",
-                  "--limit-samples", "16") == 0
+    assert (
+        search(out, "--epochs", "2", "--warmup-epochs", "1", "--window", "1", "--unrolled", "--limit-samples", "16")
+        == 0
+    )
     kd = metric_series(out, "kd_loss")
     assert kd[0] == 0.0 and kd[1] > 0.0
     assert "unrolled: true" in (out / "config.yaml").read_text()

@@ -30,9 +30,25 @@ from sd_darts.train import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--dataset", "digits", "--init-channels", "4", "--layers", "3", "--epochs", "2",
-        "--batch-size", "16", "--max-steps-per-epoch", "2", "--num-workers", "0",
-        "--device", "cpu", "--no-progress"]
+TINY = [
+    "--dataset",
+    "digits",
+    "--init-channels",
+    "4",
+    "--layers",
+    "3",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "16",
+    "--max-steps-per-epoch",
+    "2",
+    "--num-workers",
+    "0",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 # ------------------------------------------------------------------ schedules and losses
@@ -40,7 +56,7 @@ TINY = ["--dataset", "digits", "--init-channels", "4", "--layers", "3", "--epoch
 
 def test_imagenet_lr_corner_epochs():
     """PC-DARTS: warm-up 0.1..0.5 over 5 epochs, then linear decay, gentler over the last 5."""
-    lr = lambda e: imagenet_lr(e, 250, 0.5, 5)  # noqa: E731
+    lr = lambda e: imagenet_lr(e, 250, 0.5, 5)
     assert lr(0) == pytest.approx(0.1)
     assert lr(4) == pytest.approx(0.5)
     assert lr(5) == pytest.approx(0.5 * 240 / 245)
@@ -88,7 +104,8 @@ def test_label_smoothing_matches_hand_computation():
     expected = (hand([2.0, 1.0, 0.0], 0) + hand([0.0, 0.0, 3.0], 1)) / 2
     assert classification_loss(logits, targets, eps).item() == pytest.approx(expected, rel=1e-6)
     assert classification_loss(logits, targets, 0.0).item() == pytest.approx(
-        torch.nn.functional.cross_entropy(logits, targets).item())
+        torch.nn.functional.cross_entropy(logits, targets).item()
+    )
 
 
 def test_topk_correct():
@@ -102,13 +119,32 @@ def test_topk_correct():
 
 def test_paper_defaults_and_fingerprint():
     c = TrainCifarConfig()
-    assert (c.epochs, c.batch_size, c.learning_rate, c.momentum, c.weight_decay, c.grad_clip,
-            c.auxiliary_weight, c.drop_path_prob, c.cutout_length, c.init_channels, c.layers) == (
-        600, 96, 0.025, 0.9, 3e-4, 5.0, 0.4, 0.3, 16, 36, 20)
+    assert (
+        c.epochs,
+        c.batch_size,
+        c.learning_rate,
+        c.momentum,
+        c.weight_decay,
+        c.grad_clip,
+        c.auxiliary_weight,
+        c.drop_path_prob,
+        c.cutout_length,
+        c.init_channels,
+        c.layers,
+    ) == (600, 96, 0.025, 0.9, 3e-4, 5.0, 0.4, 0.3, 16, 36, 20)
     i = TrainImageNetConfig()
-    assert (i.epochs, i.batch_size, i.learning_rate, i.warmup_epochs, i.weight_decay, i.label_smoothing,
-            i.auxiliary_weight, i.init_channels, i.layers, i.image_size) == (
-        250, 1024, 0.5, 5, 3e-5, 0.1, 0.4, 48, 14, 224)
+    assert (
+        i.epochs,
+        i.batch_size,
+        i.learning_rate,
+        i.warmup_epochs,
+        i.weight_decay,
+        i.label_smoothing,
+        i.auxiliary_weight,
+        i.init_channels,
+        i.layers,
+        i.image_size,
+    ) == (250, 1024, 0.5, 5, 3e-5, 0.1, 0.4, 48, 14, 224)
     fp = cfgmod.fingerprint_fields(c)
     for name in ("out", "device", "num_workers", "pin_memory", "progress", "channels_last", "data_root"):
         assert name not in fp
@@ -188,8 +224,13 @@ def test_outputs_of_a_run(full_run):
     from sd_darts.model import NetworkCIFAR
 
     saved = torch.load(full_run / "model.pt", weights_only=True)
-    net = NetworkCIFAR(saved["init_channels"], saved["num_classes"], saved["layers"], saved["auxiliary"],
-                       genotype_from_dict(saved["genotype"]))
+    net = NetworkCIFAR(
+        saved["init_channels"],
+        saved["num_classes"],
+        saved["layers"],
+        saved["auxiliary"],
+        genotype_from_dict(saved["genotype"]),
+    )
     net.load_state_dict(saved["state_dict"])
 
 
@@ -240,9 +281,24 @@ def test_ddp_two_processes_resume_a_single_process_checkpoint(full_run, interrup
     the fingerprint), keeps the global batch, writes the same metrics format."""
     out = tmp_path / "run"
     shutil.copytree(interrupted_run, out)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "sd_darts", "train-cifar", *TINY, "--out", str(out)]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "sd_darts",
+        "train-cifar",
+        *TINY,
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
@@ -319,7 +375,11 @@ def test_genotype_json_from_a_search_loads_nb201_refused(tmp_path):
 
     save_genotype(tmp_path / "darts" / "genotype.json", SD_DARTS)
     assert resolve_genotype(str(tmp_path / "darts" / "genotype.json")) == SD_DARTS
-    save_genotype(tmp_path / "nb201.json", NB201Genotype.from_arch_str(
-        "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"))
+    save_genotype(
+        tmp_path / "nb201.json",
+        NB201Genotype.from_arch_str(
+            "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
+        ),
+    )
     with pytest.raises(UserError, match="DARTS"):
         resolve_genotype(str(tmp_path / "nb201.json"))

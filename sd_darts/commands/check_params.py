@@ -30,7 +30,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-
 from .. import config as cfgmod
 from ..errors import UserError
 
@@ -51,9 +50,16 @@ RESERVED = {
     "nb201_query": ("json", "table4", "out"),
 }
 _RESERVED_FROM = {
-    "method": "pipeline.search_methods", "seed": "seeds", "out": "the stage", "dataset": "data.dataset",
-    "data_root": "data.root", "download": "data.download (the data stage)", "space": "the stage", "genotype": "pipeline.eval_genotypes",
-    "json": "the stage", "table4": "the stage",
+    "method": "pipeline.search_methods",
+    "seed": "seeds",
+    "out": "the stage",
+    "dataset": "data.dataset",
+    "data_root": "data.root",
+    "download": "data.download (the data stage)",
+    "space": "the stage",
+    "genotype": "pipeline.eval_genotypes",
+    "json": "the stage",
+    "table4": "the stage",
 }
 
 
@@ -65,8 +71,14 @@ _RESERVED_FROM = {
 class _T:
     """Field types of :data:`PIPELINE_SCHEMA`."""
 
-    def __init__(self, kind: str, choices: tuple | None = None, minimum: int | None = None,
-                 optional: bool = False, nonempty: bool = True):
+    def __init__(
+        self,
+        kind: str,
+        choices: tuple | None = None,
+        minimum: int | None = None,
+        optional: bool = False,
+        nonempty: bool = True,
+    ):
         self.kind, self.choices, self.minimum, self.optional, self.nonempty = kind, choices, minimum, optional, nonempty
 
     def check(self, value: Any, where: str) -> Any:
@@ -91,8 +103,10 @@ class _T:
         if self.kind in ("int_list", "str_list"):
             if not isinstance(value, list) or (self.nonempty and not value):
                 raise UserError(f"{where} must be a non-empty list, got {value!r}")
-            items = [self._int(v, f"{where}[{i}]") if self.kind == "int_list" else self._str(v, f"{where}[{i}]")
-                     for i, v in enumerate(value)]
+            items = [
+                self._int(v, f"{where}[{i}]") if self.kind == "int_list" else self._str(v, f"{where}[{i}]")
+                for i, v in enumerate(value)
+            ]
             if len(set(items)) != len(items):
                 raise UserError(f"{where} has duplicate values {value!r}")
             return items
@@ -218,13 +232,21 @@ def _data_values(params: Params) -> dict[str, Any]:
     return {"dataset": data["dataset"], "data_root": data["root"]}
 
 
-def search_config(params: Params, method: str, seed: int, out: str, overrides: dict[str, Any] | None = None,
-                  where: str | None = None):
+def search_config(
+    params: Params, method: str, seed: int, out: str, overrides: dict[str, Any] | None = None, where: str | None = None
+):
     """The :class:`SearchConfig` of one DARTS-space search run of the pipeline."""
     from ..search import SearchConfig
 
-    values = {**params.section("search"), **(overrides or {}), **_data_values(params),
-              "method": method, "seed": seed, "out": out, "space": "darts"}
+    values = {
+        **params.section("search"),
+        **(overrides or {}),
+        **_data_values(params),
+        "method": method,
+        "seed": seed,
+        "out": out,
+        "space": "darts",
+    }
     return _build(SearchConfig, values, where or f"{params.path}: search")
 
 
@@ -232,25 +254,48 @@ def nb201_search_config(params: Params, seed: int, out: str):
     """The :class:`SearchConfig` of one NAS-Bench-201 search run (method from the section's default: SD-DARTS)."""
     from ..search import SearchConfig
 
-    values = {**params.section("nasbench201"), **_data_values(params),
-              "method": "sd-darts", "seed": seed, "out": out, "space": "nb201"}
+    values = {
+        **params.section("nasbench201"),
+        **_data_values(params),
+        "method": "sd-darts",
+        "seed": seed,
+        "out": out,
+        "space": "nb201",
+    }
     return _build(SearchConfig, values, f"{params.path}: nasbench201")
 
 
-def train_cifar_config(params: Params, genotype: str, seed: int, out: str, overrides: dict[str, Any] | None = None,
-                       where: str | None = None):
+def train_cifar_config(
+    params: Params,
+    genotype: str,
+    seed: int,
+    out: str,
+    overrides: dict[str, Any] | None = None,
+    where: str | None = None,
+):
     from ..train import TrainCifarConfig
 
-    values = {**params.section("train_cifar"), **(overrides or {}), **_data_values(params),
-              "genotype": genotype, "seed": seed, "out": out}
+    values = {
+        **params.section("train_cifar"),
+        **(overrides or {}),
+        **_data_values(params),
+        "genotype": genotype,
+        "seed": seed,
+        "out": out,
+    }
     return _build(TrainCifarConfig, values, where or f"{params.path}: train_cifar")
 
 
 def train_imagenet_config(params: Params, genotype: str, seed: int, out: str):
     from ..train import TrainImageNetConfig
 
-    values = {**params.section("train_imagenet"), "data_root": params.raw["data"]["imagenet_root"],
-              "genotype": genotype, "seed": seed, "out": out}
+    values = {
+        **params.section("train_imagenet"),
+        "data_root": params.raw["data"]["imagenet_root"],
+        "genotype": genotype,
+        "seed": seed,
+        "out": out,
+    }
     return _build(TrainImageNetConfig, values, f"{params.path}: train_imagenet")
 
 
@@ -279,8 +324,14 @@ def ablation_configs(params: Params, kind: str, value: int, seed: int, out_dir: 
     overrides = {**ab["search"], swept: value, fixed: ab[fixed_key]}
     where = f"{params.path}: ablation ({kind} point {value})"
     scfg = search_config(params, "sd-darts", seed, f"{out_dir}/search", overrides, where=where)
-    tcfg = train_cifar_config(params, f"{out_dir}/search/genotype.json", seed, f"{out_dir}/eval",
-                              ab["train_cifar"], where=f"{params.path}: ablation.train_cifar")
+    tcfg = train_cifar_config(
+        params,
+        f"{out_dir}/search/genotype.json",
+        seed,
+        f"{out_dir}/eval",
+        ab["train_cifar"],
+        where=f"{params.path}: ablation.train_cifar",
+    )
     return scfg, tcfg
 
 
@@ -345,14 +396,17 @@ def summary(params: Params) -> str:
     n_ab = (len(raw["ablation"]["warmup_epochs"]) + len(raw["ablation"]["window"])) * len(raw["seeds"]["ablation"])
     imagenet = "on" if raw["pipeline"]["train_imagenet"] else "off"
     bench = raw["nb201_query"].get("benchmark", "default path")
-    return (f"{params.path}: ok (profile {params.profile}; {n_search} searches, {n_eval} CIFAR evaluations, "
-            f"{len(raw['seeds']['nasbench201'])} NAS-Bench-201 searches (benchmark: {bench}), "
-            f"{n_ab} ablation points, ImageNet {imagenet})")
+    return (
+        f"{params.path}: ok (profile {params.profile}; {n_search} searches, {n_eval} CIFAR evaluations, "
+        f"{len(raw['seeds']['nasbench201'])} NAS-Bench-201 searches (benchmark: {bench}), "
+        f"{n_ab} ablation points, ImageNet {imagenet})"
+    )
 
 
 def register(parser) -> None:
-    parser.add_argument("params", nargs="?", default="params.yaml", metavar="FILE",
-                        help="params file to check (default: params.yaml)")
+    parser.add_argument(
+        "params", nargs="?", default="params.yaml", metavar="FILE", help="params file to check (default: params.yaml)"
+    )
 
 
 def run(args) -> int:

@@ -52,7 +52,7 @@ def register(parser) -> None:
 
 
 def run(args) -> int:
-    from ..io import check_writable_dir, write_json
+    from ..files import check_writable_dir, write_json
     from ..nb201 import BENCHMARK_FILES, format_table, load_benchmark, parse_genotype_arg, table4_row
 
     cfg = config.resolve(Nb201QueryConfig, SECTION, args)

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 NAME = "report"
-HELP = ("regenerate reports/ (Tables 1-4, Figs. 2, 4, 5, 6, search curves) from a metrics folder; "
-        "byte-for-byte reproducible from the same inputs")
+HELP = (
+    "regenerate reports/ (Tables 1-4, Figs. 2, 4, 5, 6, search curves) from a metrics folder; "
+    "byte-for-byte reproducible from the same inputs"
+)
 
 
 def register(parser) -> None:
-    parser.add_argument("--metrics", default="metrics", metavar="DIR",
-                        help="metrics folder collected by the pipeline (default: metrics)")
-    parser.add_argument("--params", default="params.yaml", metavar="FILE",
-                        help="params file whose search section fills Table 1 (default: params.yaml); 'auto': the "
-                             "file the metrics' runs record in their provenance (e.g. params-smoke.yaml)")
+    parser.add_argument(
+        "--metrics",
+        default="metrics",
+        metavar="DIR",
+        help="metrics folder collected by the pipeline (default: metrics)",
+    )
+    parser.add_argument(
+        "--params",
+        default="params.yaml",
+        metavar="FILE",
+        help="params file whose search section fills Table 1 (default: params.yaml); 'auto': the "
+        "file the metrics' runs record in their provenance (e.g. params-smoke.yaml)",
+    )
     parser.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
 
 

@@ -12,8 +12,12 @@ HELP = "parameter and mult-add counts of a genotype's CIFAR-10 and ImageNet netw
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--genotype", default="SD_DARTS", metavar="NAME|PATH",
-                        help="shipped genotype (DARTS_V1, DARTS_V2, SD_DARTS) or a genotype.json (default: SD_DARTS)")
+    parser.add_argument(
+        "--genotype",
+        default="SD_DARTS",
+        metavar="NAME|PATH",
+        help="shipped genotype (DARTS_V1, DARTS_V2, SD_DARTS) or a genotype.json (default: SD_DARTS)",
+    )
     parser.add_argument("--json", action="store_true", help="print the statistics as JSON")
 
 

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import UserError
+from .cifar import CIFAR10_MEAN, CIFAR10_STD, load_cifar10, prepare_cifar10
 from .common import (
     Cutout,
     IndexedImageDataset,
@@ -26,14 +27,25 @@ from .common import (
     make_loader,
     train_transform,
 )
-from .cifar import CIFAR10_MEAN, CIFAR10_STD, load_cifar10, prepare_cifar10
 
 DATASETS = ("cifar10", "digits")
 
 __all__ = [
-    "DATASETS", "SearchData", "EvalData", "load_search_data", "load_eval_data", "prepare_cifar10",
-    "make_loader", "PersistentIterator", "IndexedImageDataset", "Cutout", "train_transform",
-    "eval_transform", "epoch_seed", "CIFAR10_MEAN", "CIFAR10_STD",
+    "DATASETS",
+    "SearchData",
+    "EvalData",
+    "load_search_data",
+    "load_eval_data",
+    "prepare_cifar10",
+    "make_loader",
+    "PersistentIterator",
+    "IndexedImageDataset",
+    "Cutout",
+    "train_transform",
+    "eval_transform",
+    "epoch_seed",
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
 ]
 
 
@@ -41,10 +53,10 @@ __all__ = [
 class SearchData:
     """The two halves of the search split."""
 
-    train: Dataset          # weight half: training images [0, split)
-    valid: Dataset          # alpha half: training images [split, num_samples)
+    train: Dataset  # weight half: training images [0, split)
+    valid: Dataset  # alpha half: training images [split, num_samples)
     num_classes: int
-    num_samples: int        # size of the full training set = index space of the teacher cache
+    num_samples: int  # size of the full training set = index space of the teacher cache
     image_size: int
     channels: int
 
@@ -53,8 +65,8 @@ class SearchData:
 class EvalData:
     """Training and test sets for the evaluation networks."""
 
-    train: Dataset          # augmented (crop, flip, normalise, cutout)
-    test: Dataset           # normalised only
+    train: Dataset  # augmented (crop, flip, normalise, cutout)
+    test: Dataset  # normalised only
     num_classes: int
     image_size: int
     channels: int = 3
@@ -95,12 +107,20 @@ def search_split(num_samples: int, portion: float) -> int:
         raise UserError(f"train portion must be between 0 and 1 (exclusive), got {portion}")
     split = int(math.floor(portion * num_samples))
     if split < 1 or split >= num_samples:
-        raise UserError(f"train portion {portion} leaves one half of the {num_samples} training images empty; use a value nearer 0.5")
+        raise UserError(
+            f"train portion {portion} leaves one half of the {num_samples} training images empty; use a value nearer 0.5"
+        )
     return split
 
 
-def load_search_data(dataset: str, data_root: str | os.PathLike, portion: float = 0.5, image_size: int | None = None,
-                     download: bool = False, limit: int | None = None) -> SearchData:
+def load_search_data(
+    dataset: str,
+    data_root: str | os.PathLike,
+    portion: float = 0.5,
+    image_size: int | None = None,
+    download: bool = False,
+    limit: int | None = None,
+) -> SearchData:
     """The DARTS search split of ``dataset``'s training images, in file order.
 
     CIFAR-10: [0, portion·50000) train the weights, [portion·50000, 50000) the alphas.
@@ -130,8 +150,13 @@ def load_search_data(dataset: str, data_root: str | os.PathLike, portion: float 
     )
 
 
-def load_eval_data(dataset: str, data_root: str | os.PathLike, cutout_length: int = 0, image_size: int | None = None,
-                   download: bool = False) -> EvalData:
+def load_eval_data(
+    dataset: str,
+    data_root: str | os.PathLike,
+    cutout_length: int = 0,
+    image_size: int | None = None,
+    download: bool = False,
+) -> EvalData:
     """Training set (augmentation + cutout after normalisation) and test set (normalised only)
     for training an evaluation network.  CIFAR-10: the 50,000 / 10,000 official sets; digits:
     the first 1,500 / last 297 images.  Items are ``(image, label, index)`` in both."""
@@ -151,8 +176,12 @@ def load_eval_data(dataset: str, data_root: str | os.PathLike, cutout_length: in
         test_x, test_y = images[NUM_TRAIN:], labels[NUM_TRAIN:]
         (mean, std), num_classes = digits_mean_std(size), NUM_CLASSES
     return EvalData(
-        train=IndexedImageDataset(train_x, train_y, torch.arange(train_x.shape[0]),
-                                  train_transform(size, mean, std, cutout_length=int(cutout_length))),
+        train=IndexedImageDataset(
+            train_x,
+            train_y,
+            torch.arange(train_x.shape[0]),
+            train_transform(size, mean, std, cutout_length=int(cutout_length)),
+        ),
         test=IndexedImageDataset(test_x, test_y, torch.arange(test_x.shape[0]), eval_transform(mean, std)),
         num_classes=num_classes,
         image_size=size,

@@ -38,8 +38,8 @@ from ..errors import UserError
 
 log = logging.getLogger("sd_darts")
 
-FOLDER = CIFAR10.base_folder          # "cifar-10-batches-py"
-ARCHIVE = CIFAR10.filename            # "cifar-10-python.tar.gz"
+FOLDER = CIFAR10.base_folder  # "cifar-10-batches-py"
+ARCHIVE = CIFAR10.filename  # "cifar-10-python.tar.gz"
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"  # == torchvision's CIFAR10.tgz_md5
 
@@ -55,7 +55,9 @@ _HOWTO = f"download {URL} into {{root}}, or rerun with --download (download: tru
 
 def _expected_files() -> list[tuple[str, str]]:
     """(file name, md5) of the extracted folder, read from torchvision's table at call time."""
-    return [(n, m) for n, m in CIFAR10.train_list + CIFAR10.test_list] + [(CIFAR10.meta["filename"], CIFAR10.meta["md5"])]
+    return [(n, m) for n, m in CIFAR10.train_list + CIFAR10.test_list] + [
+        (CIFAR10.meta["filename"], CIFAR10.meta["md5"])
+    ]
 
 
 def _folder_problem(folder: Path) -> str | None:
@@ -85,7 +87,9 @@ def _extract(archive: Path, root: Path) -> Path:
     try:
         tmp = Path(tempfile.mkdtemp(prefix=".cifar-10-extract-", dir=root))
     except OSError as exc:
-        raise UserError(f"cannot extract {archive}: {root} is not writable ({exc.strerror}); choose another data folder") from None
+        raise UserError(
+            f"cannot extract {archive}: {root} is not writable ({exc.strerror}); choose another data folder"
+        ) from None
     try:
         try:
             with tarfile.open(archive, "r:gz") as tar:
@@ -93,13 +97,17 @@ def _extract(archive: Path, root: Path) -> Path:
         except (tarfile.TarError, EOFError, zlib.error) as exc:
             raise UserError(f"{archive} cannot be extracted ({exc}); delete it and download {URL} again") from None
         except OSError as exc:
-            raise UserError(f"extracting {archive} into {root} failed ({exc.strerror or exc}); free space or choose another data folder") from None
+            raise UserError(
+                f"extracting {archive} into {root} failed ({exc.strerror or exc}); free space or choose another data folder"
+            ) from None
         extracted = tmp / FOLDER
         if not extracted.is_dir():
             raise UserError(f"{archive} does not contain the folder {FOLDER}; delete it and download {URL} again")
         problem = _folder_problem(extracted)
         if problem is not None:
-            raise UserError(f"the folder extracted from {archive} is not CIFAR-10 ({problem}); delete it and download {URL} again")
+            raise UserError(
+                f"the folder extracted from {archive} is not CIFAR-10 ({problem}); delete it and download {URL} again"
+            )
         try:
             os.rename(extracted, folder)
         except OSError:
@@ -127,7 +135,9 @@ def _download(root: Path) -> None:
         _check_archive(root / part)
     except UserError:
         (root / part).unlink(missing_ok=True)
-        raise UserError(f"the download of {URL} is corrupt (md5 mismatch); try again or " + _HOWTO.format(root=root)) from None
+        raise UserError(
+            f"the download of {URL} is corrupt (md5 mismatch); try again or " + _HOWTO.format(root=root)
+        ) from None
     os.replace(root / part, root / ARCHIVE)
 
 
@@ -140,8 +150,11 @@ def prepare_cifar10(root: str | os.PathLike, download: bool = False) -> Path:
         problem = _folder_problem(folder)
         if problem is None:
             return folder
-        fix = (f"delete that folder and it will be re-extracted from {archive}" if archive.is_file()
-               else "delete that folder and " + _HOWTO.format(root=root))
+        fix = (
+            f"delete that folder and it will be re-extracted from {archive}"
+            if archive.is_file()
+            else "delete that folder and " + _HOWTO.format(root=root)
+        )
         raise UserError(f"CIFAR-10 folder {folder} is incomplete or corrupted ({problem}); {fix}")
     if not archive.is_file():
         if root.exists() and not root.is_dir():
@@ -157,7 +170,9 @@ def prepare_cifar10(root: str | os.PathLike, download: bool = False) -> Path:
     return _extract(archive, root)
 
 
-def load_cifar10(root: str | os.PathLike, train: bool = True, download: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def load_cifar10(
+    root: str | os.PathLike, train: bool = True, download: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """``(images uint8 (N, 3, 32, 32), labels int64 (N,), class names)`` of the training set
     (``train=True``, 50,000 images in file order) or the test set (10,000)."""
     root = Path(root).expanduser()
@@ -165,7 +180,9 @@ def load_cifar10(root: str | os.PathLike, train: bool = True, download: bool = F
     try:
         ds = CIFAR10(str(root), train=train, download=False)
     except RuntimeError as exc:
-        raise UserError(f"CIFAR-10 in {root / FOLDER} cannot be read ({exc}); delete the folder and extract {ARCHIVE} again") from None
+        raise UserError(
+            f"CIFAR-10 in {root / FOLDER} cannot be read ({exc}); delete the folder and extract {ARCHIVE} again"
+        ) from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     labels = torch.as_tensor(ds.targets, dtype=torch.int64)
     return images, labels, list(ds.classes)

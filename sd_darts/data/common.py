@@ -15,7 +15,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,10 +83,17 @@ class IndexedImageDataset(Dataset):
     ``(transform(image), label, index)`` where ``index = indices[i]`` is the position in the
     full set held by ``images_uint8`` (for the search: the full training set)."""
 
-    def __init__(self, images_uint8: torch.Tensor, labels: torch.Tensor, indices: Sequence[int] | torch.Tensor,
-                 transform: Callable | None):
+    def __init__(
+        self,
+        images_uint8: torch.Tensor,
+        labels: torch.Tensor,
+        indices: Sequence[int] | torch.Tensor,
+        transform: Callable | None,
+    ):
         if images_uint8.dtype != torch.uint8 or images_uint8.dim() != 4:
-            raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {images_uint8.dtype} {tuple(images_uint8.shape)}")
+            raise ValueError(
+                f"images must be a uint8 tensor (N, C, H, W), got {images_uint8.dtype} {tuple(images_uint8.shape)}"
+            )
         labels = torch.as_tensor(labels, dtype=torch.int64)
         if labels.shape != (images_uint8.shape[0],):
             raise ValueError(f"labels shape {tuple(labels.shape)} does not match {images_uint8.shape[0]} images")
@@ -125,9 +133,18 @@ def epoch_seed(seed: int, epoch: int, pass_index: int = 0) -> int:
     return int(state[0]) & ((1 << 63) - 1)
 
 
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, epoch: int, num_workers: int = 0,
-                drop_last: bool = False, pin_memory: bool = False, sampler: Sampler | None = None,
-                pass_index: int = 0) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    epoch: int,
+    num_workers: int = 0,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+    sampler: Sampler | None = None,
+    pass_index: int = 0,
+) -> DataLoader:
     """A DataLoader whose order is driven by a ``torch.Generator`` seeded from
     ``(seed, epoch, pass_index)`` only, so an epoch's order never depends on the global RNG.
 
@@ -192,7 +209,7 @@ class PersistentIterator:
         self._it = iter(loader)
         self.batches_in_pass = 0
 
-    def __iter__(self) -> "PersistentIterator":
+    def __iter__(self) -> PersistentIterator:
         return self
 
     def __next__(self) -> Any:
@@ -206,8 +223,10 @@ class PersistentIterator:
             try:
                 batch = next(self._it)
             except StopIteration:
-                raise UserError("the validation loader yields no batch (is the alpha half smaller than one batch "
-                                "with drop_last?); lower the batch size or raise the data portion") from None
+                raise UserError(
+                    "the validation loader yields no batch (is the alpha half smaller than one batch "
+                    "with drop_last?); lower the batch size or raise the data portion"
+                ) from None
         self.batches_in_pass += 1
         return batch
 

@@ -36,8 +36,9 @@ def _load(image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
 
     bunch = load_digits()
     x = torch.as_tensor(bunch.images, dtype=torch.float32) * (255.0 / 16.0)  # (N, 8, 8)
-    x = F.interpolate(x[:, None], size=(image_size, image_size), mode="bilinear", align_corners=False,
-                      antialias=image_size < 8)
+    x = F.interpolate(
+        x[:, None], size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=image_size < 8
+    )
     images = x.round_().clamp_(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
     labels = torch.as_tensor(bunch.target, dtype=torch.int64)
     images.requires_grad_(False)

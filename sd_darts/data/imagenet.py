@@ -19,8 +19,8 @@ A malformed folder is a one-line :class:`~sd_darts.errors.UserError` describing 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from torch.utils.data import Dataset
 
@@ -61,17 +61,14 @@ def _scan_split(root: Path, split: str) -> dict[str, list[str]]:
     if not classes:
         if loose_images:
             raise UserError(
-                f"{folder} holds {loose_images} images directly instead of class folders; "
-                f"{expected_layout(root)}"
+                f"{folder} holds {loose_images} images directly instead of class folders; {expected_layout(root)}"
             )
         raise UserError(f"{folder} has no class folders; {expected_layout(root)}")
     for wnid in classes:
         with os.scandir(folder / wnid) as entries:
             files = sorted(e.path for e in entries if e.is_file() and _is_image(e.name))
         if not files:
-            raise UserError(
-                f"class folder {folder / wnid} holds no images (.JPEG/.jpg/.png); {expected_layout(root)}"
-            )
+            raise UserError(f"class folder {folder / wnid} holds no images (.JPEG/.jpg/.png); {expected_layout(root)}")
         classes[wnid] = files
     return classes
 
@@ -133,12 +130,14 @@ def imagenet_transforms(image_size: int, train: bool, cutout_length: int = 0) ->
 
     normalize = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     if not train:
-        return T.Compose([
-            T.Resize(round(image_size * EVAL_RESIZE_RATIO)),
-            T.CenterCrop(image_size),
-            T.ToTensor(),
-            normalize,
-        ])
+        return T.Compose(
+            [
+                T.Resize(round(image_size * EVAL_RESIZE_RATIO)),
+                T.CenterCrop(image_size),
+                T.ToTensor(),
+                normalize,
+            ]
+        )
     steps = [
         T.RandomResizedCrop(image_size),
         T.RandomHorizontalFlip(),

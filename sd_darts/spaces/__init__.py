@@ -45,7 +45,7 @@ class SearchSpace(Protocol):
     default_channels: int
     default_layers: int
 
-    def build(self, C: int, layers: int, num_classes: int) -> "nn.Module":
+    def build(self, C: int, layers: int, num_classes: int) -> nn.Module:
         """Return a freshly initialised supernet (weights and alphas) on the CPU."""
         ...
 

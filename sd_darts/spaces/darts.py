@@ -22,7 +22,7 @@ weights or alphas.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -128,7 +128,9 @@ class DartsSupernet(nn.Module):
         super().__init__()
         unknown = [p for p in primitives if p not in PRIMITIVES]
         if unknown or len(set(primitives)) != len(primitives) or not [p for p in primitives if p != "none"]:
-            raise ValueError(f"primitives must be distinct DARTS ops with at least one besides none, got {list(primitives)}")
+            raise ValueError(
+                f"primitives must be distinct DARTS ops with at least one besides none, got {list(primitives)}"
+            )
         self.primitives = tuple(primitives)
         if C < 1 or layers < 1 or num_classes < 1:
             raise ValueError(f"C, layers and num_classes must be positive, got {C}, {layers}, {num_classes}")
@@ -153,7 +155,9 @@ class DartsSupernet(nn.Module):
             reduction = i in self.reduction_layers
             if reduction:
                 C_curr *= 2
-            cell = SearchCell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev, self.primitives)
+            cell = SearchCell(
+                steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev, self.primitives
+            )
             reduction_prev = reduction
             self.cells.append(cell)
             C_prev_prev, C_prev = C_prev, multiplier * C_curr

@@ -32,7 +32,7 @@ string.  Nothing here modifies a parameter or an input in place, so
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn as nn

@@ -12,8 +12,9 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -70,8 +71,7 @@ def torch_load(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
-            f"{what} {path} is not a readable sd-darts checkpoint ({first}); "
-            "delete it or point to another file"
+            f"{what} {path} is not a readable sd-darts checkpoint ({first}); delete it or point to another file"
         ) from None
 
 
@@ -94,7 +94,9 @@ def check_writable_dir(path: str | os.PathLike, setting: str = "--out") -> Path:
             break
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
-        raise UserError(f"{setting} {path} cannot be created: {probe} is a file, not a folder; choose another {setting}")
+        raise UserError(
+            f"{setting} {path} cannot be created: {probe} is a file, not a folder; choose another {setting}"
+        )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f"{setting} {path} is not writable ({probe} is read-only); choose another {setting}")
     return path
