@@ -1,0 +1,150 @@
+"""Every reproduced number beside the paper's, and the provenance of every run."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..paper import paper_row
+from .fmt import NOT_RUN, fmt, fmt_pm, fmt_signed, mean_std, paper_float, produced_by
+from .read import Metrics
+from .tables import (
+    NB201_COLUMNS,
+    _device_kind,
+    _imagenet_status_text,
+    _nb201_reason,
+    _reproduced_search_runs,
+    _search_cost_days,
+    _train_groups,
+)
+
+
+def comparison(metrics: Metrics) -> pd.DataFrame:
+    """Every headline number of the paper beside the reproduced one and the difference."""
+    rows = []
+
+    def add(
+        quantity: str,
+        paper_text: str,
+        values: list[float] | None,
+        produced: str,
+        digits: int = 2,
+        summary: tuple[float, float] | None = None,
+    ):
+        """``values``: per-run numbers (mean ± sample std), or ``summary``: a given (mean, std)."""
+        paper_value = paper_float(paper_text.split("±")[0]) if paper_text else None
+        if summary is not None:
+            m = summary[0]
+            rep = f"{fmt(summary[0], digits)} ± {fmt(summary[1], digits)}"
+        elif values:
+            m, _s, _n = mean_std(values)
+            rep = fmt_pm(values, digits)
+        else:
+            m, rep = None, NOT_RUN
+        diff = fmt_signed(m - paper_value, digits) if m is not None and paper_value is not None else "-"
+        rows.append(
+            {
+                "Quantity": quantity,
+                "Paper": paper_text or "-",
+                "Reproduced": rep,
+                "Difference (reproduced - paper)": diff,
+                "Produced by": produced,
+            }
+        )
+
+    t2 = paper_row("table2")
+    t2best = paper_row("table2", "sd-darts-best")
+    groups = _train_groups(metrics)
+    sel = groups.get("selected", [])
+    add(
+        "CIFAR-10 test error (%), searched genotype",
+        f"{t2['test_error']} ± {t2['test_error_std']}",
+        [float(r.summary["test_error"]) for r in sel],
+        produced_by("train_cifar", sel),
+    )
+    add(
+        "CIFAR-10 best test error (%), searched genotype",
+        t2best["test_error"],
+        [min(float(r.summary["test_error"]) for r in sel)] if sel else None,
+        produced_by("train_cifar", sel),
+    )
+    pap = groups.get("paper", [])
+    add(
+        "CIFAR-10 test error (%), paper's Fig. 4 genotype",
+        f"{t2['test_error']} ± {t2['test_error_std']}",
+        [float(r.summary["test_error"]) for r in pap],
+        produced_by("train_cifar", pap),
+    )
+    add(
+        "CIFAR-10 params (M), searched genotype as trained",
+        t2["params_m"],
+        [float(sel[0].summary["params_m"])] if sel else None,
+        produced_by("train_cifar", sel[:1]),
+    )
+    cst = ((metrics.genotype_stats or {}).get("selected") or {}).get("cifar") or {}
+    add(
+        f"CIFAR-10 params (M), searched genotype at C={cst.get('init_channels', 36)}, {cst.get('layers', 20)} cells",
+        t2["params_m"],
+        [float(cst["params_m"])] if cst else None,
+        "genotype stage (sd_darts.stats)" if cst else NOT_RUN,
+    )
+    sd_search = _reproduced_search_runs(metrics)
+    cost = _search_cost_days(sd_search)
+    add(
+        f"search cost ({_device_kind(sd_search) or 'GPU'}-days; paper: GPU-days)",
+        t2["search_cost_gpu_days"],
+        [cost] if cost is not None else None,
+        produced_by("search", sd_search),
+        digits=4,
+    )
+
+    t3 = paper_row("table3")
+    im = [r for r in metrics.train_imagenet if r.name.startswith("selected")]
+    im_produced = produced_by("train_imagenet", im) if im else "train_imagenet " + _imagenet_status_text(metrics)
+    add("ImageNet top-1 error (%)", t3["top1_error"], [float(r.summary["test_error"]) for r in im], im_produced)
+    add("ImageNet top-5 error (%)", t3["top5_error"], [float(r.summary["top5_error"]) for r in im], im_produced)
+    st = ((metrics.genotype_stats or {}).get("selected") or {}).get("imagenet") or {}
+    add(
+        "ImageNet params (M), searched genotype",
+        t3["params_m"],
+        [float(st["params_m"])] if st else None,
+        "genotype stage (sd_darts.stats)" if st else NOT_RUN,
+    )
+    add(
+        "ImageNet ×+ (M), searched genotype",
+        t3["mult_adds_m"],
+        [float(st["mult_adds_m"])] if st else None,
+        "genotype stage (sd_darts.stats)" if st else NOT_RUN,
+        digits=0,
+    )
+
+    t4 = paper_row("table4")
+    q = metrics.nb201_query or {}
+    nb_produced = (
+        produced_by("nasbench201", metrics.nb201_searches) if q.get("status") == "ok" else _nb201_reason(metrics)
+    )
+    for key, label in NB201_COLUMNS:
+        cell = (q.get("row") or {}).get(key) if q.get("status") == "ok" else None
+        add(
+            f"NAS-Bench-201 {label} accuracy (%)",
+            f"{t4[key]} ± {t4[key + '_std']}",
+            None,
+            nb_produced,
+            summary=(float(cell["mean"]), float(cell["std"])) if cell else None,
+        )
+    return pd.DataFrame(rows)
+
+
+def provenance(metrics: Metrics) -> pd.DataFrame:
+    rows = []
+    for stage, r in metrics.all_runs():
+        rows.append(
+            {
+                "Stage": stage,
+                "Run": str(r.path.relative_to(metrics.root)),
+                "Seed": "-" if r.seed is None else str(r.seed),
+                "Device": r.device,
+                "Git revision": r.git,
+                "Command": str(r.provenance.get("command", "-")),
+            }
+        )
+    return pd.DataFrame(rows, columns=["Stage", "Run", "Seed", "Device", "Git revision", "Command"])
