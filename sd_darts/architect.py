@@ -8,11 +8,17 @@ plain DARTS architect:
 
 * first order (the default; the paper's 0.37 GPU-day search cost points to it): the
   gradient of ``L_val(w, α)`` with respect to α at the current weights;
-* second order ("unrolled"): ``w' = w − η (m·buf + ∇_w L_train(w, α) + wd·w)`` with η the
-  weight learning rate actually used in this step, the gradient of ``L_val(w', α)``, minus
-  η times the implicit term ``∇²_{α,w} L_train · ∇_{w'} L_val`` estimated by central finite
-  differences with ``R = 0.01 / ‖∇_{w'} L_val‖`` (DARTS Eq. 7–8).  With SD-DARTS the KD term
-  is part of both ``L_train`` and ``L_val`` in this unrolled objective.
+* second order ("unrolled"): ``w'`` = the weights after the SGD step the weight optimizer would
+  take next, with η the weight learning rate actually used in this step: heavy-ball momentum
+  ``w' = w − η (m·buf + d)``, ``d = ∇_w L_train(w, α) + wd·w`` (DARTS ``_compute_unrolled_model``),
+  or PyTorch's Nesterov step ``w' = w − η (d + m (m·buf + d))`` (``buf = d`` before the first
+  step); then the gradient of ``L_val(w', α)`` minus ``η·c`` times the implicit term
+  ``∇²_{α,w} L_train · ∇_{w'} L_val``, estimated by central finite differences with
+  ``R = 0.01 / ‖∇_{w'} L_val‖`` (DARTS Eq. 7–8), where ``c = ∂w'/∂(−η ∇_w L_train)`` is 1 for
+  heavy ball and ``1 + m`` for Nesterov.  With SD-DARTS the KD term is part of both ``L_train``
+  and ``L_val`` in this unrolled objective.  The teacher probabilities of the alpha half are
+  recorded from the supernet itself (the real weights ``w``, one extra forward without
+  gradients), never from the virtual weights ``w'``: the paper's teacher is the supernet's output.
 
 All weight replacements go through :func:`torch.func.functional_call`, so the supernet is
 never copied and its parameters are never modified here.  No host synchronisation happens
@@ -60,7 +66,9 @@ class Architect:
         device; ``eta`` is the weight learning rate of this step (second order only).
         """
         if self.unrolled:
-            loss, logits, grads = self._unrolled_gradients(train_batch, valid_batch, eta, w_optimizer)
+            grads = self._unrolled_gradients(train_batch, valid_batch, eta, w_optimizer)
+            with torch.no_grad():  # the supernet's own outputs: recorded for the teacher, logged
+                loss, logits = self.objective(*valid_batch, record=True)
         else:
             loss, logits = self.objective(*valid_batch, record=True)
             grads = torch.autograd.grad(loss, self.alphas)
@@ -75,36 +83,45 @@ class Architect:
     def _weight_items(self):
         return list(self.model.named_weights())
 
+    @staticmethod
+    def _sgd_settings(w_optimizer) -> tuple[float, float, bool]:
+        group = w_optimizer.param_groups[0]
+        if group.get("dampening", 0.0):
+            raise ValueError("the unrolled step assumes SGD without dampening, as the search uses")
+        return group.get("momentum", 0.0), group.get("weight_decay", 0.0), bool(group.get("nesterov", False))
+
     def _unrolled_weights(self, train_batch, eta: float, w_optimizer) -> dict[str, torch.Tensor]:
-        """``w' = w − η (momentum·buf + ∇_w L_train + wd·w)`` (DARTS ``_compute_unrolled_model``)."""
+        """The weights after the SGD step ``w_optimizer`` would take next (see the module docstring)."""
         items = self._weight_items()
         weights = [w for _, w in items]
         loss, _ = self.objective(*train_batch, record=False)
         grads = torch.autograd.grad(loss, weights, allow_unused=True)
-        group = w_optimizer.param_groups[0]
-        momentum, weight_decay = group.get("momentum", 0.0), group.get("weight_decay", 0.0)
+        momentum, weight_decay, nesterov = self._sgd_settings(w_optimizer)
         unrolled = {}
         with torch.no_grad():
             for (name, w), g in zip(items, grads):
-                g = torch.zeros_like(w) if g is None else g
+                d = (torch.zeros_like(w) if g is None else g) + weight_decay * w
                 buf = w_optimizer.state.get(w, {}).get("momentum_buffer")
-                step = g + weight_decay * w
-                if buf is not None:
-                    step = step + momentum * buf
+                if momentum:
+                    new_buf = d if buf is None else momentum * buf + d
+                    step = d + momentum * new_buf if nesterov else new_buf
+                else:
+                    step = d
                 unrolled[name] = (w - eta * step).requires_grad_(True)
         return unrolled
 
-    def _unrolled_gradients(self, train_batch, valid_batch, eta, w_optimizer):
+    def _unrolled_gradients(self, train_batch, valid_batch, eta, w_optimizer) -> list[torch.Tensor]:
         unrolled = self._unrolled_weights(train_batch, eta, w_optimizer)
         names = list(unrolled)
-        loss, logits = self.objective(*valid_batch, params=unrolled, record=True)
+        loss, _ = self.objective(*valid_batch, params=unrolled, record=False)
         grads = torch.autograd.grad(loss, self.alphas + [unrolled[n] for n in names], allow_unused=True)
         n_alpha = len(self.alphas)
         dalpha = [torch.zeros_like(a) if g is None else g for a, g in zip(self.alphas, grads[:n_alpha])]
         dw = [torch.zeros_like(unrolled[n]) if g is None else g for n, g in zip(names, grads[n_alpha:])]
         implicit = self._hessian_vector_product(dict(zip(names, dw)), train_batch)
-        grads = [da - eta * ih for da, ih in zip(dalpha, implicit)]
-        return loss, logits, grads
+        momentum, _, nesterov = self._sgd_settings(w_optimizer)
+        scale = eta * (1.0 + momentum) if nesterov else eta  # dw'/d(-eta grad): 1 + m for Nesterov
+        return [da - scale * ih for da, ih in zip(dalpha, implicit)]
 
     def _hessian_vector_product(self, vector: dict[str, torch.Tensor], train_batch) -> list[torch.Tensor]:
         """``∇²_{α,w} L_train(w, α) · v`` by central differences (DARTS Eq. 8)."""

@@ -1,20 +1,27 @@
 """Settings: dataclasses that are at once the defaults, the command-line flags and the
 ``params.yaml`` schema.
 
-Each command describes its settings as a dataclass.  :func:`add_arguments` turns every field
-into a flag (``sd_lambda`` -> ``--sd-lambda``); :func:`resolve` merges, in order, the
-dataclass defaults, the command's section of a params file (``--params FILE``, keys are the
-flag names with underscores) and the flags given on the command line, checks types and
-calls the dataclass's ``validate()``.  Every problem is a one-line :class:`UserError`
-naming the setting, raised before any work is done.
+Each command (and each pipeline section of ``params.yaml``) describes its settings as a
+dataclass whose defaults are the paper's values.  :func:`add_arguments` turns every field into
+a flag (``sd_lambda`` -> ``--sd-lambda``); :func:`resolve` merges, in this order, the dataclass
+defaults, the command's section of a params file (``--params FILE``; keys are the flag names
+with underscores) and the flags given on the command line, and only then checks every value
+once (:func:`build`): type, range, choices, and the dataclass's own ``validate()`` for
+relations between settings.  Every problem is a one-line :class:`UserError` naming the setting
+where it came from (``--warmup-epochs`` or ``params.yaml: search.warmup_epochs``), raised
+before any work is done.
 
-Field metadata understood here:
+Field metadata (:func:`setting`):
 
 ``help``         the flag's help text;
 ``choices``      allowed values;
-``fingerprint``  ``False`` for settings that do not change a run's trajectory (output
-                 folder, device, progress display); the others make up the fingerprint
-                 that a checkpoint must match to be resumed.
+``ge``/``gt``/``le``/``lt``  bounds of a number (floats must also be finite);
+``fingerprint``  ``False`` for settings that do not change a run's results (output folder,
+                 device, worker processes, progress display); the others make up the
+                 fingerprint a checkpoint must match to be resumed, and a pipeline run's identity.
+
+Supported annotations: ``int``, ``float``, ``str``, ``bool``, ``list[int]``, ``list[str]``, each
+optionally ``| None``.
 """
 
 from __future__ import annotations
@@ -23,47 +30,186 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import UserError
 
 
-def _flag(name: str) -> str:
+class SettingError(UserError):
+    """A bad value of one setting; :func:`build` prefixes the place the value came from."""
+
+    def __init__(self, setting: str, message: str):
+        self.setting = setting
+        self.problem = message
+        super().__init__(f"{flag(setting)}: {message}")
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a settings field: ``sd_lambda`` -> ``--sd-lambda``."""
     return "--" + name.replace("_", "-")
 
 
-def _base_type(tp: Any) -> tuple[type, bool]:
-    """Return (scalar type, optional?) of an annotation such as ``int | None``."""
-    origin = typing.get_origin(tp)
+def setting(default: Any, help: str = "", **meta: Any) -> Any:
+    """A settings field with help text and metadata (``choices``, ``ge``, ``gt``, ``le``, ``lt``, ``fingerprint``)."""
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata={"help": help, **meta})
+    return dataclasses.field(default=default, metadata={"help": help, **meta})
+
+
+def require(condition: bool, setting: str, message: str) -> None:
+    """Raise a one-line error naming ``setting`` (a field name) unless ``condition``."""
+    if not condition:
+        raise SettingError(setting, message)
+
+
+# --------------------------------------------------------------------------------------------
+# Field types
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldType:
+    """The type of one settings field: a scalar or a list of scalars, maybe optional."""
+
+    scalar: type
+    is_list: bool = False
+    optional: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"list of {self.scalar.__name__}" if self.is_list else self.scalar.__name__
+
+
+def field_type(annotation: Any) -> FieldType:
+    optional = False
+    origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(args) != 1:
-            raise TypeError(f"unsupported settings annotation {tp}")
-        return args[0], True
-    return tp, False
+            raise TypeError(f"unsupported settings annotation {annotation}")
+        annotation, optional = args[0], True
+        origin = typing.get_origin(annotation)
+    if origin is list:
+        (inner,) = typing.get_args(annotation)
+        return FieldType(inner, is_list=True, optional=optional)
+    if annotation not in (int, float, str, bool):
+        raise TypeError(f"unsupported settings annotation {annotation}")
+    return FieldType(annotation, optional=optional)
 
 
-def _fields(cls) -> list[tuple[dataclasses.Field, type, bool]]:
+def fields(cls) -> list[tuple[dataclasses.Field, FieldType]]:
     hints = typing.get_type_hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        base, optional = _base_type(hints[f.name])
-        out.append((f, base, optional))
-    return out
+    return [(f, field_type(hints[f.name])) for f in dataclasses.fields(cls)]
 
 
-def _parse_bool(text: str) -> bool:
-    low = str(text).strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+def _scalar(value: Any, typ: type, meta: dict[str, Any]) -> Any:
+    """Check one scalar against its type, bounds and choices; raise ValueError(problem)."""
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be an integer, got {value!r}")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"must be a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value}")
+    elif typ is str:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, got {value!r}")
+    for key, ok, words in (
+        ("ge", lambda v, b: v >= b, "at least"),
+        ("gt", lambda v, b: v > b, "greater than"),
+        ("le", lambda v, b: v <= b, "at most"),
+        ("lt", lambda v, b: v < b, "less than"),
+    ):
+        bound = meta.get(key)
+        if bound is not None and not ok(value, bound):
+            raise ValueError(f"must be {words} {bound}, got {value}")
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ValueError(f"must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return value
+
+
+def check_value(value: Any, ftype: FieldType, meta: dict[str, Any]) -> Any:
+    """The value of one field after type, range and choice checks; ``ValueError(problem)`` if bad."""
+    if value is None:
+        if ftype.optional:
+            return None
+        raise ValueError("must be set (got null)")
+    if not ftype.is_list:
+        return _scalar(value, ftype.scalar, meta)
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list, got {value!r}")
+    if not value and not meta.get("empty_ok", False):
+        raise ValueError("must be a non-empty list")
+    items = []
+    for i, item in enumerate(value):
+        try:
+            items.append(_scalar(item, ftype.scalar, meta))
+        except ValueError as exc:
+            raise ValueError(f"item {i}: {exc}") from None
+    if len(set(items)) != len(items):
+        raise ValueError(f"has duplicate values {value!r}")
+    return items
+
+
+# --------------------------------------------------------------------------------------------
+# Building settings
+# --------------------------------------------------------------------------------------------
+
+
+def build(cls, layers: list[tuple[dict[str, Any], Any]]):
+    """Merge ``layers`` over the defaults of ``cls``, then check everything once.
+
+    ``layers`` is a list of ``(mapping, where)`` applied in order; ``where`` says where the
+    mapping came from for messages: a string (``"params.yaml: search"``, keys are then named
+    ``params.yaml: search.key``) or ``None`` for command-line flags (named ``--key``).
+    """
+    specs = {f.name: (f, t) for f, t in fields(cls)}
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for f, _t in specs.values():
+        if f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            values[f.name] = f.default_factory()
+        source[f.name] = flag(f.name)
+    for mapping, where in layers:
+        for key, value in mapping.items():
+            name = flag(key) if where is None else f"{where}.{key}"
+            if not isinstance(key, str) or key not in specs:
+                known = ", ".join(sorted(specs))
+                raise UserError(f"{name} is not a known setting (known: {known})")
+            values[key] = value
+            source[key] = name
+    for key, (f, t) in specs.items():
+        try:
+            values[key] = check_value(values[key], t, f.metadata)
+        except ValueError as exc:
+            raise UserError(f"{source[key]}: {exc}") from None
+    cfg = cls(**values)
+    validate = getattr(cfg, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except SettingError as exc:
+            raise UserError(f"{source.get(exc.setting, flag(exc.setting))}: {exc.problem}") from None
+    return cfg
+
+
+def from_mapping(cls, mapping: dict[str, Any], where: str, base: Any = None):
+    """Build ``cls`` from one mapping of settings (over ``base``'s values if given)."""
+    layers = [] if base is None else [(dataclasses.asdict(base), where)]
+    return build(cls, layers + [(mapping, where)])
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls, section: str) -> None:
@@ -73,63 +219,54 @@ def add_arguments(parser: argparse.ArgumentParser, cls, section: str) -> None:
         metavar="FILE",
         help=f"YAML params file; its '{section}:' section sets defaults that flags override",
     )
-    for f, base, _optional in _fields(cls):
+    for f, t in fields(cls):
         kwargs: dict[str, Any] = {"default": None, "dest": f.name}
         default = f.default if f.default is not dataclasses.MISSING else None
         help_text = f.metadata.get("help", "")
         kwargs["help"] = f"{help_text} (default: {default})" if help_text else f"(default: {default})"
         if "choices" in f.metadata:
-            # Checked in from_mapping, so that a bad value is one line naming the setting.
+            # Checked in build(), so that a bad value is one line naming the setting.
             kwargs["help"] += " [choices: " + ", ".join(map(str, f.metadata["choices"])) + "]"
-        if base is bool:
+        if t.scalar is bool and not t.is_list:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif t.is_list:
+            kwargs["type"] = _list_parser(t.scalar)
+            kwargs["metavar"] = f"{t.scalar.__name__.upper()},..."
         else:
-            kwargs["type"] = base
-            kwargs["metavar"] = f.metadata.get("metavar", base.__name__.upper())
-        parser.add_argument(_flag(f.name), **kwargs)
+            kwargs["type"] = _float_arg if t.scalar is float else t.scalar
+            kwargs["metavar"] = f.metadata.get("metavar", t.scalar.__name__.upper())
+        parser.add_argument(flag(f.name), **kwargs)
 
 
-def _coerce(value: Any, base: type, optional: bool, where: str) -> Any:
-    if value is None:
-        if optional:
-            return None
-        raise UserError(f"{where} must be set (got null)")
-    if base is bool:
-        if isinstance(value, bool):
-            return value
-        raise UserError(f"{where} must be true or false, got {value!r}")
-    if base is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"{where} must be an integer, got {value!r}")
-        return value
-    if base is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if base is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise UserError(f"{where} must be a string, got {value!r}")
-        return str(value)
-    raise TypeError(f"unsupported settings type {base}")
-
-
-def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML params file that must hold a mapping of sections (one-line errors)."""
-    path = Path(path)
+def _float_arg(text: str) -> float:
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"params file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"params file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _list_parser(scalar: type):
+    def parse(text: str) -> list:
+        try:
+            return [scalar(part.strip()) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {scalar.__name__}, got {text!r}") from None
+
+    return parse
+
+
+def read_yaml_mapping(path: str | Path, what: str = "params file") -> dict[str, Any]:
+    """Read a YAML params file that must hold a mapping of sections (one-line errors)."""
+    from .files import read_yaml
+
+    data = read_yaml(path, what)
     if not isinstance(data, dict):
-        raise UserError(f"params file {path} must hold a mapping of sections, got {type(data).__name__}")
+        raise UserError(f"{what} {path} must hold a mapping of sections, got {type(data).__name__}")
     return data
 
 
 def read_params_section(path: str | Path, section: str) -> dict[str, Any]:
     """Read ``section`` of a YAML params file (a missing file or section is an error)."""
-    path = Path(path)
     data = read_yaml_mapping(path)
     if section not in data:
         raise UserError(f"params file {path} has no '{section}:' section; add one or drop --params")
@@ -139,51 +276,14 @@ def read_params_section(path: str | Path, section: str) -> dict[str, Any]:
     return body
 
 
-def from_mapping(cls, mapping: dict[str, Any], where: str, base: Any = None):
-    """Build ``cls`` from a mapping of settings, rejecting unknown keys and wrong types."""
-    fields = {f.name: (f, b, o) for f, b, o in _fields(cls)}
-    values = {} if base is None else dataclasses.asdict(base)
-    for key, value in mapping.items():
-        if key not in fields:
-            known = ", ".join(sorted(fields))
-            raise UserError(f"{where}.{key} is not a known setting (known: {known})")
-        f, b, o = fields[key]
-        value = _coerce(value, b, o, f"{where}.{key}")
-        if "choices" in f.metadata and value is not None and value not in f.metadata["choices"]:
-            allowed = ", ".join(map(str, f.metadata["choices"]))
-            raise UserError(f"{where}.{key} must be one of {allowed}, got {value!r}")
-        values[key] = value
-    cfg = cls(**values)
-    validate = getattr(cfg, "validate", None)
-    if validate is not None:
-        validate()
-    return cfg
-
-
 def resolve(cls, section: str, args: argparse.Namespace):
-    """Defaults < params file section < command-line flags; then ``validate()``."""
-    cfg = cls()
+    """Defaults < params file section < command-line flags, merged first and then checked once."""
+    layers: list[tuple[dict[str, Any], Any]] = []
     if getattr(args, "params", None):
-        cfg = from_mapping(cls, read_params_section(args.params, section), f"{args.params}: {section}", cfg)
-    overrides = {}
-    for f, _b, _o in _fields(cls):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            overrides[f.name] = value
-    return from_mapping(cls, overrides, "setting", cfg) if overrides else _validated(cfg)
-
-
-def _validated(cfg):
-    validate = getattr(cfg, "validate", None)
-    if validate is not None:
-        validate()
-    return cfg
-
-
-def require(condition: bool, setting: str, message: str) -> None:
-    """Raise a one-line error naming ``setting`` (a field name) unless ``condition``."""
-    if not condition:
-        raise UserError(f"{_flag(setting)}: {message}")
+        layers.append((read_params_section(args.params, section), f"{args.params}: {section}"))
+    flags = {f.name: getattr(args, f.name) for f, _t in fields(cls) if getattr(args, f.name, None) is not None}
+    layers.append((flags, None))
+    return build(cls, layers)
 
 
 def to_dict(cfg) -> dict[str, Any]:
@@ -191,7 +291,7 @@ def to_dict(cfg) -> dict[str, Any]:
 
 
 def fingerprint_fields(cfg) -> dict[str, Any]:
-    """The settings that determine a run's trajectory (metadata ``fingerprint`` not False)."""
+    """The settings that determine a run's results (metadata ``fingerprint`` not False)."""
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.metadata.get("fingerprint", True)}
 
 
@@ -204,13 +304,7 @@ def diff_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Human-readable differences between two fingerprint dicts."""
     out = []
     for key in sorted(set(saved) | set(current)):
-        if saved.get(key, "<absent>") != current.get(key, "<absent>"):
-            out.append(
-                f"{_flag(key)} was {saved.get(key, '<absent>')!r} in the checkpoint, now {current.get(key, '<absent>')!r}"
-            )
+        before, now = saved.get(key, "<absent>"), current.get(key, "<absent>")
+        if before != now:
+            out.append(f"{flag(key)} was {before!r} in the checkpoint, now {now!r}")
     return out
-
-
-def setting(default: Any, help: str = "", **meta: Any) -> Any:
-    """Shorthand for a settings field with help text and metadata."""
-    return dataclasses.field(default=default, metadata={"help": help, **meta})

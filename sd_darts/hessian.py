@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -44,7 +45,9 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "Eigen",
     "arch_parameters",
+    "dominant_eigen",
     "dominant_eigenvalue",
     "fixed_batch",
     "full_hessian",
@@ -141,12 +144,28 @@ def _start_vector(n: int, seed: int, like: torch.Tensor) -> torch.Tensor:
     return v.to(device=like.device, dtype=like.dtype)
 
 
-def _lanczos(hvp: Callable, n: int, v0: torch.Tensor, iters: int, tol: float) -> float:
+@dataclass(frozen=True)
+class Eigen:
+    """A dominant-eigenvalue estimate and its certificate.
+
+    ``residual`` is ``‖H y − value·y‖`` for the returned unit vector ``y`` (Lanczos: the bound
+    ``|β_k s_k|``; power iteration: computed), so ``value`` is within ``residual`` of an
+    eigenvalue of H; ``converged`` says whether ``residual <= tol · max(1, |value|)`` was reached
+    within the allowed products (otherwise the value is only a lower bound of the largest one).
+    """
+
+    value: float
+    residual: float
+    iterations: int
+    converged: bool
+
+
+def _lanczos(hvp: Callable, n: int, v0: torch.Tensor, iters: int, tol: float) -> Eigen:
     """Largest eigenvalue by Lanczos with full re-orthogonalisation."""
     basis = [v0]
     alphas: list[float] = []
     betas: list[float] = []
-    theta = 0.0
+    theta, residual, done = 0.0, float("inf"), 0
     steps = min(iters, n)
     for k in range(steps):
         w = hvp(basis[k])
@@ -165,33 +184,38 @@ def _lanczos(hvp: Callable, n: int, v0: torch.Tensor, iters: int, tol: float) ->
         theta = float(evals[-1])
         # |H y - theta y| = |b * s_k| for the Ritz vector y: a certified error bound.
         residual = abs(b * float(evecs[-1, -1]))
+        done = k + 1
         scale = max(1.0, abs(theta))
-        if residual <= tol * scale or b <= 1e-12 * scale or k + 1 == steps:
-            break
+        if residual <= tol * scale or b <= 1e-12 * scale:
+            return Eigen(theta, residual, done, True)
         betas.append(b)
         basis.append(w / b)
-    return theta
+    # Lanczos on the whole space (n products) is exact: the Krylov space is all of it.
+    return Eigen(theta, residual, done, done == n)
 
 
-def _power(hvp: Callable, v0: torch.Tensor, iters: int, tol: float, shift: float = 0.0) -> float:
-    """Power iteration on H - shift*I; returns the Rayleigh quotient of H (shift removed)."""
+def _power(hvp: Callable, v0: torch.Tensor, iters: int, tol: float, shift: float = 0.0) -> Eigen:
+    """Power iteration on H - shift*I; the Rayleigh quotient of H (shift removed) and its residual."""
     v = v0
-    lam = 0.0
-    for _ in range(max(1, iters)):
+    lam, done, converged = 0.0, 0, False
+    for k in range(max(1, iters)):
         w = hvp(v) - shift * v
         new = float(torch.dot(v, w))
         norm = float(w.norm())
+        done = k + 1
         if norm == 0.0:
-            return shift
+            return Eigen(shift, 0.0, done, True)
         v = w / norm
-        if abs(new - lam) <= tol * max(1.0, abs(new)):
-            lam = new
-            break
+        converged = abs(new - lam) <= tol * max(1.0, abs(new))
         lam = new
-    return lam + shift
+        if converged:
+            break
+    value = lam + shift
+    residual = float((hvp(v) - value * v).norm())
+    return Eigen(value, residual, done, converged and residual <= max(tol, 1e-3) * max(1.0, abs(value)))
 
 
-def dominant_eigenvalue(
+def dominant_eigen(
     model: nn.Module,
     inputs: torch.Tensor,
     targets: torch.Tensor,
@@ -200,11 +224,12 @@ def dominant_eigenvalue(
     seed: int = 0,
     method: str = "lanczos",
     train_mode: bool = True,
-) -> float:
+) -> Eigen:
     """Dominant (largest) eigenvalue of the Hessian of the mean validation cross-entropy of
-    ``model(inputs)`` with respect to all of ``model.arch_parameters()`` (paper Fig. 2).
+    ``model(inputs)`` with respect to all of ``model.arch_parameters()`` (paper Fig. 2), with
+    its residual (:class:`Eigen`).
 
-    ``iters`` bounds the number of Hessian-vector products, ``tol`` is the relative accuracy
+    ``iters`` bounds the number of Hessian-vector products, ``tol`` is the relative residual
     at which the solver stops, ``seed`` fixes the start vector.  ``method`` is ``lanczos``
     (default) or ``power``.  The model's mode and buffers are left as they were.
     """
@@ -217,12 +242,17 @@ def dominant_eigenvalue(
         v0 = _start_vector(n, seed, arch_parameters(model)[0])
         if method == "lanczos":
             return _lanczos(hvp, n, v0, iters, tol)
-        lam = _power(hvp, v0, iters, tol)
-        if lam < 0:
+        eig = _power(hvp, v0, iters, tol)
+        if eig.value < 0:
             # The largest-|lambda| eigenvalue is negative: shift the spectrum so the largest
             # algebraic eigenvalue becomes the dominant one of H - lam*I.
-            lam = _power(hvp, v0, iters, tol, shift=lam)
-        return lam
+            eig = _power(hvp, v0, iters, tol, shift=eig.value)
+        return eig
+
+
+def dominant_eigenvalue(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, **kwargs) -> float:
+    """The value of :func:`dominant_eigen` (same arguments)."""
+    return dominant_eigen(model, inputs, targets, **kwargs).value
 
 
 def fixed_batch(dataset, batch_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -43,24 +43,28 @@ def objective_for(model):
     return objective
 
 
-@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 3e-4)])
-def test_unrolled_gradient_matches_exact_hypergradient(momentum, weight_decay):
+@pytest.mark.parametrize(
+    "momentum, weight_decay, nesterov, warm",
+    [(0.0, 0.0, False, True), (0.9, 3e-4, False, True), (0.9, 5e-4, True, True), (0.9, 5e-4, True, False)],
+)
+def test_unrolled_gradient_matches_exact_hypergradient(momentum, weight_decay, nesterov, warm):
     torch.manual_seed(0)
     model = ToySupernet().double()
     x_tr, y_tr = torch.randn(16, 5, dtype=torch.float64), torch.randint(0, 3, (16,))
     x_va, y_va = torch.randn(16, 5, dtype=torch.float64), torch.randint(0, 3, (16,))
     idx = torch.arange(16)
-    w_opt = torch.optim.SGD(model.weights(), lr=0.1, momentum=momentum, weight_decay=weight_decay)
-    if momentum:
+    w_opt = torch.optim.SGD(model.weights(), lr=0.1, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    if momentum and warm:
         # Fill the momentum buffers with one real step, as in the middle of a search.
         F.cross_entropy(model(x_tr), y_tr).backward()
         w_opt.step()
         w_opt.zero_grad()
     eta = 0.05
     architect = Architect(model, objective_for(model), arch_learning_rate=3e-4, arch_weight_decay=1e-3, unrolled=True)
-    _, _, grads = architect._unrolled_gradients((x_tr, y_tr, idx), (x_va, y_va, idx), eta, w_opt)
+    grads = architect._unrolled_gradients((x_tr, y_tr, idx), (x_va, y_va, idx), eta, w_opt)
 
-    # Exact: differentiate L_val(w'(alpha), alpha) through the unrolled step.
+    # Exact: differentiate L_val(w'(alpha), alpha) through the step SGD would take next
+    # (PyTorch's formulas: buf = m*buf + d, or d before the first step; Nesterov: d + m*buf).
     names = [n for n, _ in model.named_weights()]
     weights = [p for _, p in model.named_weights()]
     loss_tr = F.cross_entropy(model(x_tr), y_tr)
@@ -68,9 +72,9 @@ def test_unrolled_gradient_matches_exact_hypergradient(momentum, weight_decay):
     unrolled = {}
     for n, w, gi in zip(names, weights, g):
         buf = w_opt.state.get(w, {}).get("momentum_buffer")
-        step = gi + weight_decay * w.detach()
-        if buf is not None:
-            step = step + momentum * buf
+        d = gi + weight_decay * w.detach()
+        new_buf = d if buf is None else momentum * buf + d
+        step = (d + momentum * new_buf if nesterov else new_buf) if momentum else d
         unrolled[n] = w.detach() - eta * step
     loss_va = F.cross_entropy(torch.func.functional_call(model, unrolled, (x_va,), strict=False), y_va)
     (exact,) = torch.autograd.grad(loss_va, [model.alpha])
@@ -89,3 +93,44 @@ def test_first_order_step_moves_only_alphas():
     assert all(torch.equal(a, b) for a, b in zip(before, model.weights()))
     assert not torch.equal(alpha_before, model.alpha)
     assert all(p.grad is None for p in model.weights())
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_unrolled_weights_are_the_step_sgd_takes_next(nesterov):
+    """w' of the architect equals the weights after w_optimizer.step() on the same gradient."""
+    torch.manual_seed(2)
+    model = ToySupernet().double()
+    x, y = torch.randn(8, 5, dtype=torch.float64), torch.randint(0, 3, (8,))
+    batch = (x, y, torch.arange(8))
+    w_opt = torch.optim.SGD(model.weights(), lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=nesterov)
+    for _ in range(2):  # the second round has momentum buffers
+        architect = Architect(
+            model, objective_for(model), arch_learning_rate=3e-4, arch_weight_decay=0.0, unrolled=True
+        )
+        unrolled = architect._unrolled_weights(batch, 0.1, w_opt)
+        w_opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        w_opt.step()
+        for name, w in model.named_weights():
+            assert torch.allclose(unrolled[name], w, atol=1e-12), name
+
+
+def test_unrolled_step_records_the_teacher_from_the_real_weights():
+    torch.manual_seed(3)
+    model = ToySupernet()
+    recorded = []
+
+    def objective(x, y, idx, params=None, record=False):
+        logits = model(x) if params is None else torch.func.functional_call(model, params, (x,), strict=False)
+        if record:
+            recorded.append((params is None, logits.detach().clone()))
+        return F.cross_entropy(logits, y), logits
+
+    w_opt = torch.optim.SGD(model.weights(), lr=0.1, momentum=0.9)
+    architect = Architect(model, objective, arch_learning_rate=3e-4, arch_weight_decay=0.0, unrolled=True)
+    batch = (torch.randn(8, 5), torch.randint(0, 3, (8,)), torch.arange(8))
+    with torch.no_grad():
+        expected = model(batch[0])
+    architect.step(batch, batch, 0.1, w_opt)
+    assert len(recorded) == 1 and recorded[0][0]  # one recording, from the supernet's own weights
+    assert torch.allclose(recorded[0][1], expected)

@@ -184,18 +184,32 @@ def test_solvers_find_largest_algebraic_eigenvalue_of_symmetric_matrices(n, seed
     top = float(torch.linalg.eigvalsh(M)[-1])
     v0 = hessian._start_vector(n, 0, M)
     lz = hessian._lanczos(lambda v: M @ v, n, v0, iters=n, tol=1e-12)
-    assert lz == pytest.approx(top, rel=1e-8, abs=1e-8)
+    assert lz.value == pytest.approx(top, rel=1e-8, abs=1e-8)
+    # Lanczos over the whole space is exact, and its residual certifies the value.
+    assert lz.converged and lz.iterations <= n
+    assert abs(lz.value - top) <= lz.residual + 1e-8
+
+
+def test_lanczos_stopped_early_reports_an_uncertified_lower_bound():
+    gen = torch.Generator().manual_seed(3)
+    M = torch.randn(40, 40, generator=gen, dtype=torch.float64)
+    M = (M + M.T) / 2
+    top = float(torch.linalg.eigvalsh(M)[-1])
+    lz = hessian._lanczos(lambda v: M @ v, 40, hessian._start_vector(40, 0, M), iters=3, tol=1e-10)
+    assert lz.iterations == 3 and not lz.converged
+    assert lz.value <= top + 1e-12  # a Ritz value never exceeds the largest eigenvalue
+    assert lz.residual > 1e-10 * max(1.0, abs(lz.value))
 
 
 def test_power_iteration_shifts_when_the_largest_magnitude_eigenvalue_is_negative():
     Q, _ = torch.linalg.qr(torch.randn(6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
     M = Q @ torch.diag(torch.tensor([-9.0, -3.0, -1.0, 0.5, 1.0, 2.0], dtype=torch.float64)) @ Q.T
     v0 = hessian._start_vector(6, 0, M)
-    lam = hessian._power(lambda v: M @ v, v0, iters=5000, tol=1e-13)
+    lam = hessian._power(lambda v: M @ v, v0, iters=5000, tol=1e-13).value
     assert lam == pytest.approx(-9.0, rel=1e-6)  # plain power iteration: largest |lambda|
     # dominant_eigenvalue(method="power") then shifts by that eigenvalue: largest algebraic one.
     shifted = hessian._power(lambda v: M @ v, v0, iters=5000, tol=1e-13, shift=lam)
-    assert shifted == pytest.approx(2.0, rel=1e-6)
+    assert shifted.value == pytest.approx(2.0, rel=1e-6) and shifted.residual < 1e-5
 
 
 class AugmentedDataset(torch.utils.data.Dataset):
