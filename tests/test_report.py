@@ -16,10 +16,16 @@ from hypothesis import strategies as st
 from sd_darts import report
 from sd_darts.errors import UserError
 from sd_darts.paper import TABLE1, load_table, paper_row
+from sd_darts.report.from_params import params_file_of, spec_from_params
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report"
 METRICS = FIXTURE / "metrics"
 PARAMS = FIXTURE / "params.yaml"
+SPEC = spec_from_params(PARAMS, METRICS)
+
+
+def build(metrics, out, params=PARAMS):
+    return report.build_report(metrics, out, spec_from_params(params, metrics))
 
 EXPECTED_FILES = {
     "README.md",
@@ -47,7 +53,7 @@ EXPECTED_FILES = {
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    written = report.build_report(METRICS, PARAMS, out)
+    written = report.build_report(METRICS, out, SPEC)
     return out, written
 
 
@@ -114,7 +120,7 @@ def test_unknown_paper_table_is_a_user_error():
 def test_report_writes_every_table_and_figure(built):
     out, written = built
     assert {p.name for p in written} == EXPECTED_FILES
-    assert {p.name for p in out.iterdir()} == EXPECTED_FILES
+    assert {p.name for p in out.iterdir()} == EXPECTED_FILES | {report.MANIFEST}
     for p in written:
         assert p.stat().st_size > 0
     readme = (out / "README.md").read_text()
@@ -164,33 +170,23 @@ def test_table1_compares_params_with_the_paper(built):
     out, _ = built
     lines = (out / "table1_hyperparameters.md").read_text().splitlines()
     xi = next(line for line in lines if line.startswith("| ξ"))
-    assert "| 25 " in xi and "| 1 " in xi and "| no " in xi  # smoke profile: ξ = 1
+    assert "| 25 " in xi and "| warmup_epochs " in xi and "| 1 " in xi and "| no " in xi  # smoke profile: ξ = 1
     lam = next(line for line in lines if line.startswith("| λ"))
     assert "| yes " in lam
 
 
 def test_report_is_byte_for_byte_reproducible(built, tmp_path):
     out, _ = built
-    again = report.build_report(METRICS, PARAMS, tmp_path / "again")
+    again = report.build_report(METRICS, tmp_path / "again", SPEC)
     for p in again:
         assert p.read_bytes() == (out / p.name).read_bytes(), p.name
     png = (out / "fig4_cells.png").read_bytes()
     assert b"Software" not in png and b"matplotlib" not in png.lower()
 
 
-def test_stale_outputs_are_removed_and_other_files_kept(tmp_path):
-    out = tmp_path / "rep"
-    out.mkdir()
-    (out / "fig9_old.png").write_bytes(b"x")
-    (out / "notes.txt").write_text("kept")
-    report.build_report(METRICS, PARAMS, out)
-    assert not (out / "fig9_old.png").exists()
-    assert (out / "notes.txt").read_text() == "kept"
-
-
 def test_empty_metrics_give_a_complete_report_of_not_run(tmp_path):
     (tmp_path / "metrics").mkdir()
-    written = report.build_report(tmp_path / "metrics", PARAMS, tmp_path / "out")
+    written = build(tmp_path / "metrics", tmp_path / "out")
     names = {p.name for p in written}
     assert EXPECTED_FILES - {"search_curves_nb201.png"} == names
     t2 = (tmp_path / "out" / "table2_cifar10.md").read_text()
@@ -212,14 +208,13 @@ def test_nb201_query_results_fill_table4(tmp_path):
         c: {"mean": statistics.mean([r[c] for r in per_seed]), "std": statistics.pstdev([r[c] for r in per_seed])}
         for c in cols
     }
-    (metrics / "nasbench201" / "query.json").write_text(
-        json.dumps({"status": "ok", "benchmark": "NAS-Bench-201-v1_1-096897.pth", "row": row, "per_seed": per_seed})
-    )
-    report.build_report(metrics, PARAMS, tmp_path / "out")
+    query = {"status": "ok", "benchmark": "NAS-Bench-201-v1_1-096897.pth", "row": row, "per_seed": per_seed}
+    (metrics / "nasbench201" / "query.json").write_text(json.dumps({**query, "profile": "smoke"}))
+    build(metrics, tmp_path / "out")
     t4 = (tmp_path / "out" / "table4_nb201.md").read_text().splitlines()
     ours = next(r for r in t4 if "SD-DARTS (this pipeline)" in r)
     assert "91.20 ± 0.20" in ours and "93.90 ± 0.10" in ours and "not run" not in ours
-    assert "reproduced: nasbench201 s0,s1" in ours
+    assert "reproduced: nb201_search s0,s1" in ours
     comp = (tmp_path / "out" / "comparison.md").read_text()
     c10 = next(r for r in comp.splitlines() if "NAS-Bench-201 CIFAR-10 valid" in r)
     assert "91.20 ± 0.20" in c10 and "-0.01" in c10
@@ -227,16 +222,17 @@ def test_nb201_query_results_fill_table4(tmp_path):
 
 def test_missing_metrics_folder_and_bad_params_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="metrics folder"):
-        report.build_report(tmp_path / "nope", PARAMS, tmp_path / "out")
+        report.build_report(tmp_path / "nope", tmp_path / "out", SPEC)
     bad = tmp_path / "bad.yaml"
     bad.write_text("search: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML"):
-        report.build_report(METRICS, bad, tmp_path / "out")
+        spec_from_params(bad, METRICS)
     broken = tmp_path / "m"
     shutil.copytree(METRICS, broken)
     (broken / "search" / "darts-s0" / "summary.json").write_text("{not json")
-    with pytest.raises(UserError, match="summary.json is not valid JSON"):
-        report.build_report(broken, PARAMS, tmp_path / "out")
+    with pytest.raises(UserError, match="summary.json: is not valid JSON"):
+        build(broken, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_report(tmp_path, capsys):
@@ -274,8 +270,8 @@ def test_fmt_is_fixed_point_without_negative_zero(x, digits):
 
 
 def test_params_file_of_the_metrics(tmp_path):
-    assert report.params_file_of(METRICS) == "params-smoke.yaml"
-    assert report.params_file_of(tmp_path) == "params.yaml"  # nothing recorded: the default
+    assert params_file_of(METRICS) == "params-smoke.yaml"
+    assert params_file_of(tmp_path) == "params.yaml"  # nothing recorded: the default
     m = tmp_path / "m"
     shutil.copytree(METRICS, m)
     prov = m / "search" / "darts-s0" / "provenance.json"
@@ -283,20 +279,28 @@ def test_params_file_of_the_metrics(tmp_path):
     data["params_file"] = "params.yaml"
     prov.write_text(json.dumps(data))
     with pytest.raises(UserError, match="different params files"):
-        report.params_file_of(m)
+        params_file_of(m)
 
 
 def test_run_folders_the_params_do_not_make_are_not_reported(tmp_path):
     m = tmp_path / "metrics"
     shutil.copytree(METRICS, m)
-    shutil.copytree(m / "search" / "sd-darts-s0", m / "search" / "sd-darts-s7")  # e.g. left by another profile
+    s7 = m / "search" / "sd-darts-s7"  # e.g. left by another list of seeds
+    shutil.copytree(m / "search" / "sd-darts-s0", s7)
+    summary = json.loads((s7 / "summary.json").read_text())
+    (s7 / "summary.json").write_text(json.dumps({**summary, "seed": 7}))
+    (s7 / "config.yaml").write_text((s7 / "config.yaml").read_text().replace("seed: 0", "seed: 7"))
     shutil.copytree(m / "ablation_warmup" / "xi2-s0", m / "ablation_warmup" / "xi40-s0")
     out = tmp_path / "out"
-    report.build_report(m, PARAMS, out)
+    build(m, out)
     readme = (out / "README.md").read_text()
     assert "Not reported" in readme and "`search/sd-darts-s7`" in readme and "`ablation_warmup/xi40-s0`" in readme
     assert "sd-darts-s7" not in (out / "provenance.md").read_text()
-    # without pipeline sections in the params file, every folder is read
-    assert report.expected_runs({"search": {}}) is None
-    loaded = report.load_metrics(m)
-    assert "sd-darts-s7" in {r.name for r in loaded.searches} and loaded.ignored == []
+    # without pipeline sections in the params file, every run folder of the layout is read
+    only_search = tmp_path / "search-only.yaml"
+    only_search.write_text("profile: smoke\nsearch: {}\n")
+    spec = spec_from_params(only_search, m)
+    assert "search/sd-darts-s7" in {r.path for r in spec.runs}
+    shutil.rmtree(m / "ablation_warmup" / "xi40-s0")  # its point.json says 2, its folder name 40
+    loaded = report.load_metrics(m, spec)
+    assert "sd-darts-s7" in {r.name for r in loaded.searches} and loaded.not_reported == []

@@ -12,6 +12,8 @@ paper gives no ±).  Reference numbers ``[n]`` are the paper's bibliography entr
 ==========================  =====================================================  =========
 file                        paper table                                            page
 ==========================  =====================================================  =========
+``table1_hyperparameters``  Table 1, the hyper-parameters of SD-DARTS: symbol,      17
+``.csv``                    search setting (``SearchConfig`` field), value, meaning
 ``table2_cifar10.csv``      Table 2, CIFAR-10 test error (%), params (M),          18
                             search cost (GPU-days), search method
 ``table3_imagenet.csv``     Table 3, ImageNet top-1 / top-5 test error (%),        19
@@ -20,9 +22,9 @@ file                        paper table                                         
                             CIFAR-100, ImageNet16-120 (valid / test, mean ± std)
 ==========================  =====================================================  =========
 
-Table 1 (hyper-parameters) is not transcribed: the report renders it from ``params.yaml``
-next to the paper's values in :data:`TABLE1`.  Figures 2, 5 and 6 are curves without printed
-numbers; :data:`FIGURES` records only what the text states about them.
+The report renders Table 1 with the paper's values (:data:`TABLE1`) beside the settings of
+the runs.  Figures 2, 5 and 6 are curves without printed numbers; :data:`FIGURES` records
+only what the text states about them.
 """
 
 from __future__ import annotations
@@ -34,19 +36,11 @@ import pandas as pd
 from ..errors import UserError
 
 TABLES = {
+    "table1": "table1_hyperparameters.csv",
     "table2": "table2_cifar10.csv",
     "table3": "table3_imagenet.csv",
     "table4": "table4_nb201.csv",
 }
-
-#: Table 1 of the paper: (symbol, params.yaml key in the ``search`` section, value, meaning).
-TABLE1 = [
-    ("ξ", "warmup_epochs", 25, "epochs for warm-up"),
-    ("λ", "sd_lambda", 1.0, "regularization coefficient"),
-    ("K", "window", 2, "time window"),
-    ("E", "epochs", 50, "total epochs for search"),
-    ("m", "batch_size", 64, "batch size for search"),
-]
 
 #: What the paper states about its figures that carry no printed numbers.
 FIGURES = {
@@ -57,7 +51,7 @@ FIGURES = {
 
 
 def load_table(name: str) -> pd.DataFrame:
-    """The transcribed table ``name`` (``table2``, ``table3`` or ``table4``) as strings."""
+    """The transcribed table ``name`` (``table1`` ... ``table4``) as strings."""
     if name not in TABLES:
         raise UserError(f"unknown paper table {name!r}; choose one of {', '.join(sorted(TABLES))}")
     with resources.files(__name__).joinpath(TABLES[name]).open("r", encoding="utf-8") as fh:
@@ -71,3 +65,21 @@ def paper_row(name: str, row: str = "sd-darts") -> dict[str, str]:
     if len(match) != 1:
         raise ValueError(f"{TABLES[name]} has {len(match)} rows marked {row!r}, expected 1")
     return match.iloc[0].to_dict()
+
+
+def _number(text: str) -> int | float:
+    return float(text) if "." in text else int(text)
+
+
+#: Table 1 of the paper: (symbol, search setting (``SearchConfig`` field), value, meaning).
+TABLE1 = [(r["symbol"], r["setting"], _number(r["value"]), r["meaning"]) for _, r in load_table("table1").iterrows()]
+
+#: Table 4's columns: (key in ``table4_nb201.csv`` and in an NB201 query's ``row``, label).
+TABLE4_COLUMNS = [
+    ("cifar10_valid", "CIFAR-10 valid"),
+    ("cifar10_test", "CIFAR-10 test"),
+    ("cifar100_valid", "CIFAR-100 valid"),
+    ("cifar100_test", "CIFAR-100 test"),
+    ("imagenet16_valid", "ImageNet16-120 valid"),
+    ("imagenet16_test", "ImageNet16-120 test"),
+]

@@ -1,72 +1,58 @@
 """The paper's tables and figures, regenerated from a folder of collected run metrics.
 
-:func:`build_report` reads a *metrics folder* (small, text-only files that the pipeline
-collects from every run: ``metrics/`` in the repository, committed to git) and a params file
-(Table 1), and writes ``reports/``:
+:func:`build_report` reads the *metrics root* (small text files the pipeline collects from
+every run) as a :class:`ReportSpec` describes it (which runs, where; the report knows nothing of
+params files or of the pipeline's folder names) and writes into the output folder:
 
 ``README.md``                       every table and figure, the provenance of every run
-``table1_hyperparameters.{md,csv}`` Table 1: the paper's values beside the params file's
+``table1_hyperparameters.{md,csv}`` Table 1: the paper's values beside the runs' settings
 ``table2_cifar10.{md,csv}``         Table 2 (paper rows marked "paper") + reproduced rows
 ``table3_imagenet.{md,csv}``        Table 3, likewise
 ``table4_nb201.{md,csv}``           Table 4, likewise
 ``comparison.{md,csv}``             every reproduced number beside the paper's and the difference
-``provenance.{md,csv}``             run, stage, seed, device, git revision of every run used
+``provenance.{md,csv}``             stage, run, seed, device, git revision, environment of every run
 ``fig2_hessian.png``                dominant Hessian eigenvalue per epoch, DARTS vs SD-DARTS
 ``fig4_cells.png``                  normal and reduction cells of the selected genotype
-``fig5_warmup.png``                 accuracy vs warm-up epochs ξ (K = 1)
-``fig6_window.png``                 accuracy vs time window K (ξ = 25)
+``fig5_warmup.png``                 accuracy vs warm-up epochs ξ (K fixed)
+``fig6_window.png``                 accuracy vs time window K (ξ fixed)
 ``search_curves.png``               per-epoch search curves of every search run
+``search_curves_nb201.png``         likewise for the NAS-Bench-201 searches (when there are any)
+``.sd-darts-report.json``           the manifest: every file above with its SHA-256
 
-Anything not run is written as "not run" with the reason; no number is ever invented.  The
-output is byte-for-byte reproducible from the same inputs: runs are sorted, floats have fixed
-formats, there are no timestamps, and PNGs are written by the Agg backend with fixed size,
-dpi, style and no ``Software`` metadata (identical bytes need the same matplotlib/FreeType
-versions, which the pinned environment provides).
+Anything not run is written as "not run" with the reason; no number is ever invented.  A run
+of another profile (its ``provenance.json``) is never shown as this profile's.  The output is
+byte-for-byte reproducible from the same inputs: runs are sorted, floats have fixed formats,
+there are no timestamps, and PNGs are written by the Agg backend with fixed size, dpi, style
+and no ``Software`` metadata (identical bytes need the same matplotlib/FreeType versions, which
+the pinned environment provides).
 
-Metrics folder layout (written by ``pipelines/``; every run folder has ``provenance.json``
-``{"stage", "run", "device", "git_rev", "git_dirty", "command"}``):
-
-``search/<method>-s<seed>/``            ``summary.json``, ``curves.tsv``, ``genotype.json``, ``config.yaml``
-``genotype/``                           ``selected.json`` (genotype), ``selection.json`` (rule, candidates),
-                                        ``stats.json`` (params / mult-adds of the evaluated genotypes)
-``train_cifar/<genotype>-s<seed>/``     ``metrics.json``, ``curves.tsv``, ``config.yaml``
-``train_imagenet/``                     ``status.json`` (``{"status": "not run", "reason"}``) or
-                                        ``<genotype>-s<seed>/metrics.json`` ...
-``nasbench201_search/s<seed>/``         as ``search/``
-``nasbench201/query.json``              ``{"status": "ok" | "not run", "reason", "benchmark",
-                                        "row": {column: {"mean", "std"}}, "per_seed": [{column: value}]}``
-``ablation_warmup/xi<ξ>-s<seed>/``      ``point.json`` (``{"parameter", "value", "seed"}``), ``search/``, ``eval/``
-``ablation_window/k<K>-s<seed>/``       likewise
+Modules: :mod:`.spec` (what to read), :mod:`.schema` (one input file, checked), :mod:`.read`
+(the metrics tree), :mod:`.fmt` (numbers), :mod:`.tables` (Tables 1-4), :mod:`.compare`
+(comparison, provenance), :mod:`.figures` and :mod:`.cells` (figures), :mod:`.readme`,
+:mod:`.output` (manifest, staging), :mod:`.build` (:func:`build_report`) and
+:mod:`.from_params` (params file → spec for today's layout; moves to the experiment layer).
 """
 
 from __future__ import annotations
 
-from .build import build_report, params_file_of
-from .cells import fig4_cells
-from .compare import comparison, provenance
-from .figures import fig2_hessian, search_curves
+from .build import build_report, render
 from .fmt import NOT_RUN, fmt, fmt_pm, mean_std
-from .read import Metrics, Run, expected_runs, load_metrics
-from .tables import table1, table2, table3, table4
+from .output import MANIFEST
+from .read import Metrics, Run, load_metrics
+from .spec import KINDS, ReportSpec, RunRef
 
 __all__ = [
+    "KINDS",
+    "MANIFEST",
     "NOT_RUN",
-    "Run",
     "Metrics",
-    "load_metrics",
-    "expected_runs",
+    "ReportSpec",
+    "Run",
+    "RunRef",
     "build_report",
-    "params_file_of",
-    "table1",
-    "table2",
-    "table3",
-    "table4",
-    "comparison",
-    "provenance",
-    "fig2_hessian",
-    "fig4_cells",
-    "search_curves",
     "fmt",
     "fmt_pm",
+    "load_metrics",
     "mean_std",
+    "render",
 ]

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from .figures import _figure, _not_run_axes, _save, _style
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from .figures import figure, not_run_axes, png_bytes, style
 from .fmt import NOT_RUN
 
 
 def _draw_cell(ax, edges: list[list[Any]], concat: list[int], title: str) -> None:
     """Draw one DARTS cell as DARTS's own plots do: inputs c_{k-2}, c_{k-1} on the left, the
     intermediate nodes in a column, the output c_{k} (concatenation) on the right."""
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-
     steps = len(edges) // 2
     top = 1.5 * (steps - 1)
     pos: dict[int, tuple[float, float]] = {0: (0.0, top * 0.8), 1: (0.0, top * 0.2)}
@@ -92,14 +91,14 @@ def _draw_cell(ax, edges: list[list[Any]], concat: list[int], title: str) -> Non
     ax.set_title(title)
 
 
-def fig4_cells(genotype: dict[str, Any] | None, path: Path, source: str) -> str:
+def fig4_cells(genotype: dict[str, Any] | None, source: str) -> tuple[str, bytes]:
     """Fig. 4: the normal and reduction cells of a DARTS genotype (drawn with matplotlib)."""
-    with _style():
-        fig = _figure(11.0, 4.6)
+    with style():
+        fig = figure(11.0, 4.6)
         if genotype is None or genotype.get("space") != "darts":
             ax = fig.add_subplot(1, 1, 1)
             status = f"{NOT_RUN} (no DARTS-space genotype selected)"
-            _not_run_axes(ax, status)
+            not_run_axes(ax, status)
         else:
             ax1 = fig.add_subplot(1, 2, 1)
             ax2 = fig.add_subplot(1, 2, 2)
@@ -108,5 +107,5 @@ def fig4_cells(genotype: dict[str, Any] | None, path: Path, source: str) -> str:
             status = source
         fig.suptitle(f"Fig. 4: cells of {source}", fontsize=10)
         fig.tight_layout()
-        _save(fig, path)
-    return status
+        data = png_bytes(fig)
+    return status, data

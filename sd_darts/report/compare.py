@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..paper import paper_row
+from ..paper import TABLE4_COLUMNS, paper_row
 from .fmt import NOT_RUN, fmt, fmt_pm, fmt_signed, mean_std, paper_float, produced_by
 from .read import Metrics
+from .schema import ENVIRONMENT_KEYS
 from .tables import (
-    NB201_COLUMNS,
-    _device_kind,
-    _imagenet_status_text,
-    _nb201_reason,
-    _reproduced_search_runs,
-    _search_cost_days,
-    _train_groups,
+    device_kind,
+    imagenet_status_text,
+    nb201_reason,
+    not_comparable,
+    sd_searches,
+    search_cost_days,
+    train_groups,
 )
 
 
@@ -47,13 +48,13 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
                 "Paper": paper_text or "-",
                 "Reproduced": rep,
                 "Difference (reproduced - paper)": diff,
-                "Produced by": produced,
+                "Produced by": produced + (not_comparable(metrics) if m is not None else ""),
             }
         )
 
     t2 = paper_row("table2")
     t2best = paper_row("table2", "sd-darts-best")
-    groups = _train_groups(metrics)
+    groups = train_groups(metrics.train_cifar)
     sel = groups.get("selected", [])
     add(
         "CIFAR-10 test error (%), searched genotype",
@@ -87,10 +88,10 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
         [float(cst["params_m"])] if cst else None,
         "genotype stage (sd_darts.stats)" if cst else NOT_RUN,
     )
-    sd_search = _reproduced_search_runs(metrics)
-    cost = _search_cost_days(sd_search)
+    sd_search = sd_searches(metrics)
+    cost = search_cost_days(sd_search)
     add(
-        f"search cost ({_device_kind(sd_search) or 'GPU'}-days; paper: GPU-days)",
+        f"search cost ({device_kind(sd_search) or 'GPU'}-days; paper: GPU-days)",
         t2["search_cost_gpu_days"],
         [cost] if cost is not None else None,
         produced_by("search", sd_search),
@@ -98,8 +99,8 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
     )
 
     t3 = paper_row("table3")
-    im = [r for r in metrics.train_imagenet if r.name.startswith("selected")]
-    im_produced = produced_by("train_imagenet", im) if im else "train_imagenet " + _imagenet_status_text(metrics)
+    im = train_groups(metrics.train_imagenet).get("selected", [])
+    im_produced = produced_by("train_imagenet", im) if im else "train_imagenet " + imagenet_status_text(metrics)
     add("ImageNet top-1 error (%)", t3["top1_error"], [float(r.summary["test_error"]) for r in im], im_produced)
     add("ImageNet top-5 error (%)", t3["top5_error"], [float(r.summary["top5_error"]) for r in im], im_produced)
     st = ((metrics.genotype_stats or {}).get("selected") or {}).get("imagenet") or {}
@@ -120,9 +121,9 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
     t4 = paper_row("table4")
     q = metrics.nb201_query or {}
     nb_produced = (
-        produced_by("nasbench201", metrics.nb201_searches) if q.get("status") == "ok" else _nb201_reason(metrics)
+        produced_by("nb201_search", metrics.nb201_searches) if q.get("status") == "ok" else nb201_reason(metrics)
     )
-    for key, label in NB201_COLUMNS:
+    for key, label in TABLE4_COLUMNS:
         cell = (q.get("row") or {}).get(key) if q.get("status") == "ok" else None
         add(
             f"NAS-Bench-201 {label} accuracy (%)",
@@ -134,17 +135,25 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _environment(prov: dict) -> str:
+    parts = [f"{key} {prov[key]}" for key in ENVIRONMENT_KEYS if prov.get(key) not in (None, "")]
+    return "; ".join(parts) if parts else "-"
+
+
 def provenance(metrics: Metrics) -> pd.DataFrame:
+    """Stage, run folder, seed, device, git revision, environment and command of every run shown."""
+    columns = ["Stage", "Run", "Seed", "Device", "Git revision", "Environment", "Command"]
     rows = []
-    for stage, r in metrics.all_runs():
+    for r in metrics.all_runs():
         rows.append(
             {
-                "Stage": stage,
-                "Run": str(r.path.relative_to(metrics.root)),
-                "Seed": "-" if r.seed is None else str(r.seed),
+                "Stage": r.ref.kind,
+                "Run": r.rel,
+                "Seed": str(r.seed),
                 "Device": r.device,
                 "Git revision": r.git,
-                "Command": str(r.provenance.get("command", "-")),
+                "Environment": _environment(r.provenance),
+                "Command": str(r.provenance.get("command") or "-"),
             }
         )
-    return pd.DataFrame(rows, columns=["Stage", "Run", "Seed", "Device", "Git revision", "Command"])
+    return pd.DataFrame(rows, columns=columns)

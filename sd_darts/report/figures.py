@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import io as _io
-from pathlib import Path
+import io
 
-from .. import files
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
 from .fmt import NOT_RUN, mean_std
 from .read import AblationPoint, Metrics, Run
 
 
-def _figure(width: float, height: float):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+def figure(width: float, height: float) -> Figure:
+    """A figure drawn by the Agg backend (no display, no global pyplot state)."""
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _style():
-    import matplotlib
-
+def style():
+    """Fixed style for every figure."""
     # Ignore any user matplotlibrc: the same inputs give the same pixels everywhere.
     params = dict(matplotlib.rcParamsDefault)
     params.update(
@@ -40,14 +37,14 @@ def _style():
     return matplotlib.rc_context(params)
 
 
-def _save(fig, path: Path) -> None:
-    buf = _io.BytesIO()
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes, without the ``Software`` metadata (no version in the bytes)."""
+    buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    with files.atomic_path(path) as tmp:
-        tmp.write_bytes(buf.getvalue())
+    return buf.getvalue()
 
 
-def _not_run_axes(ax, text: str) -> None:
+def not_run_axes(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -62,15 +59,13 @@ def _linestyle(seed: int | None) -> str:
 
 
 def _integer_epochs(ax) -> None:
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def fig2_hessian(metrics: Metrics, path: Path) -> str:
+def fig2_hessian(metrics: Metrics) -> tuple[str, bytes]:
     """Fig. 2: dominant eigenvalue of the alpha Hessian per epoch, DARTS vs SD-DARTS."""
-    with _style():
-        fig = _figure(6.0, 3.6)
+    with style():
+        fig = figure(6.0, 3.6)
         ax = fig.add_subplot(1, 1, 1)
         plotted = 0
         for r in metrics.searches:
@@ -80,7 +75,7 @@ def fig2_hessian(metrics: Metrics, path: Path) -> str:
             d = c[["epoch", "hessian/eigenvalue"]].dropna()
             if d.empty:
                 continue
-            method = str(r.summary.get("method", "?"))
+            method = str(r.summary["method"])
             ax.plot(
                 d["epoch"] + 1,
                 d["hessian/eigenvalue"],
@@ -100,22 +95,22 @@ def fig2_hessian(metrics: Metrics, path: Path) -> str:
             status = f"{plotted} search run(s)"
         else:
             status = NOT_RUN + " (no search run recorded hessian/eigenvalue; set search.hessian_every)"
-            _not_run_axes(ax, status)
+            not_run_axes(ax, status)
         ax.set_title("Fig. 2: sharpness of the supernet, DARTS vs SD-DARTS")
         fig.tight_layout()
-        _save(fig, path)
-    return status
+        data = png_bytes(fig)
+    return status, data
 
 
-def _ablation_figure(points: list[AblationPoint], path: Path, title: str, xlabel: str, paper_note: str) -> str:
-    with _style():
-        fig = _figure(5.6, 3.6)
+def ablation_figure(points: list[AblationPoint], title: str, xlabel: str, paper_note: str) -> tuple[str, bytes]:
+    with style():
+        fig = figure(5.6, 3.6)
         ax = fig.add_subplot(1, 1, 1)
         done = [p for p in points if p.eval is not None]
         if done:
             by_value: dict[int, list[float]] = {}
             for p in done:
-                by_value.setdefault(p.value, []).append(100.0 - float(p.eval.summary["test_error"]))
+                by_value.setdefault(p.value, []).append(100.0 - p.eval.summary["test_error"])
             xs = sorted(by_value)
             stats = [mean_std(by_value[x]) for x in xs]
             ax.errorbar(
@@ -128,7 +123,7 @@ def _ablation_figure(points: list[AblationPoint], path: Path, title: str, xlabel
                 label="this pipeline (mean ± std over seeds)",
             )
             for p in done:
-                ax.scatter([p.value], [100.0 - float(p.eval.summary["test_error"])], s=8, color="0.4", zorder=3)
+                ax.scatter([p.value], [100.0 - p.eval.summary["test_error"]], s=8, color="0.4", zorder=3)
             ax.set_xticks(xs)
             ax.set_xlabel(xlabel)
             ax.set_ylabel("Test accuracy (%)")
@@ -137,12 +132,12 @@ def _ablation_figure(points: list[AblationPoint], path: Path, title: str, xlabel
             status = f"{len(done)} point(s)" + (f", {missing} without evaluation" if missing else "")
         else:
             status = NOT_RUN
-            _not_run_axes(ax, NOT_RUN)
+            not_run_axes(ax, NOT_RUN)
         ax.set_title(title)
         fig.text(0.01, 0.01, f"paper: {paper_note}", fontsize=6.5, color="0.35")
         fig.tight_layout(rect=(0, 0.04, 1, 1))
-        _save(fig, path)
-    return status
+        data = png_bytes(fig)
+    return status, data
 
 
 CURVE_PANELS = [
@@ -153,15 +148,15 @@ CURVE_PANELS = [
 ]
 
 
-def search_curves(runs: list[Run], path: Path, title: str) -> str:
-    with _style():
-        fig = _figure(9.0, 6.0)
+def search_curves(runs: list[Run], title: str) -> tuple[str, bytes]:
+    with style():
+        fig = figure(9.0, 6.0)
         axes = [fig.add_subplot(2, 2, i + 1) for i in range(4)]
         with_curves = [r for r in runs if r.curves is not None]
         for ax, (col, label) in zip(axes, CURVE_PANELS):
             for r in with_curves:
                 if col in r.curves.columns:
-                    method = str(r.summary.get("method", "?"))
+                    method = str(r.summary["method"])
                     ax.plot(
                         r.curves["epoch"] + 1,
                         r.curves[col],
@@ -180,8 +175,8 @@ def search_curves(runs: list[Run], path: Path, title: str) -> str:
         else:
             status = NOT_RUN
             for ax in axes:
-                _not_run_axes(ax, NOT_RUN)
+                not_run_axes(ax, NOT_RUN)
         fig.suptitle(title, fontsize=10)
         fig.tight_layout()
-        _save(fig, path)
-    return status
+        data = png_bytes(fig)
+    return status, data

@@ -1,34 +1,55 @@
-"""Reading the metrics tree the report is built from."""
+"""Reading the metrics tree a :class:`~sd_darts.report.spec.ReportSpec` describes.
+
+:func:`load_metrics` reads and checks every input of the report before anything is written:
+exactly the runs of the spec (a run it expects but cannot find is "not run"), the genotype
+selection, the NAS-Bench-201 query and the ImageNet status.  A run's profile comes from its own
+``provenance.json``: a run of another profile is left out and listed as "not reported (profile
+X)"; a run without a profile is refused.  Run folders of the metrics root that the spec does
+not name are listed as "not reported".
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from .. import files
 from ..errors import UserError
+from . import schema
+from .spec import ABLATION_KINDS, ABLATIONS, SEARCH_KINDS, TRAIN_KINDS, ReportSpec, RunRef
+
+#: Files that mark a folder as a run (or an ablation point) in the metrics root.
+_RUN_MARKERS = ("provenance.json", "point.json")
+#: The file whose presence means a run finished, per kind.
+RESULT_FILE = {"search": "summary.json", "nb201_search": "summary.json"}
+RESULT_FILE.update({kind: "metrics.json" for kind in TRAIN_KINDS})
 
 
 @dataclass
 class Run:
-    """One run folder of the metrics tree."""
+    """One finished run of the metrics tree (for an ablation point: its search or its eval)."""
 
-    name: str
-    path: Path
+    ref: RunRef
+    rel: str  # folder relative to the metrics root
     summary: dict[str, Any]
     provenance: dict[str, Any]
     config: dict[str, Any] = field(default_factory=dict)
     curves: pd.DataFrame | None = None
-    genotype: dict[str, Any] | None = None
 
     @property
-    def seed(self) -> int | None:
-        seed = self.summary.get("seed", self.config.get("seed"))
-        return None if seed is None else int(seed)
+    def name(self) -> str:
+        return PurePosixPath(self.rel).name
+
+    @property
+    def seed(self) -> int:
+        return self.ref.seed
+
+    @property
+    def profile(self) -> str:
+        return self.provenance["profile"]
 
     @property
     def device(self) -> str:
@@ -42,165 +63,224 @@ class Run:
 
 @dataclass
 class AblationPoint:
-    parameter: str
-    value: int
-    seed: int
+    ref: RunRef
     search: Run | None
     eval: Run | None
+
+    @property
+    def value(self) -> int | float:
+        return self.ref.value
+
+    @property
+    def seed(self) -> int:
+        return self.ref.seed
 
 
 @dataclass
 class Metrics:
-    root: Path
-    searches: list[Run]
-    selection: dict[str, Any] | None
-    selected_genotype: dict[str, Any] | None
-    genotype_stats: dict[str, Any] | None
-    train_cifar: list[Run]
-    train_imagenet: list[Run]
-    imagenet_status: dict[str, Any] | None
-    nb201_searches: list[Run]
-    nb201_query: dict[str, Any] | None
-    ablation_warmup: list[AblationPoint]
-    ablation_window: list[AblationPoint]
-    ignored: list[str] = field(default_factory=list)
+    """Everything the report shows, read from the metrics root."""
 
-    def all_runs(self) -> list[tuple[str, Run]]:
-        out: list[tuple[str, Run]] = []
-        out += [("search", r) for r in self.searches]
-        out += [("train_cifar", r) for r in self.train_cifar]
-        out += [("train_imagenet", r) for r in self.train_imagenet]
-        out += [("nasbench201", r) for r in self.nb201_searches]
-        for kind, points in (("ablation_warmup", self.ablation_warmup), ("ablation_window", self.ablation_window)):
-            for p in points:
-                for r in (p.search, p.eval):
-                    if r is not None:
-                        out.append((kind, r))
+    root: Path
+    spec: ReportSpec
+    runs: dict[str, list[Run]]
+    points: dict[str, list[AblationPoint]]
+    selection: dict[str, Any] | None = None
+    selected_genotype: dict[str, Any] | None = None
+    genotype_stats: dict[str, Any] | None = None
+    imagenet_status: dict[str, Any] | None = None
+    nb201_query: dict[str, Any] | None = None
+    not_reported: list[str] = field(default_factory=list)
+    other_profiles: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def searches(self) -> list[Run]:
+        return self.runs["search"]
+
+    @property
+    def nb201_searches(self) -> list[Run]:
+        return self.runs["nb201_search"]
+
+    @property
+    def train_cifar(self) -> list[Run]:
+        return self.runs["train_cifar"]
+
+    @property
+    def train_imagenet(self) -> list[Run]:
+        return self.runs["train_imagenet"]
+
+    @property
+    def ablation_warmup(self) -> list[AblationPoint]:
+        return self.points["ablation_warmup"]
+
+    @property
+    def ablation_window(self) -> list[AblationPoint]:
+        return self.points["ablation_window"]
+
+    def all_runs(self) -> list[Run]:
+        """Every run shown, in the order of the provenance table."""
+        out = [r for kind in ("search", "train_cifar", "train_imagenet", "nb201_search") for r in self.runs[kind]]
+        for kind in ABLATION_KINDS:
+            for p in self.points[kind]:
+                out += [r for r in (p.search, p.eval) if r is not None]
         return out
 
 
-def _read_json_if(path: Path) -> Any:
-    return files.read_json(path, what="metrics file") if path.exists() else None
-
-
-def _read_yaml_if(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"metrics file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    return data if isinstance(data, dict) else {}
-
-
-def _read_curves(path: Path) -> pd.DataFrame | None:
+def _existing(root: Path, rel: str, folder: bool) -> Path | None:
+    """``root/rel`` if it exists (None if not); a file where a folder is expected, or the
+    reverse, is an error."""
+    path = root / rel
     if not path.exists():
         return None
-    try:
-        df = pd.read_csv(path, sep="\t")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"metrics file {path} is not a readable TSV ({exc})") from None
-    if "epoch" not in df.columns:
-        raise UserError(f"metrics file {path} has no 'epoch' column; regenerate it with the pipeline")
-    return df.sort_values("epoch").reset_index(drop=True)
+    if folder and not path.is_dir():
+        raise UserError(f"metrics path {path} must be a run folder, not a file; remove it or regenerate it")
+    if not folder and path.is_dir():
+        raise schema.bad(path, "is a folder, not a file")
+    return path
 
 
-def _read_run(path: Path, summary_name: str) -> Run | None:
-    summary = _read_json_if(path / summary_name)
-    if summary is None:
+def _check_seed(path: Path, data: dict[str, Any], ref: RunRef) -> None:
+    seed = data.get("seed")
+    if seed is not None and seed != ref.seed:
+        raise schema.bad(path, f"records seed {seed!r}, but the run {ref.path} is expected to be of seed {ref.seed}")
+
+
+def _read_run(root: Path, ref: RunRef, rel: str, kind: str) -> Run | None:
+    """The run in ``root/rel`` (None if it did not finish: no result file)."""
+    folder = _existing(root, rel, folder=True)
+    if folder is None or not (folder / RESULT_FILE[kind]).exists():
         return None
-    return Run(
-        name=path.name,
-        path=path,
-        summary=summary,
-        provenance=_read_json_if(path / "provenance.json") or {},
-        config=_read_yaml_if(path / "config.yaml"),
-        curves=_read_curves(path / "curves.tsv"),
-        genotype=_read_json_if(path / "genotype.json"),
-    )
-
-
-def _selected_dirs(folder: Path, expected: set[str] | None, ignored: list[str]) -> list[Path]:
-    """Sub-folders of ``folder`` (sorted); with ``expected``, only those named in it (the others
-    are recorded in ``ignored``)."""
-    if not folder.is_dir():
-        return []
-    out = []
-    for p in sorted(folder.iterdir()):
-        if not p.is_dir() or p.name.startswith("."):
-            continue
-        if expected is not None and p.name not in expected:
-            ignored.append(f"{folder.name}/{p.name}")
-            continue
-        out.append(p)
-    return out
-
-
-def _runs(folder: Path, summary_name: str, expected: set[str] | None, ignored: list[str]) -> list[Run]:
-    runs = [_read_run(p, summary_name) for p in _selected_dirs(folder, expected, ignored)]
-    return [r for r in runs if r is not None]
-
-
-def _points(folder: Path, expected: set[str] | None, ignored: list[str]) -> list[AblationPoint]:
-    points = []
-    for p in _selected_dirs(folder, expected, ignored):
-        point = _read_json_if(p / "point.json")
-        if point is None:
-            continue
-        points.append(
-            AblationPoint(
-                parameter=str(point["parameter"]),
-                value=int(point["value"]),
-                seed=int(point["seed"]),
-                search=_read_run(p / "search", "summary.json"),
-                eval=_read_run(p / "eval", "metrics.json"),
-            )
+    result = folder / RESULT_FILE[kind]
+    if kind in SEARCH_KINDS:
+        summary = schema.search_summary(result)
+        if kind == "search" and ref.label and summary["method"] != ref.label:
+            raise schema.bad(result, f"records method {summary['method']!r}, but {ref.path} is a {ref.label} search")
+    else:
+        summary = schema.train_metrics(result, top5=kind == "train_imagenet")
+    _check_seed(result, summary, ref)
+    prov_path = folder / "provenance.json"
+    if not prov_path.exists():
+        raise UserError(
+            f"run {folder} has no provenance.json (which names its profile); regenerate it with the pipeline"
         )
-    points.sort(key=lambda q: (q.value, q.seed))
-    return points
+    run = Run(ref=ref, rel=rel, summary=summary, provenance=schema.provenance(prov_path))
+    config = _existing(root, f"{rel}/config.yaml", folder=False)
+    if config is not None:
+        run.config = schema.read_yaml(config)
+        _check_seed(config, run.config, ref)
+    curves = _existing(root, f"{rel}/curves.tsv", folder=False)
+    if curves is not None:
+        run.curves = schema.read_tsv(curves)
+    return run
 
 
-def expected_runs(params: dict[str, Any]) -> dict[str, set[str]] | None:
-    """The run folders the pipeline makes with ``params`` (its matrices), per metrics
-    sub-folder; None when ``params`` has no pipeline sections (then every folder is read).
-
-    Folders left in ``metrics/`` by other params (a previous profile, a shrunk seed list) are
-    not reported as results of these params."""
-    try:
-        seeds, pipe, ab = params["seeds"], params["pipeline"], params["ablation"]
-        return {
-            "search": {f"{m}-s{s}" for m in pipe["search_methods"] for s in seeds["search"]},
-            "train_cifar": {f"{g}-s{s}" for g in pipe["eval_genotypes"] for s in seeds["train_cifar"]},
-            "train_imagenet": {f"{g}-s{s}" for g in pipe["eval_genotypes"] for s in seeds["train_imagenet"]},
-            "nasbench201_search": {f"s{s}" for s in seeds["nasbench201"]},
-            "ablation_warmup": {f"xi{v}-s{s}" for v in ab["warmup_epochs"] for s in seeds["ablation"]},
-            "ablation_window": {f"k{v}-s{s}" for v in ab["window"] for s in seeds["ablation"]},
-        }
-    except (KeyError, TypeError):
+def _read_point(root: Path, spec: ReportSpec, ref: RunRef) -> AblationPoint | None:
+    folder = _existing(root, ref.path, folder=True)
+    if folder is None or not (folder / "point.json").exists():
         return None
+    point_path = folder / "point.json"
+    point = schema.point(point_path)
+    swept, fixed, fixed_key = ABLATIONS[ref.kind]
+    expected = {"parameter": swept, "value": ref.value, "seed": ref.seed}
+    for key, want in expected.items():
+        if point[key] != want:
+            raise schema.bad(point_path, f"records {key} {point[key]!r}, but {ref.path} is expected to have {want!r}")
+    search = _read_run(root, ref, f"{ref.path}/search", "search")
+    evaluation = _read_run(root, ref, f"{ref.path}/eval", "train_cifar")
+    if search is not None:
+        cfg_path = folder / "search" / "config.yaml"
+        want = {swept: ref.value}
+        if spec.ablation_fixed.get(fixed_key) is not None:
+            want[fixed] = spec.ablation_fixed[fixed_key]
+        for key, value in want.items():
+            if key in search.config and search.config[key] != value:
+                raise schema.bad(
+                    cfg_path, f"records {key}={search.config[key]!r}, but this ablation expects {key}={value!r}"
+                )
+    return AblationPoint(ref=ref, search=search, eval=evaluation)
 
 
-def load_metrics(root: str | Path, expected: dict[str, set[str]] | None = None) -> Metrics:
-    """Read the metrics folder ``root`` (see the module docstring for its layout); with
-    ``expected`` (:func:`expected_runs`), only the run folders it names."""
+def _stage_file(root: Path, rel: str | None, reader) -> dict[str, Any] | None:
+    if rel is None:
+        return None
+    path = _existing(root, rel, folder=False)
+    return None if path is None else reader(path)
+
+
+def _unclaimed_runs(root: Path, spec: ReportSpec) -> list[str]:
+    """Run folders under ``root`` (holding a provenance.json or point.json) outside every path
+    the spec names, top-most only."""
+    claimed = set(spec.claimed())
+    above = {str(p) for c in claimed for p in PurePosixPath(c).parents if str(p) != "."}
+    found: list[str] = []
+
+    def walk(folder: Path, rel: str, depth: int) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                continue
+            sub = f"{rel}/{entry.name}" if rel else entry.name
+            if sub in claimed:
+                continue
+            path = Path(entry.path)
+            if sub not in above and any((path / m).is_file() for m in _RUN_MARKERS):
+                found.append(sub)
+            elif depth < 16:
+                walk(path, sub, depth + 1)
+
+    walk(root, "", 0)
+    return found
+
+
+def load_metrics(root: str | Path, spec: ReportSpec) -> Metrics:
+    """Read and check every input of the report described by ``spec`` under ``root``."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"metrics folder {root} does not exist; run the pipeline (dvc repro) or point --metrics at one")
-    exp = expected or {}
-    ignored: list[str] = []
-    metrics = Metrics(
-        root=root,
-        searches=_runs(root / "search", "summary.json", exp.get("search"), ignored),
-        selection=_read_json_if(root / "genotype" / "selection.json"),
-        selected_genotype=_read_json_if(root / "genotype" / "selected.json"),
-        genotype_stats=_read_json_if(root / "genotype" / "stats.json"),
-        train_cifar=_runs(root / "train_cifar", "metrics.json", exp.get("train_cifar"), ignored),
-        train_imagenet=_runs(root / "train_imagenet", "metrics.json", exp.get("train_imagenet"), ignored),
-        imagenet_status=_read_json_if(root / "train_imagenet" / "status.json"),
-        nb201_searches=_runs(root / "nasbench201_search", "summary.json", exp.get("nasbench201_search"), ignored),
-        nb201_query=_read_json_if(root / "nasbench201" / "query.json"),
-        ablation_warmup=_points(root / "ablation_warmup", exp.get("ablation_warmup"), ignored),
-        ablation_window=_points(root / "ablation_window", exp.get("ablation_window"), ignored),
-    )
-    metrics.ignored = sorted(ignored)
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise UserError(f"metrics folder {root} {what}; run the pipeline (dvc repro) or point --metrics at one")
+    metrics = Metrics(root=root, spec=spec, runs={k: [] for k in RESULT_FILE}, points={k: [] for k in ABLATION_KINDS})
+    other: dict[str, set[str]] = {}
+
+    def keep(ref_path: str, runs: list[Run | None]) -> bool:
+        profiles = sorted({r.profile for r in runs if r is not None} - {spec.profile})
+        if profiles:
+            other.setdefault(profiles[0], set()).add(ref_path)
+        return not profiles
+
+    for ref in spec.runs:
+        if ref.kind in ABLATION_KINDS:
+            point = _read_point(root, spec, ref)
+            if point is not None and keep(ref.path, [point.search, point.eval]):
+                metrics.points[ref.kind].append(point)
+        else:
+            run = _read_run(root, ref, ref.path, ref.kind)
+            if run is not None and keep(ref.path, [run]):
+                metrics.runs[ref.kind].append(run)
+    for kind in ABLATION_KINDS:
+        metrics.points[kind].sort(key=lambda p: (p.value, p.seed, p.ref.path))
+
+    if spec.genotype_dir is not None and _existing(root, spec.genotype_dir, folder=True) is not None:
+        folder = root / spec.genotype_dir
+        selection = _stage_file(root, f"{spec.genotype_dir}/selection.json", schema.selection)
+        if selection is not None and selection["profile"] != spec.profile:
+            other.setdefault(selection["profile"], set()).add(spec.genotype_dir)
+        elif selection is not None:
+            metrics.selection = selection
+            if (folder / "selected.json").exists():
+                metrics.selected_genotype = schema.genotype(folder / "selected.json")
+            metrics.genotype_stats = _stage_file(root, f"{spec.genotype_dir}/stats.json", schema.genotype_stats)
+    for attr, rel, reader in (
+        ("nb201_query", spec.nb201_query, schema.nb201_query),
+        ("imagenet_status", spec.imagenet_status, schema.stage_status),
+    ):
+        data = _stage_file(root, rel, reader)
+        if data is not None and data["profile"] != spec.profile:
+            other.setdefault(data["profile"], set()).add(rel)
+        else:
+            setattr(metrics, attr, data)
+
+    metrics.not_reported = _unclaimed_runs(root, spec)
+    metrics.other_profiles = {p: sorted(paths) for p, paths in sorted(other.items())}
     return metrics

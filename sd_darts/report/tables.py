@@ -1,36 +1,58 @@
-"""Tables 1-4 of the paper: the paper's rows beside the reproduced ones."""
+"""Tables 1-4 of the paper: the paper's rows (quoted, marked "paper") beside the reproduced ones."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
-from ..paper import TABLE1, load_table
+from ..paper import TABLE1, TABLE4_COLUMNS, load_table
 from .fmt import NOT_RUN, fmt, fmt_pm, produced_by
 from .read import Metrics, Run
 
+#: Labels of the evaluated genotypes (:attr:`RunRef.label <sd_darts.report.spec.RunRef.label>` of a training).
+GENOTYPE_LABELS = {
+    "selected": "searched by this pipeline",
+    "paper": "paper's Fig. 4 genotype",
+}
 
-def table1(params: dict[str, Any]) -> pd.DataFrame:
-    """Table 1: the paper's hyper-parameters beside the params file's ``search`` section."""
-    search = params.get("search") or {}
+
+def not_comparable(metrics: Metrics) -> str:
+    """What a reproduced number of a profile other than ``paper`` carries beside it."""
+    profile = metrics.spec.profile
+    return "" if profile == "paper" else f"; {profile} profile: not comparable to the paper"
+
+
+def table1(settings: Mapping[str, Any]) -> pd.DataFrame:
+    """Table 1: the paper's hyper-parameters beside the search ``settings`` of this report
+    (``SearchConfig`` field names; a missing one is the default, which is the paper's)."""
     rows = []
     for symbol, key, paper_value, meaning in TABLE1:
-        value = search.get(key)
+        value = settings.get(key)
+        same = "-" if value is None else ("yes" if _same(value, paper_value) else "no")
         rows.append(
             {
                 "Hyperparameter": symbol,
                 "Meaning": meaning,
                 "Paper": str(paper_value),
-                "params.yaml key": f"search.{key}",
+                "Setting": key,
                 "This config": "(default)" if value is None else str(value),
-                "Same as paper": "-" if value is None else ("yes" if float(value) == float(paper_value) else "no"),
+                "Same as paper": same,
             }
         )
     return pd.DataFrame(rows)
 
 
-def _search_cost_days(runs: list[Run]) -> float | None:
+def _same(value: Any, paper_value: int | float) -> bool:
+    try:
+        return float(value) == float(paper_value)
+    except (TypeError, ValueError):
+        return False
+
+
+def search_cost_days(runs: list[Run]) -> float | None:
+    """Mean search time of ``runs`` in device-days (the sum of their epochs' seconds)."""
     costs = []
     for r in runs:
         if r.curves is None or "epoch_seconds" not in r.curves.columns:
@@ -39,27 +61,21 @@ def _search_cost_days(runs: list[Run]) -> float | None:
     return sum(costs) / len(costs) if costs else None
 
 
-def _device_kind(runs: list[Run]) -> str:
+def device_kind(runs: list[Run]) -> str:
     kinds = sorted({r.device.split(":")[0].upper() if r.device.startswith("cuda") else r.device.upper() for r in runs})
     return "/".join("GPU" if k == "CUDA" else k for k in kinds)
 
 
-def _train_groups(metrics: Metrics) -> dict[str, list[Run]]:
+def train_groups(runs: list[Run]) -> dict[str, list[Run]]:
+    """Trainings grouped by genotype label."""
     groups: dict[str, list[Run]] = {}
-    for r in metrics.train_cifar:
-        key = r.name.rsplit("-s", 1)[0]
-        groups.setdefault(key, []).append(r)
+    for r in runs:
+        groups.setdefault(r.ref.label, []).append(r)
     return groups
 
 
-#: Labels of the evaluated genotypes (the ``<genotype>`` part of ``train_cifar/<genotype>-s<seed>``).
-GENOTYPE_LABELS = {
-    "selected": "searched by this pipeline",
-    "paper": "paper's Fig. 4 genotype",
-}
-
-
-def _reproduced_search_runs(metrics: Metrics) -> list[Run]:
+def sd_searches(metrics: Metrics) -> list[Run]:
+    """The SD-DARTS searches (their cost is the paper's search cost)."""
     return [r for r in metrics.searches if r.summary.get("method") == "sd-darts"]
 
 
@@ -79,10 +95,10 @@ def table2(metrics: Metrics) -> pd.DataFrame:
                 "Source": "paper",
             }
         )
-    sd_search = _reproduced_search_runs(metrics)
-    cost = _search_cost_days(sd_search)
-    cost_text = NOT_RUN if cost is None else f"{cost:.4f} ({_device_kind(sd_search)}-days)"
-    groups = _train_groups(metrics)
+    sd_search = sd_searches(metrics)
+    cost = search_cost_days(sd_search)
+    cost_text = NOT_RUN if cost is None else f"{cost:.4f} ({device_kind(sd_search)}-days)"
+    groups = train_groups(metrics.train_cifar)
     for key in sorted(groups, key=lambda k: (k not in GENOTYPE_LABELS, k)):
         runs = groups[key]
         errors = [float(r.summary["test_error"]) for r in runs]
@@ -94,7 +110,7 @@ def table2(metrics: Metrics) -> pd.DataFrame:
                 "Params (M)": fmt(runs[0].summary.get("params_m"), 2),
                 "Search Cost (GPU-days)": cost_text if key == "selected" else "-",
                 "Search Method": "gradient",
-                "Source": "reproduced: " + produced_by("train_cifar", runs),
+                "Source": "reproduced: " + produced_by("train_cifar", runs) + not_comparable(metrics),
             }
         )
         rows.append(
@@ -104,7 +120,7 @@ def table2(metrics: Metrics) -> pd.DataFrame:
                 "Params (M)": fmt(runs[0].summary.get("params_m"), 2),
                 "Search Cost (GPU-days)": cost_text if key == "selected" else "-",
                 "Search Method": "gradient",
-                "Source": "reproduced: " + produced_by("train_cifar", runs),
+                "Source": "reproduced: " + produced_by("train_cifar", runs) + not_comparable(metrics),
             }
         )
     if not groups:
@@ -121,20 +137,10 @@ def table2(metrics: Metrics) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _imagenet_status_text(metrics: Metrics) -> str:
+def imagenet_status_text(metrics: Metrics) -> str:
     st = metrics.imagenet_status or {}
     reason = st.get("reason")
     return f"{NOT_RUN} ({reason})" if reason else NOT_RUN
-
-
-FIG4_READING_NOTE = (
-    "The paper's Fig. 4 genotype (`SD_DARTS`) was read from a flattened figure: the two skip "
-    "connections of the reduction cell are taken from node 0, the only reading whose network sizes "
-    "round to the paper's 3.3M (CIFAR-10) and 4.7M (ImageNet) parameters; it counts 526M mult-adds at "
-    "224x224 (conv and linear MACs, torch.utils.flop_counter) against the paper's 534M, while the "
-    "reading that gives 534M has 3.37M / 4.83M parameters. Every reading is documented in "
-    "`sd_darts/genotypes.py`."
-)
 
 
 def table3(metrics: Metrics) -> pd.DataFrame:
@@ -155,9 +161,7 @@ def table3(metrics: Metrics) -> pd.DataFrame:
             }
         )
     stats = metrics.genotype_stats or {}
-    groups: dict[str, list[Run]] = {}
-    for r in metrics.train_imagenet:
-        groups.setdefault(r.name.rsplit("-s", 1)[0], []).append(r)
+    groups = train_groups(metrics.train_imagenet)
     keys = sorted(set(groups) | {k for k in stats if k in GENOTYPE_LABELS}, key=lambda k: (k not in GENOTYPE_LABELS, k))
     for key in keys:
         runs = groups.get(key, [])
@@ -167,7 +171,7 @@ def table3(metrics: Metrics) -> pd.DataFrame:
         if runs:
             sources.append(produced_by("train_imagenet", runs))
         else:
-            sources.append("train_imagenet " + _imagenet_status_text(metrics))
+            sources.append("train_imagenet " + imagenet_status_text(metrics))
         if st:
             sources.append("params/×+ counted by genotype stage (sd_darts.stats)")
         rows.append(
@@ -181,7 +185,7 @@ def table3(metrics: Metrics) -> pd.DataFrame:
                 "×+ (M)": fmt(st.get("mult_adds_m"), 0) if st else NOT_RUN,
                 "Search Cost (GPU-days)": "-",
                 "Search Method": "gradient",
-                "Source": "reproduced: " + "; ".join(sources),
+                "Source": "reproduced: " + "; ".join(sources) + not_comparable(metrics),
             }
         )
     if not keys:
@@ -194,23 +198,13 @@ def table3(metrics: Metrics) -> pd.DataFrame:
                 "×+ (M)": NOT_RUN,
                 "Search Cost (GPU-days)": "-",
                 "Search Method": "gradient",
-                "Source": "reproduced: train_imagenet " + _imagenet_status_text(metrics),
+                "Source": "reproduced: train_imagenet " + imagenet_status_text(metrics),
             }
         )
     return pd.DataFrame(rows)
 
 
-NB201_COLUMNS = [
-    ("cifar10_valid", "CIFAR-10 valid"),
-    ("cifar10_test", "CIFAR-10 test"),
-    ("cifar100_valid", "CIFAR-100 valid"),
-    ("cifar100_test", "CIFAR-100 test"),
-    ("imagenet16_valid", "ImageNet16-120 valid"),
-    ("imagenet16_test", "ImageNet16-120 test"),
-]
-
-
-def _nb201_reason(metrics: Metrics) -> str:
+def nb201_reason(metrics: Metrics) -> str:
     q = metrics.nb201_query or {}
     if not metrics.nb201_searches and not q:
         return NOT_RUN
@@ -224,25 +218,26 @@ def table4(metrics: Metrics) -> pd.DataFrame:
     rows = []
     for _, p in paper.iterrows():
         row = {"Method": p["method"] + (f" {p['ref']}" if p["ref"] else "")}
-        for key, label in NB201_COLUMNS:
+        for key, label in TABLE4_COLUMNS:
             row[label] = f"{p[key]} ± {p[key + '_std']}"
         row["Source"] = "paper"
         rows.append(row)
     q = metrics.nb201_query or {}
     row = {"Method": "SD-DARTS (this pipeline)"}
     if q.get("status") == "ok":
-        for key, label in NB201_COLUMNS:
+        for key, label in TABLE4_COLUMNS:
             cell = q["row"][key]
             row[label] = f"{fmt(cell['mean'])} ± {fmt(cell['std'])}"
         row["Source"] = (
             "reproduced: "
-            + produced_by("nasbench201", metrics.nb201_searches)
+            + produced_by("nb201_search", metrics.nb201_searches)
             + f"; benchmark {q.get('benchmark', '?')}"
+            + not_comparable(metrics)
         )
     else:
-        for _, label in NB201_COLUMNS:
+        for _, label in TABLE4_COLUMNS:
             row[label] = NOT_RUN
-        searched = produced_by("nasbench201", metrics.nb201_searches) if metrics.nb201_searches else "no search"
-        row["Source"] = f"{_nb201_reason(metrics)}; searched: {searched}"
+        searched = produced_by("nb201_search", metrics.nb201_searches) if metrics.nb201_searches else "no search"
+        row["Source"] = f"{nb201_reason(metrics)}; searched: {searched}"
     rows.append(row)
     return pd.DataFrame(rows)

@@ -1,0 +1,148 @@
+"""Writing the report into its output folder without ever touching a file it did not write.
+
+The output folder holds a manifest, :data:`MANIFEST`, listing every file the report wrote with
+its SHA-256.  :func:`check_output` refuses (one line, nothing written) a folder that
+
+- is not empty and has no manifest (``--out docs``, ``--out .``: not a report folder);
+- holds a file of the report's names that the manifest does not list (somebody else's file);
+- holds a listed file whose bytes differ from the manifest (somebody edited the report).
+
+:func:`write_output` writes the new files into a staging folder next to the output folder,
+then moves them in one by one (``os.replace``), removes the stale files its manifest lists,
+and writes the new manifest last.  While it moves files the manifest accepts both the old and
+the new bytes of each file, so a crash at any point (or a full disk while staging, which
+leaves the old report as it was) never leaves a folder that the next run refuses.  Files of
+other names (``notes.txt``) are kept.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .. import files
+from ..errors import UserError
+
+MANIFEST = ".sd-darts-report.json"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _refuse(out: Path, problem: str) -> UserError:
+    return UserError(f"--out {out} {problem}")
+
+
+def _read_manifest(out: Path) -> dict[str, dict[str, str]]:
+    path = out / MANIFEST
+    hint = f"delete {path} only if every file it lists is yours to lose, or choose another --out"
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise UserError(f"report manifest {path} is unreadable; {hint}") from None
+    ok = isinstance(data, dict) and isinstance(data.get("files"), dict)
+    tables = {"files": data.get("files") if ok else None, "pending": data.get("pending", {}) if ok else None}
+    for table in tables.values():
+        if not isinstance(table, dict) or not all(
+            isinstance(k, str) and _NAME.fullmatch(k) and k != MANIFEST and isinstance(v, str) and len(v) == 64
+            for k, v in table.items()
+        ):
+            raise UserError(f"report manifest {path} is malformed; {hint}")
+    return tables
+
+
+def check_output(out_dir: str | os.PathLike, names: list[str]) -> dict[str, dict[str, str]] | None:
+    """Check that the report may write ``names`` into ``out_dir``; return its manifest (None
+    for a new or empty folder).  Raises :class:`UserError` without writing anything."""
+    out = Path(out_dir).absolute()
+    if (out.exists() and not out.is_dir()) or (out.is_symlink() and not out.exists()):
+        raise _refuse(out, "is not a folder; choose a new or empty folder")
+    if not out.exists():
+        files.check_writable_dir(out, "--out")
+        return None
+    try:
+        entries = sorted(p.name for p in out.iterdir())
+    except OSError as exc:
+        raise _refuse(out, f"cannot be read ({exc.strerror}); choose another folder") from None
+    if not os.access(out, os.W_OK | os.X_OK) or not os.access(out.parent, os.W_OK | os.X_OK):
+        raise _refuse(out, "is not writable (it and the folder holding it must be); choose another --out")
+    if not entries:
+        return None
+    if MANIFEST not in entries:
+        raise _refuse(
+            out,
+            f"is not empty and holds no report of sd-darts (no {MANIFEST}); the report never overwrites or "
+            "deletes files it did not write: choose a new or empty folder",
+        )
+    manifest = _read_manifest(out)
+    for name in sorted(set(names) | set(manifest["files"])):
+        path = out / name
+        if not path.exists() and not path.is_symlink():
+            continue
+        if path.is_symlink() or not path.is_file():
+            raise _refuse(out, f"holds {name}, which is not a regular file the report wrote; move it away first")
+        accepted = {manifest["files"].get(name), manifest["pending"].get(name)} - {None}
+        if not accepted:
+            raise _refuse(out, f"holds {name}, which the report did not write (not in {MANIFEST}); move it away first")
+        if sha256(path.read_bytes()) not in accepted:
+            raise _refuse(
+                out, f"holds {name}, which was changed since the report wrote it; move your copy away (or restore it)"
+            )
+    return manifest
+
+
+def _write_manifest(out: Path, current: dict[str, str], pending: dict[str, str] | None = None) -> None:
+    body: dict[str, Any] = {"written_by": "sd-darts report", "files": dict(sorted(current.items()))}
+    if pending:
+        body["pending"] = dict(sorted(pending.items()))
+    files.write_text(out / MANIFEST, json.dumps(body, indent=2, sort_keys=True) + "\n")
+
+
+def _move(src: Path, dst: Path) -> None:
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        with files.atomic_path(dst) as tmp:  # another file system: copy, then rename
+            shutil.copyfile(src, tmp)
+
+
+def write_output(out_dir: str | os.PathLike, contents: dict[str, bytes], manifest: dict | None) -> list[Path]:
+    """Write ``contents`` (file name → bytes) into ``out_dir`` as described above; ``manifest``:
+    what :func:`check_output` returned.  Returns the written files, sorted."""
+    out = Path(out_dir).absolute()
+    old = dict(manifest["files"]) if manifest else {}
+    new = {name: sha256(data) for name, data in contents.items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    except OSError as exc:
+        raise _refuse(out, f"cannot be staged next to it ({exc.strerror}); choose another --out") from None
+    try:
+        for name, data in sorted(contents.items()):
+            (staging / name).write_bytes(data)
+        out.mkdir(exist_ok=True)
+        _write_manifest(out, old, pending=new)
+        for name in sorted(contents):
+            _move(staging / name, out / name)
+        for name in sorted(set(old) - set(new)):
+            (out / name).unlink(missing_ok=True)
+        _write_manifest(out, new)
+    except OSError as exc:
+        raise UserError(
+            f"writing the report into {out} failed ({exc.strerror or exc}); the files already there are the "
+            "old report's or the new one's, and rerunning the report completes it"
+        ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return sorted(out / name for name in contents)

@@ -1,0 +1,292 @@
+"""Reading one report input and checking its shape: one line naming the file and the problem.
+
+Every input the report reads goes through a reader here (:func:`read_json`, :func:`read_yaml`,
+:func:`read_tsv`) and a check of the keys and types the tables use (:func:`check`), so a file
+of the wrong shape (``[]`` for an object, a missing key, a string for a number, binary bytes,
+JSON nested too deeply, a folder for a file) is a :class:`~sd_darts.errors.UserError` before
+the report writes anything.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from ..errors import UserError
+from ..genotypes import genotype_from_dict
+from ..paper import TABLE4_COLUMNS
+
+#: Larger inputs are not metrics files (the largest a run writes is a few kB).
+MAX_BYTES = 16 * 2**20
+
+_HINT = "regenerate it with the pipeline or remove it"
+
+
+def bad(path: Path, problem: str) -> UserError:
+    return UserError(f"metrics file {path}: {problem}; {_HINT}")
+
+
+def _text(path: Path) -> str:
+    if path.is_dir():
+        raise bad(path, "is a folder, not a file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise bad(path, f"is {size} bytes, larger than any metrics file ({MAX_BYTES} bytes)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise bad(path, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(path, f"is not UTF-8 text (byte {exc.start}); binary file?") from None
+    if "\0" in text:
+        raise bad(path, "holds NUL bytes; binary file?")
+    return text
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value in ``path`` (non-finite numbers and deep nesting refused)."""
+    text = _text(path)
+    try:
+        return json.loads(text, parse_constant=lambda c: _constant(path, c))
+    except json.JSONDecodeError as exc:
+        raise bad(path, f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise bad(path, "is nested too deeply to be a metrics file") from None
+
+
+def _constant(path: Path, name: str) -> float:
+    raise bad(path, f"holds the non-finite number {name}")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in a YAML file (a run's ``config.yaml``)."""
+    text = _text(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise bad(path, f"is not valid YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise bad(path, "is nested too deeply to be a metrics file") from None
+    if not isinstance(data, dict):
+        raise bad(path, f"must hold a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def read_tsv(path: Path) -> pd.DataFrame:
+    """A run's per-epoch curves: a header and one row per epoch, every cell a number (or empty).
+
+    ``epoch`` is required, integer, non-negative and unique; the rows are sorted by it.
+    """
+    text = _text(path)
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise bad(path, "has no header line")
+    header = lines[0].split("\t")
+    if len(set(header)) != len(header) or any(not h.strip() for h in header):
+        raise bad(path, "has empty or repeated column names")
+    if "epoch" not in header:
+        raise bad(path, "has no 'epoch' column")
+    for i, line in enumerate(lines[1:], start=2):
+        n = len(line.split("\t"))
+        if n != len(header):
+            raise bad(path, f"line {i} has {n} fields, the header has {len(header)}")
+    try:
+        df = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise bad(path, f"is not a readable TSV ({str(exc).splitlines()[0]})") from None
+    out = {}
+    for col in header:
+        values = []
+        for i, cell in enumerate(df[col], start=2):
+            try:
+                v = float(cell) if cell.strip() else math.nan
+            except ValueError:
+                raise bad(path, f"line {i}, column {col!r} is not a number: {cell[:40]!r}") from None
+            if math.isinf(v):
+                raise bad(path, f"line {i}, column {col!r} is not finite: {cell[:40]!r}")
+            values.append(v)
+        out[col] = values
+    epochs = out["epoch"]
+    if any(math.isnan(e) or e != int(e) or e < 0 for e in epochs) or len(set(epochs)) != len(epochs):
+        raise bad(path, "'epoch' must hold distinct non-negative integers")
+    frame = pd.DataFrame(out, columns=header)
+    frame["epoch"] = frame["epoch"].astype(int)
+    return frame.sort_values("epoch", kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Shapes
+# --------------------------------------------------------------------------------------------
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "num":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "scalar":
+        return value is None or isinstance(value, (str, bool)) or _is(value, "num")
+    if kind == "dict":
+        return isinstance(value, dict)
+    if kind == "list":
+        return isinstance(value, list)
+    raise ValueError(kind)
+
+
+_KIND_TEXT = {
+    "str": "a string",
+    "int": "an integer",
+    "num": "a finite number",
+    "bool": "true or false",
+    "scalar": "a string, number, boolean or null",
+    "dict": "an object",
+    "list": "a list",
+}
+
+
+def check(path: Path, data: Any, required: dict[str, str], optional: dict[str, str] | None = None) -> dict:
+    """``data`` must be a JSON object with the ``required`` keys, and every present key of
+    ``required`` / ``optional`` of the given kind (``str``, ``int``, ``num``, ``bool``,
+    ``scalar``, ``dict``, ``list``; ``?`` appended: null allowed)."""
+    if not isinstance(data, dict):
+        raise bad(path, f"must hold a JSON object, got {type(data).__name__}")
+    for key, kind in {**required, **(optional or {})}.items():
+        if key not in data:
+            if key in required:
+                raise bad(path, f"has no {key!r}")
+            continue
+        value = data[key]
+        nullable = kind.endswith("?")
+        if nullable and value is None:
+            continue
+        base = kind.rstrip("?")
+        if not _is(value, base):
+            raise bad(path, f"{key!r} must be {_KIND_TEXT[base]}, got {_show(value)}")
+    return data
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, (dict, list)) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+#: Keys of ``provenance.json`` the report shows, besides the required ``profile``.
+ENVIRONMENT_KEYS = ("python", "torch", "cuda", "cudnn", "gpu", "image_id")
+
+
+def provenance(path: Path) -> dict:
+    data = check(
+        path,
+        read_json(path),
+        {"profile": "str"},
+        {
+            "device": "str?",
+            "git_rev": "str?",
+            "git_dirty": "bool?",
+            "command": "str?",
+            **{k: "scalar" for k in ENVIRONMENT_KEYS},
+        },
+    )
+    if not data["profile"].strip():
+        raise bad(path, "'profile' is empty")
+    return data
+
+
+def search_summary(path: Path) -> dict:
+    return check(path, read_json(path), {"method": "str"}, {"seed": "int", "device": "str?"})
+
+
+def train_metrics(path: Path, top5: bool) -> dict:
+    required = {"test_error": "num", "params_m": "num"}
+    optional = {"seed": "int", "device": "str?", "top5_error": "num"}
+    if top5:
+        required["top5_error"] = optional.pop("top5_error")
+    return check(path, read_json(path), required, optional)
+
+
+def point(path: Path) -> dict:
+    return check(path, read_json(path), {"parameter": "str", "value": "num", "seed": "int"})
+
+
+def stage_status(path: Path) -> dict:
+    """A stage's ``status.json`` (``{"profile", "status", "reason"}``)."""
+    return check(path, read_json(path), {"profile": "str", "status": "str"}, {"reason": "str?"})
+
+
+def nb201_query(path: Path) -> dict:
+    data = check(
+        path,
+        read_json(path),
+        {"profile": "str", "status": "str"},
+        {"reason": "str?", "benchmark": "str", "row": "dict", "per_seed": "list"},
+    )
+    if data["status"] not in ("ok", "not run"):
+        raise bad(path, f"'status' must be 'ok' or 'not run', got {_show(data['status'])}")
+    if data["status"] == "ok":
+        check(path, data, {"benchmark": "str", "row": "dict"})
+        for key, _ in TABLE4_COLUMNS:
+            if key not in data["row"]:
+                raise bad(path, f"'row' has no {key!r}")
+            cell = data["row"][key]
+            if not isinstance(cell, dict) or not all(_is(cell.get(k), "num") for k in ("mean", "std")):
+                raise bad(path, f"'row'.{key} must be an object with finite numbers 'mean' and 'std'")
+    return data
+
+
+def selection(path: Path) -> dict:
+    data = check(path, read_json(path), {"profile": "str", "rule": "str", "selected": "str"}, {"candidates": "list"})
+    for i, cand in enumerate(data.get("candidates") or []):
+        if not isinstance(cand, dict) or not all(_is(v, "scalar") for v in cand.values()):
+            raise bad(path, f"candidate {i} must be an object of strings and numbers")
+    return data
+
+
+def genotype_stats(path: Path) -> dict:
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise bad(path, f"must hold a JSON object, got {type(data).__name__}")
+    for key, entry in data.items():
+        if key == "counter":
+            continue
+        if not isinstance(entry, dict):
+            raise bad(path, f"{key!r} must be an object of network statistics")
+        for net in ("cifar", "imagenet"):
+            if net in entry:
+                where = f"{key}.{net}"
+                try:
+                    check(
+                        path,
+                        entry[net],
+                        {"params_m": "num", "mult_adds_m": "num"},
+                        {"init_channels": "int", "layers": "int"},
+                    )
+                except UserError as exc:
+                    raise bad(path, f"{where} is malformed ({_inner(exc)})") from None
+    return data
+
+
+def genotype(path: Path) -> dict:
+    data = read_json(path)
+    try:
+        genotype_from_dict(data, source=str(path))
+    except UserError as exc:
+        raise UserError(f"{exc}; {_HINT}") from None
+    return data
+
+
+def _inner(exc: UserError) -> str:
+    """The problem part of a :func:`bad` message."""
+    text = str(exc)
+    return text.split(": ", 1)[-1].rsplit("; ", 1)[0]
