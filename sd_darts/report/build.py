@@ -16,19 +16,24 @@ from .readme import figures_fixed, readme
 from .spec import ReportSpec
 from .tables import imagenet_status_text, nb201_reason, table1, table2, table3, table4
 
+TABLES = ("table1_hyperparameters", "table2_cifar10", "table3_imagenet", "table4_nb201", "comparison", "provenance")
+FIGURES_FILES = ("fig2_hessian.png", "fig4_cells.png", "fig5_warmup.png", "fig6_window.png", "search_curves.png")
+
+
+def output_names(metrics: Metrics) -> list[str]:
+    """The files :func:`render` makes for ``metrics`` (known before anything is drawn)."""
+    names = [f"{stem}.{ext}" for stem in TABLES for ext in ("md", "csv")] + list(FIGURES_FILES) + ["README.md"]
+    if metrics.nb201_searches:
+        names.append("search_curves_nb201.png")
+    return sorted(names)
+
 
 def render(metrics: Metrics, where: str) -> dict[str, bytes]:
     """Every file of the report (name → bytes); ``where``: the metrics folder as named in the README."""
     out: dict[str, bytes] = {}
     tables = {}
-    for stem, df in (
-        ("table1_hyperparameters", table1(metrics.spec.table1)),
-        ("table2_cifar10", table2(metrics)),
-        ("table3_imagenet", table3(metrics)),
-        ("table4_nb201", table4(metrics)),
-        ("comparison", comparison(metrics)),
-        ("provenance", provenance(metrics)),
-    ):
+    frames = (table1(metrics.spec.table1), table2(metrics), table3(metrics), table4(metrics))
+    for stem, df in zip(TABLES, (*frames, comparison(metrics), provenance(metrics))):
         tables[stem] = md_table(df)
         out[f"{stem}.md"] = tables[stem].encode()
         out[f"{stem}.csv"] = csv_text(df).encode()
@@ -77,8 +82,10 @@ def build_report(metrics_root: str | os.PathLike, out_dir: str | os.PathLike, sp
     (the manifest :data:`~sd_darts.report.output.MANIFEST` is written besides them).
     """
     metrics = load_metrics(metrics_root, spec)
+    manifest = check_output(out_dir, output_names(metrics))
     contents = render(metrics, Path(metrics_root).as_posix())
-    manifest = check_output(out_dir, sorted(contents))
+    if sorted(contents) != output_names(metrics):
+        raise AssertionError(f"render made {sorted(contents)}, not the announced {output_names(metrics)}")
     return write_output(out_dir, contents, manifest)
 
 

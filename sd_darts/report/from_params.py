@@ -27,8 +27,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..config import read_yaml_mapping
 from ..errors import UserError
 from ..paper import TABLE1
 from . import schema
@@ -48,26 +47,6 @@ FOLDERS = {
 GENOTYPE_DIR = "genotype"
 NB201_QUERY = "nasbench201/query.json"
 IMAGENET_STATUS = "train_imagenet/status.json"
-
-
-def _read_params(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"params file {path} does not exist") from None
-    except IsADirectoryError:
-        raise UserError(f"params file {path} is a folder, not a file") from None
-    except OSError as exc:
-        raise UserError(f"params file {path} cannot be read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"params file {path} is not UTF-8 text; binary file?") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"params file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    except RecursionError:
-        raise UserError(f"params file {path} is nested too deeply") from None
-    if not isinstance(data, dict):
-        raise UserError(f"params file {path} must hold a mapping of sections, got {type(data).__name__}")
-    return data
 
 
 def _section(params: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
@@ -149,7 +128,7 @@ def spec_from_params(params_path: str | os.PathLike, metrics_root: str | os.Path
     ablations hold fixed; the matrices the expected runs (see the module docstring).
     """
     path = Path(params_path)
-    params = _read_params(path)
+    params = read_yaml_mapping(path)
     profile = params.get("profile", "paper")
     if not isinstance(profile, str) or not profile:
         raise UserError(f"params file {path}: profile must be a name, got {profile!r}")

@@ -6,6 +6,7 @@ import pandas as pd
 
 from .fmt import NOT_RUN, fmt, md_table
 from .read import Metrics
+from .spec import ABLATIONS
 
 FIG4_READING_NOTE = (
     "The paper's Fig. 4 genotype (`SD_DARTS`) was read from a flattened figure: the two skip "
@@ -130,8 +131,6 @@ def readme(
 
 def fixed_setting(metrics: Metrics, kind: str) -> str:
     """The setting an ablation holds fixed: the spec's, else the one its runs' configs record."""
-    from .spec import ABLATIONS
-
     _, key, spec_key = ABLATIONS[kind]
     value = metrics.spec.ablation_fixed.get(spec_key)
     if value is not None:

@@ -16,65 +16,28 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from .. import files
 from ..errors import UserError
 from ..genotypes import genotype_from_dict
 from ..paper import TABLE4_COLUMNS
 
-#: Larger inputs are not metrics files (the largest a run writes is a few kB).
-MAX_BYTES = 16 * 2**20
-
+WHAT = "metrics file"
 _HINT = "regenerate it with the pipeline or remove it"
 
 
 def bad(path: Path, problem: str) -> UserError:
-    return UserError(f"metrics file {path}: {problem}; {_HINT}")
-
-
-def _text(path: Path) -> str:
-    if path.is_dir():
-        raise bad(path, "is a folder, not a file")
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise bad(path, f"is {size} bytes, larger than any metrics file ({MAX_BYTES} bytes)")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise bad(path, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise bad(path, f"is not UTF-8 text (byte {exc.start}); binary file?") from None
-    if "\0" in text:
-        raise bad(path, "holds NUL bytes; binary file?")
-    return text
+    return UserError(f"{WHAT} {path}: {problem}; {_HINT}")
 
 
 def read_json(path: Path) -> Any:
-    """The JSON value in ``path`` (non-finite numbers and deep nesting refused)."""
-    text = _text(path)
-    try:
-        return json.loads(text, parse_constant=lambda c: _constant(path, c))
-    except json.JSONDecodeError as exc:
-        raise bad(path, f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    except RecursionError:
-        raise bad(path, "is nested too deeply to be a metrics file") from None
-
-
-def _constant(path: Path, name: str) -> float:
-    raise bad(path, f"holds the non-finite number {name}")
+    """The JSON value in ``path`` (size, encoding and nesting bounded by :mod:`sd_darts.files`)."""
+    return files.read_json(path, WHAT)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """The mapping in a YAML file (a run's ``config.yaml``)."""
-    text = _text(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise bad(path, f"is not valid YAML ({str(exc).splitlines()[0]})") from None
-    except RecursionError:
-        raise bad(path, "is nested too deeply to be a metrics file") from None
+    data = files.read_yaml(path, WHAT)
     if not isinstance(data, dict):
         raise bad(path, f"must hold a mapping of settings, got {type(data).__name__}")
     return data
@@ -85,7 +48,7 @@ def read_tsv(path: Path) -> pd.DataFrame:
 
     ``epoch`` is required, integer, non-negative and unique; the rows are sorted by it.
     """
-    text = _text(path)
+    text = files.read_text(path, WHAT)
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise bad(path, "has no header line")
@@ -156,24 +119,28 @@ _KIND_TEXT = {
 }
 
 
-def check(path: Path, data: Any, required: dict[str, str], optional: dict[str, str] | None = None) -> dict:
-    """``data`` must be a JSON object with the ``required`` keys, and every present key of
-    ``required`` / ``optional`` of the given kind (``str``, ``int``, ``num``, ``bool``,
-    ``scalar``, ``dict``, ``list``; ``?`` appended: null allowed)."""
+def check(
+    path: Path, data: Any, required: dict[str, str], optional: dict[str, str] | None = None, where: str = ""
+) -> dict:
+    """``data`` (the file's JSON, or the part of it at ``where``) must be an object with the
+    ``required`` keys, and every present key of ``required`` / ``optional`` of the given kind
+    (``str``, ``int``, ``num``, ``bool``, ``scalar``, ``dict``, ``list``; ``?`` appended: null
+    allowed)."""
     if not isinstance(data, dict):
-        raise bad(path, f"must hold a JSON object, got {type(data).__name__}")
+        what = f"{where!r} must be" if where else "must hold"
+        raise bad(path, f"{what} a JSON object, got {type(data).__name__}")
+    prefix = f"{where}." if where else ""
     for key, kind in {**required, **(optional or {})}.items():
         if key not in data:
             if key in required:
-                raise bad(path, f"has no {key!r}")
+                raise bad(path, f"has no {prefix + key!r}")
             continue
         value = data[key]
-        nullable = kind.endswith("?")
-        if nullable and value is None:
+        if kind.endswith("?") and value is None:
             continue
         base = kind.rstrip("?")
         if not _is(value, base):
-            raise bad(path, f"{key!r} must be {_KIND_TEXT[base]}, got {_show(value)}")
+            raise bad(path, f"{prefix + key!r} must be {_KIND_TEXT[base]}, got {_show(value)}")
     return data
 
 
@@ -237,11 +204,8 @@ def nb201_query(path: Path) -> dict:
     if data["status"] == "ok":
         check(path, data, {"benchmark": "str", "row": "dict"})
         for key, _ in TABLE4_COLUMNS:
-            if key not in data["row"]:
-                raise bad(path, f"'row' has no {key!r}")
-            cell = data["row"][key]
-            if not isinstance(cell, dict) or not all(_is(cell.get(k), "num") for k in ("mean", "std")):
-                raise bad(path, f"'row'.{key} must be an object with finite numbers 'mean' and 'std'")
+            check(path, data["row"], {key: "dict"}, where="row")
+            check(path, data["row"][key], {"mean": "num", "std": "num"}, where=f"row.{key}")
     return data
 
 
@@ -253,27 +217,19 @@ def selection(path: Path) -> dict:
     return data
 
 
+#: The genotypes ``stats.json`` counts (the selected one and the paper's), and its networks.
+STATS_GENOTYPES = ("selected", "paper")
+STATS_NETS = ("cifar", "imagenet")
+
+
 def genotype_stats(path: Path) -> dict:
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise bad(path, f"must hold a JSON object, got {type(data).__name__}")
-    for key, entry in data.items():
-        if key == "counter":
-            continue
-        if not isinstance(entry, dict):
-            raise bad(path, f"{key!r} must be an object of network statistics")
-        for net in ("cifar", "imagenet"):
-            if net in entry:
-                where = f"{key}.{net}"
-                try:
-                    check(
-                        path,
-                        entry[net],
-                        {"params_m": "num", "mult_adds_m": "num"},
-                        {"init_channels": "int", "layers": "int"},
-                    )
-                except UserError as exc:
-                    raise bad(path, f"{where} is malformed ({_inner(exc)})") from None
+    """``{"selected" | "paper": {"cifar" | "imagenet": {"params_m", "mult_adds_m", ...}}, "counter"}``."""
+    data = check(path, read_json(path), {g: "dict" for g in STATS_GENOTYPES}, {"counter": "str"})
+    for key in STATS_GENOTYPES:
+        check(path, data[key], {net: "dict" for net in STATS_NETS}, where=key)
+        for net in STATS_NETS:
+            sizes = {"params_m": "num", "mult_adds_m": "num"}
+            check(path, data[key][net], sizes, {"init_channels": "int", "layers": "int"}, where=f"{key}.{net}")
     return data
 
 
@@ -284,9 +240,3 @@ def genotype(path: Path) -> dict:
     except UserError as exc:
         raise UserError(f"{exc}; {_HINT}") from None
     return data
-
-
-def _inner(exc: UserError) -> str:
-    """The problem part of a :func:`bad` message."""
-    text = str(exc)
-    return text.split(": ", 1)[-1].rsplit("; ", 1)[0]
