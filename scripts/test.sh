@@ -14,3 +14,7 @@ echo "hadolint: Dockerfile clean"
 if [ -f scripts/pipeline_checks.sh ] && [ "${SD_DARTS_SKIP_PIPELINE_CHECKS:-0}" != 1 ]; then
     PATH="$PWD/.venv/bin:$PATH" bash scripts/pipeline_checks.sh
 fi
+# The image built and run against a real Docker engine (SD_DARTS_SKIP_DOCKER=1 skips it).
+if [ "${SD_DARTS_SKIP_DOCKER:-0}" != 1 ]; then
+    PATH="$PWD/.venv/bin:$PATH" bash scripts/docker_check.sh
+fi

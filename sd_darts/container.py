@@ -1,0 +1,494 @@
+"""Run sd-darts inside its Docker image, through the Docker SDK (``pip install 'sd-darts[docker]'``).
+
+The design of the package: the DVC stages call the ``sd_darts`` modules inside a CUDA image
+(docs/container.md).  :func:`build_image` builds that image from a checkout (the repository's
+``Dockerfile``); :func:`run_in_image` runs one command in it and returns its exit code:
+
+- the checkout is bind-mounted at :data:`WORKDIR` (where the image installs the package in
+  editable mode, so the mounted code is what runs) and the command starts in the folder that
+  corresponds to the caller's;
+- it runs as the caller's uid:gid, so what it writes belongs to the caller;
+- GPUs are requested as ``docker run --gpus`` does (``all``, a count, or device ids);
+- shared memory is :data:`DEFAULT_SHM_SIZE` (Docker's 64 MB is too small for DataLoader workers
+  and NCCL) or the host's IPC namespace;
+- data folders are mounted read-only; environment variables of the run are passed through
+  (:data:`PASS_ENV_PREFIXES`) and :data:`IMAGE_ENV` / :data:`IMAGE_ID_ENV` say which image
+  ran, for provenance (:func:`image_provenance`);
+- output is streamed as it comes, and the container is removed whatever happens.
+
+Engine problems (no daemon, no image, no GPU runtime, a malformed image name or ``--gpus``)
+are one-line :class:`~sd_darts.errors.UserError`\\ s.  The SDK is imported lazily: the rest of
+the package does not need it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from .errors import UserError
+
+#: Where the checkout is mounted in the container (the Dockerfile's WORKDIR).
+WORKDIR = "/workspace/sd-darts"
+#: The image name ``sd-darts container build`` tags and ``run`` uses by default.
+DEFAULT_IMAGE = "sd-darts:latest"
+#: ``/dev/shm`` of the container: room for DataLoader workers' batches and NCCL's buffers.
+DEFAULT_SHM_SIZE = "8g"
+#: Set in every container: the image's name and its id (``sha256:...``), for provenance.
+IMAGE_ENV = "SD_DARTS_IMAGE"
+IMAGE_ID_ENV = "SD_DARTS_IMAGE_ID"
+#: Host environment variables passed into the container (by name prefix).
+PASS_ENV_PREFIXES = ("SD_DARTS_", "DVC_", "OMP_", "MKL_", "NCCL_", "TORCH_", "CUBLAS_", "PYTHONHASHSEED")
+
+_INSTALL_HINT = "the Docker SDK is not installed; pip install 'sd-darts[docker]' (or: pip install docker)"
+
+# --------------------------------------------------------------------------------------------
+# Checking the user's input (no engine needed)
+# --------------------------------------------------------------------------------------------
+
+# A Docker image reference: [registry[:port]/]name[/name...][:tag][@sha256:digest], or an id.
+_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?"
+_NAME = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_RE = re.compile(rf"^{_HOST}{_NAME}(?:/{_NAME})*(?::\w[\w.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?$")
+_IMAGE_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_SHM_RE = re.compile(r"^[0-9]+[bkmg]?$", re.IGNORECASE)
+_GPU_ID_RE = re.compile(r"^(?:[0-9]+|(?:GPU|MIG)-[0-9a-zA-Z/-]+)$")
+
+
+def check_image_name(name: str) -> str:
+    """``name`` if it is a valid image reference (``sd-darts:latest``, ``ghcr.io/o/sd-darts:v1``)."""
+    if not isinstance(name, str) or not (_IMAGE_RE.match(name) or _IMAGE_ID_RE.match(name)):
+        raise UserError(
+            f"image name {name!r} is malformed; use [registry/]name[:tag] in lower case, e.g. {DEFAULT_IMAGE}"
+        )
+    return name
+
+
+def gpu_request(spec: str | None) -> dict[str, Any] | None:
+    """The Docker device request for ``--gpus`` (``all``, a count ``2``, ids ``0,1`` or ``device=0``).
+
+    ``None`` or an empty string: no GPUs.  Returns the keyword arguments of
+    ``docker.types.DeviceRequest`` (the SDK accepts them as a dict).
+    """
+    if spec is None or spec == "":
+        return None
+    text = str(spec).strip()
+    hint = "use all, a count (e.g. 2), or device ids (e.g. 0,1 or device=0)"
+    if text == "all":
+        return {"count": -1, "capabilities": [["gpu"]]}
+    if text.isdigit() and "," not in text:
+        if int(text) < 1:
+            raise UserError(f"--gpus {spec!r} requests no GPU; omit --gpus to run without GPUs, or {hint}")
+        return {"count": int(text), "capabilities": [["gpu"]]}
+    ids = text[len("device=") :] if text.startswith("device=") else text
+    if "," not in ids and not text.startswith("device="):
+        raise UserError(f"--gpus {spec!r} is malformed; {hint}")
+    parts = ids.split(",")
+    if not all(_GPU_ID_RE.match(p) for p in parts):
+        raise UserError(f"--gpus {spec!r} is malformed; {hint}")
+    return {"device_ids": parts, "capabilities": [["gpu"]]}
+
+
+def check_shm_size(size: str) -> str:
+    if not _SHM_RE.match(str(size)):
+        raise UserError(f"--shm-size {size!r} is malformed; use a size such as 8g, 512m or a number of bytes")
+    return str(size)
+
+
+# --------------------------------------------------------------------------------------------
+# Paths: host <-> container
+# --------------------------------------------------------------------------------------------
+
+
+def find_checkout(start: str | os.PathLike | None = None) -> Path:
+    """The repository to mount: the git top level above ``start`` (default: the current folder),
+    or ``start`` itself outside git."""
+    start = Path(start or os.getcwd()).resolve()
+    try:
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return start
+    return Path(top).resolve() if top else start
+
+
+def container_path(host_path: str | os.PathLike, checkout: Path) -> str | None:
+    """Where ``host_path`` appears in the container if it lies in the mounted checkout, else None."""
+    p = Path(host_path).resolve()
+    try:
+        rel = p.relative_to(checkout)
+    except ValueError:
+        return None
+    return str(PurePosixPath(WORKDIR, *rel.parts))
+
+
+def _bind(source: Path, target: str, mode: str, flag: str) -> str:
+    if ":" in str(source) or ":" in target or "," in str(source):
+        raise UserError(f"{flag} {source}: paths with ':' or ',' cannot be mounted; rename or symlink the folder")
+    return f"{source}:{target}:{mode}"
+
+
+def data_mount(spec: str, checkout: Path) -> str:
+    """A read-only bind for ``--data PATH[:TARGET]``.
+
+    Without TARGET the folder appears where the code looks for it: at its place in the
+    checkout if it lies in it, else at the same absolute path as on the host (so absolute
+    paths in params.yaml hold in the container too).
+    """
+    host, _, target = spec.partition(":")
+    source = Path(host).expanduser().resolve()
+    if not source.exists():
+        raise UserError(f"--data {host}: no such file or folder; give an existing data folder")
+    if not target:
+        target = container_path(source, checkout) or str(source)
+    if not target.startswith("/"):
+        raise UserError(f"--data {spec}: the container path {target!r} must be absolute")
+    return _bind(source, target, "ro", "--data")
+
+
+def volume_mount(spec: str) -> str:
+    """A bind for ``--volume HOST:CONTAINER[:ro|rw]`` (e.g. a shared DVC cache, read-write)."""
+    parts = spec.split(":")
+    if (
+        len(parts) not in (2, 3)
+        or not parts[0]
+        or not parts[1].startswith("/")
+        or parts[2:] not in ([], ["ro"], ["rw"])
+    ):
+        raise UserError(f"--volume {spec!r} is malformed; use HOST_PATH:/container/path[:ro|rw]")
+    source = Path(parts[0]).expanduser().resolve()
+    if not source.exists():
+        raise UserError(f"--volume {spec}: {source} does not exist; create it first")
+    return _bind(source, parts[1], parts[2] if len(parts) == 3 else "rw", "--volume")
+
+
+def passed_environment(environ: Mapping[str, str], checkout: Path) -> dict[str, str]:
+    """The host variables passed into the container (:data:`PASS_ENV_PREFIXES`); a value that
+    is a path in the checkout (``DVC_ROOT``) is mapped to its place in the container."""
+    out = {}
+    for key, value in environ.items():
+        if key.startswith(PASS_ENV_PREFIXES) and key not in (IMAGE_ENV, IMAGE_ID_ENV):
+            mapped = container_path(value, checkout) if value.startswith("/") else None
+            out[key] = mapped or value
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The request handed to the SDK
+# --------------------------------------------------------------------------------------------
+
+
+def container_request(
+    argv: Sequence[str],
+    *,
+    image: str,
+    image_id: str,
+    checkout: str | os.PathLike,
+    workdir: str | os.PathLike | None = None,
+    gpus: str | None = None,
+    user: str | None = None,
+    env: Mapping[str, str] | None = None,
+    data: Iterable[str] = (),
+    volumes: Iterable[str] = (),
+    network: str | None = None,
+    shm_size: str | None = DEFAULT_SHM_SIZE,
+    ipc_host: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of ``client.containers.create`` for one command (pure: no engine).
+
+    ``workdir`` (default: the current folder) must lie in ``checkout``; ``env`` is added to
+    the variables passed through from ``environ`` (default: ``os.environ``).
+    """
+    if not argv:
+        raise UserError("no command to run in the container; give it after '--', e.g. -- sd-darts --help")
+    checkout = Path(checkout).resolve()
+    workdir = Path(workdir or os.getcwd()).resolve()
+    inside = container_path(workdir, checkout)
+    if inside is None:
+        raise UserError(f"the working folder {workdir} is not in the checkout {checkout} mounted in the container")
+    environment = passed_environment(os.environ if environ is None else environ, checkout)
+    environment.update(env or {})
+    environment[IMAGE_ENV] = image
+    environment[IMAGE_ID_ENV] = image_id
+    binds = [_bind(checkout, WORKDIR, "rw", "checkout")]
+    binds += [data_mount(d, checkout) for d in data]
+    binds += [volume_mount(v) for v in volumes]
+    request: dict[str, Any] = {
+        "image": image_id,
+        "command": list(argv),
+        "working_dir": inside,
+        "user": user or f"{os.getuid()}:{os.getgid()}",
+        "environment": environment,
+        "volumes": binds,
+        "detach": True,
+        "stdin_open": False,
+        "tty": False,
+        "labels": {"org.opencontainers.image.title": "sd-darts", "sd-darts.image": image},
+    }
+    device = gpu_request(gpus)
+    if device is not None:
+        request["device_requests"] = [device]
+    if ipc_host:
+        request["ipc_mode"] = "host"
+    elif shm_size:
+        request["shm_size"] = check_shm_size(shm_size)
+    if network:
+        request["network_mode"] = network
+    return request
+
+
+# --------------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------------
+
+
+def _sdk():
+    try:
+        import docker
+    except ImportError:
+        raise UserError(_INSTALL_HINT) from None
+    return docker
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())
+
+
+def connect():
+    """A Docker client for ``DOCKER_HOST`` (default: the local socket), checked with a ping."""
+    docker = _sdk()
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise UserError(
+            f"no Docker daemon reachable at {where} ({_first_line(exc)}); start dockerd, or point "
+            "DOCKER_HOST at its socket, e.g. DOCKER_HOST=unix:///path/to/docker.sock"
+        ) from None
+    # builds and runs are silent for minutes at a time: no read timeout from here on
+    client.api.timeout = None
+    return client
+
+
+def image_id(client, image: str) -> str:
+    """The id (``sha256:...``) of ``image`` on the engine, or a one-line error saying how to build it."""
+    docker = _sdk()
+    check_image_name(image)
+    try:
+        return client.images.get(image).id
+    except docker.errors.ImageNotFound:
+        raise UserError(
+            f"image {image} is not on this Docker engine; build it with 'sd-darts container build --tag {image}' "
+            "in the sd-darts checkout"
+        ) from None
+    except docker.errors.APIError as exc:
+        raise UserError(f"image {image} cannot be read from the Docker engine ({_first_line(exc)})") from None
+
+
+def _start_error(exc: BaseException, request: Mapping[str, Any]) -> UserError:
+    msg = _first_line(exc)
+    if request.get("device_requests") and ("device driver" in msg or "nvidia" in msg.lower() or "gpu" in msg.lower()):
+        return UserError(
+            f"GPUs were requested but this Docker engine has no GPU runtime ({msg}); install the NVIDIA "
+            "Container Toolkit on the host and restart dockerd, or run without --gpus"
+        )
+    return UserError(f"the container could not start ({msg})")
+
+
+def run_container(
+    client, request: Mapping[str, Any], stdout: BinaryIO | None = None, stderr: BinaryIO | None = None
+) -> int:
+    """Create, start and follow one container (``request``: :func:`container_request`); return
+    its exit code.  The container is removed in every case, a failed start included; Ctrl-C
+    (or SIGTERM) is forwarded to the command, which keeps its last checkpoint, before the removal."""
+    docker = _sdk()
+    out = stdout if stdout is not None else sys.stdout.buffer
+    err = stderr if stderr is not None else sys.stderr.buffer
+    container = None
+    try:
+        try:
+            container = client.containers.create(**request)
+            # attach before start (as `docker run` does): nothing a quick command writes is lost
+            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
+            container.start()
+        except docker.errors.APIError as exc:
+            raise _start_error(exc, request) from None
+        try:
+            for chunk_out, chunk_err in stream:
+                for target, chunk in ((out, chunk_out), (err, chunk_err)):
+                    if chunk:
+                        target.write(chunk)
+                        target.flush()
+            return int(container.wait().get("StatusCode", 1))
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM where the CLI turns it into an exception
+            container.kill(signal="SIGTERM" if type(exc).__name__ == "Terminated" else "SIGINT")
+            try:
+                container.wait(timeout=60)
+            except Exception:  # the removal below kills it anyway
+                pass
+            raise
+    finally:
+        if container is not None:
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError as exc:
+                if getattr(exc, "status_code", None) != 404:
+                    print(
+                        f"warning: container {container.id[:12]} was not removed ({_first_line(exc)})", file=sys.stderr
+                    )
+
+
+def run_in_image(
+    argv: Sequence[str],
+    *,
+    image: str = DEFAULT_IMAGE,
+    gpus: str | None = None,
+    workdir: str | os.PathLike | None = None,
+    checkout: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    data: Iterable[str] = (),
+    volumes: Iterable[str] = (),
+    network: str | None = None,
+    shm_size: str | None = DEFAULT_SHM_SIZE,
+    ipc_host: bool = False,
+    user: str | None = None,
+    stdout: BinaryIO | None = None,
+    stderr: BinaryIO | None = None,
+    client=None,
+) -> int:
+    """Run ``argv`` in ``image`` as the caller, in the container folder matching ``workdir``
+    (default: the current folder), with the checkout (default: the git top level of
+    ``workdir``) mounted; return the command's exit code.  See the module docstring; the
+    pipeline's docker runner calls this for each stage command."""
+    check_image_name(image)
+    workdir = Path(workdir or os.getcwd()).resolve()
+    checkout = Path(checkout).resolve() if checkout else find_checkout(workdir)
+    # every setting is checked before the engine is asked anything
+    request = container_request(
+        argv,
+        image=image,
+        image_id="",
+        checkout=checkout,
+        workdir=workdir,
+        gpus=gpus,
+        user=user,
+        env=env,
+        data=data,
+        volumes=volumes,
+        network=network,
+        shm_size=shm_size,
+        ipc_host=ipc_host,
+    )
+    client = client or connect()
+    request["image"] = request["environment"][IMAGE_ID_ENV] = image_id(client, image)
+    return run_container(client, request, stdout=stdout, stderr=stderr)
+
+
+def image_provenance(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``{"image": ..., "image_id": ...}`` when running in a container started by this module, else ``{}``."""
+    environ = os.environ if environ is None else environ
+    if IMAGE_ID_ENV not in environ:
+        return {}
+    return {"image": environ.get(IMAGE_ENV, "unknown"), "image_id": environ[IMAGE_ID_ENV]}
+
+
+# --------------------------------------------------------------------------------------------
+# Building the image
+# --------------------------------------------------------------------------------------------
+
+
+def _git(checkout: Path, *args: str) -> str | None:
+    try:
+        res = subprocess.run(["git", *args], cwd=checkout, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return res.stdout.strip() or None
+
+
+def _public_url(url: str | None) -> str | None:
+    """A remote URL without credentials (``https://user:token@host/x`` -> ``https://host/x``)."""
+    if not url or "://" not in url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def default_build_args(checkout: Path) -> dict[str, str]:
+    """OCI label values: the package version, the git revision and the (credential-free) origin URL."""
+    from . import __version__
+
+    args = {"VERSION": __version__}
+    revision = _git(checkout, "rev-parse", "HEAD")
+    source = _public_url(_git(checkout, "remote", "get-url", "origin"))
+    if revision:
+        args["REVISION"] = revision
+    if source:
+        args["SOURCE"] = source
+    return args
+
+
+def build_image(
+    tag: str = DEFAULT_IMAGE,
+    *,
+    checkout: str | os.PathLike | None = None,
+    base_image: str | None = None,
+    build_args: Mapping[str, str] | None = None,
+    network: str | None = None,
+    no_cache: bool = False,
+    progress: Any = None,
+    client=None,
+) -> str:
+    """Build the image from the checkout's Dockerfile, streaming the build's output to
+    ``progress`` (default: stderr); return the image id.  ``base_image`` sets ``BASE_IMAGE``;
+    ``network`` is the build's network (``host`` where pip reaches its index only as the host does)."""
+    check_image_name(tag)
+    if base_image is not None:
+        check_image_name(base_image)
+    root = Path(checkout).resolve() if checkout else find_checkout()
+    if not (root / "Dockerfile").is_file():
+        raise UserError(f"no Dockerfile in {root}; run in the sd-darts checkout or pass --checkout")
+    args = default_build_args(root)
+    if base_image:
+        args["BASE_IMAGE"] = base_image
+    args.update(build_args or {})
+    progress = progress or sys.stderr
+    client = client or connect()
+    docker = _sdk()
+    built = None
+    try:
+        for chunk in client.api.build(
+            path=str(root),
+            tag=tag,
+            buildargs=args,
+            network_mode=network,
+            nocache=no_cache,
+            rm=True,
+            forcerm=True,
+            decode=True,
+        ):
+            if "error" in chunk:
+                lines = [ln for ln in str(chunk["error"]).splitlines() if ln.strip()]
+                raise UserError(f"docker build of {tag} failed: {lines[-1] if lines else 'unknown error'}")
+            if chunk.get("stream"):
+                progress.write(chunk["stream"])
+                progress.flush()
+            elif chunk.get("status"):
+                progress.write(f"{chunk['status']} {chunk.get('progress', '')}\n")
+            if isinstance(chunk.get("aux"), dict) and chunk["aux"].get("ID"):
+                built = chunk["aux"]["ID"]
+    except docker.errors.APIError as exc:
+        raise UserError(f"docker build of {tag} failed: {_first_line(exc)}") from None
+    return built or image_id(client, tag)
