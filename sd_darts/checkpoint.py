@@ -1,25 +1,71 @@
 """Resumable checkpoints.
 
 A checkpoint is a dict of tensors and plain values written atomically after every epoch
-(``files.torch_save``: temp file + rename) and read with ``weights_only=True``.  It carries the
-run's settings fingerprint (:func:`sd_darts.config.fingerprint_fields`): resuming with other
-settings is refused with a message naming each setting that differs, never silently reused.
+(``files.torch_save``: temp file + rename) and read with ``weights_only=True``.  It carries:
+
+* the run's settings fingerprint (:func:`sd_darts.config.fingerprint_fields`): resuming with
+  other settings is refused with a message naming each setting that differs;
+* a SHA-256 checksum of its whole content (every tensor's bytes and every plain value): a
+  file damaged or edited after it was written is refused, never resumed silently;
+* a ``kind`` (``search``, ``train-cifar`` ...) and the keys that kind needs, checked with their
+  types (:func:`load_checkpoint_if_any`); the states inside are then restored by
+  :func:`restore`, which turns any mismatch (a state dict of another network, a bad RNG state)
+  into the same one-line error.  The run folder is not touched until all of this succeeded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import struct
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from . import config as config_mod
 from .errors import UserError
 from .files import torch_load, torch_save
 
-FORMAT = "sd-darts-checkpoint-v1"
+FORMAT = "sd-darts-checkpoint-v2"
+
+
+def _digest(obj: Any, h: Any) -> None:
+    """Feed a canonical encoding of ``obj`` (nested dicts/lists of tensors and scalars) to ``h``."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(obj, Mapping):
+        h.update(b"D%d" % len(obj))
+        for key in sorted(obj, key=repr):
+            _digest(key, h)
+            _digest(obj[key], h)
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"L%d" % len(obj))
+        for item in obj:
+            _digest(item, h)
+    elif isinstance(obj, bool) or obj is None:
+        h.update(repr(obj).encode())
+    elif isinstance(obj, int):
+        h.update(b"I" + str(obj).encode())
+    elif isinstance(obj, float):
+        h.update(b"F" + struct.pack("<d", obj))
+    elif isinstance(obj, (str, bytes)):
+        data = obj.encode() if isinstance(obj, str) else obj
+        h.update(b"S%d:" % len(data) + data)
+    else:
+        h.update(b"?" + type(obj).__name__.encode() + repr(obj).encode())
+
+
+def checksum(payload: Mapping[str, Any]) -> str:
+    h = hashlib.sha256()
+    _digest({k: v for k, v in payload.items() if k != "checksum"}, h)
+    return h.hexdigest()
 
 
 def save_checkpoint(path: str | Path, cfg, kind: str, state: dict[str, Any]) -> None:
-    """Write ``state`` plus the settings fingerprint of ``cfg`` atomically to ``path``."""
+    """Write ``state`` plus the settings fingerprint of ``cfg`` and a checksum atomically to ``path``."""
     payload = {
         "format": FORMAT,
         "kind": kind,
@@ -27,27 +73,60 @@ def save_checkpoint(path: str | Path, cfg, kind: str, state: dict[str, Any]) -> 
         "fingerprint": config_mod.fingerprint(cfg),
         **state,
     }
+    payload["checksum"] = checksum(payload)
     torch_save(path, payload)
 
 
-def load_checkpoint_if_any(path: str | Path, cfg, kind: str) -> dict[str, Any] | None:
-    """Return the checkpoint at ``path`` if it exists and was made with the same settings.
+def load_checkpoint_if_any(path: str | Path, cfg, kind: str, schema: Mapping[str, type | tuple] | None = None):
+    """Return the checkpoint at ``path`` if it exists, is intact and was made with the same settings.
 
-    Raises :class:`UserError` if the file is not an sd-darts checkpoint of this ``kind`` or
-    was made with different settings.
+    ``schema`` maps the keys this kind of run needs to their types.  Raises :class:`UserError`
+    (one line) if the file is not an sd-darts checkpoint of this ``kind``, fails its checksum,
+    lacks a key or has one of the wrong type, or was made with different settings.
     """
     path = Path(path)
     if not path.exists():
         return None
     ckpt = torch_load(path)
+    fix = "delete it to start afresh, or choose another --out"
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise UserError(f"{path} is not an sd-darts checkpoint; delete it or choose another --out")
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise UserError(f"{path} is not an sd-darts checkpoint of this version (format {found!r}); {fix}")
     if ckpt.get("kind") != kind:
         raise UserError(f"{path} is a {ckpt.get('kind')} checkpoint, not a {kind} one; choose another --out")
+    if ckpt.get("checksum") != checksum(ckpt):
+        raise UserError(f"checkpoint {path} fails its checksum (damaged or edited after it was written); {fix}")
     if ckpt.get("fingerprint") != config_mod.fingerprint(cfg):
-        diffs = config_mod.diff_settings(ckpt.get("settings", {}), config_mod.fingerprint_fields(cfg))
+        saved = ckpt.get("settings") if isinstance(ckpt.get("settings"), dict) else {}
+        diffs = config_mod.diff_settings(saved, config_mod.fingerprint_fields(cfg))
         raise UserError(
             f"checkpoint {path} was made with different settings ({'; '.join(diffs) or 'unknown difference'}); "
             "rerun with the same settings to resume, or use a new --out"
         )
+    for key, typ in (schema or {}).items():
+        if key not in ckpt:
+            raise UserError(f"checkpoint {path} has no '{key}'; {fix}")
+        if not isinstance(ckpt[key], typ) or isinstance(ckpt[key], bool) and typ is int:
+            raise UserError(f"checkpoint {path}: '{key}' has the wrong type ({type(ckpt[key]).__name__}); {fix}")
     return ckpt
+
+
+def restore(path: str | Path, what: str, load: Callable[[], Any]) -> Any:
+    """Run ``load()`` (e.g. ``model.load_state_dict(ckpt["model"])``); any failure is one line."""
+    try:
+        return load()
+    except UserError:
+        raise
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"checkpoint {path}: its {what} does not fit this run ({first[:200]}); "
+            "delete it to start afresh, or choose another --out"
+        ) from None
+
+
+def check_epoch(path: str | Path, value: int, total: int, what: str = "epoch") -> int:
+    """A checkpoint's epoch counter must lie in ``[0, total]``."""
+    if not 0 <= value <= total:
+        raise UserError(f"checkpoint {path}: {what} {value} is outside 0..{total}; delete it or choose another --out")
+    return value

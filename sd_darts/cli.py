@@ -47,22 +47,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from .runtime import setup_logging
+    from .runtime import Interrupted, install_signal_handlers, setup_logging
 
-    setup_logging()
+    install_signal_handlers()
+    command = "sd-darts"
     try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a one-line usage error (exit 2)
+            return int(exc.code or 0)
+        command = f"sd-darts {args.command}"
+        setup_logging()
         return int(args._run(args) or 0)
     except UserError as exc:
-        print(f"sd-darts {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(
-            f"sd-darts {args.command}: interrupted; the last completed epoch's checkpoint is kept, rerun the same command to resume",
-            file=sys.stderr,
-        )
-        return 130
+    except Interrupted as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:  # before a run started (or a command without checkpoints)
+        name = "SIGTERM" if type(exc).__name__ == "Terminated" else "SIGINT"
+        print(f"{command}: stopped by {name} before anything was saved", file=sys.stderr)
+        return 143 if name == "SIGTERM" else 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -213,11 +213,11 @@ def from_mapping(cls, mapping: dict[str, Any], where: str, base: Any = None):
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls, section: str) -> None:
-    """Add one flag per settings field plus ``--params FILE``."""
+    """Add one flag per settings field plus ``--params FILE`` (``section``: the section it reads)."""
     parser.add_argument(
         "--params",
         metavar="FILE",
-        help=f"YAML params file; its '{section}:' section sets defaults that flags override",
+        help=f"YAML params file; its {section} section sets defaults that flags override",
     )
     for f, t in fields(cls):
         kwargs: dict[str, Any] = {"default": None, "dest": f.name}
@@ -250,7 +250,9 @@ def _list_parser(scalar: type):
         try:
             return [scalar(part.strip()) for part in text.split(",") if part.strip()]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {scalar.__name__}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list of {scalar.__name__}, got {text!r}"
+            ) from None
 
     return parse
 

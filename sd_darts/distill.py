@@ -214,6 +214,11 @@ class TeacherCache:
         """Bytes held by the two buffers."""
         return self.probs.numel() * self.probs.element_size() + self.epochs.numel() * self.epochs.element_size()
 
+    @staticmethod
+    def bytes_needed(window: int, num_samples: int, num_classes: int) -> int:
+        """What :attr:`nbytes` will be for a cache of this shape, before allocating it."""
+        return int(window) * int(num_samples) * (int(num_classes) * 4 + 8)
+
     def to(self, device: torch.device | str) -> TeacherCache:
         self.probs = self.probs.to(device)
         self.epochs = self.epochs.to(device)

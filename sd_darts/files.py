@@ -135,7 +135,9 @@ def torch_load(path: str | os.PathLike, what: str = "checkpoint") -> Any:
         raise UserError(f"{what} {path} does not exist") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{what} {path} is not a readable sd-darts file ({first}); delete it or point to another file") from None
+        raise UserError(
+            f"{what} {path} is not a readable sd-darts file ({first}); delete it or point to another file"
+        ) from None
 
 
 def read_text(path: str | os.PathLike, what: str = "file") -> str:
@@ -146,18 +148,24 @@ def read_text(path: str | os.PathLike, what: str = "file") -> str:
             raise UserError(f"{what} {path} is a folder, not a file; point to the file")
         size = path.stat().st_size
         if size > MAX_TEXT_BYTES:
-            raise UserError(f"{what} {path} is {size} bytes, far too large for this kind of file; point to the right file")
+            raise UserError(
+                f"{what} {path} is {size} bytes, far too large for this kind of file; point to the right file"
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{what} {path} does not exist") from None
     except OSError as exc:
         raise _io_error(path, exc, "read") from None
     if b"\0" in data:
-        raise UserError(f"{what} {path} is a binary file, not text (UTF-16 or another encoding?); save it as UTF-8 text")
+        raise UserError(
+            f"{what} {path} is a binary file, not text (UTF-16 or another encoding?); save it as UTF-8 text"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+        raise UserError(
+            f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from None
 
 
 def nesting_depth(text: str) -> int:
@@ -227,7 +235,9 @@ def check_writable_dir(path: str | os.PathLike, setting: str = "--out") -> Path:
             break
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
-        raise UserError(f"{setting} {path} cannot be created: {probe} is a file, not a folder; choose another {setting}")
+        raise UserError(
+            f"{setting} {path} cannot be created: {probe} is a file, not a folder; choose another {setting}"
+        )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f"{setting} {path} is not writable ({probe} is read-only); choose another {setting}")
     return path
@@ -236,31 +246,35 @@ def check_writable_dir(path: str | os.PathLike, setting: str = "--out") -> Path:
 class RunLock:
     """An exclusive OS lock (``flock``) on a run folder, held for the whole run.
 
-    A second process on the same folder stops at once with one line instead of interleaving
-    its outputs; the kernel releases the lock when the holder exits, however it exits (kill -9
-    included), so a crashed run never leaves the folder locked.  The lock file ``.lock`` stays
-    in the folder (an empty file).
+    The lock is taken on the folder itself (no lock file is written), so a second process on
+    the same folder stops at once with one line instead of interleaving its outputs; the
+    kernel releases the lock when the holder exits, however it exits (kill -9 included), so a
+    crashed run never leaves the folder locked.  The folder must exist.
     """
-
-    NAME = ".lock"
 
     def __init__(self, folder: str | os.PathLike, what: str = "run folder"):
         self.folder = Path(folder)
         self.what = what
         self._fd: int | None = None
 
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
     def acquire(self) -> RunLock:
+        if self._fd is not None:
+            return self
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.folder / self.NAME, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
-            raise _io_error(self.folder / self.NAME, exc, "create") from None
+            raise _io_error(self.folder, exc, "open") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise UserError(
-                f"{self.what} {self.folder} is in use by another running process; wait for it to finish or choose another --out"
+                f"{self.what} {self.folder} is in use by another running process; "
+                "wait for it to finish or choose another --out"
             ) from None
         self._fd = fd
         return self

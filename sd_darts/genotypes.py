@@ -74,12 +74,11 @@ def derive_cell(weights: Any, steps: int = 4, primitives: Sequence[str] = PRIMIT
     op other than ``none``.  Kept edges are listed strongest first.
 
     Ties are broken stably: between edges of equal strength the lower input index wins (and is
-    listed first); between ops of equal weight the op earlier in ``primitives`` wins.
+    listed first); between ops of equal weight the op earlier in ``primitives`` wins.  A search
+    over ops without ``none`` (``--primitives``) has nothing to exclude: every op is a candidate.
     """
     weights = _to_numpy(weights, "weights")
-    if "none" not in primitives:
-        raise ValueError("the DARTS derivation rule needs a 'none' primitive to exclude")
-    none_idx = list(primitives).index("none")
+    none_idx = list(primitives).index("none") if "none" in primitives else -1
     n_edges = sum(i + 2 for i in range(steps))
     if weights.shape != (n_edges, len(primitives)):
         raise ValueError(

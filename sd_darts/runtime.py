@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import random
+import re
+import signal
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -30,17 +32,58 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+#: What ``--device`` accepts: the package runs on the CPU and on NVIDIA GPUs (CUDA).
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+
+def check_device_name(name: str) -> str | None:
+    """The problem with a ``--device`` value, or None (no hardware is queried)."""
+    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
+        return f"{name!r} is not supported; use auto, cpu, cuda or cuda:N"
+    return None
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when available, else CPU; ``cuda``/``cuda:N``/``cpu`` force one."""
     if name in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name} asked for CUDA but no CUDA device is available; use --device cpu")
+    problem = check_device_name(name)
+    if problem:
+        raise UserError(f"--device {problem}")
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name} asked for CUDA but no CUDA device is available; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
     return dev
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that runs stop the same way as on Ctrl-C."""
+
+
+class Interrupted(Exception):
+    """A run stopped by Ctrl-C or SIGTERM; the message says what was saved and how to resume."""
+
+    def __init__(self, message: str, signal_name: str = "SIGINT"):
+        super().__init__(message)
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+
+
+def install_signal_handlers() -> None:
+    """Make SIGTERM raise :class:`Terminated` (Python's default is to die silently)."""
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def interrupted(exc: KeyboardInterrupt, saved: str) -> Interrupted:
+    """The :class:`Interrupted` error for a run stopped by ``exc`` after saving ``saved``."""
+    name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+    return Interrupted(f"stopped by {name}; {saved}", name)
 
 
 def get_rng_state() -> dict[str, Any]:

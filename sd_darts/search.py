@@ -1,16 +1,21 @@
-"""The SD-DARTS search loop (paper §3.3–3.4, Algorithms 1–2, Table 1).
+"""The SD-DARTS search (paper §3.3–3.4, Algorithms 1–2, Table 1).
 
-One loop for every search space (``--space darts|nb201``): per epoch, for every batch of
-the weight half, one alpha step on the next batch of the alpha half (:class:`Architect`),
-then one weight step (SGD, cosine schedule, gradient clipping).  With ``--method sd-darts``
-both objectives get ``λ · KL(student ‖ voting teacher)`` once the ξ warm-up epochs are
-over (Eq. 2), the voting teacher being the mean of the supernet's own output probabilities
-for the same sample in the previous K epochs, kept in a :class:`~sd_darts.distill.TeacherCache`
-filled from the forward passes the search already makes.  ``--method darts`` is plain DARTS,
-and ``--sd-lambda 0`` reproduces it bit for bit.
+One loop for every search space (``--space darts|nb201``): per epoch, for every batch of the
+weight half, one alpha step on the next batch of the alpha half (:class:`Architect`), then one
+weight step (SGD, cosine schedule, gradient clipping).  With ``--method sd-darts`` both
+objectives get ``λ · KL(student ‖ voting teacher)`` once the ξ warm-up epochs are over (Eq. 2),
+the voting teacher being the mean of the supernet's own output probabilities for the same
+sample in the previous K epochs, kept in a :class:`~sd_darts.distill.TeacherCache` filled from
+the forward passes the search already makes.  ``--method darts`` is plain DARTS, and
+``--sd-lambda 0`` reproduces it bit for bit.
 
-Epochs are 0-indexed in code: epoch index ``e`` is the paper's epoch ``e + 1``; the KD term
-is active from index ``warmup_epochs`` (paper epoch ξ + 1) on.
+Epochs are 0-indexed in code: epoch index ``e`` is the paper's epoch ``e + 1``; the KD term is
+active from index ``warmup_epochs`` (paper epoch ξ + 1) on.
+
+The loop reads top to bottom: :func:`prepare` checks and builds everything (writing nothing),
+:func:`run_search` takes the run folder's lock and runs :func:`train_epoch` /
+:func:`end_of_epoch` per epoch, then :func:`finish` measures the supernet in eval mode on the
+whole alpha half and writes the final genotype and summary.
 
 Outputs in ``--out``: ``config.yaml``, ``checkpoint.pt`` (every epoch, atomic, exact resume),
 ``genotypes/epoch_XXX.json``, ``alphas/epoch_XXX.pt``, ``dvclive/`` (per-epoch metrics),
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +34,35 @@ import torch
 import torch.nn.functional as F
 
 from . import config as cfgmod
+from . import files
+from .architect import Architect
+from .checkpoint import check_epoch, load_checkpoint_if_any, restore, save_checkpoint
 from .config import require, setting
+from .data import PersistentIterator, SearchData, load_search_data, make_loader
+from .distill import TeacherCache, distillation_loss, kd_active, recording_active
+from .genotypes import count_op, genotype_to_dict, save_genotype
+from .hessian import dominant_eigen, fixed_batch
+from .memory import check_fits, training_step_bytes
+from .runtime import (
+    Progress,
+    check_device_name,
+    get_rng_state,
+    interrupted,
+    pick_device,
+    seed_everything,
+    set_rng_state,
+)
+from .spaces import SPACE_NAMES, get_space
+from .tracking import log_epoch, replay_live
 
 log = logging.getLogger("sd_darts.search")
 
 METHODS = ("darts", "sd-darts")
 KD_DIRECTIONS = ("student_teacher", "teacher_student")
+DATASETS = ("cifar10", "digits")
+MAX_EPOCHS = 10_000
+#: The section of a params file that ``sd-darts search --params FILE`` reads, by ``--space``.
+PARAMS_SECTIONS = {"darts": "search", "nb201": "nb201"}
 
 
 @dataclass
@@ -42,9 +70,9 @@ class SearchConfig:
     """Settings of ``sd-darts search``; defaults are the paper's (Table 1, §4.1)."""
 
     method: str = setting("sd-darts", "search method: plain DARTS or SD-DARTS", choices=METHODS)
-    space: str = setting("darts", "search space", choices=("darts", "nb201"))
+    space: str = setting("darts", "search space", choices=SPACE_NAMES)
     dataset: str = setting(
-        "cifar10", "search dataset (digits: scikit-learn's bundled digits, offline)", choices=("cifar10", "digits")
+        "cifar10", "search dataset (digits: scikit-learn's bundled digits, offline)", choices=DATASETS
     )
     data_root: str = setting(
         "data",
@@ -53,102 +81,89 @@ class SearchConfig:
     )
     download: bool = setting(False, "download CIFAR-10 through torchvision if it is missing", fingerprint=False)
     train_portion: float = setting(
-        0.5, "fraction of the training set that trains the weights; the rest trains the alphas"
+        0.5, "fraction of the training set that trains the weights; the rest trains the alphas", gt=0.0, lt=1.0
     )
-    image_size: int | None = setting(None, "resize images to this size (digits only; default: 32)")
-    epochs: int = setting(50, "search epochs E")
-    batch_size: int = setting(64, "batch size of both halves")
-    learning_rate: float = setting(0.025, "initial weight learning rate (SGD, cosine schedule)")
-    learning_rate_min: float = setting(0.001, "final weight learning rate of the cosine schedule")
-    momentum: float = setting(0.9, "SGD momentum")
-    weight_decay: float = setting(3e-4, "weight decay of the supernet weights")
+    image_size: int | None = setting(None, "resize images to this size (digits only; default: 32)", ge=8, le=256)
+    epochs: int = setting(50, "search epochs E", ge=1, le=MAX_EPOCHS)
+    batch_size: int = setting(64, "batch size of both halves", ge=1, le=65536)
+    learning_rate: float = setting(0.025, "initial weight learning rate (SGD, cosine schedule)", gt=0.0, le=10.0)
+    learning_rate_min: float = setting(0.001, "final weight learning rate of the cosine schedule", ge=0.0)
+    momentum: float = setting(0.9, "SGD momentum", ge=0.0, lt=1.0)
+    weight_decay: float = setting(3e-4, "weight decay of the supernet weights", ge=0.0, le=1.0)
     nesterov: bool = setting(False, "Nesterov momentum for the weights")
-    grad_clip: float = setting(5.0, "gradient-norm clip of the weights (0 = off)")
-    arch_learning_rate: float = setting(3e-4, "Adam learning rate of the alphas")
-    arch_weight_decay: float = setting(1e-3, "Adam weight decay of the alphas")
-    arch_beta1: float = setting(0.5, "Adam beta1 of the alphas")
-    arch_beta2: float = setting(0.999, "Adam beta2 of the alphas")
+    grad_clip: float = setting(5.0, "gradient-norm clip of the weights (0 = off)", ge=0.0, le=1e6)
+    arch_learning_rate: float = setting(3e-4, "Adam learning rate of the alphas", gt=0.0, le=1.0)
+    arch_weight_decay: float = setting(1e-3, "Adam weight decay of the alphas", ge=0.0, le=1.0)
+    arch_beta1: float = setting(0.5, "Adam beta1 of the alphas", ge=0.0, lt=1.0)
+    arch_beta2: float = setting(0.999, "Adam beta2 of the alphas", ge=0.0, lt=1.0)
     unrolled: bool = setting(False, "second-order (unrolled) alpha gradient instead of first order")
     primitives: str | None = setting(
         None, "comma-separated candidate ops of the DARTS space (default: all 8 DARTS ops, in the DARTS order)"
     )
-    init_channels: int | None = setting(None, "supernet initial channels C (default: the space's, 16)")
-    layers: int | None = setting(None, "supernet cells (DARTS: 8) or cells per stage N (NB201: 5)")
+    init_channels: int | None = setting(None, "supernet initial channels C (default: the space's, 16)", ge=1, le=1024)
+    layers: int | None = setting(None, "supernet cells (DARTS: 8) or cells per stage N (NB201: 5)", ge=1, le=100)
     warmup_epochs: int = setting(
         25,
         "warm-up epochs ξ before self-distillation starts (ξ=0 and ξ=1 act alike: the first epoch has no earlier epoch to distil from)",
+        ge=0,
+        le=MAX_EPOCHS,
     )
-    window: int = setting(2, "voting window K: teacher = mean of the previous K epochs")
-    sd_lambda: float = setting(1.0, "weight λ of the KD term in both losses")
-    temperature: float = setting(1.0, "distillation temperature T (paper: not stated, 1)")
+    window: int = setting(2, "voting window K: teacher = mean of the previous K epochs", ge=1, le=MAX_EPOCHS)
+    sd_lambda: float = setting(1.0, "weight λ of the KD term in both losses", ge=0.0, le=1e3)
+    temperature: float = setting(1.0, "distillation temperature T (paper: not stated, 1)", gt=0.0, le=100.0)
     kd_direction: str = setting(
         "student_teacher", "KL(student‖teacher) as the paper, or the reverse", choices=KD_DIRECTIONS
     )
-    seed: int = setting(2, "random seed")
-    max_steps_per_epoch: int | None = setting(None, "cap on steps per epoch (smoke runs and tests)")
+    seed: int = setting(2, "random seed", ge=0, le=2**32 - 1)
+    max_steps_per_epoch: int | None = setting(None, "cap on steps per epoch (smoke runs and tests)", ge=1)
     limit_samples: int | None = setting(
-        None, "use only the first N training images, split as usual (smoke runs and tests)"
+        None, "use only the first N training images, split as usual (smoke runs and tests)", ge=2
     )
     hessian_every: int = setting(
-        0, "compute the dominant Hessian eigenvalue w.r.t. the alphas every N epochs (0 = off)", fingerprint=False
+        0,
+        "compute the dominant Hessian eigenvalue w.r.t. the alphas every N epochs (0 = off)",
+        ge=0,
+        le=MAX_EPOCHS,
+        fingerprint=False,
     )
     hessian_batch_size: int = setting(
-        64, "size of the fixed, seeded validation batch for the Hessian", fingerprint=False
+        64, "size of the fixed, seeded validation batch for the Hessian", ge=1, le=4096, fingerprint=False
     )
     hessian_iters: int = setting(
-        20, "Lanczos iterations (Hessian-vector products) for the Hessian eigenvalue", fingerprint=False
+        100,
+        "most Lanczos iterations (Hessian-vector products) for the Hessian eigenvalue",
+        ge=1,
+        le=1000,
+        fingerprint=False,
     )
-    num_workers: int = setting(0, "DataLoader worker processes", fingerprint=False)
+    hessian_tol: float = setting(
+        1e-3, "Lanczos stops when the residual is below tol·max(1, |eigenvalue|)", gt=0.0, lt=1.0, fingerprint=False
+    )
+    num_workers: int = setting(
+        0, "DataLoader worker processes (results do not depend on it)", ge=0, le=64, fingerprint=False
+    )
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", fingerprint=False)
     out: str = setting("runs/search", "output folder", fingerprint=False)
 
     def validate(self) -> None:
-        from .spaces import get_space
-
-        require(self.method in METHODS, "method", f"unknown method {self.method!r}; use darts or sd-darts")
-        require(
-            self.dataset in ("cifar10", "digits"), "dataset", f"unknown dataset {self.dataset!r}; use cifar10 or digits"
-        )
         space = get_space(self.space)
-        require(self.epochs >= 1, "epochs", f"must be at least 1, got {self.epochs}")
-        require(self.batch_size >= 1, "batch_size", f"must be at least 1, got {self.batch_size}")
-        require(0.0 < self.train_portion < 1.0, "train_portion", f"must be between 0 and 1, got {self.train_portion}")
-        require(self.learning_rate > 0, "learning_rate", f"must be positive, got {self.learning_rate}")
         require(
-            0 <= self.learning_rate_min <= self.learning_rate,
+            self.learning_rate_min <= self.learning_rate,
             "learning_rate_min",
-            "must be between 0 and --learning-rate",
+            f"must not exceed --learning-rate ({self.learning_rate})",
         )
-        require(self.momentum >= 0, "momentum", "must be non-negative")
-        require(self.weight_decay >= 0, "weight_decay", "must be non-negative")
-        require(self.grad_clip >= 0, "grad_clip", "must be non-negative (0 = off)")
-        require(self.arch_learning_rate > 0, "arch_learning_rate", "must be positive")
-        require(self.arch_weight_decay >= 0, "arch_weight_decay", "must be non-negative")
-        require(0 <= self.arch_beta1 < 1 and 0 <= self.arch_beta2 < 1, "arch_beta1", "Adam betas must be in [0, 1)")
-        require(self.sd_lambda >= 0, "sd_lambda", f"must be non-negative, got {self.sd_lambda}")
-        require(self.window >= 1, "window", f"must be at least 1, got {self.window}")
-        require(self.warmup_epochs >= 0, "warmup_epochs", f"must be non-negative, got {self.warmup_epochs}")
         if self.method == "sd-darts":
             require(
                 self.warmup_epochs < self.epochs,
                 "warmup_epochs",
                 f"must be smaller than --epochs ({self.epochs}), got {self.warmup_epochs}: no epoch would use self-distillation",
             )
-        require(self.temperature > 0, "temperature", f"must be positive, got {self.temperature}")
-        require(
-            self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
-            "max_steps_per_epoch",
-            "must be at least 1",
-        )
-        require(self.limit_samples is None or self.limit_samples >= 2, "limit_samples", "must be at least 2")
-        require(self.image_size is None or self.image_size >= 8, "image_size", "must be at least 8")
         require(
             self.image_size is None or self.dataset == "digits", "image_size", "only the digits dataset can be resized"
         )
-        require(self.hessian_every >= 0, "hessian_every", "must be non-negative (0 = off)")
-        require(self.hessian_batch_size >= 1, "hessian_batch_size", "must be at least 1")
-        require(self.hessian_iters >= 1, "hessian_iters", "must be at least 1")
-        require(self.num_workers >= 0, "num_workers", "must be non-negative")
+        problem = check_device_name(self.device)
+        require(problem is None, "device", problem or "")
+        require(self.out.strip() != "", "out", "is empty; name an output folder")
         if self.primitives is not None:
             require(self.space == "darts", "primitives", "only the darts space takes a custom list of candidate ops")
             ops = [op.strip() for op in self.primitives.split(",") if op.strip()]
@@ -162,8 +177,12 @@ class SearchConfig:
             self.init_channels = space.default_channels
         if self.layers is None:
             self.layers = space.default_layers
-        require(self.init_channels >= 1, "init_channels", "must be at least 1")
-        require(self.layers >= 1, "layers", "must be at least 1")
+        if self.space == "darts":
+            require(
+                self.layers >= 3,
+                "layers",
+                f"must be at least 3 in the darts space (reduction cells at 1/3 and 2/3 of the depth and a normal cell), got {self.layers}",
+            )
 
 
 @dataclass
@@ -193,16 +212,12 @@ class SearchObjective:
         self.kd_sum = None  # device accumulator of λ-free KD loss over weight steps
 
     def set_epoch(self, epoch: int) -> None:
-        from .distill import kd_active, recording_active
-
         self.epoch = epoch
         sd = self.cfg.method == "sd-darts"
         self.kd_on = sd and kd_active(epoch, self.cfg.warmup_epochs)
         self.recording = sd and recording_active(epoch, self.cfg.warmup_epochs, self.cfg.window)
 
     def __call__(self, inputs, targets, indices, params=None, record=False, track_kd=False):
-        from .distill import distillation_loss
-
         if params is None:
             logits = self.model(inputs)
         else:
@@ -222,20 +237,57 @@ class SearchObjective:
 
 
 HESSIAN_BATCH_SEED = 20230210  # the same validation batch for every epoch, seed and method (Fig. 2)
+VALID_SEED_OFFSET = 7919  # the alpha half's order differs from the weight half's
 
 
-def run_search(cfg: SearchConfig) -> SearchResult:
-    """Run (or resume) a search; everything is validated before anything is written."""
-    from . import files
-    from .checkpoint import load_checkpoint_if_any, save_checkpoint
-    from .data import PersistentIterator, load_search_data, make_loader
-    from .distill import TeacherCache
-    from .genotypes import count_op, genotype_to_dict, save_genotype
-    from .hessian import dominant_eigenvalue, fixed_batch
-    from .runtime import Progress, get_rng_state, pick_device, seed_everything, set_rng_state
-    from .spaces import get_space
-    from .tracking import log_epoch, replay_live
+@dataclass
+class SearchRun:
+    """Everything a search holds between epochs (built by :func:`prepare`)."""
 
+    cfg: SearchConfig
+    out: Path
+    device: torch.device
+    data: SearchData
+    model: torch.nn.Module
+    w_optimizer: torch.optim.Optimizer
+    scheduler: Any
+    architect: Architect
+    objective: SearchObjective
+    cache: TeacherCache | None
+    start_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    hessian_batch: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+
+CHECKPOINT_SCHEMA = {
+    "epoch": int,
+    "model": dict,
+    "w_optimizer": dict,
+    "a_optimizer": dict,
+    "scheduler": dict,
+    "rng": dict,
+    "history": list,
+}
+
+
+def _check_memory(cfg: SearchConfig, space, data: SearchData, device: torch.device, build_options: dict) -> None:
+    shape = (cfg.batch_size, data.channels, data.image_size, data.image_size)
+    need = training_step_bytes(
+        lambda: space.build(cfg.init_channels, cfg.layers, data.num_classes, **build_options), shape, optimizer_slots=2
+    )
+    if cfg.unrolled:
+        need *= 2  # the unrolled weights and their graph live beside the supernet's
+    if cfg.method == "sd-darts":
+        need += TeacherCache.bytes_needed(cfg.window, data.num_samples, data.num_classes)
+    check_fits(need, device, "this search", "lower --batch-size, --init-channels, --layers or --image-size")
+
+
+def prepare(cfg: SearchConfig) -> SearchRun:
+    """Check every input (data, memory, checkpoint) and build the search; writes nothing."""
     out = files.check_writable_dir(cfg.out)
     device = pick_device(cfg.device)
     space = get_space(cfg.space)
@@ -247,14 +299,12 @@ def run_search(cfg: SearchConfig) -> SearchResult:
         download=cfg.download,
         limit=cfg.limit_samples,
     )
-    ckpt_path = out / "checkpoint.pt"
-    ckpt = load_checkpoint_if_any(ckpt_path, cfg, "search")
-
-    out.mkdir(parents=True, exist_ok=True)
-    files.write_yaml(out / "config.yaml", cfgmod.to_dict(cfg))
+    build_options = {"primitives": cfg.primitives.split(",")} if cfg.primitives else {}
+    _check_memory(cfg, space, data, device, build_options)
+    schema = dict(CHECKPOINT_SCHEMA, **({"teacher_cache": dict} if cfg.method == "sd-darts" else {}))
+    ckpt = load_checkpoint_if_any(out / "checkpoint.pt", cfg, "search", schema)
 
     seed_everything(cfg.seed)
-    build_options = {"primitives": cfg.primitives.split(",")} if cfg.primitives else {}
     model = space.build(cfg.init_channels, cfg.layers, data.num_classes, **build_options).to(device)
     w_optimizer = torch.optim.SGD(
         model.weights(),
@@ -264,12 +314,8 @@ def run_search(cfg: SearchConfig) -> SearchResult:
         nesterov=cfg.nesterov and cfg.momentum > 0,
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optimizer, T_max=cfg.epochs, eta_min=cfg.learning_rate_min)
-    cache = None
-    if cfg.method == "sd-darts":
-        cache = TeacherCache(data.num_samples, data.num_classes, cfg.window, device)
+    cache = TeacherCache(data.num_samples, data.num_classes, cfg.window, device) if cfg.method == "sd-darts" else None
     objective = SearchObjective(model, cfg, cache)
-    from .architect import Architect
-
     architect = Architect(
         model,
         objective,
@@ -278,164 +324,244 @@ def run_search(cfg: SearchConfig) -> SearchResult:
         betas=(cfg.arch_beta1, cfg.arch_beta2),
         unrolled=cfg.unrolled,
     )
-
-    start_epoch, history = 0, []
+    run = SearchRun(cfg, out, device, data, model, w_optimizer, scheduler, architect, objective, cache)
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        w_optimizer.load_state_dict(ckpt["w_optimizer"])
-        architect.load_state_dict(ckpt["a_optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+        path = run.ckpt_path
+        run.start_epoch = check_epoch(path, ckpt["epoch"], cfg.epochs - 1) + 1
+        restore(path, "model", lambda: model.load_state_dict(ckpt["model"]))
+        restore(path, "weight optimizer", lambda: w_optimizer.load_state_dict(ckpt["w_optimizer"]))
+        restore(path, "alpha optimizer", lambda: architect.load_state_dict(ckpt["a_optimizer"]))
+        restore(path, "scheduler", lambda: scheduler.load_state_dict(ckpt["scheduler"]))
         if cache is not None:
             cache.load_state_dict(ckpt["teacher_cache"])
-        set_rng_state(ckpt["rng"])
-        start_epoch = int(ckpt["epoch"]) + 1
-        history = list(ckpt["history"])
-        log.info("resuming %s from epoch %d of %d", out, start_epoch + 1, cfg.epochs)
-
-    alpha_ids = {id(a) for a in model.arch_parameters()}
-    pin = device.type == "cuda"
-    hessian_batch = None
+        restore(path, "RNG state", lambda: set_rng_state(ckpt["rng"]))
+        run.history = restore(path, "history", lambda: [dict(h) for h in ckpt["history"]])
+        check_epoch(path, len(run.history), run.start_epoch, "history length")
     if cfg.hessian_every:
         inputs, targets = fixed_batch(data.valid, cfg.hessian_batch_size, seed=HESSIAN_BATCH_SEED)
-        hessian_batch = (inputs.to(device), targets.to(device))
+        run.hessian_batch = (inputs.to(device), targets.to(device))
+    return run
 
-    live = replay_live(out / "dvclive", history)
+
+def _loaders(run: SearchRun, epoch: int):
+    cfg, pin = run.cfg, run.device.type == "cuda"
+    train = make_loader(
+        run.data.train,
+        cfg.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        epoch=epoch,
+        num_workers=cfg.num_workers,
+        pin_memory=pin,
+    )
+    valid = PersistentIterator(
+        lambda e, p: make_loader(
+            run.data.valid,
+            cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed + VALID_SEED_OFFSET,
+            epoch=e,
+            pass_index=p,
+            num_workers=cfg.num_workers,
+            pin_memory=pin,
+        )
+    )
+    valid.reset(epoch)
+    return train, valid
+
+
+def train_epoch(run: SearchRun, epoch: int) -> dict[str, float]:
+    """One epoch: an alpha step then a weight step per batch; per-epoch means (one host sync)."""
+    cfg, model, device = run.cfg, run.model, run.device
+    run.objective.set_epoch(epoch)
+    lr = run.scheduler.get_last_lr()[0]
+    model.train()
+    train_loader, valid_iter = _loaders(run, epoch)
+    names = ("train_ce", "train_objective", "train_correct", "valid_ce", "valid_objective", "valid_correct")
+    sums = torch.zeros(len(names), device=device, dtype=torch.float64)
+    run.objective.kd_sum = torch.zeros((), device=device)
+    n_train = n_valid = 0
+    steps = len(train_loader) if cfg.max_steps_per_epoch is None else min(len(train_loader), cfg.max_steps_per_epoch)
+    for step, (x, y, idx) in enumerate(Progress(f"search epoch {epoch + 1}/{cfg.epochs}", total=steps)(train_loader)):
+        if step >= steps:
+            break
+        x, y, idx = (t.to(device, non_blocking=True) for t in (x, y, idx))
+        xv, yv, iv = (t.to(device, non_blocking=True) for t in next(valid_iter))
+
+        v_loss, v_logits = run.architect.step((x, y, idx), (xv, yv, iv), lr, run.w_optimizer)
+
+        run.w_optimizer.zero_grad(set_to_none=True)
+        loss, logits = run.objective(x, y, idx, record=True, track_kd=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.weights(), cfg.grad_clip)
+        run.w_optimizer.step()
+
+        logits, v_logits = logits.detach(), v_logits.detach()
+        nt, nv = x.shape[0], xv.shape[0]
+        sums += torch.stack(
+            [
+                F.cross_entropy(logits, y) * nt,
+                loss.detach() * nt,
+                (logits.argmax(1) == y).sum(),
+                F.cross_entropy(v_logits, yv) * nv,
+                v_loss * nv,
+                (v_logits.argmax(1) == yv).sum(),
+            ]
+        ).double()
+        n_train, n_valid = n_train + nt, n_valid + nv
+    run.scheduler.step()
+    values = dict(zip(names, sums.tolist()))  # the one host synchronisation of the epoch
+    nt, nv = max(n_train, 1), max(n_valid, 1)
+    return {
+        "train/loss": values["train_ce"] / nt,
+        "train/objective": values["train_objective"] / nt,
+        "train/acc": 100.0 * values["train_correct"] / nt,
+        "valid/loss": values["valid_ce"] / nv,
+        "valid/objective": values["valid_objective"] / nv,
+        "valid/acc": 100.0 * values["valid_correct"] / nv,
+        "kd_loss": float(run.objective.kd_sum) / nt,
+        "lr": lr,
+    }
+
+
+def end_of_epoch(run: SearchRun, epoch: int, metrics: dict[str, float], live, started: float) -> None:
+    """Genotype, teacher coverage, Hessian (Fig. 2), per-epoch files and the checkpoint."""
+    cfg, model = run.cfg, run.model
     genotype = model.genotype()
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            started = time.perf_counter()
-            objective.set_epoch(epoch)
-            lr = scheduler.get_last_lr()[0]
-            model.train()
-            train_loader = make_loader(
-                data.train,
-                cfg.batch_size,
-                shuffle=True,
-                seed=cfg.seed,
-                epoch=epoch,
-                num_workers=cfg.num_workers,
-                pin_memory=pin,
-            )
-            valid_iter = PersistentIterator(
-                lambda e, p: make_loader(
-                    data.valid,
-                    cfg.batch_size,
-                    shuffle=True,
-                    seed=cfg.seed + 7919,
-                    epoch=e,
-                    pass_index=p,
-                    num_workers=cfg.num_workers,
-                    pin_memory=pin,
-                )
-            )
-            valid_iter.reset(epoch)
-            zero = torch.zeros((), device=device)
-            sums = {
-                "train_loss": zero.clone(),
-                "train_correct": zero.clone(),
-                "valid_loss": zero.clone(),
-                "valid_correct": zero.clone(),
-            }
-            objective.kd_sum = zero.clone()
-            n_train = n_valid = 0
-            steps = (
-                len(train_loader)
-                if cfg.max_steps_per_epoch is None
-                else min(len(train_loader), cfg.max_steps_per_epoch)
-            )
-            progress = Progress(f"search epoch {epoch + 1}/{cfg.epochs}", total=steps)
-            for step, (x, y, idx) in enumerate(progress(train_loader)):
-                if step >= steps:
-                    break
-                xv, yv, iv = next(valid_iter)
-                x, y, idx = (t.to(device, non_blocking=True) for t in (x, y, idx))
-                xv, yv, iv = (t.to(device, non_blocking=True) for t in (xv, yv, iv))
-
-                v_loss, v_logits = architect.step((x, y, idx), (xv, yv, iv), lr, w_optimizer)
-                sums["valid_loss"] += v_loss * xv.shape[0]
-                sums["valid_correct"] += (v_logits.argmax(1) == yv).sum()
-                n_valid += xv.shape[0]
-
-                w_optimizer.zero_grad(set_to_none=True)
-                loss, logits = objective(x, y, idx, record=True, track_kd=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.weights(), cfg.grad_clip)
-                w_optimizer.step()
-                sums["train_loss"] += F.cross_entropy(logits.detach(), y) * x.shape[0]
-                sums["train_correct"] += (logits.detach().argmax(1) == y).sum()
-                n_train += x.shape[0]
-            scheduler.step()
-
-            # One host synchronisation per epoch: read the accumulators.
-            values = dict(zip(sums, torch.stack(list(sums.values())).tolist()))
-            kd_total = float(objective.kd_sum)
-            genotype = model.genotype()
-            metrics = {
-                "train/loss": values["train_loss"] / max(n_train, 1),
-                "train/acc": 100.0 * values["train_correct"] / max(n_train, 1),
-                "valid/loss": values["valid_loss"] / max(n_valid, 1),
-                "valid/acc": 100.0 * values["valid_correct"] / max(n_valid, 1),
-                "kd_loss": kd_total / max(n_train, 1),
-                "teacher_coverage": float(cache.coverage(epoch + 1)) if cache is not None else 0.0,
-                "lr": lr,
-                "num_skip_connect": count_op(genotype, "skip_connect"),
-                "epoch_seconds": time.perf_counter() - started,
-            }
-            if hessian_batch is not None and ((epoch + 1) % cfg.hessian_every == 0 or epoch + 1 == cfg.epochs):
-                metrics["hessian/eigenvalue"] = dominant_eigenvalue(model, *hessian_batch, iters=cfg.hessian_iters)
-
-            save_genotype(out / "genotypes" / f"epoch_{epoch:03d}.json", genotype)
-            files.torch_save(
-                out / "alphas" / f"epoch_{epoch:03d}.pt",
-                {name: p.detach().cpu().clone() for name, p in model.named_parameters() if id(p) in alpha_ids},
-            )
-            history.append({"epoch": epoch, **metrics})
-            log_epoch(live, epoch, history[-1])
-            log.info(
-                "epoch %d/%d: train acc %.2f loss %.4f | valid acc %.2f loss %.4f | kd %.4f | skip %d | %.1fs",
+    metrics["teacher_coverage"] = float(run.cache.coverage(epoch + 1)) if run.cache is not None else 0.0
+    metrics["num_skip_connect"] = count_op(genotype, "skip_connect")
+    if run.hessian_batch is not None and ((epoch + 1) % cfg.hessian_every == 0 or epoch + 1 == cfg.epochs):
+        eig = dominant_eigen(model, *run.hessian_batch, iters=cfg.hessian_iters, tol=cfg.hessian_tol)
+        metrics.update(
+            {"hessian/eigenvalue": eig.value, "hessian/residual": eig.residual, "hessian/iterations": eig.iterations}
+        )
+        if not eig.converged:
+            log.warning(
+                "epoch %d: Hessian eigenvalue %.4g not converged after %d products (residual %.2g); raise --hessian-iters",
                 epoch + 1,
-                cfg.epochs,
-                metrics["train/acc"],
-                metrics["train/loss"],
-                metrics["valid/acc"],
-                metrics["valid/loss"],
-                metrics["kd_loss"],
-                metrics["num_skip_connect"],
-                metrics["epoch_seconds"],
+                eig.value,
+                eig.iterations,
+                eig.residual,
             )
-            state = {
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "w_optimizer": w_optimizer.state_dict(),
-                "a_optimizer": architect.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": get_rng_state(),
-                "history": history,
-            }
-            if cache is not None:
-                state["teacher_cache"] = cache.state_dict()
-            save_checkpoint(ckpt_path, cfg, "search", state)
-    finally:
-        live.end()
+    metrics["epoch_seconds"] = time.perf_counter() - started
 
-    best = max(history, key=lambda h: h["valid/acc"]) if history else None
+    save_genotype(run.out / "genotypes" / f"epoch_{epoch:03d}.json", genotype)
+    alpha_ids = {id(a) for a in model.arch_parameters()}
+    alphas = {name: p.detach().cpu().clone() for name, p in model.named_parameters() if id(p) in alpha_ids}
+    files.torch_save(run.out / "alphas" / f"epoch_{epoch:03d}.pt", alphas)
+    run.history.append({"epoch": epoch, **metrics})
+    log_epoch(live, epoch, run.history[-1])
+    log.info(
+        "epoch %d/%d: train acc %.2f loss %.4f | valid acc %.2f loss %.4f | kd %.4f | skip %d | %.1fs",
+        epoch + 1, cfg.epochs, metrics["train/acc"], metrics["train/loss"], metrics["valid/acc"],
+        metrics["valid/loss"], metrics["kd_loss"], metrics["num_skip_connect"], metrics["epoch_seconds"],
+    )  # fmt: skip
+    state = {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "w_optimizer": run.w_optimizer.state_dict(),
+        "a_optimizer": run.architect.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "rng": get_rng_state(),
+        "history": run.history,
+    }
+    if run.cache is not None:
+        state["teacher_cache"] = run.cache.state_dict()
+    save_checkpoint(run.ckpt_path, cfg, "search", state)
+
+
+@torch.no_grad()
+def evaluate_supernet(model, dataset, batch_size: int, device: torch.device) -> tuple[float, float]:
+    """Cross-entropy and accuracy (%) of the supernet in eval mode on every sample of ``dataset``."""
+    was_training = model.training
+    model.eval()
+    loss = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.float64)
+    n = 0
+    for x, y, _ in make_loader(dataset, batch_size, shuffle=False, seed=0, epoch=0):
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss += F.cross_entropy(logits, y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum().double()
+        n += y.shape[0]
+    model.train(was_training)
+    return float(loss) / max(n, 1), 100.0 * float(correct) / max(n, 1)
+
+
+def finish(run: SearchRun) -> SearchResult:
+    """Measure the final supernet on the whole alpha half (eval mode, no augmentation) and write
+    ``genotype.json`` and ``summary.json``.  The measurement is what the pipeline selects by."""
+    cfg, history = run.cfg, run.history
+    genotype = run.model.genotype()
+    loss, acc = evaluate_supernet(run.model, run.data.valid_plain, cfg.batch_size, run.device)
+    best = max(history, key=lambda h: h["valid/acc"])
     summary = {
         "method": cfg.method,
         "space": cfg.space,
         "dataset": cfg.dataset,
         "seed": cfg.seed,
         "epochs": cfg.epochs,
-        "device": str(device),
-        "final_valid_acc": history[-1]["valid/acc"] if history else None,
-        "best_valid_acc": best["valid/acc"] if best else None,
-        "best_epoch": best["epoch"] if best else None,
+        "device": str(run.device),
+        "supernet_valid_acc": acc,
+        "supernet_valid_loss": loss,
+        "final_valid_acc": history[-1]["valid/acc"],
+        "best_valid_acc": best["valid/acc"],
+        "best_epoch": best["epoch"],
         "num_skip_connect": count_op(genotype, "skip_connect"),
         "genotype": genotype_to_dict(genotype),
+        "note": (
+            "supernet_valid_*: the final supernet in eval mode on every image of the alpha half, without "
+            "augmentation (the selection criterion); final/best_valid_acc: running accuracy of the alpha steps "
+            "(train mode, augmented batches, before each update)"
+        ),
     }
-    save_genotype(out / "genotype.json", genotype)
-    files.write_json(out / "summary.json", summary)
-    return SearchResult(out=out, genotype=genotype, summary=summary)
+    save_genotype(run.out / "genotype.json", genotype)
+    files.write_json(run.out / "summary.json", summary)
+    return SearchResult(out=run.out, genotype=genotype, summary=summary)
 
 
-__all__ = ["SearchConfig", "SearchResult", "SearchObjective", "run_search", "METHODS"]
+def run_search(cfg: SearchConfig) -> SearchResult:
+    """Run (or resume) a search; everything is checked before anything is written."""
+    lock = files.RunLock(cfg.out)
+    if Path(cfg.out).is_dir():
+        lock.acquire()  # before reading its checkpoint: another process may be writing it
+    try:
+        run = prepare(cfg)
+        run.out.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+        files.remove_stale_temporaries(run.out)
+        files.write_yaml(run.out / "config.yaml", cfgmod.to_dict(cfg))
+        if run.start_epoch:
+            log.info("resuming %s from epoch %d of %d", run.out, run.start_epoch + 1, cfg.epochs)
+        live = replay_live(run.out / "dvclive", run.history)
+        try:
+            for epoch in range(run.start_epoch, cfg.epochs):
+                started = time.perf_counter()
+                metrics = train_epoch(run, epoch)
+                end_of_epoch(run, epoch, metrics, live, started)
+        except KeyboardInterrupt as exc:
+            done = len(run.history)
+            saved = f"{run.ckpt_path} holds epoch {done}/{cfg.epochs}" if done else "no epoch was completed"
+            raise interrupted(exc, f"{saved}; rerun the same command to resume") from None
+        finally:
+            live.end()
+        return finish(run)
+    finally:
+        lock.release()
+
+
+__all__ = [
+    "SearchConfig",
+    "SearchResult",
+    "SearchObjective",
+    "SearchRun",
+    "prepare",
+    "train_epoch",
+    "end_of_epoch",
+    "evaluate_supernet",
+    "finish",
+    "run_search",
+    "METHODS",
+    "PARAMS_SECTIONS",
+]

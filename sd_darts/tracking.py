@@ -8,14 +8,34 @@ holds exactly the checkpointed epochs, whatever moment an earlier run was interr
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+log = logging.getLogger("sd_darts.tracking")
+
+
+class _NoLive:
+    """Stands in for DVCLive when it is not installed (``pip install sd-darts[pipeline]``): the
+    per-epoch history is still in the checkpoint and the run's summary; only ``dvclive/`` is missing."""
+
+    step = 0
+
+    def log_metric(self, name, value) -> None:
+        pass
+
+    def next_step(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
 
 def open_live(path: str | Path):
-    """A DVCLive logger for ``path`` that never creates a DVC repository.
+    """A DVCLive logger for ``path`` that never creates a DVC repository (or a stand-in
+    that logs nothing when DVCLive is not installed).
 
     Outside a DVC stage, ``dvclive.Live`` runs ``dvc init`` in the enclosing git repository
     when it finds no DVC repository there (a side effect on the user's repository that a
@@ -23,7 +43,11 @@ def open_live(path: str | Path):
     so outside a stage the DVC integration is skipped; inside ``dvc repro`` /
     ``dvc exp run`` (``DVC_ROOT`` set) DVCLive behaves as usual.
     """
-    from dvclive import Live
+    try:
+        from dvclive import Live
+    except ImportError:
+        log.warning("dvclive is not installed: no per-epoch metrics in %s (pip install 'sd-darts[pipeline]')", path)
+        return _NoLive()
 
     class _Live(Live):
         def _init_dvc(self):

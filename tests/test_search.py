@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sd_darts import checkpoint as checkpoint_mod
+from sd_darts import search as search_mod
 from sd_darts.cli import main
 
 TINY = [
@@ -99,17 +99,17 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
     args = ("--epochs", "3", "--warmup-epochs", "1", "--window", "2")
     assert search(tmp_path / "full", *args) == 0
 
-    real_save = checkpoint_mod.save_checkpoint
+    real_save = search_mod.save_checkpoint
 
     def save_then_die(path, cfg, kind, state):
         real_save(path, cfg, kind, state)
         if state["epoch"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(search_mod, "save_checkpoint", save_then_die)
     assert search(tmp_path / "resumed", *args) == 130
     assert not (tmp_path / "resumed" / "genotype.json").exists()
-    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", real_save)
+    monkeypatch.setattr(search_mod, "save_checkpoint", real_save)
     assert search(tmp_path / "resumed", *args) == 0
 
     a, b = final_alphas(tmp_path / "full", 3), final_alphas(tmp_path / "resumed", 3)

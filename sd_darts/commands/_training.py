@@ -14,7 +14,7 @@ def _config_class(name: str):
 def register(parser: argparse.ArgumentParser, config_class: str, section: str) -> None:
     from ..config import add_arguments
 
-    add_arguments(parser, _config_class(config_class), section)
+    add_arguments(parser, _config_class(config_class), f"'{section}:'")
 
 
 def run(args: argparse.Namespace, config_class: str, section: str) -> int:

@@ -48,7 +48,7 @@ def register(parser) -> None:
         metavar="GENOTYPE_JSON_OR_ARCH",
         help="NB201 arch string, genotype.json or search run folder (several: one load, one row each)",
     )
-    config.add_arguments(parser, Nb201QueryConfig, SECTION)
+    config.add_arguments(parser, Nb201QueryConfig, f"'{SECTION}:'")
 
 
 def run(args) -> int:

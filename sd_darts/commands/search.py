@@ -5,21 +5,20 @@ from __future__ import annotations
 import json
 
 from .. import config
+from ..search import PARAMS_SECTIONS, SearchConfig, run_search
 
 NAME = "search"
 HELP = "search a cell with DARTS or SD-DARTS (paper §3.3-3.4); rerun the same command to resume"
 
 
 def register(parser) -> None:
-    from ..search import SearchConfig
-
-    config.add_arguments(parser, SearchConfig, "search")
+    sections = " / ".join(f"'{sec}:' (--space {space})" for space, sec in PARAMS_SECTIONS.items())
+    config.add_arguments(parser, SearchConfig, sections)
 
 
 def run(args) -> int:
-    from ..search import SearchConfig, run_search
-
-    cfg = config.resolve(SearchConfig, "search", args)
+    section = PARAMS_SECTIONS.get(args.space or "darts", "search")
+    cfg = config.resolve(SearchConfig, section, args)
     result = run_search(cfg)
     print(f"genotype: {json.dumps(result.summary['genotype'])}")
     print(f"outputs: {result.out}")

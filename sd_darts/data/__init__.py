@@ -55,6 +55,7 @@ class SearchData:
 
     train: Dataset  # weight half: training images [0, split)
     valid: Dataset  # alpha half: training images [split, num_samples)
+    valid_plain: Dataset  # the alpha half without augmentation (normalised only): the final measurement
     num_classes: int
     num_samples: int  # size of the full training set = index space of the teacher cache
     image_size: int
@@ -143,6 +144,7 @@ def load_search_data(
     return SearchData(
         train=IndexedImageDataset(images, labels, torch.arange(0, split), transform),
         valid=IndexedImageDataset(images, labels, torch.arange(split, n), transform),
+        valid_plain=IndexedImageDataset(images, labels, torch.arange(split, n), eval_transform(mean, std)),
         num_classes=num_classes,
         num_samples=n,
         image_size=size,
@@ -156,17 +158,25 @@ def load_eval_data(
     cutout_length: int = 0,
     image_size: int | None = None,
     download: bool = False,
+    holdout_portion: float | None = None,
 ) -> EvalData:
     """Training set (augmentation + cutout after normalisation) and test set (normalised only)
     for training an evaluation network.  CIFAR-10: the 50,000 / 10,000 official sets; digits:
-    the first 1,500 / last 297 images.  Items are ``(image, label, index)`` in both."""
+    the first 1,500 / last 297 images.  Items are ``(image, label, index)`` in both.
+
+    With ``holdout_portion`` the test set is never read: the training images are split as in
+    the search (:func:`search_split`), the first part trains and the second part is the held-out
+    set evaluated instead (DARTS §3.2 selects among searched cells this way, without the test set).
+    """
     _check_dataset(dataset)
     size = _check_image_size(dataset, image_size)
     if int(cutout_length) < 0:
         raise UserError(f"cutout length must be >= 0, got {cutout_length}")
     if dataset == "cifar10":
         train_x, train_y, classes = load_cifar10(data_root, train=True, download=download)
-        test_x, test_y, _ = load_cifar10(data_root, train=False, download=False)
+        test_x = test_y = None
+        if holdout_portion is None:
+            test_x, test_y, _ = load_cifar10(data_root, train=False, download=False)
         mean, std, num_classes = CIFAR10_MEAN, CIFAR10_STD, len(classes)
     else:
         from .digits import NUM_CLASSES, NUM_TRAIN, digits_mean_std, load_digits_images
@@ -175,6 +185,10 @@ def load_eval_data(
         train_x, train_y = images[:NUM_TRAIN], labels[:NUM_TRAIN]
         test_x, test_y = images[NUM_TRAIN:], labels[NUM_TRAIN:]
         (mean, std), num_classes = digits_mean_std(size), NUM_CLASSES
+    if holdout_portion is not None:
+        split = search_split(int(train_x.shape[0]), holdout_portion)
+        test_x, test_y = train_x[split:], train_y[split:]
+        train_x, train_y = train_x[:split], train_y[:split]
     return EvalData(
         train=IndexedImageDataset(
             train_x,

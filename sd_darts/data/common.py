@@ -5,7 +5,9 @@
 * Every item is ``(image, label, index)`` where ``index`` is the sample's position in the full
   training set: the self-distillation teacher cache is indexed by it (docs/ARCHITECTURE.md).
 * Loader order depends only on ``(seed, epoch)`` (and a pass number), never on the global RNG
-  state, so a run resumed at an epoch boundary sees exactly the same batches.
+  state, so a run resumed at an epoch boundary sees exactly the same batches.  The random
+  augmentation of an item depends only on ``(seed, epoch, pass, index)`` (:class:`SeededItems`):
+  neither the global RNG nor the number of DataLoader worker processes changes what a run sees.
 * Validation batches for the alpha step come from a :class:`PersistentIterator`, which sees
   every validation sample once per pass; the DARTS reference code calls
   ``next(iter(valid_queue))`` every step, which draws batches with replacement and sees only
@@ -133,6 +135,27 @@ def epoch_seed(seed: int, epoch: int, pass_index: int = 0) -> int:
     return int(state[0]) & ((1 << 63) - 1)
 
 
+class SeededItems(Dataset):
+    """``dataset[i]`` computed with torch's RNG seeded from ``(base_seed, i)`` and restored after.
+
+    Random transforms (crop, flip, cutout, ImageNet's resized crop and colour jitter) draw from
+    torch's global RNG; seeding it per item makes an epoch's augmentation a function of the
+    epoch seed alone, the same in the main process and in any number of worker processes.
+    """
+
+    def __init__(self, dataset: Dataset, base_seed: int):
+        self.dataset = dataset
+        self.base_seed = int(base_seed)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> Any:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.base_seed + 0x9E3779B97F4A7C15 * (int(i) + 1)) & ((1 << 63) - 1))
+            return self.dataset[i]
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -148,21 +171,21 @@ def make_loader(
     """A DataLoader whose order is driven by a ``torch.Generator`` seeded from
     ``(seed, epoch, pass_index)`` only, so an epoch's order never depends on the global RNG.
 
-    Augmentation draws from torch's global RNG when ``num_workers == 0`` (captured with the
-    checkpoint's RNG state) and from per-worker seeds derived from the same generator when
-    ``num_workers > 0``; either way it is reproducible.  With a ``sampler`` (e.g. a
+    Each item's augmentation is seeded from ``(seed, epoch, pass_index, item)``
+    (:class:`SeededItems`), so it does not depend on ``num_workers`` or on the global RNG.  With a ``sampler`` (e.g. a
     ``DistributedSampler``) ``shuffle`` is ignored and ``sampler.set_epoch(epoch)`` is called.
     """
     if batch_size < 1:
         raise UserError(f"batch size must be >= 1, got {batch_size}")
+    base = epoch_seed(seed, epoch, pass_index)
     generator = torch.Generator()
-    generator.manual_seed(epoch_seed(seed, epoch, pass_index))
+    generator.manual_seed(base)
     if sampler is not None:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(int(epoch))
         shuffle = False
     return DataLoader(
-        dataset,
+        SeededItems(dataset, base),
         batch_size=int(batch_size),
         shuffle=bool(shuffle),
         sampler=sampler,
