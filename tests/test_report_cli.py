@@ -194,7 +194,13 @@ def test_a_crash_while_writing_leaves_a_report_the_next_run_completes(tmp_path, 
         build_report(metrics, out, spec_from_params(params1, metrics))
     monkeypatch.setattr(output, "_move", real_move)
     assert "pending" in json.loads((out / MANIFEST).read_text())
+    killed = tmp_path / ".out.staging-killed"  # as a kill -9 while staging would leave it
+    killed.mkdir()
+    (killed / "README.md").write_text("half")
+    other = tmp_path / ".out.staging-other"  # not only report files: not the report's to remove
+    (other / "sub").mkdir(parents=True)
     assert cli("--metrics", metrics, "--params", params1, "--out", out)[0] == 0
+    assert not killed.exists() and (other / "sub").is_dir()
     fresh = tmp_path / "fresh"
     assert cli("--metrics", metrics, "--params", params1, "--out", fresh)[0] == 0
     assert {k: v[0] for k, v in snapshot(out).items()} == {k: v[0] for k, v in snapshot(fresh).items()}

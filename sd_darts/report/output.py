@@ -11,8 +11,9 @@ its SHA-256.  :func:`check_output` refuses (one line, nothing written) a folder 
 then moves them in one by one (``os.replace``), removes the stale files its manifest lists,
 and writes the new manifest last.  While it moves files the manifest accepts both the old and
 the new bytes of each file, so a crash at any point (or a full disk while staging, which
-leaves the old report as it was) never leaves a folder that the next run refuses.  Files of
-other names (``notes.txt``) are kept.
+leaves the old report as it was) never leaves a folder that the next run refuses; a staging
+folder left by a killed run (``.<out>.staging-*``, report files only) is removed by the next.
+Files of other names (``notes.txt``) are kept.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .. import files
 from ..errors import UserError
 
 MANIFEST = ".sd-darts-report.json"
+_STAGING = ".staging-"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}")
 
 
@@ -63,11 +65,11 @@ def _read_manifest(out: Path) -> dict[str, dict[str, str]]:
 def check_output(out_dir: str | os.PathLike, names: list[str]) -> dict[str, dict[str, str]] | None:
     """Check that the report may write ``names`` into ``out_dir``; return its manifest (None
     for a new or empty folder).  Raises :class:`UserError` without writing anything."""
+    files.check_writable_dir(out_dir, "--out")  # empty name, kernel file systems, read-only parents
     out = Path(out_dir).absolute()
     if (out.exists() and not out.is_dir()) or (out.is_symlink() and not out.exists()):
         raise _refuse(out, "is not a folder; choose a new or empty folder")
     if not out.exists():
-        files.check_writable_dir(out, "--out")
         return None
     try:
         entries = sorted(p.name for p in out.iterdir())
@@ -117,6 +119,15 @@ def _move(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
+def _remove_stale_staging(out: Path) -> None:
+    """Remove staging folders of this output left by a killed report (only report files in them)."""
+    for folder in sorted(out.parent.glob(f".{out.name}{_STAGING}*")):
+        if folder.is_dir() and not folder.is_symlink():
+            inside = list(folder.iterdir())
+            if all(p.is_file() and not p.is_symlink() and _NAME.fullmatch(p.name) for p in inside):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_output(out_dir: str | os.PathLike, contents: dict[str, bytes], manifest: dict | None) -> list[Path]:
     """Write ``contents`` (file name → bytes) into ``out_dir`` as described above; ``manifest``:
     what :func:`check_output` returned.  Returns the written files, sorted."""
@@ -124,8 +135,9 @@ def write_output(out_dir: str | os.PathLike, contents: dict[str, bytes], manifes
     old = dict(manifest["files"]) if manifest else {}
     new = {name: sha256(data) for name, data in contents.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(out)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{_STAGING}", dir=out.parent))
     except OSError as exc:
         raise _refuse(out, f"cannot be staged next to it ({exc.strerror}); choose another --out") from None
     try:
