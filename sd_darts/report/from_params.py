@@ -44,6 +44,8 @@ FOLDERS = {
     "ablation_warmup": ("ablation_warmup", "xi{value}-s{seed}", r"xi(?P<value>\d+)-s(?P<seed>\d+)"),
     "ablation_window": ("ablation_window", "k{value}-s{seed}", r"k(?P<value>\d+)-s(?P<seed>\d+)"),
 }
+#: The seed lists of the params file's ``seeds:`` section.
+SEED_LISTS = ("search", "train_cifar", "train_imagenet", "nasbench201", "ablation")
 GENOTYPE_DIR = "genotype"
 NB201_QUERY = "nasbench201/query.json"
 IMAGENET_STATUS = "train_imagenet/status.json"
@@ -87,7 +89,7 @@ def _runs_of_matrices(params: dict[str, Any], path: Path) -> list[RunRef]:
             raise UserError(f"params file {path} has no {name}.{key}; add it (see params.yaml)")
         return section[key]
 
-    s = {k: _seeds(need(seeds, "seeds", k), f"seeds.{k}", path) for k in FOLDERS_SEEDS}
+    s = {k: _seeds(need(seeds, "seeds", k), f"seeds.{k}", path) for k in SEED_LISTS}
     methods = _names(need(pipe, "pipeline", "search_methods"), "pipeline.search_methods", path)
     genotypes = _names(need(pipe, "pipeline", "eval_genotypes"), "pipeline.eval_genotypes", path)
     runs = [_run("search", seed, m) for m in methods for seed in s["search"]]
@@ -98,9 +100,6 @@ def _runs_of_matrices(params: dict[str, Any], path: Path) -> list[RunRef]:
         values = _seeds(need(ab, "ablation", key), f"ablation.{key}", path)
         runs += [_run(kind, seed, value=v) for v in values for seed in s["ablation"]]
     return runs
-
-
-FOLDERS_SEEDS = ("search", "train_cifar", "train_imagenet", "nasbench201", "ablation")
 
 
 def _runs_in_folder(metrics_root: Path) -> list[RunRef]:
