@@ -20,8 +20,8 @@ Field metadata (:func:`setting`):
                  device, worker processes, progress display); the others make up the
                  fingerprint a checkpoint must match to be resumed, and a pipeline run's identity.
 
-Supported annotations: ``int``, ``float``, ``str``, ``bool``, ``list[int]``, ``list[str]``, each
-optionally ``| None``.
+Supported annotations: ``int``, ``float``, ``str``, ``bool``, ``list[int]``, ``list[str]`` and
+``dict`` (a mapping of settings for another dataclass), each optionally ``| None``.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def flag(name: str) -> str:
 
 def setting(default: Any, help: str = "", **meta: Any) -> Any:
     """A settings field with help text and metadata (``choices``, ``ge``, ``gt``, ``le``, ``lt``, ``fingerprint``)."""
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata={"help": help, **meta})
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help, **meta})
     return dataclasses.field(default=default, metadata={"help": help, **meta})
 
 
@@ -96,6 +96,8 @@ def field_type(annotation: Any) -> FieldType:
     if origin is list:
         (inner,) = typing.get_args(annotation)
         return FieldType(inner, is_list=True, optional=optional)
+    if origin is dict or annotation is dict:
+        return FieldType(dict, optional=optional)
     if annotation not in (int, float, str, bool):
         raise TypeError(f"unsupported settings annotation {annotation}")
     return FieldType(annotation, optional=optional)
@@ -112,6 +114,10 @@ def _scalar(value: Any, typ: type, meta: dict[str, Any]) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"must be true or false, got {value!r}")
         return value
+    if typ is dict:  # a mapping of settings, checked by whoever applies it
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ValueError(f"must be a mapping of settings, got {value!r}")
+        return dict(value)
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"must be an integer, got {value!r}")
@@ -227,6 +233,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls, section: str) -> None:
         if "choices" in f.metadata:
             # Checked in build(), so that a bad value is one line naming the setting.
             kwargs["help"] += " [choices: " + ", ".join(map(str, f.metadata["choices"])) + "]"
+        if t.scalar is dict:
+            continue  # mappings come from params files only
         if t.scalar is bool and not t.is_list:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif t.is_list:

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from .genotypes import genotype_to_dict
+from .recipes import CifarRecipe, ImageNetRecipe
 
 COUNTER = (
     "mult-adds = total FLOPs / 2 of torch.utils.flop_counter.FlopCounterMode: multiply-accumulates of "
@@ -35,16 +36,21 @@ COUNTER = (
     "params: all parameters (BatchNorm affine and classifier included) except the auxiliary head"
 )
 
-#: The paper's evaluation settings: (network, C, cells, classes, input size).
+def _recipe_sizes(recipe, num_classes: int) -> dict[str, Any]:
+    cfg = recipe.Config()
+    return {
+        "network": recipe.network.__name__,
+        "init_channels": cfg.init_channels,
+        "layers": cfg.layers,
+        "num_classes": num_classes,
+        "image_size": cfg.input_size,
+    }
+
+
+#: The paper's evaluation settings (network, C, cells, input size), read from the recipes' defaults.
 SETTINGS = {
-    "cifar": {"network": "NetworkCIFAR", "init_channels": 36, "layers": 20, "num_classes": 10, "image_size": 32},
-    "imagenet": {
-        "network": "NetworkImageNet",
-        "init_channels": 48,
-        "layers": 14,
-        "num_classes": 1000,
-        "image_size": 224,
-    },
+    "cifar": _recipe_sizes(CifarRecipe, num_classes=10),
+    "imagenet": _recipe_sizes(ImageNetRecipe, num_classes=1000),
 }
 
 #: Rows of the paper's tables holding the published figures of each shipped genotype:

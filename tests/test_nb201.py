@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nb201_fixture import DEFAULT_ARCHS, SEEDS_FULL, UNEVALUATED_ARCH, benchmark_dict, write_benchmark
 
-from sd_darts import nb201
+from sd_darts import nb201_bench as nb201
 from sd_darts.cli import main
 from sd_darts.errors import UserError
 from sd_darts.genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, save_genotype
@@ -330,7 +330,7 @@ def test_supernet_matches_xautodl_tiny_network_darts():
 
 
 def test_shipped_config_is_valid_for_search_and_query():
-    from sd_darts.commands.nb201_query import Nb201QueryConfig
+    from sd_darts.nb201_bench import Nb201QueryConfig
     from sd_darts.config import from_mapping, read_params_section
     from sd_darts.search import SearchConfig
 

@@ -13,32 +13,23 @@ ImageNet16-120 valid/test, and the benchmark's best architecture by CIFAR-10 val
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from pathlib import Path
 
 from .. import config
-from ..config import setting
+from ..errors import UserError
+from ..files import check_writable_dir, write_json
+from ..nb201_bench import (
+    BENCHMARK_FILES,
+    PARAMS_SECTION,
+    Nb201QueryConfig,
+    format_table,
+    load_benchmark,
+    parse_genotype_arg,
+    table4_row,
+)
 
 NAME = "nb201-query"
 HELP = "query NAS-Bench-201 genotypes in the benchmark file at 200 epochs (paper Table 4)"
-SECTION = "nb201_query"
-
-
-@dataclass
-class Nb201QueryConfig:
-    """Settings of ``sd-darts nb201-query`` (section ``nb201_query:`` of a params file)."""
-
-    benchmark: str = setting(
-        "data/NAS-Bench-201-v1_1-096897.pth",
-        "NAS-Bench-201 benchmark file you downloaded (NAS-Bench-201-v1_1-096897.pth)",
-        metavar="PATH",
-    )
-    json: bool = setting(False, "print the result as JSON instead of a table")
-    table4: bool = setting(False, "add the Table 4 row: mean ± std over the genotypes (one per search seed)")
-    best: bool = setting(True, "also report the benchmark's best architecture by CIFAR-10 valid")
-    out: str | None = setting(None, "also write the JSON result to this file", metavar="FILE")
-
-    def validate(self) -> None:
-        config.require(bool(self.benchmark), "benchmark", "must name the benchmark file")
 
 
 def register(parser) -> None:
@@ -48,19 +39,18 @@ def register(parser) -> None:
         metavar="GENOTYPE_JSON_OR_ARCH",
         help="NB201 arch string, genotype.json or search run folder (several: one load, one row each)",
     )
-    config.add_arguments(parser, Nb201QueryConfig, f"'{SECTION}:'")
+    config.add_arguments(parser, Nb201QueryConfig, f"'{PARAMS_SECTION}:'")
 
 
 def run(args) -> int:
-    from ..files import check_writable_dir, write_json
-    from ..nb201 import BENCHMARK_FILES, format_table, load_benchmark, parse_genotype_arg, table4_row
-
-    cfg = config.resolve(Nb201QueryConfig, SECTION, args)
+    cfg = config.resolve(Nb201QueryConfig, PARAMS_SECTION, args)
     # Parse every genotype and check the output before the (long) benchmark load.
     parsed = [parse_genotype_arg(a) for a in args.genotypes]
     if cfg.out:
-        from pathlib import Path
-
+        if Path(cfg.out).is_dir():
+            raise UserError(
+                f"--out {cfg.out} is a folder; name the JSON file to write (e.g. {Path(cfg.out) / 'query.json'})"
+            )
         check_writable_dir(Path(cfg.out).parent, "--out")
     benchmark = load_benchmark(cfg.benchmark)
     rows = []

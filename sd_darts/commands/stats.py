@@ -23,7 +23,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..stats import format_stats, genotype_stats
-    from ..train import resolve_genotype
+    from ..recipes import resolve_genotype
 
     genotype = resolve_genotype(args.genotype)
     stats = genotype_stats(genotype, name=args.genotype)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..recipes import TrainCifarConfig
 from . import _training
 
 NAME = "train-cifar"
@@ -18,8 +19,8 @@ SECTION = "train_cifar"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    _training.register(parser, "TrainCifarConfig", SECTION)
+    _training.register(parser, TrainCifarConfig, SECTION)
 
 
 def run(args: argparse.Namespace) -> int:
-    return _training.run(args, "TrainCifarConfig", SECTION)
+    return _training.run(args, TrainCifarConfig, SECTION)

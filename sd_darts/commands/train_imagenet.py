@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..recipes import TrainImageNetConfig
 from . import _training
 
 NAME = "train-imagenet"
@@ -19,8 +20,8 @@ SECTION = "train_imagenet"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    _training.register(parser, "TrainImageNetConfig", SECTION)
+    _training.register(parser, TrainImageNetConfig, SECTION)
 
 
 def run(args: argparse.Namespace) -> int:
-    return _training.run(args, "TrainImageNetConfig", SECTION)
+    return _training.run(args, TrainImageNetConfig, SECTION)

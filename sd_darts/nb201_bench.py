@@ -46,10 +46,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import config
+from .config import setting
 from .errors import UserError
 from .genotypes import NB201Genotype, load_genotype
 
-log = logging.getLogger("sd_darts.nb201")
+log = logging.getLogger("sd_darts.nb201_bench")
 
 #: Official file names of the benchmark (newest first); the user downloads one of them.
 BENCHMARK_FILES: tuple[str, ...] = ("NAS-Bench-201-v1_1-096897.pth", "NAS-Bench-201-v1_0-e61699.pth")
@@ -58,6 +60,28 @@ BENCHMARK_SOURCE = "https://github.com/D-X-Y/NAS-Bench-201 (README: 'NAS-Bench-2
 
 #: Training schedule queried: the 200-epoch results.
 HP = "200"
+
+#: The section of a params file that ``sd-darts nb201-query --params FILE`` reads.
+PARAMS_SECTION = "nb201_query"
+
+
+@dataclass
+class Nb201QueryConfig:
+    """Settings of ``sd-darts nb201-query`` (section ``nb201_query:`` of a params file)."""
+
+    benchmark: str = setting(
+        "data/NAS-Bench-201-v1_1-096897.pth",
+        "NAS-Bench-201 benchmark file you downloaded (NAS-Bench-201-v1_1-096897.pth)",
+        metavar="PATH",
+    )
+    json: bool = setting(False, "print the result as JSON instead of a table")
+    table4: bool = setting(False, "add the Table 4 row: mean ± std over the genotypes (one per search seed)")
+    best: bool = setting(True, "also report the benchmark's best architecture by CIFAR-10 valid")
+    out: str | None = setting(None, "also write the JSON result to this file", metavar="FILE")
+
+    def validate(self) -> None:
+        config.require(self.benchmark.strip() != "", "benchmark", "must name the benchmark file")
+        config.require(self.out is None or self.out.strip() != "", "out", "is empty; name a file or leave it out")
 
 
 @dataclass(frozen=True)
@@ -230,8 +254,12 @@ def _check_layout(data: Any, path: Path) -> None:
         raise bad("'meta_archs' is not a list of architecture strings")
     if not isinstance(infos, dict):
         raise bad("'arch2infos' is not a dictionary")
-    if not isinstance(data["evaluated_indexes"], (list, set, tuple)):
-        raise bad("'evaluated_indexes' is not a collection of indexes")
+    evaluated = data["evaluated_indexes"]
+    if not isinstance(evaluated, (list, set, tuple)) or not all(isinstance(i, int) for i in evaluated):
+        raise bad("'evaluated_indexes' is not a collection of integer indexes")
+    missing_infos = sorted(set(evaluated) - set(infos))[:3]
+    if missing_infos:
+        raise bad(f"evaluated architecture(s) {missing_infos} have no entry in 'arch2infos'")
     for idx, info in infos.items():
         if not isinstance(idx, int) or not 0 <= idx < len(archs):
             raise bad(f"architecture index {idx!r} is out of range")
@@ -241,6 +269,8 @@ def _check_layout(data: Any, path: Path) -> None:
             state = info[hp_key]
             if not isinstance(state, dict) or not {"all_results", "dataset_seed", "arch_str"} <= set(state):
                 raise bad(f"architecture {idx} has malformed '{hp_key}' results")
+            if not isinstance(state["all_results"], dict) or not isinstance(state["dataset_seed"], dict):
+                raise bad(f"architecture {idx}: '{hp_key}' results are not dictionaries")
             if state["arch_str"] != archs[idx]:
                 raise bad(f"architecture {idx} is stored as {state['arch_str']!r} but listed as {archs[idx]!r}")
 
@@ -273,8 +303,22 @@ class Benchmark:
             )
         return index
 
+    def _malformed(self, index: int, exc: BaseException) -> UserError:
+        return UserError(
+            f"benchmark file {self.path} has malformed results for architecture {index} ({_first_line(exc)}); "
+            f"download it again from {BENCHMARK_SOURCE}"
+        )
+
     def row(self, index: int) -> dict[str, Any]:
         """Table 4 columns of architecture ``index``: 200-epoch accuracies (%) averaged over seeds."""
+        try:
+            return self._row(index)
+        except UserError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as exc:
+            raise self._malformed(index, exc) from None
+
+    def _row(self, index: int) -> dict[str, Any]:
         archres = self.api.arch2infos_dict[index][HP]
         row: dict[str, Any] = {"arch": self.api.meta_archs[index], "index": int(index)}
         seeds: dict[str, int] = {}
@@ -312,10 +356,13 @@ class Benchmark:
             raise ValueError(f"unknown column {column!r}; known: {', '.join(c.key for c in COLUMNS)}")
         best_index, best_acc = -1, -math.inf
         for index in self.api.evaluated_indexes:
-            archres = self.api.arch2infos_dict[index][HP]
-            if col.dataset not in archres.get_dataset_names():
-                continue
-            acc = float(archres.get_metrics(col.dataset, col.split, iepoch=None, is_random=False)["accuracy"])
+            try:
+                archres = self.api.arch2infos_dict[index][HP]
+                if col.dataset not in archres.get_dataset_names():
+                    continue
+                acc = float(archres.get_metrics(col.dataset, col.split, iepoch=None, is_random=False)["accuracy"])
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as exc:
+                raise self._malformed(index, exc) from None
             if acc > best_acc:
                 best_index, best_acc = index, acc
         if best_index < 0:
@@ -335,6 +382,8 @@ def load_benchmark(path: str | os.PathLike) -> Benchmark:
     from nas_201_api import ArchResults, NASBench201API
 
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"NAS-Bench-201 benchmark file {path} is a folder; give the path of the .pth file inside it")
     if not path.is_file():
         raise UserError(
             f"NAS-Bench-201 benchmark file {path} does not exist; download {BENCHMARK_FILES[0]} "
@@ -355,12 +404,18 @@ def load_benchmark(path: str | os.PathLike) -> Benchmark:
     del data
     for index in sorted(infos):
         info = infos.pop(index)
-        api.arch2infos_dict[index] = OrderedDict(
-            [
-                ("12", ArchResults.create_from_state_dict(info["less"])),
-                ("200", ArchResults.create_from_state_dict(info["full"])),
-            ]
-        )
+        try:
+            api.arch2infos_dict[index] = OrderedDict(
+                [
+                    ("12", ArchResults.create_from_state_dict(info["less"])),
+                    ("200", ArchResults.create_from_state_dict(info["full"])),
+                ]
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise UserError(
+                f"benchmark file {path} has malformed results for architecture {index} ({_first_line(exc)}); "
+                f"download it again from {BENCHMARK_SOURCE}"
+            ) from None
     return Benchmark(api, path)
 
 

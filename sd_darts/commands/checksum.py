@@ -1,0 +1,27 @@
+"""``sd-darts checksum``: the SHA-256 that pins a data file or the listing of a data folder
+(``data.nb201_benchmark_sha256`` / ``data.imagenet_listing_sha256`` in params.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.checksums import listing_sha256, sha256_file
+from ..errors import UserError
+
+NAME = "checksum"
+HELP = "print the sha256 of a data file (NAS-Bench-201) or of a folder's listing (ImageNet) for params.yaml"
+
+
+def register(parser) -> None:
+    parser.add_argument("path", help="a file (its content is hashed) or a folder (its listing is hashed)")
+
+
+def run(args) -> int:
+    path = Path(args.path)
+    if path.is_dir():
+        print(f"{listing_sha256(path)}  {path}/ (listing: relative paths and sizes)")
+    elif path.is_file():
+        print(f"{sha256_file(path)}  {path}")
+    else:
+        raise UserError(f"{path} does not exist")
+    return 0

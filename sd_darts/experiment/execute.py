@@ -1,0 +1,72 @@
+"""Running one search or one training for a stage: reuse a finished run folder of the same
+identity, resume an interrupted one, or start afresh; then record its provenance and collect
+its small outputs into ``metrics/``."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import files
+from ..errors import UserError
+from ..runtime import pick_device
+from ..search import run_search
+from ..train import run_training
+from .deps import REPO
+from .layout import RunPaths
+from .runs import collect_run, command_line, finish_run, prepare_run_dir, provenance, run_identity
+from .schema import Params
+
+SEARCH_FILES = ("summary.json", "genotype.json", "config.yaml")
+TRAIN_FILES = ("metrics.json", "config.yaml")
+
+
+def search_once(p: Params, cfg, paths: RunPaths, stage: str) -> dict[str, Any]:
+    """Run (resume, or reuse) one search and collect it; returns its summary."""
+    identity = run_identity(cfg, "sd_darts.search")
+    if prepare_run_dir(paths.run, identity) == "reuse":
+        summary = files.read_json(paths.run / "summary.json", what="search summary")
+    else:
+        summary = run_search(cfg).summary
+        prov = provenance(p.profile, stage, paths.run, str(pick_device(cfg.device)), command_line("search", cfg))
+        finish_run(paths.run, identity, prov)
+    collect_run(paths.run, paths.metrics, SEARCH_FILES)
+    return summary
+
+
+def train_once(p: Params, cfg, paths: RunPaths, stage: str, command: str, nproc: int = 1) -> dict[str, Any]:
+    """Run (resume, or reuse) one training and collect it; returns its metrics.
+
+    ``nproc`` > 1 runs the command data-parallel under ``torchrun --standalone`` (one process
+    per GPU) instead of in this process."""
+    line = command_line(command, cfg)
+    if nproc > 1:
+        line = f"torchrun --standalone --nproc_per_node {nproc} -m sd_darts " + line.split(" ", 1)[1]
+    identity = run_identity(cfg, "sd_darts.train")
+    if prepare_run_dir(paths.run, identity) == "reuse":
+        metrics = files.read_json(paths.run / "metrics.json", what="training metrics")
+    else:
+        if nproc > 1:
+            argv = [sys.executable, "-m", "torch.distributed.run"] + shlex.split(line)[1:]
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+            if subprocess.run(argv, env=env).returncode != 0:
+                raise UserError(
+                    f"{stage}: the distributed run failed ({line}); its checkpoint is kept, rerun to resume"
+                )
+            metrics = files.read_json(Path(cfg.out) / "metrics.json", what="training metrics")
+        else:
+            metrics = run_training(cfg).metrics
+        finish_run(paths.run, identity, provenance(p.profile, stage, paths.run, str(pick_device(cfg.device)), line))
+    collect_run(paths.run, paths.metrics, TRAIN_FILES)
+    return metrics
+
+
+def not_run(p: Params, paths: RunPaths | None, status_file: Path, reason: str) -> None:
+    """Record that a stage's runs were not made, and why (the report says "not run")."""
+    files.write_json(status_file, {"status": "not run", "reason": reason, "profile": p.profile})
+    if paths is not None:  # a persisted run folder is a stage output: it must exist
+        files.write_json(paths.run / "status.json", {"status": "not run", "reason": reason})

@@ -1,0 +1,95 @@
+"""Where the pipeline puts things: one profile's run folders, collected metrics and report.
+
+::
+
+    runs/<profile>/<kind>/<run>/        a run's folder (checkpoints, DVCLive; persisted DVC output)
+    metrics/<profile>/<kind>/<run>/     its small text outputs, committed to git (the report reads them)
+    metrics/<profile>/search_curves/<run>.tsv   per-epoch search curves for `dvc plots`
+    reports/<profile>/                  the report
+
+Run names: ``search/<method>-s<seed>``, ``nb201_search/s<seed>``, ``select_retrain/s<seed>``,
+``train_cifar/<genotype>-s<seed>``, ``train_imagenet/<genotype>-s<seed>``,
+``ablation_warmup/xi<ξ>-s<seed>`` and ``ablation_window/k<K>-s<seed>`` (each with ``search/``
+and ``eval/``).  ``dvc.yaml`` spells the same paths with ``${profile}`` and the matrix items;
+``tests/test_experiment.py`` checks every stage's outputs against this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+RUNS, METRICS, REPORTS = Path("runs"), Path("metrics"), Path("reports")
+
+#: Ablation kind -> (name prefix, the search setting it sweeps).
+ABLATIONS = {"warmup": ("xi", "warmup_epochs"), "window": ("k", "window")}
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """One run: its name, run folder and metrics folder."""
+
+    kind: str
+    name: str
+    run: Path
+    metrics: Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The folders of one profile (relative to the repository root)."""
+
+    profile: str
+
+    @property
+    def runs(self) -> Path:
+        return RUNS / self.profile
+
+    @property
+    def metrics(self) -> Path:
+        return METRICS / self.profile
+
+    @property
+    def reports(self) -> Path:
+        return REPORTS / self.profile
+
+    def run(self, kind: str, name: str) -> RunPaths:
+        return RunPaths(kind, name, self.runs / kind / name, self.metrics / kind / name)
+
+    def search(self, method: str, seed: int) -> RunPaths:
+        return self.run("search", f"{method}-s{seed}")
+
+    def search_curves(self, method: str, seed: int) -> Path:
+        return self.metrics / "search_curves" / f"{method}-s{seed}.tsv"
+
+    def nb201_search(self, seed: int) -> RunPaths:
+        return self.run("nb201_search", f"s{seed}")
+
+    def select_retrain(self, seed: int) -> RunPaths:
+        return self.run("select_retrain", f"s{seed}")
+
+    def train_cifar(self, genotype: str, seed: int) -> RunPaths:
+        return self.run("train_cifar", f"{genotype}-s{seed}")
+
+    def train_imagenet(self, genotype: str, seed: int) -> RunPaths:
+        return self.run("train_imagenet", f"{genotype}-s{seed}")
+
+    def ablation(self, kind: str, value: int, seed: int) -> RunPaths:
+        prefix, _ = ABLATIONS[kind]
+        return self.run(f"ablation_{kind}", f"{prefix}{value}-s{seed}")
+
+    @property
+    def genotype(self) -> Path:
+        """The genotype stage's folder: ``selected.json``, ``paper.json``, ``selection.json``, ``stats.json``."""
+        return self.metrics / "genotype"
+
+    def genotype_file(self, which: str) -> Path:
+        return self.genotype / f"{which}.json"
+
+    @property
+    def nb201_query(self) -> Path:
+        return self.metrics / "nb201_query" / "query.json"
+
+    @property
+    def imagenet_status(self) -> Path:
+        return self.metrics / "train_imagenet" / "status.json"

@@ -1,0 +1,251 @@
+"""The params file (``params.yaml``, ``params-smoke.yaml``): its sections and their checks.
+
+``profile`` names the settings (``paper``, ``smoke``, ...): every output of the pipeline lives
+under it (:mod:`~sd_darts.experiment.layout`), so results of two profiles never mix.
+
+Two kinds of sections:
+
+* the pipeline's own sections, one settings dataclass each (below; defaults = the paper run):
+  ``seeds``, ``data``, ``pipeline``, ``ablation``, ``report``;
+* command sections, the settings of one ``sd-darts`` command, keys = its flag names with
+  underscores, checked by that command's dataclass when a stage builds a run from them
+  (:data:`COMMAND_SECTIONS`).  The keys the pipeline sets itself for every run (method, seed,
+  output folder, dataset, genotype ...) are refused there (:data:`RESERVED`), so a value in the
+  file is never silently ignored.
+
+Every check goes through :func:`sd_darts.config.build`, the one type checker of the package.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import config
+from ..config import require, setting
+from ..errors import UserError
+
+PROFILE_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+SEED_BOUNDS = {"ge": 0, "le": 2**32 - 1}
+METHODS = ("darts", "sd-darts")
+#: Genotypes the pipeline evaluates: the one selected from its searches, the paper's Fig. 4 cells.
+EVAL_GENOTYPES = ("selected", "paper")
+#: How the genotype stage picks the search to evaluate (docs/pipeline.md).
+SELECT_CRITERIA = ("supernet_valid_acc", "retrain")
+RUNNERS = ("local", "docker")
+
+
+@dataclass
+class SeedsParams:
+    """``seeds:``: the seeds of every run matrix."""
+
+    search: list[int] = setting(
+        [0, 1, 2, 3], "DARTS protocol: 4 searches per method, the best is evaluated", **SEED_BOUNDS
+    )
+    train_cifar: list[int] = setting(
+        [0, 1, 2, 3], "evaluation seeds of each genotype (paper: mean ± std)", **SEED_BOUNDS
+    )
+    train_imagenet: list[int] = setting([0], "ImageNet evaluation seeds", **SEED_BOUNDS)
+    nb201: list[int] = setting([0, 1, 2], "Table 4: mean ± std over NAS-Bench-201 search seeds", **SEED_BOUNDS)
+    ablation: list[int] = setting([0], "seeds per point of Figs. 5 and 6", **SEED_BOUNDS)
+
+
+@dataclass
+class DataParams:
+    """``data:``: what the runs read, and the checksums that pin it."""
+
+    dataset: str = setting("cifar10", "cifar10 (paper) or digits (offline smoke runs)", choices=("cifar10", "digits"))
+    root: str = setting("data/cifar10", "CIFAR-10 folder (fetched and md5-checked by the data stage)")
+    download: bool = setting(True, "let the data stage download CIFAR-10")
+    imagenet_root: str = setting("data/imagenet", "ILSVRC2012 folder (train/<wnid>/, val/<wnid>/), yours to provide")
+    imagenet_listing_sha256: str | None = setting(
+        None, "sha256 of the ImageNet folder listing (sd-darts checksum --imagenet DIR); null = record only"
+    )
+    nb201_benchmark: str = setting("data/NAS-Bench-201-v1_1-096897.pth", "the NAS-Bench-201 file, yours to download")
+    nb201_benchmark_sha256: str | None = setting(
+        None, "sha256 of the NAS-Bench-201 file (sd-darts checksum FILE); null = record only"
+    )
+
+    def validate(self) -> None:
+        for key in ("imagenet_listing_sha256", "nb201_benchmark_sha256"):
+            value = getattr(self, key)
+            require(
+                value is None or re.fullmatch(r"[0-9a-f]{64}", value) is not None,
+                key,
+                "must be 64 lowercase hex digits (a sha256) or null",
+            )
+        for key in ("root", "imagenet_root", "nb201_benchmark"):
+            require(getattr(self, key).strip() != "", key, "must name a path")
+
+
+@dataclass
+class PipelineParams:
+    """``pipeline:``: which runs the pipeline makes, how it selects, where stages run."""
+
+    search_methods: list[str] = setting(
+        ["darts", "sd-darts"], "methods searched (Fig. 2 compares them), each for every seeds.search", choices=METHODS
+    )
+    select_method: str = setting(
+        "sd-darts", "the genotype stage evaluates the genotype of this method's best search", choices=METHODS
+    )
+    select_criterion: str = setting(
+        "supernet_valid_acc",
+        "best search by the final supernet's eval-mode accuracy on the alpha half, or retrain (DARTS §3.2: short training from scratch, held-out data)",
+        choices=SELECT_CRITERIA,
+    )
+    select_retrain: dict = setting(
+        {"epochs": 100, "holdout_portion": 0.5}, "train_cifar overrides of the retrain criterion's short trainings"
+    )
+    eval_genotypes: list[str] = setting(
+        ["selected", "paper"],
+        "selected = from the searches above; paper = the paper's Fig. 4 cells",
+        choices=EVAL_GENOTYPES,
+    )
+    train_imagenet: bool = setting(False, "switch: true needs ImageNet in data.imagenet_root (3 GPU-days on 3 GPUs)")
+    imagenet_nproc: int = setting(1, "processes (GPUs) per ImageNet run: > 1 launches torchrun (paper: 3)", ge=1, le=64)
+    runner: str = setting(
+        "local", "run each stage here, or inside the image (pipeline.image) through the Docker SDK", choices=RUNNERS
+    )
+    image: str = setting("sd-darts:latest", "image of the docker runner (sd-darts container build)")
+    gpus: str | None = setting("all", "GPUs the docker runner requests (all, N or 0,1; null: none)")
+
+    def validate(self) -> None:
+        require(
+            self.select_method in self.search_methods,
+            "select_method",
+            f"{self.select_method!r} is not in pipeline.search_methods {self.search_methods}; add it there or select from another method",
+        )
+
+
+@dataclass
+class AblationParams:
+    """``ablation:``: the points of Fig. 5 (ξ swept) and Fig. 6 (K swept)."""
+
+    warmup_epochs_values: list[int] = setting(
+        [0, 5, 10, 15, 20, 25, 30, 35, 40], "Fig. 5: values of ξ", ge=0, le=10_000
+    )
+    window_for_warmup_sweep: int = setting(1, "Fig. 5: the K used while sweeping ξ", ge=1, le=10_000)
+    window_values: list[int] = setting([1, 2, 3, 4, 5, 6], "Fig. 6: values of K", ge=1, le=10_000)
+    warmup_epochs_for_window_sweep: int = setting(25, "Fig. 6: the ξ used while sweeping K", ge=0, le=10_000)
+    search: dict = setting({"hessian_every": 0}, "overrides of the search section for the ablation searches")
+    train_cifar: dict = setting({}, "overrides of the train_cifar section for their evaluations")
+
+
+@dataclass
+class ReportParams:
+    """``report:``."""
+
+    title: str = setting("SD-DARTS reproduction report", "title of reports/<profile>/README.md")
+
+
+#: The pipeline's own sections and their settings classes.
+PIPELINE_SECTIONS: dict[str, type] = {
+    "seeds": SeedsParams,
+    "data": DataParams,
+    "pipeline": PipelineParams,
+    "ablation": AblationParams,
+    "report": ReportParams,
+}
+#: Command sections: section name -> the sd-darts command whose settings it holds.
+COMMAND_SECTIONS: dict[str, str] = {
+    "search": "sd-darts search (DARTS space)",
+    "nb201": "sd-darts search --space nb201",
+    "train_cifar": "sd-darts train-cifar",
+    "train_imagenet": "sd-darts train-imagenet",
+    "nb201_query": "sd-darts nb201-query",
+}
+SECTIONS = ("profile", *PIPELINE_SECTIONS, *COMMAND_SECTIONS)
+
+_FROM = {
+    "method": "pipeline.search_methods",
+    "seed": "seeds",
+    "out": "the layout of runs/<profile>",
+    "dataset": "data.dataset",
+    "data_root": "data.root (data.imagenet_root for ImageNet)",
+    "download": "data.download (the data stage)",
+    "space": "the stage",
+    "genotype": "pipeline.eval_genotypes",
+    "benchmark": "data.nb201_benchmark",
+    "json": "the stage",
+    "table4": "the stage",
+}
+#: Keys the pipeline sets itself in each command section.
+RESERVED: dict[str, tuple[str, ...]] = {
+    "search": ("method", "seed", "out", "dataset", "data_root", "download", "space"),
+    "nb201": ("method", "seed", "out", "dataset", "data_root", "download", "space"),
+    "train_cifar": ("genotype", "seed", "out", "dataset", "data_root", "download"),
+    "train_imagenet": ("genotype", "seed", "out", "data_root"),
+    "nb201_query": ("benchmark", "json", "table4", "out"),
+}
+
+
+@dataclass
+class Params:
+    """A read params file: the pipeline sections as settings objects, the command sections raw."""
+
+    path: Path
+    profile: str
+    seeds: SeedsParams
+    data: DataParams
+    pipeline: PipelineParams
+    ablation: AblationParams
+    report: ReportParams
+    commands: dict[str, dict[str, Any]]
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A command section's settings (a copy)."""
+        return copy.deepcopy(self.commands[name])
+
+    def where(self, section: str) -> str:
+        return f"{self.path}: {section}"
+
+
+def check_reserved(path: Path, section: str, body: dict[str, Any], where: str | None = None) -> None:
+    for key in RESERVED[section]:
+        if key in body:
+            raise UserError(f"{path}: {where or section}.{key} is set by the pipeline (from {_FROM[key]}); remove it")
+
+
+def read_params(path: str | Path = "params.yaml") -> Params:
+    """Read a params file and check its pipeline sections (command sections: :mod:`~sd_darts.experiment.check`)."""
+    path = Path(path)
+    raw = config.read_yaml_mapping(path)
+    for name in raw:
+        if name not in SECTIONS:
+            raise UserError(f"{path}: {name} is not a known section (known: {', '.join(SECTIONS)})")
+    for name in SECTIONS:
+        if name not in raw:
+            raise UserError(f"{path}: section '{name}:' is missing; add it (see docs/pipeline.md)")
+    profile = raw["profile"]
+    if not isinstance(profile, str) or not PROFILE_PATTERN.fullmatch(profile):
+        raise UserError(f"{path}: profile must be a short lowercase name (paper, smoke, ...), got {profile!r}")
+    sections: dict[str, Any] = {}
+    for name, cls in PIPELINE_SECTIONS.items():
+        body = raw[name] if raw[name] is not None else {}
+        if not isinstance(body, dict):
+            raise UserError(f"{path}: '{name}:' must be a mapping of settings")
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in body]
+        if missing:
+            raise UserError(f"{path}: {name}.{missing[0]} is missing; add it (params.yaml lists every key)")
+        sections[name] = config.build(cls, [(body, f"{path}: {name}")])
+    commands = {}
+    for name in COMMAND_SECTIONS:
+        body = raw[name] if raw[name] is not None else {}
+        if not isinstance(body, dict):
+            raise UserError(f"{path}: '{name}:' must be a mapping of settings")
+        check_reserved(path, name, body)
+        commands[name] = body
+    ablation = sections["ablation"]
+    check_reserved(path, "search", ablation.search, "ablation.search")
+    check_reserved(path, "train_cifar", ablation.train_cifar, "ablation.train_cifar")
+    check_reserved(path, "train_cifar", sections["pipeline"].select_retrain, "pipeline.select_retrain")
+    for key in ("warmup_epochs", "window"):
+        if key in ablation.search:
+            raise UserError(
+                f"{path}: ablation.search.{key} is set by the ablation itself (ablation.*_values and *_sweep keys); remove it"
+            )
+    return Params(path=path, profile=profile, commands=commands, **sections)

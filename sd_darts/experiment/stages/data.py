@@ -1,0 +1,44 @@
+"""DVC stage ``data``: check the whole params file (every run's settings), then fetch and
+check the dataset the runs read.
+
+CIFAR-10 (paper): downloaded into ``data.root`` when ``data.download`` is true and every file
+checked against torchvision's md5 table; the folder is the stage's output, so ``dvc.lock`` pins
+its content.  digits (smoke profile): bundled with scikit-learn; the manifest records its
+checksum.  ImageNet and the NAS-Bench-201 file are checked by the stages that read them
+(against ``data.imagenet_listing_sha256`` / ``data.nb201_benchmark_sha256``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ... import files
+from ...data import prepare_cifar10
+from ..settings import check_all
+from ..stage import params_path, stage
+
+
+@stage()
+def main(p, args) -> int:
+    check_all(params_path())
+    root = Path(p.data.root)
+    manifest: dict = {"dataset": p.data.dataset}
+    if p.data.dataset == "cifar10":
+        from torchvision.datasets.utils import calculate_md5
+
+        folder = prepare_cifar10(root, download=p.data.download)
+        manifest["folder"] = folder.relative_to(root).as_posix() if folder.is_relative_to(root) else str(folder)
+        manifest["md5"] = {f.name: calculate_md5(str(f)) for f in sorted(folder.iterdir()) if f.is_file()}
+    else:
+        import sklearn
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        h = hashlib.md5(bunch.images.astype("float64").tobytes())
+        h.update(bunch.target.astype("int64").tobytes())
+        manifest.update({"source": "sklearn.datasets.load_digits", "scikit_learn": sklearn.__version__,
+                         "images": int(bunch.images.shape[0]), "md5": h.hexdigest()})  # fmt: skip
+    files.write_json(root / "manifest.json", manifest)
+    print(f"data: {p.data.dataset} ready in {root}")
+    return 0

@@ -1,0 +1,57 @@
+"""DVC stage ``nb201_query``: look every NAS-Bench-201 search's genotype up in the benchmark
+(200-epoch results, :mod:`sd_darts.nb201_bench`) and write the Table 4 row (mean ± std over the
+search seeds).  The benchmark file is checked against ``data.nb201_benchmark_sha256`` (when
+recorded) before it is loaded.  Without the file the stage writes
+``{"status": "not run", "reason": "benchmark file not provided ..."}`` and says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ... import files
+from ...data.checksums import sha256_file, verify
+from ...nb201_bench import load_benchmark, parse_genotype_arg, table4_row
+from ..layout import Layout
+from ..settings import nb201_query_settings
+from ..stage import stage
+
+
+@stage()
+def main(p, args) -> int:
+    layout = Layout(p.profile)
+    cfg = nb201_query_settings(p)
+    runs = [layout.nb201_search(seed) for seed in p.seeds.nb201]
+    benchmark = Path(cfg.benchmark)
+    if not benchmark.is_file():
+        reason = (f"benchmark file not provided: {benchmark} does not exist; download NAS-Bench-201-v1_1-096897.pth "
+                  "and set data.nb201_benchmark (docs/pipeline.md)")  # fmt: skip
+        files.write_json(layout.nb201_query, {"status": "not run", "reason": reason, "profile": p.profile,
+                                              "searched": [r.name for r in runs]})  # fmt: skip
+        print(f"nb201_query: {reason}")
+        return 0
+    genotypes = [parse_genotype_arg(str(r.metrics / "genotype.json"))[1] for r in runs]
+    sha256 = verify(
+        sha256_file(benchmark),
+        p.data.nb201_benchmark_sha256,
+        f"benchmark file {benchmark}",
+        "data.nb201_benchmark_sha256",
+    )
+    bench = load_benchmark(benchmark)
+    rows = [{"seed": seed, **bench.query(g)} for seed, g in zip(p.seeds.nb201, genotypes)]
+    result = {
+        "status": "ok",
+        "profile": p.profile,
+        "benchmark": benchmark.name,
+        "benchmark_sha256": sha256,
+        "hp": "200",
+        "seeds": p.seeds.nb201,
+        "row": {k: v for k, v in table4_row(rows).items() if isinstance(v, dict)},
+        "per_seed": rows,
+        "std": "population standard deviation over search seeds (ddof=0), as the NAS-Bench-201 baselines",
+    }
+    if cfg.best:
+        result["best"] = bench.best("cifar10_valid")
+    files.write_json(layout.nb201_query, result)
+    print(f"nb201_query: {len(rows)} genotypes looked up in {benchmark.name}")
+    return 0

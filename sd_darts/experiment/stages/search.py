@@ -1,0 +1,38 @@
+"""DVC stages ``search@<method>-<seed>`` (DARTS space, Tables 1-2, Fig. 2) and
+``nb201_search@<seed>`` (NAS-Bench-201 space, Table 4).
+
+Settings: the ``search`` (or ``nb201``) section of the params file, the dataset from ``data``,
+method and seed from the stage matrix.  The run folder (checkpoints, DVCLive) is persisted and
+resumed after an interruption; its small outputs are collected into the profile's metrics, the
+per-epoch curves of a DARTS-space search also into ``search_curves/`` for ``dvc plots``.
+"""
+
+from __future__ import annotations
+
+from ... import files
+from ..execute import search_once
+from ..layout import Layout
+from ..settings import nb201_search_settings, search_settings
+from ..stage import stage
+
+
+def configure(ap) -> None:
+    ap.add_argument("--space", default="darts", choices=("darts", "nb201"))
+    ap.add_argument("--method", help="darts or sd-darts (DARTS space)")
+    ap.add_argument("--seed", type=int, required=True)
+
+
+@stage(configure)
+def main(p, args) -> int:
+    layout = Layout(p.profile)
+    if args.space == "nb201":
+        cfg, paths = nb201_search_settings(p, args.seed), layout.nb201_search(args.seed)
+        summary = search_once(p, cfg, paths, f"nb201_search@{args.seed}")
+        print(f"nb201_search {paths.name}: {summary['genotype'].get('arch')}")
+        return 0
+    cfg, paths = search_settings(p, args.method, args.seed), layout.search(args.method, args.seed)
+    summary = search_once(p, cfg, paths, f"search@{args.method}-{args.seed}")
+    curves = paths.metrics / "curves.tsv"
+    files.write_text(layout.search_curves(args.method, args.seed), curves.read_text())
+    print(f"search {paths.name}: supernet valid acc {summary['supernet_valid_acc']:.2f}% (eval mode, alpha half)")
+    return 0

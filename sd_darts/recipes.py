@@ -1,0 +1,324 @@
+"""Training recipes of the evaluation networks: settings, learning-rate schedule, data and
+network of each, as objects the training loop (:mod:`sd_darts.train`) calls without asking
+which recipe it runs.
+
+CIFAR-10 (``sd-darts train-cifar``, paper §4.2, DARTS's recipe): :class:`NetworkCIFAR` C=36,
+20 cells, 600 epochs, batch 96, SGD lr 0.025 with a cosine schedule to 0 (stepped per
+epoch), momentum 0.9, weight decay 3e-4, gradient-norm clip 5, auxiliary weight 0.4, drop path
+0.3 ramped linearly over the epochs, Cutout 16 after normalisation.  The paper reports the test
+error of the final epoch.
+
+ImageNet (``sd-darts train-imagenet``, paper §4.3, PC-DARTS's recipe): :class:`NetworkImageNet`
+C=48, 14 cells, 250 epochs, global batch 1024, SGD lr 0.5 (5 warm-up epochs, then PC-DARTS's
+linear decay to 0, see :func:`imagenet_lr`), momentum 0.9, weight decay 3e-5, label smoothing
+0.1 (training loss only, auxiliary loss included), auxiliary weight 0.4, no drop path,
+gradient-norm clip 5; top-1 and top-5 error on the validation set.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch.nn as nn
+
+from .config import require, setting
+from .data import EvalData, load_eval_data
+from .data.imagenet import load_imagenet
+from .errors import UserError
+from .genotypes import Genotype, load_genotype
+from .model import NetworkCIFAR, NetworkImageNet, auxiliary_input_ok
+from .runtime import check_device_name
+
+CIFAR_DATASETS = ("cifar10", "digits")
+AMP_MODES = ("none", "bf16")
+MAX_EPOCHS = 10_000
+GENOTYPE_HELP = "shipped genotype (DARTS_V1, DARTS_V2, SD_DARTS) or path to a genotype.json"
+
+
+# --------------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _RunSettings:
+    """Settings of both recipes that concern the run rather than the recipe."""
+
+    seed: int = setting(
+        0, "random seed (model initialisation, data order, augmentation, drop path)", ge=0, le=2**32 - 1
+    )
+    max_steps_per_epoch: int | None = setting(None, "cap on training steps per epoch (smoke runs and tests)", ge=1)
+    amp: str = setting("none", "mixed precision: bf16 autocast of the forward pass, or none", choices=AMP_MODES)
+    channels_last: bool = setting(
+        False, "use the channels_last memory format (faster convolutions on GPUs)", fingerprint=False
+    )
+    num_workers: int = setting(
+        4, "DataLoader worker processes per rank (results do not depend on it)", ge=0, le=256, fingerprint=False
+    )
+    pin_memory: bool = setting(True, "pinned host memory for the loaders (CUDA only)", fingerprint=False)
+    progress: bool = setting(True, "show progress bars (or periodic log lines off a terminal)", fingerprint=False)
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)", fingerprint=False)
+
+    def _validate_common(self) -> None:
+        problem = check_device_name(self.device)
+        require(problem is None, "device", problem or "")
+        require(self.genotype.strip() != "", "genotype", f"must name a {GENOTYPE_HELP}")
+        require(self.out.strip() != "", "out", "is empty; name an output folder")
+        require(
+            self.init_channels % 2 == 0,
+            "init_channels",
+            f"must be even (FactorizedReduce halves it), got {self.init_channels}",
+        )
+        if self.auxiliary_weight > 0:
+            require(
+                auxiliary_input_ok(self.network_kind, self.input_size),
+                "auxiliary_weight",
+                f"the DARTS {self.network_kind} auxiliary head does not fit {self.input_size}x{self.input_size} inputs "
+                f"({self.aux_hint}); use --auxiliary-weight 0",
+            )
+
+
+@dataclass
+class _CifarSettings:
+    """The CIFAR-10 recipe's settings (listed before the run settings in ``--help``)."""
+
+    genotype: str = setting("SD_DARTS", GENOTYPE_HELP)
+    dataset: str = setting(
+        "cifar10", "cifar10, or digits (scikit-learn's bundled digits, offline smoke runs)", choices=CIFAR_DATASETS
+    )
+    data_root: str = setting(
+        "data", "folder holding CIFAR-10 (cifar-10-python.tar.gz or cifar-10-batches-py)", fingerprint=False
+    )
+    download: bool = setting(False, "download CIFAR-10 through torchvision if it is missing", fingerprint=False)
+    image_size: int | None = setting(None, "resize images to this size (digits only; default 32)", ge=8, le=256)
+    holdout_portion: float | None = setting(
+        None,
+        "train on this leading fraction of the training set and evaluate on the rest instead of the test set (DARTS's selection protocol)",
+        gt=0.0,
+        lt=1.0,
+    )
+    epochs: int = setting(600, "training epochs", ge=1, le=MAX_EPOCHS)
+    batch_size: int = setting(96, "global batch size (split over the ranks under torchrun)", ge=1, le=65536)
+    learning_rate: float = setting(
+        0.025, "initial SGD learning rate (cosine schedule, stepped per epoch)", gt=0.0, le=10.0
+    )
+    learning_rate_min: float = setting(0.0, "final learning rate of the cosine schedule", ge=0.0)
+    momentum: float = setting(0.9, "SGD momentum", ge=0.0, lt=1.0)
+    weight_decay: float = setting(3e-4, "weight decay", ge=0.0, le=1.0)
+    grad_clip: float = setting(5.0, "gradient-norm clip (0 = off)", ge=0.0, le=1e6)
+    init_channels: int = setting(36, "initial channels C of the network", ge=2, le=1024)
+    layers: int = setting(20, "number of cells", ge=3, le=200)
+    auxiliary_weight: float = setting(
+        0.4, "weight of the auxiliary head's loss (0 = no auxiliary head)", ge=0.0, le=100.0
+    )
+    drop_path_prob: float = setting(0.3, "final drop path probability (ramped linearly from 0)", ge=0.0, lt=1.0)
+    cutout_length: int = setting(16, "Cutout square side, applied after normalisation (0 = off)", ge=0, le=256)
+    out: str = setting("runs/train_cifar", "output folder", fingerprint=False)
+
+    network_kind: ClassVar[str] = "cifar"
+    aux_hint: ClassVar[str] = "it needs 8x8 maps after the second reduction, i.e. about 32x32 inputs"
+
+    def validate(self) -> None:
+        self._validate_common()
+        require(
+            self.learning_rate_min <= self.learning_rate,
+            "learning_rate_min",
+            f"must not exceed --learning-rate ({self.learning_rate})",
+        )
+        require(
+            self.image_size is None or self.dataset == "digits",
+            "image_size",
+            "only the digits dataset can be resized (CIFAR-10 is 32x32)",
+        )
+
+    @property
+    def input_size(self) -> int:
+        return 32 if self.image_size is None else self.image_size
+
+
+@dataclass
+class _ImageNetSettings:
+    """The ImageNet recipe's settings (listed before the run settings in ``--help``)."""
+
+    genotype: str = setting("SD_DARTS", GENOTYPE_HELP)
+    dataset: str = setting("imagenet", "ILSVRC2012 from a local folder", choices=("imagenet",))
+    data_root: str = setting(
+        "data/imagenet", "folder with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG", fingerprint=False
+    )
+    image_size: int = setting(224, "training crop and evaluation centre-crop size", ge=32, le=1024)
+    epochs: int = setting(250, "training epochs", ge=1, le=MAX_EPOCHS)
+    batch_size: int = setting(1024, "global batch size (split over the ranks under torchrun)", ge=1, le=65536)
+    learning_rate: float = setting(
+        0.5, "peak SGD learning rate (after warm-up; then linear decay to 0)", gt=0.0, le=10.0
+    )
+    warmup_epochs: int = setting(5, "epochs of linear learning-rate warm-up (lr·(e+1)/warmup)", ge=0, le=MAX_EPOCHS)
+    momentum: float = setting(0.9, "SGD momentum", ge=0.0, lt=1.0)
+    weight_decay: float = setting(3e-5, "weight decay", ge=0.0, le=1.0)
+    label_smoothing: float = setting(0.1, "label smoothing of the training loss", ge=0.0, lt=1.0)
+    grad_clip: float = setting(5.0, "gradient-norm clip (0 = off)", ge=0.0, le=1e6)
+    init_channels: int = setting(48, "initial channels C of the network", ge=2, le=1024)
+    layers: int = setting(14, "number of cells", ge=3, le=200)
+    auxiliary_weight: float = setting(
+        0.4, "weight of the auxiliary head's loss (0 = no auxiliary head)", ge=0.0, le=100.0
+    )
+    drop_path_prob: float = setting(0.0, "final drop path probability (ramped linearly from 0)", ge=0.0, lt=1.0)
+    cutout_length: int = setting(
+        0, "Cutout square side, applied after normalisation (0 = off, as in PC-DARTS)", ge=0, le=1024
+    )
+    out: str = setting("runs/train_imagenet", "output folder", fingerprint=False)
+
+    network_kind: ClassVar[str] = "imagenet"
+    aux_hint: ClassVar[str] = "it needs 7x7 or 8x8 maps after the second reduction, i.e. inputs of 193 to 256 pixels"
+
+    def validate(self) -> None:
+        self._validate_common()
+
+    @property
+    def input_size(self) -> int:
+        return self.image_size
+
+
+@dataclass
+class TrainCifarConfig(_RunSettings, _CifarSettings):
+    """Settings of ``sd-darts train-cifar``; defaults are the paper's §4.2 (DARTS's recipe)."""
+
+
+@dataclass
+class TrainImageNetConfig(_RunSettings, _ImageNetSettings):
+    """Settings of ``sd-darts train-imagenet``; defaults are the paper's §4.3 (PC-DARTS's recipe)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Schedules
+# --------------------------------------------------------------------------------------------
+
+
+def cosine_lr(epoch: int, epochs: int, base_lr: float, min_lr: float = 0.0) -> float:
+    """Cosine annealing stepped per epoch (DARTS): ``min + ½(base − min)(1 + cos(π·e/E))``.
+
+    Epoch 0 trains at ``base_lr``; the schedule would reach ``min_lr`` at epoch ``E``.
+    (quark0/darts steps its scheduler before each epoch with the PyTorch 0.3 semantics, which
+    shifts it by one epoch so that the last epoch trains at exactly ``min_lr``; the difference
+    is one epoch in 600.)
+    """
+    return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+#: PC-DARTS flattens the linear decay over the last epochs: "lr · 1/250 is relatively large".
+IMAGENET_TAIL_EPOCHS = 5
+
+
+def imagenet_lr(epoch: int, epochs: int, base_lr: float, warmup_epochs: int = 5) -> float:
+    """Learning rate of epoch ``epoch`` in the PC-DARTS ImageNet recipe (paper §4.3).
+
+    * warm-up, ``e < warmup``: ``base · (e + 1) / warmup`` (0.1, 0.2, …, 0.5 for base 0.5);
+    * then linear decay ``base · (E − 5 − e) / (E − 5)`` while ``E − e > 5``;
+    * and, over the last 5 epochs, the gentler ``base · (E − e) / (5 · (E − 5))``.
+
+    So for E = 250: epoch 4 → 0.5, epoch 5 → 0.5·240/245, epoch 249 → 0.5/1225.  Runs of at
+    most 5 epochs (smoke runs) decay as ``base · (E − e) / E`` after the warm-up.  (PC-DARTS
+    warms up from its own schedule's first value; the docs compare the two, docs/evaluation.md.)
+    """
+    if epoch < warmup_epochs:
+        return base_lr * (epoch + 1) / warmup_epochs
+    tail = IMAGENET_TAIL_EPOCHS
+    if epochs <= tail:
+        return base_lr * (epochs - epoch) / epochs
+    if epochs - epoch > tail:
+        return base_lr * (epochs - tail - epoch) / (epochs - tail)
+    return base_lr * (epochs - epoch) / ((epochs - tail) * tail)
+
+
+def drop_path_prob_at(cfg, epoch: int) -> float:
+    """Linear drop-path ramp of DARTS: ``p · epoch / epochs`` (0 in the first epoch)."""
+    return cfg.drop_path_prob * epoch / cfg.epochs
+
+
+# --------------------------------------------------------------------------------------------
+# Recipes
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_genotype(name_or_path: str) -> Genotype:
+    """Load a shipped genotype by name or a ``genotype.json``; it must be a DARTS-space one."""
+    genotype = load_genotype(name_or_path)
+    if not isinstance(genotype, Genotype):
+        raise UserError(
+            f"--genotype {name_or_path} is a {type(genotype).__name__}, not a DARTS-space genotype; "
+            "the evaluation networks are built from DARTS cells"
+        )
+    return genotype
+
+
+class CifarRecipe:
+    """DARTS's CIFAR-10 recipe (paper §4.2) for a :class:`TrainCifarConfig`."""
+
+    name = "train-cifar"
+    Config = TrainCifarConfig
+    network = NetworkCIFAR
+    label_smoothing = 0.0
+
+    def __init__(self, cfg: TrainCifarConfig):
+        self.cfg = cfg
+
+    def learning_rate(self, epoch: int) -> float:
+        c = self.cfg
+        return cosine_lr(epoch, c.epochs, c.learning_rate, c.learning_rate_min)
+
+    def load_data(self) -> EvalData:
+        c = self.cfg
+        return load_eval_data(
+            c.dataset, c.data_root, cutout_length=c.cutout_length, image_size=c.image_size, download=c.download,
+            holdout_portion=c.holdout_portion,
+        )  # fmt: skip
+
+    def build_network(self, genotype: Genotype, num_classes: int) -> nn.Module:
+        c = self.cfg
+        return self.network(c.init_channels, num_classes, c.layers, c.auxiliary_weight > 0, genotype)
+
+
+class ImageNetRecipe(CifarRecipe):
+    """PC-DARTS's ImageNet recipe (paper §4.3) for a :class:`TrainImageNetConfig`."""
+
+    name = "train-imagenet"
+    Config = TrainImageNetConfig
+    network = NetworkImageNet
+
+    def __init__(self, cfg: TrainImageNetConfig):
+        self.cfg = cfg
+        self.label_smoothing = cfg.label_smoothing
+
+    def learning_rate(self, epoch: int) -> float:
+        c = self.cfg
+        return imagenet_lr(epoch, c.epochs, c.learning_rate, c.warmup_epochs)
+
+    def load_data(self) -> EvalData:
+        c = self.cfg
+        return load_imagenet(c.data_root, image_size=c.image_size, cutout_length=c.cutout_length)
+
+
+RECIPES: tuple[type[CifarRecipe], ...] = (CifarRecipe, ImageNetRecipe)
+
+
+def recipe_for(cfg: Any) -> CifarRecipe:
+    """The recipe object of a settings object (the one place that looks at its type)."""
+    for recipe in RECIPES:
+        if type(cfg) is recipe.Config:
+            return recipe(cfg)
+    raise TypeError(f"no training recipe for settings of type {type(cfg).__name__}")
+
+
+__all__ = [
+    "TrainCifarConfig",
+    "TrainImageNetConfig",
+    "CifarRecipe",
+    "ImageNetRecipe",
+    "RECIPES",
+    "recipe_for",
+    "resolve_genotype",
+    "cosine_lr",
+    "imagenet_lr",
+    "drop_path_prob_at",
+]
