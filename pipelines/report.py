@@ -1,19 +1,8 @@
-"""DVC stage ``report``: regenerate ``reports/`` from ``metrics/`` (``sd-darts report``)."""
+"""DVC stage ``report``: see :mod:`sd_darts.experiment.stages.report`."""
 
-from __future__ import annotations
+import sys
 
-import _common
-
-
-@_common.entry_point
-def main() -> int:
-    _common.params()  # validate the whole file first
-    from sd_darts.report import build_report
-
-    written = build_report(_common.METRICS, _common.PARAMS_FILE, "reports")
-    print(f"report: {len(written)} files in reports/")
-    return 0
-
+from sd_darts.experiment.stages.report import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

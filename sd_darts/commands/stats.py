@@ -22,8 +22,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..stats import format_stats, genotype_stats
     from ..recipes import resolve_genotype
+    from ..stats import format_stats, genotype_stats
 
     genotype = resolve_genotype(args.genotype)
     stats = genotype_stats(genotype, name=args.genotype)

@@ -17,12 +17,14 @@ from ..runtime import pick_device
 from ..search import run_search
 from ..train import run_training
 from .deps import REPO
-from .layout import RunPaths
+from .layout import SEARCH_FILES, TRAIN_FILES, Layout, RunPaths
 from .runs import collect_run, command_line, finish_run, prepare_run_dir, provenance, run_identity
 from .schema import Params
 
-SEARCH_FILES = ("summary.json", "genotype.json", "config.yaml")
-TRAIN_FILES = ("metrics.json", "config.yaml")
+
+def publish_curves(p: Params, paths: RunPaths) -> None:
+    """Copy a collected run's ``curves.tsv`` where ``dvc plots`` finds the curves of its kind."""
+    files.write_text(Layout(p.profile).curves(paths), (paths.metrics / "curves.tsv").read_text())
 
 
 def search_once(p: Params, cfg, paths: RunPaths, stage: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 
     runs/<profile>/<kind>/<run>/        a run's folder (checkpoints, DVCLive; persisted DVC output)
     metrics/<profile>/<kind>/<run>/     its small text outputs, committed to git (the report reads them)
-    metrics/<profile>/search_curves/<run>.tsv   per-epoch search curves for `dvc plots`
+    metrics/<profile>/curves/<kind>/<run>.tsv   per-epoch curves of searches and trainings for `dvc plots`
     reports/<profile>/                  the report
 
 Run names: ``search/<method>-s<seed>``, ``nb201_search/s<seed>``, ``select_retrain/s<seed>``,
@@ -20,6 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RUNS, METRICS, REPORTS = Path("runs"), Path("metrics"), Path("reports")
+
+#: The files collected from a finished run into its metrics folder (the first one is the run's
+#: DVC metric), besides ``provenance.json`` and ``curves.tsv`` (its per-epoch metrics).
+SEARCH_FILES = ("summary.json", "genotype.json", "config.yaml")
+TRAIN_FILES = ("metrics.json", "config.yaml")
+COLLECTED = ("provenance.json", "curves.tsv")
 
 #: Ablation kind -> (name prefix, the search setting it sweeps).
 ABLATIONS = {"warmup": ("xi", "warmup_epochs"), "window": ("k", "window")}
@@ -59,8 +65,9 @@ class Layout:
     def search(self, method: str, seed: int) -> RunPaths:
         return self.run("search", f"{method}-s{seed}")
 
-    def search_curves(self, method: str, seed: int) -> Path:
-        return self.metrics / "search_curves" / f"{method}-s{seed}.tsv"
+    def curves(self, paths: RunPaths) -> Path:
+        """A copy of a run's ``curves.tsv`` for ``dvc plots`` (one folder of TSVs per kind)."""
+        return self.metrics / "curves" / paths.kind / f"{paths.name}.tsv"
 
     def nb201_search(self, seed: int) -> RunPaths:
         return self.run("nb201_search", f"s{seed}")

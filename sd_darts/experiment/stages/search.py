@@ -9,8 +9,7 @@ per-epoch curves of a DARTS-space search also into ``search_curves/`` for ``dvc 
 
 from __future__ import annotations
 
-from ... import files
-from ..execute import search_once
+from ..execute import publish_curves, search_once
 from ..layout import Layout
 from ..settings import nb201_search_settings, search_settings
 from ..stage import stage
@@ -28,11 +27,11 @@ def main(p, args) -> int:
     if args.space == "nb201":
         cfg, paths = nb201_search_settings(p, args.seed), layout.nb201_search(args.seed)
         summary = search_once(p, cfg, paths, f"nb201_search@{args.seed}")
+        publish_curves(p, paths)
         print(f"nb201_search {paths.name}: {summary['genotype'].get('arch')}")
         return 0
     cfg, paths = search_settings(p, args.method, args.seed), layout.search(args.method, args.seed)
     summary = search_once(p, cfg, paths, f"search@{args.method}-{args.seed}")
-    curves = paths.metrics / "curves.tsv"
-    files.write_text(layout.search_curves(args.method, args.seed), curves.read_text())
+    publish_curves(p, paths)
     print(f"search {paths.name}: supernet valid acc {summary['supernet_valid_acc']:.2f}% (eval mode, alpha half)")
     return 0

@@ -6,7 +6,7 @@ resumed; its small outputs are collected into the profile's metrics.
 
 from __future__ import annotations
 
-from ..execute import train_once
+from ..execute import publish_curves, train_once
 from ..layout import Layout
 from ..schema import EVAL_GENOTYPES
 from ..settings import eval_settings
@@ -24,5 +24,6 @@ def main(p, args) -> int:
     metrics = train_once(
         p, eval_settings(p, args.genotype, args.seed), paths, f"train_cifar@{args.genotype}-{args.seed}", "train-cifar"
     )
+    publish_curves(p, paths)
     print(f"train_cifar {paths.name}: test error {metrics['test_error']:.2f}%")
     return 0
