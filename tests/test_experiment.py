@@ -1,0 +1,197 @@
+"""The experiment layer against dvc.yaml and params.yaml: stage code dependencies cover the
+import closure of each stage, every stage output is where the layout says, params.yaml equals
+the settings' defaults except the intended differences, and run identity is derived from the
+settings classes' own fingerprint fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sd_darts.experiment import deps, layout, schema, settings
+from sd_darts.experiment.runs import run_identity
+from sd_darts.nb201_bench import Nb201QueryConfig
+from sd_darts.recipes import TrainCifarConfig, TrainImageNetConfig
+from sd_darts.search import SearchConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: The values of params.yaml that differ from the settings classes' defaults, and why
+#: (params.yaml marks each with "differs:").
+INTENDED_DIFFERENCES = {
+    ("search", "hessian_every"): 1,  # Fig. 2 tracks the eigenvalue every epoch
+    ("search", "num_workers"): 4,  # parallel data loading; results do not depend on it
+    ("nb201", "weight_decay"): 0.0005,  # NAS-Bench-201's DARTS baseline
+    ("nb201", "nesterov"): True,  # NAS-Bench-201's DARTS baseline
+    ("nb201", "num_workers"): 4,
+}
+COMMAND_CLASSES = {
+    "search": SearchConfig,
+    "nb201": SearchConfig,
+    "train_cifar": TrainCifarConfig,
+    "train_imagenet": TrainImageNetConfig,
+    "nb201_query": Nb201QueryConfig,
+}
+
+
+def _default(f: dataclasses.Field):
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def test_params_yaml_equals_the_defaults_except_the_intended_differences():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, cls in COMMAND_CLASSES.items():
+        expected = {f.name for f in dataclasses.fields(cls)} - set(schema.RESERVED[section])
+        assert set(raw[section]) == expected, f"params.yaml {section}: keys differ from {cls.__name__}'s settings"
+        for f in dataclasses.fields(cls):
+            if f.name in schema.RESERVED[section]:
+                continue
+            want = INTENDED_DIFFERENCES.get((section, f.name), _default(f))
+            assert raw[section][f.name] == want, (
+                f"params.yaml {section}.{f.name} = {raw[section][f.name]!r}, default {want!r}"
+            )
+    for section, cls in schema.PIPELINE_SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            assert raw[section][f.name] == _default(f), f"params.yaml {section}.{f.name} differs from the default"
+    marked = {m.group(1) for m in re.finditer(r"^  (\w+):.*# differs:", (ROOT / "params.yaml").read_text(), re.M)}
+    assert marked == {key for _, key in INTENDED_DIFFERENCES}
+
+
+@pytest.mark.parametrize("params", ["params.yaml", "params-smoke.yaml"])
+def test_both_profiles_check(params):
+    p = settings.check_all(str(ROOT / params))
+    assert p.profile == {"params.yaml": "paper", "params-smoke.yaml": "smoke"}[params]
+
+
+@pytest.fixture(scope="module")
+def dvc_stages():
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        yield [
+            {
+                "name": stage.addressing,
+                "cmd": stage.cmd,
+                "deps": [d.def_path for d in stage.deps],
+                "outs": [o.def_path for o in stage.outs],
+            }
+            for stage in repo.index.stages
+        ]
+
+
+def _covered(path: str, declared: list[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in declared)
+
+
+def test_every_stage_depends_on_the_code_it_imports(dvc_stages):
+    for stage in dvc_stages:
+        entry = re.match(r"python (pipelines/(\w+)\.py)", stage["cmd"])
+        assert entry, f"{stage['name']}: cmd should run a pipelines/ entry point: {stage['cmd']}"
+        path, name = entry.groups()
+        text = (ROOT / path).read_text()
+        assert f"from sd_darts.experiment.stages.{name} import main" in text, path
+        needed = [path, *deps.closure_paths(f"sd_darts.experiment.stages.{name}")]
+        missing = [p for p in needed if not _covered(p, stage["deps"])]
+        assert not missing, f"dvc.yaml stage {stage['name']} lacks deps on {missing}"
+
+
+def test_closure_follows_imports_and_registries():
+    search = set(deps.closure_paths("sd_darts.search"))
+    assert {"sd_darts/spaces/darts.py", "sd_darts/spaces/nb201.py", "sd_darts/distill.py", "sd_darts/ops.py"} <= search
+    assert not any(p.startswith("sd_darts/report/") for p in search)  # reporting never invalidates searches
+    assert "sd_darts/model.py" not in search
+
+
+def test_stage_outputs_are_where_the_layout_says(dvc_stages):
+    p = schema.read_params(ROOT / "params.yaml")
+    lay = layout.Layout(p.profile)
+    expected: set[str] = {p.data.root, str(lay.reports), str(lay.nb201_query)}
+    for method in p.pipeline.search_methods:
+        for seed in p.seeds.search:
+            run = lay.search(method, seed)
+            expected |= {str(run.run), str(lay.curves(run))}
+            expected |= {str(run.metrics / f) for f in (*layout.SEARCH_FILES, *layout.COLLECTED)}
+            expected |= {str(lay.select_retrain(seed).run), str(lay.select_retrain(seed).metrics)}
+    for seed in p.seeds.nb201:
+        run = lay.nb201_search(seed)
+        expected |= {str(run.run), str(lay.curves(run))}
+        expected |= {str(run.metrics / f) for f in (*layout.SEARCH_FILES, *layout.COLLECTED)}
+    for genotype in p.pipeline.eval_genotypes:
+        expected.add(str(lay.genotype_file(genotype)))
+        for seed in p.seeds.train_cifar:
+            run = lay.train_cifar(genotype, seed)
+            expected |= {str(run.run), str(lay.curves(run))}
+            expected |= {str(run.metrics / f) for f in (*layout.TRAIN_FILES, *layout.COLLECTED)}
+    expected |= {str(lay.genotype / "selection.json"), str(lay.genotype / "stats.json")}
+    expected |= {str(lay.runs / "train_imagenet"), str(lay.metrics / "train_imagenet")}
+    for kind in layout.ABLATIONS:
+        for value in settings.ablation_values(p, kind):
+            for seed in p.seeds.ablation:
+                run = lay.ablation(kind, value, seed)
+                expected |= {str(run.run), str(run.metrics)}
+    declared = {o for stage in dvc_stages for o in stage["outs"]}
+    assert declared == expected
+
+
+def test_run_identity_is_the_settings_fingerprint_plus_code():
+    cfg = SearchConfig(dataset="digits", epochs=2, warmup_epochs=1)
+    cfg.validate()
+    base = run_identity(cfg, "sd_darts.search")
+    for unfingerprinted in ({"hessian_every": 3}, {"num_workers": 2}, {"device": "cpu"}, {"out": "elsewhere"}):
+        assert run_identity(dataclasses.replace(cfg, **unfingerprinted), "sd_darts.search") == base
+    assert run_identity(dataclasses.replace(cfg, seed=7), "sd_darts.search") != base
+    assert run_identity(dataclasses.replace(cfg, window=3), "sd_darts.search") != base
+
+
+def test_genotype_selection_picks_the_best_then_the_lower_seed(tmp_path, monkeypatch):
+    import json
+
+    from sd_darts.experiment.stages import genotype as genotype_stage
+    from sd_darts.genotypes import DARTS_V2, SD_DARTS, genotype_to_dict
+
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params-smoke.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SD_DARTS_PARAMS", str(params))
+    p = schema.read_params(params)
+    lay = layout.Layout(p.profile)
+    scores = {0: 50.0, 1: 80.0}
+    for seed, acc in scores.items():
+        folder = lay.search("sd-darts", seed).metrics
+        folder.mkdir(parents=True)
+        g = DARTS_V2 if seed == 1 else SD_DARTS
+        (folder / "summary.json").write_text(json.dumps({"supernet_valid_acc": acc, "genotype": genotype_to_dict(g)}))
+    assert genotype_stage.main([]) == 0
+    assert json.loads(lay.genotype_file("selected").read_text()) == genotype_to_dict(DARTS_V2)
+    selection = json.loads((lay.genotype / "selection.json").read_text())
+    assert selection["selected"] == "sd-darts-s1" and selection["profile"] == "smoke"
+    # a tie goes to the lower seed
+    (lay.search("sd-darts", 0).metrics / "summary.json").write_text(
+        json.dumps({"supernet_valid_acc": 80.0, "genotype": genotype_to_dict(SD_DARTS)})
+    )
+    assert genotype_stage.main([]) == 0
+    assert json.loads((lay.genotype / "selection.json").read_text())["selected"] == "sd-darts-s0"
+
+
+def test_a_bad_params_file_fails_in_one_line_naming_the_key(tmp_path, capsys):
+    from sd_darts.cli import main
+
+    text = (ROOT / "params-smoke.yaml").read_text()
+    for old, new, named in (
+        ("  search: [0, 1]\n", "  search: [0, 1e20]\n", "seeds.search"),
+        ("  learning_rate: 0.025\n", "  learning_rate: .inf\n", "learning_rate"),
+        ("  layers: 3\n", "  layers: 1\n", "search.layers"),
+        ("  device: cpu\n", "  device: mps\n", "device"),
+        ("  runner: local\n", "  runner: podman\n", "pipeline.runner"),
+        ("profile: smoke\n", "profile: Smoke Profile\n", "profile"),
+    ):
+        assert old in text, old
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text.replace(old, new, 1))
+        assert main(["check-params", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and named in err, err
