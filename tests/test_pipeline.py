@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from sd_darts.cli import main as cli_main
-from sd_darts.commands.check_params import SECTIONS, load_params
+from sd_darts.experiment import execute, runs
+from sd_darts.experiment.layout import Layout, RunPaths
+from sd_darts.experiment.schema import SECTIONS, read_params
+from sd_darts.experiment.settings import check_all
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "pipelines"))
-import _common  # noqa: E402  (pipelines/_common.py)
 
 DVC = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
 needs_dvc = pytest.mark.skipif(not Path(DVC).exists(), reason="dvc is not installed (pip install '.[pipeline]')")
@@ -35,18 +36,18 @@ def _params(name="params.yaml"):
 
 @pytest.mark.parametrize("name", ["params.yaml", "params-smoke.yaml"])
 def test_shipped_params_files_are_valid_and_complete(name):
-    p = load_params(ROOT / name)
-    assert set(p.raw) == set(SECTIONS)
+    p = check_all(str(ROOT / name))
+    assert set(_params(name)) == set(SECTIONS)
     # params.yaml is the paper run; the smoke profile runs offline on digits
     if name == "params.yaml":
-        assert p.profile == "paper" and p.raw["data"]["dataset"] == "cifar10"
-        s = p.raw["search"]
+        assert p.profile == "paper" and p.data.dataset == "cifar10"
+        s = p.section("search")
         assert (s["warmup_epochs"], s["window"], s["sd_lambda"], s["epochs"], s["batch_size"]) == (25, 2, 1.0, 50, 64)
         assert s["hessian_every"] == 1
-        assert p.raw["ablation"]["warmup_epochs"] == list(range(0, 41, 5)) and p.raw["ablation"]["warmup_window"] == 1
-        assert p.raw["ablation"]["window"] == [1, 2, 3, 4, 5, 6] and p.raw["ablation"]["window_warmup_epochs"] == 25
+        assert p.ablation.warmup_epochs_values == list(range(0, 41, 5)) and p.ablation.window_for_warmup_sweep == 1
+        assert p.ablation.window_values == [1, 2, 3, 4, 5, 6] and p.ablation.warmup_epochs_for_window_sweep == 25
     else:
-        assert p.profile == "smoke" and p.raw["data"]["dataset"] == "digits"
+        assert p.profile == "smoke" and p.data.dataset == "digits"
 
 
 def test_both_profiles_share_one_structure():
@@ -59,21 +60,28 @@ def test_both_profiles_share_one_structure():
 
 BAD = [
     (("search", "warmup_epoch"), 25, "search.warmup_epoch is not a known setting"),
-    (("search", "epochs"), "fifty", "search.epochs must be an integer, got 'fifty'"),
-    (("search", "sd_lambda"), "one", "search.sd_lambda must be a number"),
+    (("search", "epochs"), "fifty", "search.epochs: must be an integer, got 'fifty'"),
+    (("search", "sd_lambda"), "one", "search.sd_lambda: must be a number"),
+    (("search", "sd_lambda"), float("inf"), "search.sd_lambda: must be a finite number"),
     (("search", "seed"), 3, "search.seed is set by the pipeline (from seeds)"),
-    (("train_cifar", "layers"), 2.5, "train_cifar.layers must be an integer"),
-    (("seeds", "search"), [0, "x"], "seeds.search[1] must be an integer"),
-    (("seeds", "search"), [0, 0], "seeds.search has duplicate values"),
-    (("pipeline", "train_imagenet"), "yes", "pipeline.train_imagenet must be true or false"),
-    (("pipeline", "eval_genotypes"), ["selected", "best"], "pipeline.eval_genotypes[1] must be one of selected, paper"),
+    (("train_cifar", "layers"), 2.5, "train_cifar.layers: must be an integer"),
+    (("seeds", "search"), [0, "x"], "seeds.search: item 1: must be an integer"),
+    (("seeds", "search"), [0, 0], "seeds.search: has duplicate values"),
+    (("seeds", "search"), [10**20], "seeds.search: item 0: must be at most 4294967295"),
+    (("pipeline", "train_imagenet"), "yes", "pipeline.train_imagenet: must be true or false"),
+    (
+        ("pipeline", "eval_genotypes"),
+        ["selected", "best"],
+        "pipeline.eval_genotypes: item 1: must be one of selected, paper",
+    ),
     (("ablation", "search"), {"warmup_epochs": 3}, "ablation.search.warmup_epochs is set by"),
     (
-        ("ablation", "window_warmup_epochs"),
+        ("ablation", "warmup_epochs_for_window_sweep"),
         50,
-        "ablation (window point 1): --warmup-epochs: must be smaller than --epochs",
+        "ablation (window point 1).warmup_epochs: must be smaller than --epochs",
     ),
     (("nb201_query", "bench"), "x.pth", "nb201_query.bench is not a known setting"),
+    (("nb201_query", "benchmark"), "x.pth", "nb201_query.benchmark is set by the pipeline (from data.nb201_benchmark)"),
     (("reportx",), {}, "reportx is not a known section"),
 ]
 
@@ -106,14 +114,14 @@ def test_missing_section_and_missing_key(tmp_path, capsys):
     assert "pipeline.select_method is missing" in capsys.readouterr().err
 
 
-def test_a_stage_refuses_bad_params_before_any_work(tmp_path):
+def test_the_data_stage_refuses_bad_params_before_any_work(tmp_path):
     data = _params("params-smoke.yaml")
-    data["train_cifar"]["epochs"] = -1  # read by another stage: every stage checks every section
+    data["train_cifar"]["epochs"] = -1  # read by another stage: the data stage, first, checks every run
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(data))
     env = {**os.environ, "SD_DARTS_PARAMS": str(bad), "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
-        [sys.executable, str(ROOT / "pipelines" / "search.py"), "--method", "darts", "--seed", "0"],
+        [sys.executable, str(ROOT / "pipelines" / "data.py")],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -122,8 +130,8 @@ def test_a_stage_refuses_bad_params_before_any_work(tmp_path):
     )
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
-    assert lines == [f"search: error: {bad}: train_cifar: --epochs: must be at least 1, got -1"], res.stderr
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "metrics").exists()
+    assert lines == [f"data: error: {bad}: train_cifar.epochs: must be at least 1, got -1"], res.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "metrics").exists() and not (tmp_path / "data").exists()
 
 
 # ---------------------------------------------------------------- dvc.yaml wiring
@@ -208,30 +216,33 @@ def test_stage_names_follow_the_matrices(workspace):
         "search@sd-darts-1",
         "train_cifar@selected-0",
         "train_cifar@paper-1",
-        "nasbench201_search@1",
+        "nb201_search@1",
+        "select_retrain@1",
         "ablation_warmup@2-0",
         "ablation_window@3-0",
         "genotype",
         "report",
         "train_imagenet",
-        "nasbench201_query",
+        "nb201_query",
         "data",
     } <= set(names)
 
 
+# Every change also reruns the data stage: it checks the settings of every run of the file.
 WIRING = [
     ("search", "sd_lambda", 0.5, ("search", "ablation_warmup", "ablation_window", "report")),
-    ("search", "num_workers", 2, ("search", "ablation_warmup", "ablation_window")),  # not in Table 1
-    ("train_cifar", "epochs", 7, ("train_cifar", "ablation_warmup", "ablation_window")),
-    ("nasbench201", "epochs", 7, ("nasbench201_search",)),
-    ("nb201_query", "best", False, ("nasbench201_query",)),
-    ("ablation", "warmup_window", 2, ("ablation_warmup",)),
-    ("ablation", "window_warmup_epochs", 2, ("ablation_window",)),
-    ("pipeline", "select_criterion", "best_valid_acc", ("genotype",)),
+    ("search", "num_workers", 2, ("search", "ablation_warmup", "ablation_window", "report")),
+    ("train_cifar", "epochs", 7, ("train_cifar", "select_retrain", "ablation_warmup", "ablation_window")),
+    ("nb201", "epochs", 7, ("nb201_search",)),
+    ("nb201_query", "best", False, ("nb201_query",)),
+    ("ablation", "window_for_warmup_sweep", 2, ("ablation_warmup", "report")),
+    ("ablation", "warmup_epochs_for_window_sweep", 2, ("ablation_window", "report")),
+    ("pipeline", "select_criterion", "retrain", ("genotype", "select_retrain")),
     ("pipeline", "train_imagenet", True, ("train_imagenet",)),
     ("pipeline", "imagenet_nproc", 3, ("train_imagenet",)),
     ("train_imagenet", "epochs", 7, ("train_imagenet",)),
-    ("data", "download", True, ("data",)),
+    ("data", "download", True, ()),
+    ("data", "nb201_benchmark_sha256", "0" * 64, ("nb201_query",)),
     ("report", "title", "another title", ("report",)),
 ]
 
@@ -240,7 +251,7 @@ WIRING = [
 @pytest.mark.parametrize("section,key,value,stages", WIRING, ids=[f"{w[0]}.{w[1]}" for w in WIRING])
 def test_a_params_change_reruns_exactly_the_stages_that_read_it(workspace, section, key, value, stages):
     ws, names = workspace
-    assert _changed(ws, section, key, value) == _matching(names, *stages)
+    assert _changed(ws, section, key, value) == _matching(names, "data", *stages)
 
 
 # ---------------------------------------------------------------- persisted runs resume
@@ -271,24 +282,37 @@ def _search_cfg(out: Path, **over):
     return cfgmod.from_mapping(SearchConfig, values, "test")
 
 
+def _paths(root: Path, name: str) -> RunPaths:
+    return RunPaths("search", name, root / "runs" / name, root / "metrics" / name)
+
+
+@pytest.fixture
+def smoke_params(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "params-smoke.yaml", tmp_path / "params.yaml")
+    return read_params(tmp_path / "params.yaml")
+
+
 def test_prepare_run_dir_resumes_reuses_or_starts_afresh(tmp_path):
     out = tmp_path / "run"
     cfg = _search_cfg(out)
-    assert _common.prepare_run_dir(out, cfg) == "fresh"
+    identity = runs.run_identity(cfg, "sd_darts.search")
+    assert runs.prepare_run_dir(out, identity) == "fresh"
     (out / "checkpoint.pt").write_bytes(b"stand-in")
-    assert _common.prepare_run_dir(out, cfg) == "resume"
+    assert runs.prepare_run_dir(out, identity) == "resume"
     assert (out / "checkpoint.pt").exists()
-    other = _search_cfg(out, sd_lambda=0.5)
-    assert _common.prepare_run_dir(out, other) == "fresh"  # changed setting: stale checkpoint removed
+    other = runs.run_identity(_search_cfg(out, sd_lambda=0.5), "sd_darts.search")
+    assert runs.prepare_run_dir(out, other) == "fresh"  # changed setting: stale checkpoint removed
     assert not (out / "checkpoint.pt").exists()
-    _common._finish(other, "test", "sd-darts search")
-    assert _common.prepare_run_dir(out, other) == "reuse"
+    runs.finish_run(out, other, runs.provenance("smoke", "test", out, "cpu", "sd-darts search"))
+    assert runs.prepare_run_dir(out, other) == "reuse"
     prov = json.loads((out / "provenance.json").read_text())
-    assert prov["device"] == "cpu" and prov["stage"] == "test" and "git_rev" in prov
+    assert prov["device"] == "cpu" and prov["stage"] == "test" and prov["profile"] == "smoke" and "git_rev" in prov
+    assert {"python", "torch", "cuda", "cudnn", "gpu", "image_id"} <= set(prov)
     # a training run whose genotype file changed content (same path) is stale
     from sd_darts import config as cfgmod
     from sd_darts.genotypes import DARTS_V2, SD_DARTS, save_genotype
-    from sd_darts.train import TrainCifarConfig
+    from sd_darts.recipes import TrainCifarConfig
 
     g = tmp_path / "genotype.json"
     save_genotype(g, SD_DARTS)
@@ -298,26 +322,28 @@ def test_prepare_run_dir_resumes_reuses_or_starts_afresh(tmp_path):
         {"genotype": str(g), "out": str(tout), "dataset": "digits", "image_size": 16, "auxiliary_weight": 0.0},
         "test",
     )
-    assert _common.prepare_run_dir(tout, tcfg) == "fresh"
-    _common._finish(tcfg, "test", "x")
-    assert _common.prepare_run_dir(tout, tcfg) == "reuse"
+    tid = runs.run_identity(tcfg, "sd_darts.train")
+    assert runs.prepare_run_dir(tout, tid) == "fresh"
+    runs.finish_run(tout, tid, {})
+    assert runs.prepare_run_dir(tout, runs.run_identity(tcfg, "sd_darts.train")) == "reuse"
     save_genotype(g, DARTS_V2)
-    assert _common.prepare_run_dir(tout, tcfg) == "fresh"
+    assert runs.prepare_run_dir(tout, runs.run_identity(tcfg, "sd_darts.train")) == "fresh"
     # a folder that was not made by the pipeline is never resumed blindly
     stray = tmp_path / "stray"
     stray.mkdir()
     (stray / "checkpoint.pt").write_bytes(b"?")
-    assert _common.prepare_run_dir(stray, cfg) == "fresh" and not (stray / "checkpoint.pt").exists()
+    assert runs.prepare_run_dir(stray, identity) == "fresh" and not (stray / "checkpoint.pt").exists()
 
 
-def test_interrupted_stage_resumes_to_the_same_result(tmp_path, monkeypatch):
+def test_interrupted_stage_resumes_to_the_same_result(tmp_path, smoke_params, monkeypatch):
     """A search stage killed after its first epoch resumes from the persisted checkpoint and
     ends exactly where an uninterrupted run ends."""
-    import sd_darts.checkpoint as ckpt_mod
+    import sd_darts.search as search_mod
+    from sd_darts.runtime import Interrupted
 
-    ref = _common.run_search(_search_cfg(tmp_path / "ref"), "test", tmp_path / "m_ref")
+    ref = execute.search_once(smoke_params, _search_cfg(tmp_path / "runs" / "ref"), _paths(tmp_path, "ref"), "test")
 
-    original = ckpt_mod.save_checkpoint
+    original = search_mod.save_checkpoint
     calls = []
 
     def save_then_die(*args, **kwargs):
@@ -325,23 +351,29 @@ def test_interrupted_stage_resumes_to_the_same_result(tmp_path, monkeypatch):
         calls.append(1)
         raise KeyboardInterrupt  # the machine goes away right after epoch 1 is saved
 
-    out = tmp_path / "run"
-    monkeypatch.setattr(ckpt_mod, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        _common.run_search(_search_cfg(out), "test", tmp_path / "m")
-    monkeypatch.setattr(ckpt_mod, "save_checkpoint", original)
-    assert calls == [1] and not (out / "summary.json").exists()
-    assert _common.prepare_run_dir(out, _search_cfg(out)) == "resume"
-    summary = _common.run_search(_search_cfg(out), "test", tmp_path / "m")
+    paths = _paths(tmp_path, "run")
+    cfg = _search_cfg(paths.run)
+    monkeypatch.setattr(search_mod, "save_checkpoint", save_then_die)
+    with pytest.raises(Interrupted):
+        execute.search_once(smoke_params, cfg, paths, "test")
+    monkeypatch.setattr(search_mod, "save_checkpoint", original)
+    assert calls == [1] and not (paths.run / "summary.json").exists()
+    identity = runs.run_identity(cfg, "sd_darts.search")
+    assert runs.prepare_run_dir(paths.run, identity) == "resume"
+    summary = execute.search_once(smoke_params, cfg, paths, "test")
     assert summary["genotype"] == ref["genotype"]
-    assert summary["final_valid_acc"] == ref["final_valid_acc"]
-    curves = (tmp_path / "m" / "curves.tsv").read_text().splitlines()
+    assert (
+        summary["final_valid_acc"] == ref["final_valid_acc"]
+        and summary["supernet_valid_acc"] == ref["supernet_valid_acc"]
+    )
+    curves = (paths.metrics / "curves.tsv").read_text().splitlines()
     assert curves[0].startswith("epoch\t") and [c.split("\t")[0] for c in curves[1:]] == ["0", "1"]
-    ref_curves = (tmp_path / "m_ref" / "curves.tsv").read_text().splitlines()
+    ref_curves = (_paths(tmp_path, "ref").metrics / "curves.tsv").read_text().splitlines()
     col = curves[0].split("\t").index("valid/acc")
     assert [c.split("\t")[col] for c in curves[1:]] == [c.split("\t")[col] for c in ref_curves[1:]]
-    assert json.loads((tmp_path / "m" / "provenance.json").read_text())["stage"] == "test"
-    assert _common.prepare_run_dir(out, _search_cfg(out)) == "reuse"
+    prov = json.loads((paths.metrics / "provenance.json").read_text())
+    assert prov["stage"] == "test" and prov["profile"] == "smoke"
+    assert runs.prepare_run_dir(paths.run, identity) == "reuse"
 
 
 def test_equivalent_command_reproduces_the_settings():
@@ -350,20 +382,19 @@ def test_equivalent_command_reproduces_the_settings():
     from sd_darts.search import SearchConfig
 
     cfg = _search_cfg(Path("runs/x"), nesterov=True, unrolled=False)
-    line = _common.command_line("search", cfg)
+    line = runs.command_line("search", cfg)
     assert line.startswith("sd-darts search ") and "--nesterov" in line
     args = build_parser().parse_args(line.split()[1:])
     again = cfgmod.resolve(SearchConfig, "search", args)
     assert cfgmod.to_dict(again) == cfgmod.to_dict(copy.deepcopy(cfg))
 
 
-def test_multi_process_runs_go_through_torchrun(tmp_path, monkeypatch):
+def test_multi_process_runs_go_through_torchrun(tmp_path, smoke_params, monkeypatch):
     """pipeline.imagenet_nproc > 1: the stage launches the recorded command under torchrun
     (DDP; gloo on CPU here) and collects the run like any other."""
     from sd_darts import config as cfgmod
-    from sd_darts.train import TrainCifarConfig
+    from sd_darts.recipes import TrainCifarConfig
 
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     cfg = cfgmod.from_mapping(
         TrainCifarConfig,
@@ -383,27 +414,29 @@ def test_multi_process_runs_go_through_torchrun(tmp_path, monkeypatch):
         ),
         "test",
     )
-    metrics = _common.run_train(cfg, "test", Path("metrics/t"), "train-cifar", nproc=2)
+    paths = RunPaths("train_cifar", "t", Path("runs/t"), Path("metrics/t"))
+    metrics = execute.train_once(smoke_params, cfg, paths, "test", "train-cifar", nproc=2)
     assert metrics["world_size"] == 2
     prov = json.loads(Path("metrics/t/provenance.json").read_text())
     assert prov["command"].startswith("torchrun --standalone --nproc_per_node 2 -m sd_darts train-cifar ")
-    assert _common.prepare_run_dir("runs/t", cfg) == "reuse"
+    assert runs.prepare_run_dir("runs/t", runs.run_identity(cfg, "sd_darts.train")) == "reuse"
 
 
-def test_nb201_query_stage_writes_what_the_report_reads(tmp_path, monkeypatch):
+def test_nb201_query_stage_writes_what_the_report_reads(tmp_path, smoke_params, monkeypatch):
     """The query stage with a benchmark (a stand-in for the 4.7 GB file, answering like
-    sd_darts.nb201.Benchmark) writes the Table 4 row that the report renders."""
-    import nasbench201  # pipelines/nasbench201.py
-
-    from sd_darts import nb201, report
+    sd_darts.nb201_bench.Benchmark) writes the Table 4 row that the report renders."""
+    from sd_darts import nb201_bench
+    from sd_darts.experiment.report_spec import report_spec
+    from sd_darts.experiment.stages import nb201_query
     from sd_darts.genotypes import NB201Genotype, save_genotype
+    from sd_darts.report import build_report
 
-    cols = [c.key for c in nb201.COLUMNS]
+    layout = Layout(smoke_params.profile)
+    cols = [c.key for c in nb201_bench.COLUMNS]
     archs = {}
     for seed, ops in ((0, ("nor_conv_3x3",) * 6), (1, ("skip_connect",) + ("nor_conv_3x3",) * 5)):
         g = NB201Genotype(ops)
-        run = tmp_path / "metrics" / "nasbench201_search" / f"s{seed}"
-        save_genotype(run / "genotype.json", g)
+        save_genotype(layout.nb201_search(seed).metrics / "genotype.json", g)
         archs[g.arch_str] = [90.0 + seed, 93.0 + seed, 70.0, 71.0 + seed, 45.0, 46.0 - seed]
 
     class StandIn:
@@ -416,26 +449,27 @@ def test_nb201_query_stage_writes_what_the_report_reads(tmp_path, monkeypatch):
             return {"by": column, **self.query(NB201Genotype(("nor_conv_3x3",) * 6))}
 
     StandIn.path.write_bytes(b"stand-in")
-    monkeypatch.setattr(nb201, "load_benchmark", lambda path: StandIn())
+    monkeypatch.setattr(nb201_query, "load_benchmark", lambda path: StandIn())
     data = _params("params-smoke.yaml")
-    data["nb201_query"]["benchmark"] = str(StandIn.path)
+    data["data"]["nb201_benchmark"] = str(StandIn.path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
-    monkeypatch.setattr(_common, "PARAMS_FILE", str(tmp_path / "params.yaml"))
-    monkeypatch.chdir(tmp_path)
-    assert nasbench201.query() == 0
-    q = json.loads((tmp_path / "metrics" / "nasbench201" / "query.json").read_text())
+    assert nb201_query.main([]) == 0
+    q = json.loads(layout.nb201_query.read_text())
     assert q["status"] == "ok" and q["row"]["cifar10_valid"] == {"mean": 90.5, "std": 0.5}
-    assert [r["seed"] for r in q["per_seed"]] == [0, 1]
-    report.build_report(tmp_path / "metrics", tmp_path / "params.yaml", tmp_path / "reports")
+    assert [r["seed"] for r in q["per_seed"]] == [0, 1] and q["profile"] == "smoke"
+    build_report(layout.metrics, layout.reports, report_spec(read_params("params.yaml")))
     row = next(
-        r
-        for r in (tmp_path / "reports" / "table4_nb201.md").read_text().splitlines()
-        if "SD-DARTS (this pipeline)" in r
+        r for r in (layout.reports / "table4_nb201.md").read_text().splitlines() if "SD-DARTS (this pipeline)" in r
     )
     assert "90.50 ± 0.50" in row and "45.50 ± 0.50" in row and "NAS-Bench-201-v1_1-096897.pth" in row
 
+    # a recorded checksum that the file does not match: refused before loading
+    data["data"]["nb201_benchmark_sha256"] = "0" * 64
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    assert nb201_query.main([]) == 2
+
     # without the file: a clear "not provided" line, and Table 4 says not run
     StandIn.path.unlink()
-    assert nasbench201.query() == 0
-    q = json.loads((tmp_path / "metrics" / "nasbench201" / "query.json").read_text())
+    assert nb201_query.main([]) == 0
+    q = json.loads(layout.nb201_query.read_text())
     assert q["status"] == "not run" and q["reason"].startswith("benchmark file not provided")

@@ -19,15 +19,8 @@ from hypothesis import strategies as st
 
 from sd_darts import config as cfgmod
 from sd_darts.cli import main
-from sd_darts.train import (
-    TrainCifarConfig,
-    TrainImageNetConfig,
-    classification_loss,
-    cosine_lr,
-    drop_path_prob_at,
-    imagenet_lr,
-    topk_correct,
-)
+from sd_darts.recipes import TrainCifarConfig, TrainImageNetConfig, cosine_lr, drop_path_prob_at, imagenet_lr
+from sd_darts.train import classification_loss, topk_correct
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -371,7 +364,7 @@ def test_params_file_section_sets_values(tmp_path):
 def test_genotype_json_from_a_search_loads_nb201_refused(tmp_path):
     from sd_darts.errors import UserError
     from sd_darts.genotypes import SD_DARTS, NB201Genotype, save_genotype
-    from sd_darts.train import resolve_genotype
+    from sd_darts.recipes import resolve_genotype
 
     save_genotype(tmp_path / "darts" / "genotype.json", SD_DARTS)
     assert resolve_genotype(str(tmp_path / "darts" / "genotype.json")) == SD_DARTS
