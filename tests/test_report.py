@@ -15,17 +15,18 @@ from hypothesis import strategies as st
 
 from sd_darts import report
 from sd_darts.errors import UserError
+from sd_darts.experiment.report_spec import report_spec
+from sd_darts.experiment.schema import read_params
 from sd_darts.paper import TABLE1, load_table, paper_row
-from sd_darts.report.from_params import params_file_of, spec_from_params
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report"
 METRICS = FIXTURE / "metrics"
 PARAMS = FIXTURE / "params.yaml"
-SPEC = spec_from_params(PARAMS, METRICS)
+SPEC = report_spec(read_params(PARAMS))
 
 
 def build(metrics, out, params=PARAMS):
-    return report.build_report(metrics, out, spec_from_params(params, metrics))
+    return report.build_report(metrics, out, report_spec(read_params(params)))
 
 
 EXPECTED_FILES = {
@@ -198,7 +199,7 @@ def test_empty_metrics_give_a_complete_report_of_not_run(tmp_path):
 
 def test_nb201_query_results_fill_table4(tmp_path):
     metrics = tmp_path / "metrics"
-    for folder in ("nasbench201_search", "nasbench201"):  # the rest is "not run": quicker to draw
+    for folder in ("nb201_search", "nb201_query"):  # the rest is "not run": quicker to draw
         shutil.copytree(METRICS / folder, metrics / folder)
     cols = ["cifar10_valid", "cifar10_test", "cifar100_valid", "cifar100_test", "imagenet16_valid", "imagenet16_test"]
     # Two benchmark rows (as sd_darts.nb201.Benchmark.query gives them) and their summary.
@@ -211,7 +212,7 @@ def test_nb201_query_results_fill_table4(tmp_path):
         for c in cols
     }
     query = {"status": "ok", "benchmark": "NAS-Bench-201-v1_1-096897.pth", "row": row, "per_seed": per_seed}
-    (metrics / "nasbench201" / "query.json").write_text(json.dumps({**query, "profile": "smoke"}))
+    (metrics / "nb201_query" / "query.json").write_text(json.dumps({**query, "profile": "smoke"}))
     build(metrics, tmp_path / "out")
     t4 = (tmp_path / "out" / "table4_nb201.md").read_text().splitlines()
     ours = next(r for r in t4 if "SD-DARTS (this pipeline)" in r)
@@ -228,7 +229,7 @@ def test_missing_metrics_folder_and_bad_params_are_user_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("search: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML"):
-        spec_from_params(bad, METRICS)
+        report_spec(read_params(bad))
     broken = tmp_path / "m"
     shutil.copytree(METRICS, broken)
     (broken / "search" / "darts-s0" / "summary.json").write_text("{not json")
@@ -266,19 +267,6 @@ def test_fmt_is_fixed_point_without_negative_zero(x, digits):
     assert report.fmt(None) == "-" and report.fmt(float("nan")) == "-"
 
 
-def test_params_file_of_the_metrics(tmp_path):
-    assert params_file_of(METRICS) == "params-smoke.yaml"
-    assert params_file_of(tmp_path) == "params.yaml"  # nothing recorded: the default
-    m = tmp_path / "m"
-    shutil.copytree(METRICS, m)
-    prov = m / "search" / "darts-s0" / "provenance.json"
-    data = json.loads(prov.read_text())
-    data["params_file"] = "params.yaml"
-    prov.write_text(json.dumps(data))
-    with pytest.raises(UserError, match="different params files"):
-        params_file_of(m)
-
-
 def test_run_folders_the_params_do_not_make_are_not_reported(tmp_path):
     m = tmp_path / "metrics"
     shutil.copytree(METRICS, m)
@@ -289,22 +277,12 @@ def test_run_folders_the_params_do_not_make_are_not_reported(tmp_path):
     (s7 / "config.yaml").write_text((s7 / "config.yaml").read_text().replace("seed: 0", "seed: 7"))
     shutil.copytree(m / "ablation_warmup" / "xi2-s0", m / "ablation_warmup" / "xi40-s0")
     out = tmp_path / "out"
-    params = tmp_path / "params.yaml"  # the fixture's, expecting fewer runs (quicker to draw)
+    params = tmp_path / "params.yaml"  # the fixture's, expecting fewer runs (quicker to draw): seed 99 never ran
     text = (
-        PARAMS.read_text()
-        .replace("train_cifar: [0, 1]", "train_cifar: []")
-        .replace("nasbench201: [0, 1]", "nasbench201: []")
+        PARAMS.read_text().replace("train_cifar: [0, 1]", "train_cifar: [99]").replace("nb201: [0, 1]", "nb201: [99]")
     )
     params.write_text(text.replace("search_methods: [darts, sd-darts]", "search_methods: [sd-darts]"))
     build(m, out, params)
     readme = (out / "README.md").read_text()
     assert "Not reported" in readme and "`search/sd-darts-s7`" in readme and "`ablation_warmup/xi40-s0`" in readme
     assert "sd-darts-s7" not in (out / "provenance.md").read_text()
-    # without pipeline sections in the params file, every run folder of the layout is read
-    only_search = tmp_path / "search-only.yaml"
-    only_search.write_text("profile: smoke\nsearch: {}\n")
-    spec = spec_from_params(only_search, m)
-    assert "search/sd-darts-s7" in {r.path for r in spec.runs}
-    shutil.rmtree(m / "ablation_warmup" / "xi40-s0")  # its point.json says 2, its folder name 40
-    loaded = report.load_metrics(m, spec)
-    assert "sd-darts-s7" in {r.name for r in loaded.searches} and loaded.not_reported == []

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sd_darts.cli import main
 from sd_darts.report import MANIFEST, output
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "report"
 METRICS = FIXTURE / "metrics"
 PARAMS = FIXTURE / "params.yaml"
+NEVER_RUN = 99  # a seed of no run folder in the fixture
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
@@ -41,19 +43,19 @@ def snapshot(path: Path):
     }
 
 
-def nb201_only(tmp_path: Path, seeds: str) -> tuple[Path, Path]:
-    """A metrics root with only the fixture's NAS-Bench-201 searches, and params expecting
-    ``seeds`` of them (a report that renders in a fraction of a second)."""
+def nb201_only(tmp_path: Path, seeds: list[int]) -> tuple[Path, Path]:
+    """A metrics root with only the fixture's NAS-Bench-201 searches, and the fixture's params
+    expecting NAS-Bench-201 searches of ``seeds`` (none: of a seed never run) and one run of a
+    seed never run in every other matrix (a report that renders in a fraction of a second)."""
     metrics = tmp_path / "metrics"
     if not metrics.exists():
-        shutil.copytree(METRICS / "nasbench201_search", metrics / "nasbench201_search")
-    params = tmp_path / f"params-{len(seeds)}.yaml"
-    params.write_text(
-        "profile: smoke\n"
-        f"seeds: {{search: [], train_cifar: [], train_imagenet: [], nasbench201: {seeds}, ablation: []}}\n"
-        "pipeline: {search_methods: [], eval_genotypes: []}\n"
-        "ablation: {warmup_epochs: [], window: []}\n"
-    )
+        shutil.copytree(METRICS / "nb201_search", metrics / "nb201_search")
+    params = tmp_path / f"params-{'-'.join(map(str, seeds)) or 'none'}.yaml"
+    data = yaml.safe_load(PARAMS.read_text())
+    data["seeds"] = {**{k: [NEVER_RUN] for k in data["seeds"]}, "nb201": seeds or [NEVER_RUN]}
+    data["pipeline"].update(search_methods=["sd-darts"], eval_genotypes=["selected"])
+    data["ablation"].update(warmup_epochs_values=[0], window_values=[1])
+    params.write_text(yaml.safe_dump(data, sort_keys=False))
     return metrics, params
 
 
@@ -99,7 +101,7 @@ def test_out_dot_and_docs_in_this_repository_are_refused(out):
 
 
 def test_rerun_replaces_its_own_files_and_removes_only_its_own_stale_ones(tmp_path):
-    metrics, params2 = nb201_only(tmp_path, "[0, 1]")
+    metrics, params2 = nb201_only(tmp_path, [0, 1])
     out = tmp_path / "out"
     code, stdout, _ = cli("--metrics", metrics, "--params", params2, "--out", out)
     assert code == 0 and "19 files" in stdout
@@ -114,13 +116,13 @@ def test_rerun_replaces_its_own_files_and_removes_only_its_own_stale_ones(tmp_pa
     assert cli("--metrics", metrics, "--params", params2, "--out", out)[0] == 0
     assert {k: v[0] for k, v in snapshot(out).items()} == {k: v[0] for k, v in again.items()}
     # Without the NB201 searches the NB201 curves are stale: removed, because the report wrote them.
-    _, params0 = nb201_only(tmp_path, "[]")
+    _, params0 = nb201_only(tmp_path, [])
     code, stdout, _ = cli("--metrics", metrics, "--params", params0, "--out", out)
     assert code == 0 and "18 files" in stdout
     assert not (out / "search_curves_nb201.png").exists()
     assert (out / "notes.txt").read_text() == "kept" and (out / "fig9_old.png").read_bytes() == b"x"
     assert "search_curves_nb201.png" not in json.loads((out / MANIFEST).read_text())["files"]
-    assert "`nasbench201_search/s0`" in (out / "README.md").read_text()  # now "not reported"
+    assert "`nb201_search/s0`" in (out / "README.md").read_text()  # now "not reported"
 
 
 def _umask() -> int:
@@ -130,7 +132,7 @@ def _umask() -> int:
 
 
 def test_an_edited_or_foreign_report_file_is_refused(tmp_path):
-    metrics, params = nb201_only(tmp_path, "[]")
+    metrics, params = nb201_only(tmp_path, [])
     out = tmp_path / "out"
     assert cli("--metrics", metrics, "--params", params, "--out", out)[0] == 0
     (out / "table2_cifar10.md").write_text("my notes on table 2\n")
@@ -143,7 +145,7 @@ def test_an_edited_or_foreign_report_file_is_refused(tmp_path):
     shutil.rmtree(out)
     assert cli("--metrics", metrics, "--params", params, "--out", out)[0] == 0
     (out / "search_curves_nb201.png").write_bytes(b"somebody's figure")
-    _, params2 = nb201_only(tmp_path, "[0, 1]")
+    _, params2 = nb201_only(tmp_path, [0, 1])
     before = snapshot(tmp_path)
     code, _, err = cli("--metrics", metrics, "--params", params2, "--out", out)
     assert code == 2 and "search_curves_nb201.png" in err and "did not write" in err
@@ -155,11 +157,11 @@ def test_an_edited_or_foreign_report_file_is_refused(tmp_path):
 
 
 def test_a_crash_while_writing_leaves_a_report_the_next_run_completes(tmp_path, monkeypatch):
-    metrics, params = nb201_only(tmp_path, "[0, 1]")
+    metrics, params = nb201_only(tmp_path, [0, 1])
     out = tmp_path / "out"
     assert cli("--metrics", metrics, "--params", params, "--out", out)[0] == 0
     old = snapshot(out)
-    _, params1 = nb201_only(tmp_path, "[1]")  # another report: every table changes
+    _, params1 = nb201_only(tmp_path, [1])  # another report: every table changes
 
     # A full disk while staging: the old report is untouched, no staging folder is left.
     real_write = Path.write_bytes
@@ -188,10 +190,11 @@ def test_a_crash_while_writing_leaves_a_report_the_next_run_completes(tmp_path, 
 
     monkeypatch.setattr(output, "_move", crash)
     with pytest.raises(KeyboardInterrupt):
+        from sd_darts.experiment.report_spec import report_spec
+        from sd_darts.experiment.schema import read_params
         from sd_darts.report import build_report
-        from sd_darts.report.from_params import spec_from_params
 
-        build_report(metrics, out, spec_from_params(params1, metrics))
+        build_report(metrics, out, report_spec(read_params(params1)))
     monkeypatch.setattr(output, "_move", real_move)
     assert "pending" in json.loads((out / MANIFEST).read_text())
     killed = tmp_path / ".out.staging-killed"  # as a kill -9 while staging would leave it
@@ -249,7 +252,7 @@ def test_paper_params_over_smoke_metrics_report_nothing_as_the_papers(tmp_path):
     assert code == 0, err
     readme = (out / "README.md").read_text()
     assert "Profile: **paper**" in readme and "Not reported (profile `smoke`" in readme
-    for name in ("`genotype`", "`nasbench201/query.json`", "`train_imagenet/status.json`", "`search/sd-darts-s0`"):
+    for name in ("`genotype`", "`nb201_query/query.json`", "`train_imagenet/status.json`", "`search/sd-darts-s0`"):
         assert name in readme
     t2 = (out / "table2_cifar10.md").read_text().splitlines()
     assert not [r for r in t2 if "reproduced: train_cifar" in r]

@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sd_darts.cli import main
+from sd_darts.experiment.report_spec import report_spec
+from sd_darts.experiment.schema import read_params
 from sd_darts.report import load_metrics
-from sd_darts.report.from_params import spec_from_params
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report"
 METRICS = FIXTURE / "metrics"
@@ -29,13 +30,13 @@ PARAMS = FIXTURE / "params.yaml"
 #: Report inputs and the keys (with their JSON types) the report needs from each.
 JSON_FILES = {
     "search/sd-darts-s0/summary.json": {"method": "str"},
-    "nasbench201_search/s1/summary.json": {"method": "str"},
+    "nb201_search/s1/summary.json": {"method": "str"},
     "train_cifar/selected-s0/metrics.json": {"test_error": "num", "params_m": "num"},
     "ablation_warmup/xi1-s0/eval/metrics.json": {"test_error": "num", "params_m": "num"},
     "search/darts-s1/provenance.json": {"profile": "str"},
     "ablation_window/k2-s0/search/provenance.json": {"profile": "str"},
     "ablation_warmup/xi2-s0/point.json": {"parameter": "str", "value": "num", "seed": "int"},
-    "nasbench201/query.json": {"profile": "str", "status": "str"},
+    "nb201_query/query.json": {"profile": "str", "status": "str"},
     "genotype/selection.json": {"profile": "str", "rule": "str", "selected": "str"},
     "genotype/selected.json": {"space": "str", "normal": "list", "reduce_concat": "list"},
     "genotype/stats.json": {"selected": "dict", "paper": "dict"},
@@ -210,5 +211,5 @@ def test_malformed_configs_are_refused_before_anything_is_written(work, rel, con
 
 def test_the_fixture_itself_is_accepted(work):
     """The properties above would hold vacuously if the unmodified inputs were refused."""
-    m = load_metrics(work / "metrics", spec_from_params(PARAMS, work / "metrics"))
+    m = load_metrics(work / "metrics", report_spec(read_params(PARAMS)))
     assert len(m.all_runs()) == 22 and m.selection and m.nb201_query and m.imagenet_status

@@ -1,18 +1,19 @@
-"""The report's params-free description (ReportSpec, RunRef) and the bridge from today's params
-file and metrics layout to it (spec_from_params)."""
+"""The report's params-free description (ReportSpec, RunRef), and the one the experiment layer
+makes of a params file (sd_darts.experiment.report_spec)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sd_darts.errors import UserError
+from sd_darts.experiment.report_spec import report_spec
+from sd_darts.experiment.schema import read_params
 from sd_darts.report import KINDS, ReportSpec, RunRef, load_metrics
-from sd_darts.report.from_params import spec_from_params
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report"
 METRICS = FIXTURE / "metrics"
@@ -20,7 +21,7 @@ PARAMS = FIXTURE / "params.yaml"
 
 
 def test_spec_from_the_smoke_params_names_every_run_the_pipeline_makes():
-    spec = spec_from_params(PARAMS, METRICS)
+    spec = report_spec(read_params(PARAMS))
     assert spec.profile == "smoke" and spec.title == "SD-DARTS reproduction report (smoke profile)"
     assert dict(spec.table1) == {"warmup_epochs": 1, "sd_lambda": 1.0, "window": 2, "epochs": 4, "batch_size": 32}
     by_kind = {k: [(r.path, r.seed, r.label, r.value) for r in spec.runs_of(k)] for k in KINDS}
@@ -40,7 +41,7 @@ def test_spec_from_the_smoke_params_names_every_run_the_pipeline_makes():
         ("train_imagenet/paper-s0", 0, "paper", None),
         ("train_imagenet/selected-s0", 0, "selected", None),
     ]
-    assert by_kind["nb201_search"] == [("nasbench201_search/s0", 0, "", None), ("nasbench201_search/s1", 1, "", None)]
+    assert by_kind["nb201_search"] == [("nb201_search/s0", 0, "", None), ("nb201_search/s1", 1, "", None)]
     assert [(p, v) for p, _, _, v in by_kind["ablation_warmup"]] == [
         ("ablation_warmup/xi0-s0", 0),
         ("ablation_warmup/xi1-s0", 1),
@@ -50,13 +51,13 @@ def test_spec_from_the_smoke_params_names_every_run_the_pipeline_makes():
     assert dict(spec.ablation_fixed) == {"window_in_warmup_sweep": 1, "warmup_in_window_sweep": 1}
     assert (spec.genotype_dir, spec.nb201_query, spec.imagenet_status) == (
         "genotype",
-        "nasbench201/query.json",
+        "nb201_query/query.json",
         "train_imagenet/status.json",
     )
 
 
 def test_the_report_reads_exactly_the_runs_of_the_spec(tmp_path):
-    full = spec_from_params(PARAMS, METRICS)
+    full = report_spec(read_params(PARAMS))
     keep = [r for r in full.runs if r.path in ("search/sd-darts-s1", "train_cifar/selected-s0")]
     missing = RunRef("train_cifar", "train_cifar/selected-s5", 5, label="selected")  # expected, never run
     spec = ReportSpec(profile="smoke", title="t", runs=(*keep, missing))
@@ -121,34 +122,33 @@ def test_run_paths_stay_inside_the_metrics_root(path):
     assert "\\" not in ref.path and "\0" not in ref.path
 
 
+DROP = object()  # remove the key
+
+
 @pytest.mark.parametrize(
-    "text, problem",
+    "section, key, value, problem",
     [
-        ("seeds: {search: x}\npipeline: {}\nablation: {}\n", "seeds.search must be a list"),
-        ("seeds: {search: [0]}\npipeline: {}\nablation: {}\n", "no seeds.train_cifar"),
-        ("search: {epochs: fifty}\n", "search.epochs must be a number"),
-        ("report: {title: [a]}\n", "report.title"),
-        ("profile: 3\n", "profile must be a name"),
-        ("[1, 2]\n", "must hold a mapping"),
+        ("seeds", "search", "x", "seeds.search: must be a list"),
+        ("seeds", "train_cifar", DROP, "seeds.train_cifar is missing"),
+        ("search", "epochs", "fifty", "search.epochs: must be an integer"),
+        ("report", "title", ["a"], "report.title"),
+        ("report", "title", "two\nlines", "title must be one line"),
+        (None, "profile", 3, "profile must be a short lowercase name"),
+        (None, None, [1, 2], "must hold a mapping"),
     ],
 )
-def test_bad_params_files_are_one_line_errors(tmp_path, text, problem):
+def test_bad_params_files_are_one_line_errors(tmp_path, section, key, value, problem):
+    """The fixture's params with one bad value: read_params or report_spec refuses it in one line."""
+    data = yaml.safe_load(PARAMS.read_text())
+    where = data if section is None else data[section]
+    if key is None:
+        data = value
+    elif value is DROP:
+        del where[key]
+    else:
+        where[key] = value
     p = tmp_path / "p.yaml"
-    p.write_text(text)
-    with pytest.raises(UserError, match=problem):
-        spec_from_params(p, METRICS)
-
-
-def test_params_without_matrices_expect_every_run_folder_of_the_layout(tmp_path):
-    p = tmp_path / "p.yaml"
-    p.write_text("profile: smoke\n")
-    m = tmp_path / "metrics"
-    shutil.copytree(METRICS / "search", m / "search")
-    (m / "search" / "not-a-run").mkdir()  # no -s<seed>: not of the layout, so not expected
-    spec = spec_from_params(p, m)
-    assert [r.path for r in spec.runs] == [
-        "search/darts-s0",
-        "search/darts-s1",
-        "search/sd-darts-s0",
-        "search/sd-darts-s1",
-    ]
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError, match=problem) as exc:
+        report_spec(read_params(p))
+    assert "\n" not in str(exc.value)

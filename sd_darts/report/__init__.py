@@ -29,8 +29,8 @@ the pinned environment provides).
 Modules: :mod:`.spec` (what to read), :mod:`.schema` (one input file, checked), :mod:`.read`
 (the metrics tree), :mod:`.fmt` (numbers), :mod:`.tables` (Tables 1-4), :mod:`.compare`
 (comparison, provenance), :mod:`.figures` and :mod:`.cells` (figures), :mod:`.readme`,
-:mod:`.output` (manifest, staging), :mod:`.build` (:func:`build_report`) and
-:mod:`.from_params` (params file → spec for today's layout; moves to the experiment layer).
+:mod:`.output` (manifest, staging) and :mod:`.build` (:func:`build_report`).  The spec of a
+params file comes from the experiment layer (:func:`sd_darts.experiment.report_spec.report_spec`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The report reads a *metrics root* (a folder of small text files collected from runs) but knows
 nothing of how the pipeline names or lays out its folders: the caller (the experiment layer,
-today :func:`sd_darts.report.from_params.spec_from_params`) lists every run the report expects
-and every other input, as paths relative to the metrics root.
+:func:`sd_darts.experiment.report_spec.report_spec`) lists every run the report expects and
+every other input, as paths relative to the metrics root.
 
 Run kinds and the files a run folder holds (every run folder also has ``provenance.json``
 with at least ``{"profile"}``, optionally ``config.yaml`` and ``curves.tsv``):
