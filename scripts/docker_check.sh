@@ -9,9 +9,10 @@
 #      byte (genotype, summary, per-epoch metrics) to the same search on the host; its outputs
 #      belong to that uid;
 #   6. a GPU request gives the one-line error on this engine (no GPU runtime);
-#   7. `sd-darts bench --docker --quick`: the benchmarks in the image, reported;
-#   8. one DVC stage with `pipeline.runner: docker` (skipped, with a message, while check-params
-#      does not accept that key), its outputs owned by the invoking user.
+#   7. `sd-darts bench --docker --quick --only search_step`: benchmarks in the image, reported with its id;
+#   8. `dvc repro` of one search stage (and the data stage) with `pipeline.runner: docker` in a clone
+#      (skipped, with a message, while check-params does not accept that key): its outputs owned by
+#      the invoking user, its provenance naming the image id.
 # Cached between runs on one machine (warm run: seconds instead of minutes): the base rootfs
 # tarball and the daemon's data root (images, layers) in $SD_DARTS_DOCKER_CACHE.
 # Environment:
@@ -36,9 +37,15 @@ IMAGE=sd-darts:latest # the default name of sd_darts.container, in this private 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 say() { printf '\n== docker check: %s\n' "$*" >&2; }
-fail() { echo "docker check FAILED: $*" >&2; exit 1; }
 T_START=$(date +%s)
 TIMES=()
+durations() { [ ${#TIMES[@]} = 0 ] || printf '  %s\n' "${TIMES[@]}"; }
+fail() {
+    echo "docker check FAILED: $*" >&2
+    echo "durations until then:" >&2
+    durations >&2
+    exit 1
+}
 mark() { # mark NAME START: record the seconds since START under NAME
     TIMES+=("$(printf '%-44s %5d s' "$1" $(($(date +%s) - $2)))")
 }
@@ -76,6 +83,8 @@ cleanup() {
     [ -z "$WORK" ] || $SUDO rm -rf "$WORK"
     $SUDO kill "$DOCKERD" 2>/dev/null || true
     wait "$DOCKERD" 2>/dev/null || true
+    # what dockerd leaves mounted in its exec root (the default network namespace)
+    awk -v root="$CACHE/exec/" 'index($2, root) == 1 {print $2}' /proc/mounts | while read -r m; do $SUDO umount "$m" || true; done
 }
 trap cleanup EXIT
 export DOCKER_HOST="unix://$SOCK"
@@ -110,14 +119,14 @@ elif ! docker image inspect "$BASE" >/dev/null 2>&1; then
         if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
             $SUDO cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
         fi
-        $SUDO chroot "$ROOTFS" update-ca-certificates >/dev/null
+        $SUDO chroot "$ROOTFS" update-ca-certificates >/dev/null 2>&1
         $SUDO sh -c "rm -f '$ROOTFS'/usr/lib/python3*/EXTERNALLY-MANAGED && rm -rf '$ROOTFS'/var/lib/apt/lists/* '$ROOTFS'/var/cache/apt/*.bin '$ROOTFS'/var/cache/apt/archives/*.deb"
         $SUDO tar -C "$ROOTFS" -cf "$TAR.tmp" . && $SUDO mv "$TAR.tmp" "$TAR"
         $SUDO rm -rf "$ROOTFS"
     else
         base_state="imported (cached $TAR)"
     fi
-    docker import -q "$TAR" "$BASE" >/dev/null
+    docker import "$TAR" "$BASE" >/dev/null
 fi
 mark "base image: $base_state" "$t"
 
@@ -182,17 +191,17 @@ cat "$WORK/gpu.err"
 [ "$(docker ps -aq | wc -l)" = 0 ] || fail "a container was left behind: $(docker ps -a)"
 mark "GPU request error" "$t"
 
-say "7/8 the benchmarks in the image (sd-darts bench --docker --quick)"
+say "7/8 a benchmark in the image (sd-darts bench --docker --quick --only search_step)"
 t=$(date +%s)
-(cd "$WORK/repo" && OMP_NUM_THREADS=1 python -m sd_darts bench --docker --quick --device cpu \
+(cd "$WORK/repo" && OMP_NUM_THREADS=1 python -m sd_darts bench --docker --quick --device cpu --only search_step \
     --checkout "$WORK/repo" --out "$WORK/bench/benchmarks.md" 2>"$WORK/bench.log") ||
     { tail -5 "$WORK/bench.log" >&2; fail "sd-darts bench --docker failed"; }
 image_id=$(docker image inspect -f '{{.Id}}' "$IMAGE")
 grep -q "$image_id" "$WORK/bench/benchmarks.md" || fail "the benchmark report does not name the image $image_id"
 grep -c '^| [a-z_]*_step ' "$WORK/bench/benchmarks.md" | xargs echo "benchmark rows measured in the image:"
-mark "benchmarks in the image (quick)" "$t"
+mark "search-step benchmarks in the image (quick)" "$t"
 
-say "8/8 one DVC stage with pipeline.runner: docker"
+say "8/8 DVC stages with pipeline.runner: docker (dvc repro of one search stage in a clone)"
 t=$(date +%s)
 git clone -q --no-hardlinks "$REPO" "$WORK/dvc"
 git ls-files -z --modified --others --exclude-standard | while IFS= read -r -d '' f; do
@@ -204,15 +213,23 @@ import yaml
 
 params = yaml.safe_load(open("params-smoke.yaml"))
 params.setdefault("pipeline", {})["runner"] = "docker"
+params["pipeline"]["gpus"] = None  # this engine has no GPU runtime; the stage runs on the CPU
 yaml.safe_dump(params, open("params.yaml", "w"), sort_keys=False)
 EOF
 if python -m sd_darts check-params params.yaml >/dev/null 2>"$WORK/runner.err"; then
-    OMP_NUM_THREADS=1 dvc repro -q data >/dev/null 2>"$WORK/dvc.log" || { tail -5 "$WORK/dvc.log" >&2; fail "dvc repro data with runner: docker failed"; }
-    test -d data || fail "the data stage left no data folder"
-    others=$(find data -not -uid "$(id -u)" -print | head -3)
+    # one search stage (and the data stage it depends on), each inside the image
+    stage=$(dvc stage list --name-only 2>/dev/null | grep -m1 '^search@' || echo data)
+    OMP_NUM_THREADS=1 dvc repro "$stage" >"$WORK/dvc.log" 2>&1 || { tail -15 "$WORK/dvc.log" >&2; fail "dvc repro $stage with runner: docker failed"; }
+    image_id=$(docker image inspect -f '{{.Id}}' "$IMAGE")
+    made=$(find data runs metrics -type f -newer params.yaml 2>/dev/null | wc -l)
+    [ "$made" -gt 0 ] || fail "dvc repro $stage with runner: docker wrote no output (did the stage run in the image?)"
+    others=$(find data runs metrics -newer params.yaml -not -uid "$(id -u)" -print 2>/dev/null | head -3)
     [ -z "$others" ] || fail "the stage's outputs are not owned by $(id -u): $others"
-    echo "dvc repro data with runner: docker: outputs owned by $(id -u):$(id -g)"
-    mark "DVC stage with runner: docker" "$t"
+    if [ "$stage" != data ]; then
+        grep -rlq "$image_id" metrics/ || fail "no provenance under metrics/ records the image id $image_id"
+    fi
+    echo "dvc repro $stage with runner: docker: $made files, owned by $(id -u):$(id -g); provenance records $image_id"
+    mark "DVC stages with runner: docker ($stage)" "$t"
 else
     echo "SKIPPED: check-params does not accept pipeline.runner yet ($(cat "$WORK/runner.err")); this step passes once the runner switch exists"
     mark "DVC stage with runner: docker (SKIPPED)" "$t"
@@ -220,7 +237,6 @@ fi
 cd "$REPO"
 
 echo
-echo "docker check passed; durations:"
-printf '  %s\n' "${TIMES[@]}"
 mark "total" "$T_START"
-echo "  ${TIMES[-1]}"
+echo "docker check passed; durations:"
+durations
