@@ -329,13 +329,17 @@ def test_supernet_matches_xautodl_tiny_network_darts():
 # --------------------------------------------------------------------------------------------
 
 
-def test_shipped_config_is_valid_for_search_and_query():
-    from sd_darts.nb201_bench import Nb201QueryConfig
-    from sd_darts.config import from_mapping, read_params_section
-    from sd_darts.search import SearchConfig
+def test_params_nb201_section_is_the_nb201_search_and_query():
+    """``sd-darts search --space nb201 --params params.yaml`` reads the nb201 section: the paper's
+    NAS-Bench-201 search (C = 16, N = 5, 50 epochs, batch 64, NB201's DARTS optimiser)."""
+    from sd_darts import config
+    from sd_darts.cli import build_parser
+    from sd_darts.experiment.schema import read_params
+    from sd_darts.experiment.settings import nb201_query_settings
+    from sd_darts.search import PARAMS_SECTIONS, SearchConfig
 
-    path = REPO / "configs" / "nb201.yaml"
-    search = from_mapping(SearchConfig, read_params_section(path, "search"), "search")
+    args = build_parser().parse_args(["search", "--space", "nb201", "--params", str(REPO / "params.yaml")])
+    search = config.resolve(SearchConfig, PARAMS_SECTIONS["nb201"], args)
     assert (search.space, search.epochs, search.batch_size, search.init_channels, search.layers) == (
         "nb201",
         50,
@@ -343,8 +347,9 @@ def test_shipped_config_is_valid_for_search_and_query():
         16,
         5,
     )
-    query_cfg = from_mapping(Nb201QueryConfig, read_params_section(path, "nb201_query"), "nb201_query")
-    assert query_cfg.benchmark.endswith(nb201.BENCHMARK_FILES[0])
+    assert (search.weight_decay, search.nesterov) == (5e-4, True)
+    query_cfg = nb201_query_settings(read_params(REPO / "params.yaml"))
+    assert query_cfg.benchmark.endswith(nb201.BENCHMARK_FILES[0]) and query_cfg.table4
 
 
 def test_cli_queries_files_and_strings_with_one_load(tmp_path, bench_file, capsys, monkeypatch):

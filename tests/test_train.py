@@ -184,7 +184,7 @@ def full_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def interrupted_run(tmp_path_factory) -> Path:
     """The same run, interrupted (Ctrl-C) right after the first epoch's checkpoint."""
-    import sd_darts.checkpoint as ckpt_mod
+    import sd_darts.train as ckpt_mod  # the loop saves through its own import
 
     out = tmp_path_factory.mktemp("interrupted") / "run"
     real = ckpt_mod.save_checkpoint

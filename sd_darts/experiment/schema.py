@@ -141,6 +141,9 @@ class ReportParams:
 
     title: str = setting("SD-DARTS reproduction report", "title of reports/<profile>/README.md")
 
+    def validate(self) -> None:
+        require("\n" not in self.title and self.title.strip() != "", "title", "must be one line of text")
+
 
 #: The pipeline's own sections and their settings classes.
 PIPELINE_SECTIONS: dict[str, type] = {

@@ -100,7 +100,9 @@ class ReportSpec:
     ``selected.json``, ``stats.json``), ``nb201_query`` (a ``query.json``), ``imagenet_status``
     (a ``status.json``): paths relative to the metrics root, or None when there is none;
     ``ablation_fixed``: the setting each ablation holds fixed (``window_in_warmup_sweep``,
-    ``warmup_in_window_sweep``; a missing one is read from the runs' ``config.yaml``).
+    ``warmup_in_window_sweep``; a missing one is read from the runs' ``config.yaml``);
+    ``other_outputs``: folders of the metrics root that hold the pipeline's runs the report does
+    not show (e.g. the short trainings of DARTS's selection protocol): not listed as "not reported".
     """
 
     profile: str
@@ -111,6 +113,7 @@ class ReportSpec:
     nb201_query: str | None = None
     imagenet_status: str | None = None
     ablation_fixed: Mapping[str, Any] = field(default_factory=dict)
+    other_outputs: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.profile, str) or not self.profile:
@@ -132,6 +135,7 @@ class ReportSpec:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, check_relpath(value, name))
+        object.__setattr__(self, "other_outputs", tuple(check_relpath(p, "other_outputs") for p in self.other_outputs))
         known = {fixed for _, _, fixed in ABLATIONS.values()}
         unknown = sorted(set(self.ablation_fixed) - known)
         if unknown:
@@ -147,4 +151,4 @@ class ReportSpec:
         """Every path of the metrics root the report reads (run folders, files, folders)."""
         paths = [r.path for r in self.runs]
         paths += [p for p in (self.genotype_dir, self.nb201_query, self.imagenet_status) if p is not None]
-        return sorted(paths)
+        return sorted(paths + list(self.other_outputs))
