@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Pipeline checks run by CI after the test suite (scripts/test.sh):
 #   1. the pipeline is valid: both params files pass check-params, `dvc dag` resolves dvc.yaml;
-#   2. reports/ regenerates byte for byte from the committed metrics/ (git diff --exit-code);
+#   2. reports/<profile>/ regenerates byte for byte from the committed metrics/<profile>/ for both
+#      profiles (git diff --exit-code);
 #   3. the smoke pipeline runs end to end (`dvc repro`) in a temporary clone and leaves a report;
-#   4. in that clone, results are shared through a DVC remote (a local folder: push, then a
-#      second clone pulls data, checkpoints and results and finds nothing to rerun), and a
-#      sweep runs through the experiment queue (`dvc exp run --queue -S ...`, `dvc queue start -j 2`).
+#   4. in that clone, DVC shows the results where its users look (`dvc metrics show`, `dvc plots
+#      show`, `dvc exp show` with metrics columns), results are shared through a DVC remote (a
+#      local folder: push, then a second clone pulls data, checkpoints and results and finds
+#      nothing to rerun), and a sweep runs through the experiment queue (`dvc exp run --queue -S
+#      ...`, `dvc queue start -j 2`).
 # Environment: SD_DARTS_SKIP_SMOKE=1 stops after step 2 (quick local check).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,9 +26,10 @@ python -m sd_darts check-params params.yaml
 python -m sd_darts check-params params-smoke.yaml
 dvc dag --md >/dev/null || fail "dvc dag could not resolve dvc.yaml"
 
-say "2/4 reports/ regenerates byte for byte from the committed metrics/"
-python -m sd_darts report --metrics metrics --params auto --out reports
-git diff --exit-code --stat -- reports/ || fail "reports/ differs from what metrics/ regenerates; run 'sd-darts report --params auto' and commit"
+say "2/4 reports/<profile>/ regenerates byte for byte from the committed metrics/<profile>/"
+python -m sd_darts report --params params.yaml
+python -m sd_darts report --params params-smoke.yaml
+git diff --exit-code --stat -- reports/ || fail "reports/ differs from what metrics/ regenerates; run 'sd-darts report --params FILE' and commit"
 untracked=$(git ls-files --others --exclude-standard -- reports/)
 [ -z "$untracked" ] || fail "reports/ has files that are not committed: $untracked"
 
@@ -42,8 +46,21 @@ SD_DARTS_SKIP_SETUP=1 bash scripts/smoke.sh --workdir "$WORK" --out "$WORK/repor
 test -s "$WORK/report/README.md" || fail "the smoke pipeline left no report"
 grep -q "Profile: \*\*smoke\*\*" "$WORK/report/README.md" || fail "the smoke report does not say its profile"
 
-say "4/4 sharing results through a DVC remote, and a sweep through the experiment queue"
+say "4/4 DVC shows the results; sharing results through a DVC remote; a sweep through the experiment queue"
 cd "$WORK/repo"
+dvc metrics show --md > "$WORK/metrics.md"
+for key in supernet_valid_acc test_error params_m status; do
+    grep -q "$key" "$WORK/metrics.md" || fail "dvc metrics show lacks $key"
+done
+grep -q "metrics/smoke/train_cifar/selected-s0/metrics.json" "$WORK/metrics.md" || fail "dvc metrics show lacks the CIFAR-10 runs"
+dvc plots show --json > "$WORK/plots.json" || fail "dvc plots show failed"
+python - "$WORK/plots.json" <<'PY' || fail "dvc plots show lacks the search or training curves"
+import json, sys
+data = json.load(open(sys.argv[1]))
+assert not data.get("errors"), data["errors"]
+names = " ".join(data["data"])
+assert "curves/search/sd-darts-s0.tsv" in names and "curves/train_cifar/selected-s0.tsv" in names, names
+PY
 # an identity for the commits of this throw-away clone (DVC experiments commit too)
 git config user.name "sd-darts pipeline checks"
 git config user.email "pipeline-checks@sd-darts.invalid"
@@ -56,7 +73,7 @@ git clone -q "$WORK/repo" "$WORK/machine2"
 (
     cd "$WORK/machine2"
     dvc pull -q
-    test -f runs/search/sd-darts-s0/checkpoint.pt || fail "dvc pull did not bring the search checkpoints"
+    test -f runs/smoke/search/sd-darts-s0/checkpoint.pt || fail "dvc pull did not bring the search checkpoints"
     status=$(dvc status --json)
     [ "$status" = "{}" ] || fail "after dvc pull the second clone would rerun: $status"
 )
@@ -76,4 +93,5 @@ esac
 dvc queue stop >/dev/null 2>&1 || true
 dvc exp show --no-pager --md > "$WORK/exps.md"
 grep -q "sweep A" "$WORK/exps.md" && grep -q "sweep B" "$WORK/exps.md" || fail "the sweep's experiments are missing from dvc exp show"
+grep -q "supernet_valid_acc" "$WORK/exps.md" || fail "dvc exp show has no metrics columns"
 echo "pipeline checks passed"

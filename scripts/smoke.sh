@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # The smoke profile: the whole DVC pipeline end to end on a CPU-only machine, offline
 # (digits 16x16, tiny networks, few epochs; the NAS-Bench-201 query says "benchmark file not
-# provided" unless params-smoke.yaml's nb201_query.benchmark exists), in a temporary clone of
+# provided" unless params-smoke.yaml's data.nb201_benchmark exists), in a temporary clone of
 # this repository (committed files plus your uncommitted changes) with params-smoke.yaml as
 # params.yaml.  Nothing in this checkout is touched; the complete report is left in
-# runs/smoke-report/ (README.md, tables, figures; the collected metrics in metrics/).
+# runs/smoke-report/ (README.md, tables, figures), written by `sd-darts report`, which never
+# overwrites or deletes files it did not write.
 #
 #   bash scripts/smoke.sh [--out DIR] [--workdir DIR] [--update]
 #     --out DIR      where to leave the report (default: runs/smoke-report)
 #     --workdir DIR  make the clone in DIR/repo and keep it (default: a temporary folder, removed)
 #     --committed    run the committed HEAD only, without your uncommitted changes
-#     --update       also copy metrics/ and reports/ into this checkout (maintainers: refresh
-#                    the committed smoke results that CI regenerates the report from; implies
-#                    --committed, so that their provenance names a real revision)
+#     --update       also replace metrics/smoke/ and reports/smoke/ of this checkout (maintainers:
+#                    refresh the committed smoke results that CI regenerates the report from;
+#                    implies --committed, so that their provenance names a real revision)
 # Environment: SD_DARTS_SKIP_SETUP=1 skips scripts/setup.sh (use the python/dvc on PATH).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,16 +68,15 @@ dvc repro
 end=$(date +%s)
 for f in README.md table1_hyperparameters.md table2_cifar10.md table3_imagenet.md table4_nb201.md comparison.md \
          fig2_hessian.png fig4_cells.png fig5_warmup.png fig6_window.png search_curves.png; do
-    test -s "reports/$f" || { echo "smoke.sh: the pipeline finished without reports/$f" >&2; exit 1; }
+    test -s "reports/smoke/$f" || { echo "smoke.sh: the pipeline finished without reports/smoke/$f" >&2; exit 1; }
 done
 
-mkdir -p "$OUT"
-find "$OUT" -mindepth 1 -maxdepth 1 \( -name '*.md' -o -name '*.csv' -o -name '*.png' -o -name metrics \) -exec rm -rf {} +
-cp -r reports/. "$OUT/"
-cp -r metrics "$OUT/metrics"
+python -m sd_darts report --params params.yaml --out "$OUT"
 if [ "$UPDATE" = 1 ]; then
-    rm -rf "$REPO/reports" "$REPO/metrics"
-    cp -r reports metrics "$REPO/"
-    echo "smoke.sh: metrics/ and reports/ of $REPO updated" >&2
+    rm -rf "$REPO/reports/smoke" "$REPO/metrics/smoke"
+    mkdir -p "$REPO/reports" "$REPO/metrics"
+    cp -r reports/smoke "$REPO/reports/smoke"
+    cp -r metrics/smoke "$REPO/metrics/smoke"
+    echo "smoke.sh: metrics/smoke/ and reports/smoke/ of $REPO updated" >&2
 fi
 echo "smoke pipeline: done in $((end - start)) s; report: $OUT/README.md"
