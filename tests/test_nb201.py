@@ -6,6 +6,8 @@ The benchmark tests use a small file in the official format written by
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import sys
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nb201_fixture import DEFAULT_ARCHS, SEEDS_FULL, UNEVALUATED_ARCH, benchmark_dict, write_benchmark
 
@@ -478,3 +480,71 @@ def test_tiny_nb201_search_on_digits_then_query(tmp_path, capsys):
     (row,) = json.loads(capsys.readouterr().out)["results"]
     assert row["arch"] == saved["arch"]
     assert row["cifar10_test"] == pytest.approx(expected[saved["arch"]]["cifar10_test"])
+
+
+# --------------------------------------------------------------------------------------------
+# Malformed benchmark files (issue 8): one line, exit 2, no traceback, nothing written
+# --------------------------------------------------------------------------------------------
+
+
+def _paths(node, prefix=(), depth=6):
+    """Every (path, value) inside a nested dict/list structure, down to ``depth``."""
+    out = [(prefix, node)]
+    if depth and isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, prefix + (k,), depth - 1)
+    elif depth and isinstance(node, list) and node:
+        out += _paths(node[0], prefix + (0,), depth - 1)
+    return out
+
+
+def _replace(data, path, value):
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+_GARBAGE = st.sampled_from([None, 3, -1, 2.5, "x", "", [], [1, "a"], {}, {"a": 1}, {1: None}, True])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_any_corrupted_benchmark_entry_is_a_one_line_error_never_a_traceback(tmp_path_factory, api_module, data):
+    """Replace one entry anywhere in a benchmark file by garbage: the query either answers (the
+    entry was not needed) or stops with one line naming the file; nothing is written on failure."""
+    tmp = tmp_path_factory.mktemp("bad")
+    bench = benchmark_dict(DEFAULT_ARCHS[:2])
+    candidates = [p for p, _ in _paths(bench) if p]
+    path = data.draw(st.sampled_from(candidates), label="path")
+    _replace(bench, path, data.draw(_GARBAGE, label="value"))
+    file = tmp / "NAS-Bench-201-v1_1-096897.pth"
+    torch.save(bench, file)
+    genotype = tmp / "g.json"
+    save_genotype(genotype, NB201Genotype.from_arch_str(DEFAULT_ARCHS[0]))
+    out = tmp / "out" / "q.json"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["nb201-query", "--benchmark", str(file), str(genotype), "--out", str(out), "--json"])
+    text = err.getvalue().strip()
+    assert code in (0, 2), (path, text)
+    if code == 2:
+        assert len(text.splitlines()) == 1 and "Traceback" not in text, (path, text)
+        assert not out.parent.exists()
+    else:
+        assert json.loads(out.read_text())["results"]
+
+
+def test_benchmark_path_that_is_a_folder_and_out_that_is_a_folder(tmp_path, capsys, bench_file, monkeypatch):
+    from sd_darts.cli import main
+
+    loads = []
+    monkeypatch.setattr(nb201, "load_benchmark", lambda p: loads.append(p))
+    genotype = tmp_path / "g.json"
+    save_genotype(genotype, NB201Genotype.from_arch_str(DEFAULT_ARCHS[0]))
+    assert main(["nb201-query", "--benchmark", str(bench_file[0]), str(genotype), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err and loads == []  # refused before the (long) load
+    monkeypatch.undo()
+    assert main(["nb201-query", "--benchmark", str(tmp_path), str(genotype)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and len(err.strip().splitlines()) == 1
