@@ -179,57 +179,10 @@ DARTS_V2 = Genotype(
     reduce_concat=[2, 3, 4, 5],
 )
 
-# SD-DARTS cells, paper Fig. 4 (xi = 25, K = 2).  No official code or genotype file is public,
-# so the cells are reconstructed from the figure, whose text was flattened to
-#
-#   (a) normal:    c_{k-2} | 0 sep_conv_3x3 | 1 skip_connect 2 dil_conv_3x3 | 3 skip_connect |
-#                  c_{k-1} sep_conv_3x3 | sep_conv_3x3 sep_conv_3x3 | dil_conv_5x5 | c_{k}
-#   (b) reduction: c_{k-2} 0 max_pool_3x3 | 1 max_pool_3x3 | 2 max_pool_3x3 |
-#                  3 avg_pool_3x3 c_{k-1} sep_conv_5x5 skip_connect | skip_connect |
-#                  c_{k} sep_conv_3x3
-#
-# The op multisets are unambiguous: normal = 4 sep_conv_3x3, 2 skip_connect, dil_conv_3x3,
-# dil_conv_5x5; reduction = 3 max_pool_3x3, avg_pool_3x3, sep_conv_5x5, sep_conv_3x3,
-# 2 skip_connect.  The inputs are read as follows.
-#
-# The figure is a Graphviz drawing in the style of DARTS' visualize.py (nodes c_{k-2}, c_{k-1},
-# 0..3, c_{k} declared in that order; one labelled edge per genotype pair; unlabelled edges
-# i -> c_{k}).  Graphviz draws "breadth-first": for each node in declaration order it draws the
-# node, then its out-edges ordered by head node, drawing a head node just before the first
-# edge that reaches it.  The flattened text follows that order, so:
-#   * Labels between "c_{k-2}" and "c_{k-1}" leave c_{k-2} (input 0), and the node numbers
-#     interleaved with them (0, 1, 2, 3, one label each) are their heads.  Normal:
-#     c_{k-2} -> 0, 1, 2, 3 = sep_conv_3x3, skip_connect, dil_conv_3x3, skip_connect.
-#     Reduction: max_pool_3x3, max_pool_3x3, max_pool_3x3, avg_pool_3x3.  (Unambiguous.)
-#   * Labels between "c_{k-1}" and "c_{k}" leave c_{k-1} (input 1) or node 0 (input 2): node
-#     0's out-edges come next in drawing order and "c_{k}" is drawn as the head of node 0's
-#     last edge.  Labels after "c_{k}" leave node 1 or 2.  Within one source, heads ascend.
-#     Node 0 can only take inputs 0 and 1, so the first of these labels is c_{k-1} -> 0 in
-#     both cells (normal: sep_conv_3x3; reduction: sep_conv_5x5).  (Unambiguous.)
-#   * Normal cell, AMBIGUOUS: the other three labels (sep_conv_3x3, sep_conv_3x3,
-#     dil_conv_5x5) go one to each of nodes 1, 2, 3, from c_{k-1} and/or node 0.  We read
-#     them all as leaving c_{k-1} (heads 1, 2, 3 in text order).  Taking any of them from
-#     node 0 instead changes neither the parameter count nor the mult-adds (every input of a
-#     normal cell has the same shape), so the paper's numbers cannot decide it.
-#   * Reduction cell, AMBIGUOUS: the two skip_connect labels leave c_{k-1} or node 0 and
-#     sep_conv_3x3 (after "c_{k}") leaves node 1 or 2.  Here the source matters: a stride-2
-#     skip_connect from an input is a FactorizedReduce, one from node 0 an Identity.  With the
-#     evaluation networks of sd_darts.model, parameters (auxiliary head excluded) are:
-#       both skips from node 0 (chosen)   CIFAR C=36/20: 3.31M   ImageNet C=48/14: 4.74M
-#       one from c_{k-1}, one from node 0                3.34M                      4.79M
-#       both from c_{k-1}                                3.37M                      4.83M
-#     The paper reports 3.3M and 4.7M; only "both from node 0" rounds to both (DARTS_V2, also
-#     published as 3.3M / 4.7M, gives 3.35M / 4.72M here).  It is also the usual DARTS
-#     reduction-cell pattern (DARTS_V2 takes all its skips from node 0).  Node 1 must receive
-#     one of the skips; we take node 0 -> 1 and node 0 -> 2 skip_connect and
-#     node 1 -> 3 sep_conv_3x3 (text order = head order).  Equally consistent with the text and
-#     with the same size: node 0 -> 1, 2 skips + node 2 -> 3 sep_conv_3x3, or node 0 -> 1, 3
-#     skips + node 1 -> 2 sep_conv_3x3.
-#     Mult-adds (conv + linear multiply-accumulates, 224x224): 526M for this reading, 534M for
-#     "both from c_{k-1}", 530M for DARTS_V2 (published as 574M by DARTS); the paper's 534M
-#     comes from an unstated counter, so mult-adds are not used to decide.
-#   * The order of the two pairs of a node (strongest edge first in DARTS) cannot be read
-#     from a figure; pairs are listed by input index.  The order does not change the network.
+# SD-DARTS cells, paper Fig. 4 (xi = 25, K = 2), reconstructed from the figure (no official code
+# or genotype file is public).  The op multisets are unambiguous; where the figure leaves an
+# input open, the reading whose network sizes round to the paper's 3.3M / 4.7M parameters is
+# taken.  Every reading and why: docs/fig4_reading.md.
 SD_DARTS = Genotype(
     normal=[
         ("sep_conv_3x3", 0),

@@ -14,7 +14,7 @@ FIG4_READING_NOTE = (
     "round to the paper's 3.3M (CIFAR-10) and 4.7M (ImageNet) parameters; it counts 526M mult-adds at "
     "224x224 (conv and linear MACs, torch.utils.flop_counter) against the paper's 534M, while the "
     "reading that gives 534M has 3.37M / 4.83M parameters. Every reading is documented in "
-    "`sd_darts/genotypes.py`."
+    "`docs/fig4_reading.md`."
 )
 
 #: Caption of each figure file.
