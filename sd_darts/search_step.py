@@ -1,0 +1,444 @@
+"""A capturable first-order SD-DARTS step (issue 11): alpha step, then weight step, no host
+synchronisation, static shapes, every changing setting a device tensor.
+
+One call of :class:`FirstOrderStep` does what one iteration of the reference loop in
+:mod:`sd_darts.search` does with ``unrolled=False`` (paper Algorithms 1-2, Eq. 2):
+
+1. alpha step on the validation batch, weights frozen: ``L_val = CE + λ·kd_on·KD`` (KD = the
+   self-distillation term of :func:`sd_darts.distill.distillation_loss` against the voting
+   teacher of :class:`~sd_darts.distill.TeacherCache`), gradient w.r.t. the alphas only, the
+   batch's probabilities recorded in the teacher cache when recording is on, Adam (the
+   reference's ``torch.optim.Adam`` formula, written with tensors only);
+2. weight step on the training batch, alphas frozen: the same loss, gradient w.r.t. the weights
+   only, the batch recorded, gradient-norm clipping and SGD with momentum and weight decay
+   (``torch.optim.SGD``'s formula; ``clip_grad_norm_``'s), learning rate from a tensor.
+
+Everything the loop changes between steps lives on the device: the learning rate, the epoch, the
+KD switch, the recording switch (the cache slot is ``epoch % K``), Adam's step count and the
+metric accumulators.  Nothing in a step reads a tensor on the host, branches on a tensor value
+or changes a shape, so a step can be captured once in a CUDA graph and replayed
+(:class:`GraphedStep`), or compiled with ``torch.compile`` (``compile="model"`` or ``"step"``).
+
+``λ = 0`` or ``method="darts"`` is DARTS: the KD term is multiplied by exactly 0 (it is always
+finite), so losses and gradients are bit-identical to plain cross-entropy's.
+
+Several seeds (``model.num_seeds = S > 1``, :mod:`sd_darts.stacked`): inputs carry a leading seed
+dimension, each seed has its own loss (the step minimises their sum, whose gradient w.r.t. seed
+``s``'s parameters is seed ``s``'s own gradient), its own teacher cache rows, its own Adam and
+SGD state (both optimisers are elementwise) and its own gradient-norm clipping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .distill import DIRECTIONS, kd_active, kl_divergence, recording_active
+
+METRICS = ("train_loss", "train_correct", "valid_loss", "valid_correct", "kd_loss", "train_count", "valid_count")
+
+
+@dataclass
+class StepSettings:
+    """The numeric settings of a first-order step; :meth:`from_config` reads them from a
+    :class:`~sd_darts.search.SearchConfig` (defaults: the paper's, Table 1)."""
+
+    method: str = "sd-darts"
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    nesterov: bool = False
+    grad_clip: float = 5.0
+    arch_learning_rate: float = 3e-4
+    arch_weight_decay: float = 1e-3
+    arch_beta1: float = 0.5
+    arch_beta2: float = 0.999
+    arch_eps: float = 1e-8  # torch.optim.Adam's default, as the Architect uses
+    warmup_epochs: int = 25
+    window: int = 2
+    sd_lambda: float = 1.0
+    temperature: float = 1.0
+    kd_direction: str = "student_teacher"
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> StepSettings:
+        names = [f for f in cls.__dataclass_fields__ if f != "arch_eps"]
+        return cls(**{n: getattr(cfg, n) for n in names})
+
+
+class StackedTeacherCache:
+    """Voting-teacher caches of S seeds in two tensors: ``probs`` (S, K, num_samples,
+    num_classes) float32 and ``epochs`` (S, K, num_samples) int64 (-1 = empty), the layout of S
+    :class:`~sd_darts.distill.TeacherCache` s side by side.  :meth:`cache` returns seed ``s``'s
+    :class:`TeacherCache` whose buffers are views into these tensors (for checkpoints,
+    ``coverage`` and the reference code); with ``S = 1`` that is the whole cache."""
+
+    def __init__(self, num_seeds: int, num_samples: int, num_classes: int, window: int, device=None):
+        from .distill import TeacherCache
+
+        self.num_seeds, self.num_samples, self.num_classes, self.window = num_seeds, num_samples, num_classes, window
+        device = torch.device("cpu") if device is None else torch.device(device)
+        self.probs = torch.zeros(num_seeds, window, num_samples, num_classes, device=device)
+        self.epochs = torch.full((num_seeds, window, num_samples), -1, dtype=torch.int64, device=device)
+        self._caches = []
+        for s in range(num_seeds):
+            c = TeacherCache(1, 1, window, device)  # tiny buffers, replaced by views below
+            c.num_samples, c.num_classes = num_samples, num_classes
+            c.probs, c.epochs = self.probs[s], self.epochs[s]
+            self._caches.append(c)
+
+    def cache(self, seed: int = 0):
+        """Seed ``seed``'s :class:`~sd_darts.distill.TeacherCache` (a view, not a copy)."""
+        return self._caches[seed]
+
+    @classmethod
+    def wrap(cls, cache) -> StackedTeacherCache:
+        """A one-seed stacked cache sharing the buffers of an existing ``TeacherCache``."""
+        self = cls.__new__(cls)
+        self.num_seeds, self.num_samples, self.num_classes = 1, cache.num_samples, cache.num_classes
+        self.window = cache.window
+        self.probs, self.epochs = cache.probs.unsqueeze(0), cache.epochs.unsqueeze(0)
+        self._caches = [cache]
+        return self
+
+
+def teacher_lookup(
+    probs: torch.Tensor, epochs: torch.Tensor, indices: torch.Tensor, epoch: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:meth:`TeacherCache.teacher` for S caches with the epoch a device tensor: ``indices``
+    (S, N) -> voting-teacher probabilities (S, N, C) and mask (S, N) (same values)."""
+    S, K, _, C = probs.shape
+    N = indices.shape[1]
+    gather = indices.unsqueeze(1).expand(S, K, N)
+    stored = epochs.gather(2, gather)
+    valid = (stored >= 0) & (stored >= epoch - K) & (stored <= epoch - 1)
+    p = probs.gather(2, gather.unsqueeze(-1).expand(S, K, N, C))
+    total = (p * valid.to(p.dtype).unsqueeze(-1)).sum(1)
+    votes = valid.sum(1)
+    mask = votes > 0
+    mean = total / votes.clamp_min(1).to(p.dtype).unsqueeze(-1)
+    return torch.where(mask.unsqueeze(-1), mean, torch.full((), 1.0 / C, dtype=p.dtype, device=p.device)), mask
+
+
+def teacher_record(
+    probs: torch.Tensor,
+    epochs: torch.Tensor,
+    indices: torch.Tensor,
+    values: torch.Tensor,
+    epoch: torch.Tensor,
+    active: torch.Tensor,
+    seeds: torch.Tensor,
+) -> None:
+    """:meth:`TeacherCache.record` for S caches, written only where ``active`` (a 0-dim bool
+    tensor) holds: slot ``epoch % K`` of the samples ``indices`` (S, N) gets ``values`` (S, N, C)
+    and ``epoch``.  ``seeds`` is ``arange(S)`` on the device."""
+    S, K = epochs.shape[:2]
+    N = indices.shape[1]
+    where = (seeds.view(S, 1).expand(S, N), torch.remainder(epoch, K).expand(S, N), indices)
+    old_p, old_e = probs[where], epochs[where]
+    probs.index_put_(where, torch.where(active, values.detach().to(probs.dtype), old_p))
+    epochs.index_put_(where, torch.where(active, epoch.expand(S, N), old_e))
+
+
+def kd_per_seed(
+    logits: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, temperature: float, direction: str
+) -> torch.Tensor:
+    """:func:`~sd_darts.distill.distillation_loss` of every seed: logits (S, N, C) -> (S,)
+    (the same formula: KL in the paper's direction by default, masked samples count 0, sum
+    divided by the full batch, times T²)."""
+    S, N, C = logits.shape
+    log_s = F.log_softmax(logits.float().reshape(S * N, C) / temperature, dim=-1)
+    t = teacher.detach().float().reshape(S * N, C)
+    if direction == "student_teacher":
+        kl = kl_divergence(None, t, log_p=log_s)
+    else:
+        kl = kl_divergence(t, None, log_q=log_s)
+    kl = torch.where(mask.reshape(-1), kl, torch.zeros((), dtype=kl.dtype, device=kl.device))
+    return kl.view(S, N).sum(1) / max(N, 1) * (temperature**2)
+
+
+@contextlib.contextmanager
+def _frozen(params: Sequence[torch.nn.Parameter]):
+    """Parameters that take no gradient inside the block (no activation is saved for them)."""
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+class FirstOrderStep:
+    """The first-order SD-DARTS step; see the module docstring.
+
+    ``model`` follows the supernet contract (reference or fused, one seed or S); ``cache`` is a
+    :class:`~sd_darts.distill.TeacherCache` (one seed) or a :class:`StackedTeacherCache` (None
+    for ``method="darts"``).  Call :meth:`set_epoch` at the start of every epoch (outside a CUDA
+    graph), then ``step(x, y, idx, xv, yv, iv)`` per batch; metric sums accumulate on the device
+    (:meth:`reset_metrics`, :meth:`read_metrics` — the only host synchronisation, once per epoch).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        settings: StepSettings,
+        cache=None,
+        *,
+        amp: bool = False,
+        compile: str | None = None,
+    ):
+        if settings.kd_direction not in DIRECTIONS:
+            raise ValueError(f"kd_direction must be one of {DIRECTIONS}, got {settings.kd_direction!r}")
+        if compile not in (None, "model", "step"):
+            raise ValueError(f"compile must be None, 'model' or 'step', got {compile!r}")
+        self.model = model
+        self.settings = settings
+        self.num_seeds = int(getattr(model, "num_seeds", 1))
+        self.sd = settings.method == "sd-darts"
+        if self.sd and cache is None:
+            raise ValueError("method sd-darts needs a teacher cache")
+        if cache is not None and not isinstance(cache, StackedTeacherCache):
+            cache = StackedTeacherCache.wrap(cache)
+        self.cache = cache
+        self.alphas = list(model.arch_parameters())
+        named = list(model.named_weights())
+        self.weight_names = [n for n, _ in named]
+        self.weights = [p for _, p in named]
+        dev = self.alphas[0].device
+        self.device = dev
+        f32 = dict(device=dev, dtype=torch.float32)
+        wdt = dict(device=dev, dtype=self.weights[0].dtype)
+        # ---- device-side settings, changed by set_epoch between steps
+        self.lr = torch.zeros((), **wdt)
+        self.epoch = torch.zeros((), dtype=torch.int64, device=dev)
+        self.kd_on = torch.zeros((), **f32)  # 1.0 / 0.0: multiplies λ·KD
+        self.recording = torch.zeros((), dtype=torch.bool, device=dev)
+        self.seeds = torch.arange(self.num_seeds, device=dev)
+        # ---- optimiser state
+        self.adam_step = torch.zeros((), device=dev, dtype=self.alphas[0].dtype)
+        self.exp_avg = [torch.zeros_like(a) for a in self.alphas]
+        self.exp_avg_sq = [torch.zeros_like(a) for a in self.alphas]
+        self.momentum_buffer = [torch.zeros_like(w) for w in self.weights]
+        self.metrics = {k: torch.zeros((), **f32) for k in METRICS}
+        self.amp = amp
+        self._seed_views = None
+        if self.num_seeds > 1:
+            axes = model.seed_axes
+            self._seed_views = [axes[n] for n in self.weight_names]
+        self._forward = model
+        if compile == "model":
+            self._forward = torch.compile(model, dynamic=False)
+        self._step = self._step_impl
+        if compile == "step":
+            self._step = torch.compile(self._step_impl, dynamic=False)
+
+    # ---- between steps (host side, never captured) ------------------------------------------
+    def set_epoch(self, epoch: int, lr: float) -> None:
+        """Epoch index (0-based) and this epoch's weight learning rate; sets the KD and recording
+        switches as :class:`~sd_darts.search.SearchObjective` does."""
+        s = self.settings
+        self.epoch.fill_(int(epoch))
+        self.lr.fill_(float(lr))
+        self.kd_on.fill_(1.0 if self.sd and kd_active(epoch, s.warmup_epochs) else 0.0)
+        self.recording.fill_(bool(self.sd and recording_active(epoch, s.warmup_epochs, s.window)))
+
+    def reset_metrics(self) -> None:
+        for t in self.metrics.values():
+            t.zero_()
+
+    def read_metrics(self) -> dict[str, float]:
+        """The epoch's sums (one host synchronisation): ``train_loss`` (CE·n), ``train_correct``,
+        ``valid_loss`` (the alpha objective·n), ``valid_correct``, ``kd_loss`` (λ-free KD·n of
+        the weight steps), ``train_count``, ``valid_count``; with S seeds, summed over seeds."""
+        values = torch.stack(list(self.metrics.values())).tolist()
+        return dict(zip(self.metrics, values))
+
+    # ---- the step ------------------------------------------------------------------------
+    def __call__(self, x, y, idx, xv, yv, iv) -> None:
+        self._step(x, y, idx, xv, yv, iv)
+
+    def _objective(self, x, y, idx):
+        """(loss summed over seeds, per-seed CE (S,), per-seed KD (S,), logits (S, N, C))."""
+        S = self.num_seeds
+        ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
+        with ctx:
+            logits = self._forward(x)
+        if logits.dtype in (torch.bfloat16, torch.float16):
+            logits = logits.float()
+        if S == 1:
+            logits, y, idx = logits.unsqueeze(0), y.unsqueeze(0), idx.unsqueeze(0)
+        N, C = logits.shape[1], logits.shape[2]
+        ce = F.cross_entropy(logits.reshape(S * N, C), y.reshape(-1), reduction="none").view(S, N).mean(1)
+        if self.sd:
+            s = self.settings
+            teacher, mask = teacher_lookup(self.cache.probs, self.cache.epochs, idx, self.epoch)
+            kd = kd_per_seed(logits, teacher, mask, s.temperature, s.kd_direction)
+            loss = ce + (s.sd_lambda * self.kd_on) * kd
+            probs = F.softmax(logits.detach() / s.temperature, dim=-1)
+            teacher_record(self.cache.probs, self.cache.epochs, idx, probs, self.epoch, self.recording, self.seeds)
+        else:
+            kd, loss = None, ce
+        return loss.sum(), ce, kd, logits.detach(), y
+
+    def _step_impl(self, x, y, idx, xv, yv, iv) -> None:
+        s, m = self.settings, self.metrics
+        # 1. alpha step (validation batch), weights frozen
+        with _frozen(self.weights):
+            loss_v, _, _, logits_v, yv_ = self._objective(xv, yv, iv)
+            grads = torch.autograd.grad(loss_v, self.alphas)
+        n_v = yv_.numel()
+        m["valid_loss"].add_(loss_v.detach() * (n_v / self.num_seeds))
+        m["valid_correct"].add_((logits_v.argmax(-1) == yv_).sum())
+        m["valid_count"].add_(n_v)
+        self._adam(grads)
+        # 2. weight step (training batch), alphas frozen
+        with _frozen(self.alphas):
+            loss, ce, kd, logits, y_ = self._objective(x, y, idx)
+            grads = torch.autograd.grad(loss, self.weights)
+        n = y_.numel()
+        m["train_loss"].add_(ce.detach().sum() * (n / self.num_seeds))
+        m["train_correct"].add_((logits.argmax(-1) == y_).sum())
+        m["train_count"].add_(n)
+        if kd is not None:
+            m["kd_loss"].add_(kd.detach().sum() * self.kd_on * (n / self.num_seeds))
+        grads = list(grads)
+        if s.grad_clip > 0:
+            self._clip(grads)
+        self._sgd(grads)
+
+    @torch.no_grad()
+    def _adam(self, grads) -> None:
+        """``torch.optim.Adam`` (L2 weight decay added to the gradient), step count a tensor."""
+        s = self.settings
+        b1, b2 = s.arch_beta1, s.arch_beta2
+        self.adam_step.add_(1)
+        if s.arch_weight_decay:
+            grads = torch._foreach_add(grads, self.alphas, alpha=s.arch_weight_decay)
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - b1)
+        torch._foreach_mul_(self.exp_avg_sq, b2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1 - b2)
+        bc1 = 1 - torch.pow(b1, self.adam_step)
+        bc2_sqrt = (1 - torch.pow(b2, self.adam_step)).sqrt()
+        step_size = s.arch_learning_rate / bc1
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, bc2_sqrt)
+        torch._foreach_add_(denom, s.arch_eps)
+        update = torch._foreach_div(self.exp_avg, denom)
+        torch._foreach_mul_(update, step_size)
+        torch._foreach_sub_(self.alphas, update)
+
+    @torch.no_grad()
+    def _clip(self, grads) -> None:
+        """``clip_grad_norm_`` (norm 2, ``max_norm / (norm + 1e-6)`` clamped at 1), per seed."""
+        max_norm = self.settings.grad_clip
+        if self._seed_views is None:
+            total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+            torch._foreach_mul_(grads, coef)
+            return
+        views = [g.view(shape) for g, shape in zip(grads, self._seed_views)]
+        per_param = torch.stack([torch.linalg.vector_norm(v, dim=(0, 2)) for v in views])  # (P, S)
+        total = torch.linalg.vector_norm(per_param, dim=0)
+        coef = (max_norm / (total + 1e-6)).clamp(max=1.0).view(1, -1, 1)
+        torch._foreach_mul_(views, [coef] * len(views))
+
+    @torch.no_grad()
+    def _sgd(self, grads) -> None:
+        """``torch.optim.SGD`` (weight decay, momentum, optional Nesterov), learning rate a tensor;
+        the momentum buffers start at zero, which equals SGD's first-step copy exactly."""
+        s = self.settings
+        if s.weight_decay:
+            grads = torch._foreach_add(grads, self.weights, alpha=s.weight_decay)
+        if s.momentum:
+            torch._foreach_mul_(self.momentum_buffer, s.momentum)
+            torch._foreach_add_(self.momentum_buffer, grads)
+            if s.nesterov:
+                grads = torch._foreach_add(grads, self.momentum_buffer, alpha=s.momentum)
+            else:
+                grads = self.momentum_buffer
+        torch._foreach_add_(self.weights, torch._foreach_mul(grads, -self.lr))
+
+    # ---- checkpoints -----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Optimiser state (exact resume at an epoch boundary, together with the model's
+        ``state_dict``, the teacher cache and the epoch): Adam's step count and moments, SGD's
+        momentum buffers, by parameter name."""
+        return {
+            "adam_step": self.adam_step.detach().clone(),
+            "exp_avg": [t.detach().clone() for t in self.exp_avg],
+            "exp_avg_sq": [t.detach().clone() for t in self.exp_avg_sq],
+            "momentum_buffer": {n: b.detach().clone() for n, b in zip(self.weight_names, self.momentum_buffer)},
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.adam_step.copy_(state["adam_step"])
+        for dst, src in zip(self.exp_avg + self.exp_avg_sq, list(state["exp_avg"]) + list(state["exp_avg_sq"])):
+            dst.copy_(src)
+        for n, b in zip(self.weight_names, self.momentum_buffer):
+            b.copy_(state["momentum_buffer"][n])
+
+
+class GraphedStep:
+    """Replays a :class:`FirstOrderStep` captured whole in one CUDA graph.
+
+    The first ``warmup`` calls run eagerly on a side stream (they are real steps: CUDA graphs
+    need warmed-up allocators and cuDNN plans), the next call captures the step into a graph
+    with static input buffers, and every later call copies its batch into those buffers and
+    replays the graph.  A batch of another shape (a ragged last batch, when the data is not
+    dropped) runs eagerly: same math, just not captured.  CUDA only.
+    """
+
+    def __init__(self, step: FirstOrderStep, warmup: int = 3):
+        if step.device.type != "cuda":
+            raise ValueError("GraphedStep needs a CUDA device")
+        self.step, self.warmup, self.calls = step, warmup, 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static: tuple[torch.Tensor, ...] | None = None
+
+    def __call__(self, *batch: torch.Tensor) -> None:
+        shapes = tuple(t.shape for t in batch)
+        if self.graph is not None and shapes != tuple(t.shape for t in self.static):
+            self.step(*batch)
+            return
+        if self.graph is None and self.calls < self.warmup:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self.step(*batch)
+            torch.cuda.current_stream().wait_stream(side)
+            self.calls += 1
+            return
+        if self.graph is None:
+            self.static = tuple(t.clone() for t in batch)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.step(*self.static)
+        for dst, src in zip(self.static, batch):
+            dst.copy_(src, non_blocking=True)
+        self.graph.replay()
+        self.calls += 1
+
+
+def configure_backends(device: torch.device, cudnn_benchmark: bool = True) -> None:
+    """Speed options of the search on CUDA: ``cudnn.benchmark`` (static shapes make it pay)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
+
+
+__all__ = [
+    "StepSettings",
+    "StackedTeacherCache",
+    "FirstOrderStep",
+    "GraphedStep",
+    "teacher_lookup",
+    "teacher_record",
+    "kd_per_seed",
+    "configure_backends",
+    "METRICS",
+]

@@ -1,0 +1,733 @@
+"""The DARTS search supernet with fewer, bigger kernels (issue 11); the same function as
+:class:`~sd_darts.spaces.darts.DartsSupernet`.
+
+The reference supernet runs the 8 candidate ops of each of the 14 edges of a cell one after the
+other.  This module computes the same function (DARTS Eq. 2: every edge is the softmax(alpha)
+weighted sum of its ops, every node the sum of its incoming edges) in ``steps`` *rounds* per
+cell, one per node that has outgoing edges: round 0 reads both cell inputs (2 x 4 edges), round
+``r >= 1`` reads node ``r - 1`` (``steps - r`` edges).  Within a round every op type runs once
+for all the round's edges (docs/speed.md has the full account):
+
+* one ReLU of the round's input, shared by every op that starts with it (sep/dil convolutions
+  and the factorized reduce of a stride-2 ``skip_connect``);
+* the first depthwise convolutions of ``sep_conv_3x3``, ``sep_conv_5x5`` and ``dil_conv_3x3``
+  of all the edges are ONE grouped 5x5 convolution (each 3x3 kernel embedded in a 5x5 one: in the
+  middle for ``sep_conv_3x3``, on the even taps for the dilation-2 ``dil_conv_3x3``; the other
+  taps are held at exactly zero, :data:`TAP_MASKS`), ``dil_conv_5x5`` one dilated grouped
+  convolution; the pointwise convolutions of all the (op, edge) pairs one grouped 1x1
+  convolution; the second stage of the separable convolutions one 5x5 depthwise and one grouped
+  1x1 convolution;
+* one BatchNorm call for all the final outputs of the convolution ops, with the edge weight
+  ``w[e, o]`` as the per-channel BN scale (exactly ``w * BN(x)``), so that the weighted sum
+  over (op, source) is one reduction;
+* pooling and its BN (affine=False) have no parameters, so ``max_pool_3x3``, ``avg_pool_3x3``
+  and the stride-1 ``skip_connect`` are computed once per input and shared by all the edges
+  that read it; their weighted sum over (op, source) for every edge is one matrix product;
+* ``none`` is never computed (its alpha still takes part in the softmax).
+
+Memory layout: every activation is ``channels_last`` (oneDNN and cuDNN run grouped convolutions
+fastest in it); channels of a round are ordered (op, edge, source, seed, c).  Several
+independent supernets ("seeds") can live in one model (``num_seeds = S``): every convolution is
+grouped by seed, so S seeds cost the same number of operator calls as one
+(:mod:`sd_darts.stacked`).
+
+Running statistics: every BN that tracks running statistics in the reference
+(``BatchNorm2d(affine=False)`` does) tracks the same ones here, updated inside the same BN call,
+so ``model.eval()`` means what it means for the reference (BN normalises with the running
+statistics).  The pooling BNs of the edges that read the same input see identical batches in the
+reference, so their running statistics are identical and are stored once here.
+
+Conversion from and to the reference layout, exact: :meth:`FusedDartsSupernet.from_reference`,
+:meth:`~FusedDartsSupernet.load_reference_state_dict`,
+:meth:`~FusedDartsSupernet.reference_state_dict` (tests/test_fused_darts.py checks logits, losses,
+gradients and optimiser trajectories against the reference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..genotypes import PRIMITIVES, Genotype, derive_genotype
+from .darts import DartsSupernet, num_edges
+
+#: Conv ops whose first depthwise convolution runs as one masked 5x5 kernel, in this order.
+UNION_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3")
+SEP_OPS = ("sep_conv_3x3", "sep_conv_5x5")
+#: Order of the conv ops inside a round: separable first (they have a second stage).
+CONV_ORDER = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+POOL_OPS = ("max_pool_3x3", "avg_pool_3x3")
+BN_MOMENTUM = 0.1  # nn.BatchNorm2d's defaults, as in the reference
+BN_EPS = 1e-5
+CL = torch.channels_last
+
+
+def _tap_mask(op: str) -> torch.Tensor:
+    """Where the kernel of ``op`` sits in the 5x5 union kernel (1 = a real tap)."""
+    m = torch.zeros(5, 5)
+    if op == "sep_conv_3x3":
+        m[1:4, 1:4] = 1
+    elif op == "sep_conv_5x5":
+        m[:, :] = 1
+    elif op == "dil_conv_3x3":
+        m[::2, ::2] = 1
+    else:
+        raise ValueError(op)
+    return m
+
+
+#: 5x5 tap masks of the ops embedded in a union kernel.
+TAP_MASKS = {op: _tap_mask(op) for op in UNION_OPS}
+
+
+def _embed(op: str, kernel: torch.Tensor) -> torch.Tensor:
+    """A reference depthwise kernel (C, 1, k, k) placed in the 5x5 union kernel (C, 5, 5)."""
+    k = kernel[:, 0]
+    out = kernel.new_zeros(k.shape[0], 5, 5)
+    if op == "sep_conv_3x3":
+        out[:, 1:4, 1:4] = k
+    elif op == "sep_conv_5x5":
+        out[:, :, :] = k
+    else:  # dil_conv_3x3: dilation 2 -> the even taps
+        out[:, ::2, ::2] = k
+    return out
+
+
+def _extract(op: str, union: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`_embed`: (C, 5, 5) -> (C, 1, k, k)."""
+    if op == "sep_conv_3x3":
+        k = union[:, 1:4, 1:4]
+    elif op == "sep_conv_5x5":
+        k = union
+    else:
+        k = union[:, ::2, ::2]
+    return k.unsqueeze(1).clone()
+
+
+def _mask_hook(module: nn.Module, mask_name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        return grad * getattr(module, mask_name)
+
+    return hook
+
+
+def _nhwc(t: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) channels_last -> its (N, H, W, C) contiguous view."""
+    return t.permute(0, 2, 3, 1)
+
+
+def _nchw(t: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, C) contiguous -> the (N, C, H, W) channels_last view that convolutions take."""
+    return t.permute(0, 3, 1, 2)
+
+
+def _ceil_half(n: int) -> int:
+    return -(-n // 2)
+
+
+SEED = object()  # placeholder for the seed index in a slot's index tuple
+
+
+def _slot(shape: tuple[int, ...], *index) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """``view(t, s)`` = ``t.view(shape)[index]`` with :data:`SEED` replaced by ``s``."""
+
+    def view(t: torch.Tensor, s: int) -> torch.Tensor:
+        return t.view(shape)[tuple(s if i is SEED else i for i in index)]
+
+    return view
+
+
+class FusedRound(nn.Module):
+    """All the edges that leave the same node(s) of a search cell, one call per op type.
+
+    ``num_sources`` cell states (Src: 2 for round 0, 1 otherwise), each with the same
+    ``num_out`` (E) outgoing edges to consecutive nodes; ``stride`` 2 only for the edges that
+    leave the inputs of a reduction cell.  ``edge_rows[j, e]`` is the alpha row of the edge from
+    source ``j`` to its ``e``-th destination.  Input (N, Src·S·C, H, W) channels_last, channels
+    ordered (source, seed, c); output (N, E, S·C, H'·W'): for every outgoing edge and seed, the
+    edge's mixed op summed over the sources (the round's contribution to each destination node).
+    """
+
+    def __init__(
+        self,
+        C: int,
+        num_sources: int,
+        num_out: int,
+        stride: int,
+        edge_rows: torch.Tensor,
+        primitives: Sequence[str],
+        num_seeds: int,
+    ):
+        super().__init__()
+        S, Src, E = num_seeds, num_sources, num_out
+        self.C, self.Src, self.E, self.stride, self.S = C, Src, E, stride, S
+        prims = tuple(primitives)
+        self.primitives = prims
+        self.union_ops = tuple(op for op in UNION_OPS if op in prims)
+        self.has_dil5 = "dil_conv_5x5" in prims
+        self.conv_ops = tuple(op for op in CONV_ORDER if op in prims)
+        self.sep_ops = tuple(op for op in SEP_OPS if op in prims)
+        self.pool_ops = tuple(op for op in POOL_OPS if op in prims)
+        self.identity = "skip_connect" in prims and stride == 1
+        self.reduce_skip = "skip_connect" in prims and stride == 2
+        self.pf_ops = self.pool_ops + (("skip_connect",) if self.identity else ())
+        self.register_buffer("edge_rows", edge_rows.clone(), persistent=False)
+        #: parameter name -> (before, S, after): the view that puts the seed on axis 1.
+        self.seed_axes: dict[str, tuple[int, int, int]] = {}
+        U, NC, n_sep = len(self.union_ops), len(self.conv_ops), len(self.sep_ops)
+        if U:
+            self.dw5 = self._param("dw5", (Src * S * C * U * E, 1, 5, 5), Src)
+            mask = torch.stack([TAP_MASKS[op] for op in self.union_ops]).view(1, 1, 1, U, 1, 5, 5)
+            mask = mask.expand(Src, S, C, U, E, 5, 5).reshape(-1, 1, 5, 5).clone()
+            self.register_buffer("dw5_mask", mask, persistent=False)
+            self.dw5.register_hook(_mask_hook(self, "dw5_mask"))
+        if self.has_dil5:
+            self.dwd5 = self._param("dwd5", (Src * S * C * E, 1, 5, 5), Src)
+        if NC:
+            self.pw1 = self._param("pw1", (NC * E * Src * S * C, C, 1, 1), NC * E * Src)
+            self.register_buffer("bn2_mean", torch.zeros(NC * E * Src * S * C))
+            self.register_buffer("bn2_var", torch.ones(NC * E * Src * S * C))
+        if n_sep:
+            self.register_buffer("bn1_mean", torch.zeros(n_sep * E * Src * S * C))
+            self.register_buffer("bn1_var", torch.ones(n_sep * E * Src * S * C))
+            self.dw2 = self._param("dw2", (n_sep * E * Src * S * C, 1, 5, 5), n_sep * E * Src)
+            mask2 = torch.stack([TAP_MASKS[op] for op in self.sep_ops]).view(n_sep, 1, 1, 1, 1, 5, 5)
+            mask2 = mask2.expand(n_sep, E, Src, S, C, 5, 5).reshape(-1, 1, 5, 5).clone()
+            self.register_buffer("dw2_mask", mask2, persistent=False)
+            self.dw2.register_hook(_mask_hook(self, "dw2_mask"))
+            self.pw2 = self._param("pw2", (n_sep * E * Src * S * C, C, 1, 1), n_sep * E * Src)
+        for op in self.pool_ops:
+            self.register_buffer(f"{op}_mean", torch.zeros(Src * S * C))
+            self.register_buffer(f"{op}_var", torch.ones(Src * S * C))
+        if self.reduce_skip:
+            c1 = C // 2
+            self.fr1 = self._param("fr1", (Src * S * E * c1, C, 1, 1), Src)
+            self.fr2 = self._param("fr2", (Src * S * E * (C - c1), C, 1, 1), Src)
+            self.register_buffer("fr_mean", torch.zeros(E * Src * S * C))
+            self.register_buffer("fr_var", torch.ones(E * Src * S * C))
+
+    def _param(self, name: str, shape: tuple[int, ...], before: int) -> nn.Parameter:
+        numel = 1
+        for n in shape:
+            numel *= n
+        self.seed_axes[name] = (before, self.S, numel // (before * self.S))
+        return nn.Parameter(torch.zeros(shape))
+
+    # ---- edge weights ------------------------------------------------------------------
+    def weight_index(self, n_edges: int) -> list[tuple[str, torch.Tensor]]:
+        """Where this round's edge weights sit in the padded flat weights (S·n_edges·n_prims
+        softmax values then one 1.0): ``[(name, flat index)]`` for the BN scale of the conv ops
+        (``bn2``), the matrix of the parameter-free ops (``pf``, (S, E, P·Src)) and the BN scale
+        of the stride-2 skip (``fr``)."""
+        S, Src, E, C = self.S, self.Src, self.E, self.C
+        col = {p: i for i, p in enumerate(self.primitives)}
+        n_prims = len(self.primitives)
+        seeds = torch.arange(S).view(S, 1, 1)
+        base = (seeds * n_edges + self.edge_rows.t().reshape(1, E, Src)) * n_prims  # (S, E, Src)
+        out = []
+        if self.conv_ops:
+            cols = torch.tensor([col[op] for op in self.conv_ops]).view(-1, 1, 1, 1)
+            idx = base.permute(1, 2, 0).unsqueeze(0) + cols  # (NC, E, Src, S)
+            out.append(("bn2", idx.unsqueeze(-1).expand(-1, -1, -1, -1, C).reshape(-1)))
+        if self.pf_ops:
+            cols = torch.tensor([col[op] for op in self.pf_ops]).view(1, 1, -1, 1)
+            idx = base.unsqueeze(2) + cols  # (S, E, P, Src)
+            out.append(("pf", idx.reshape(-1)))
+        if self.reduce_skip:
+            idx = base.permute(1, 2, 0) + col["skip_connect"]  # (E, Src, S)
+            out.append(("fr", idx.unsqueeze(-1).expand(-1, -1, -1, C).reshape(-1)))
+        return out
+
+    # ---- forward -----------------------------------------------------------------------
+    def _weight(self, name: str) -> torch.Tensor:
+        """A union kernel.  The parameter is kept exactly zero on the masked taps by a gradient
+        hook; a replacement (``torch.func.functional_call``, e.g. the second-order architect's
+        unrolled weights) is masked here."""
+        w = getattr(self, name)
+        if w is not self._parameters[name]:
+            w = w * getattr(self, name + "_mask")
+        return w
+
+    def forward(self, x: torch.Tensor, w: dict[str, torch.Tensor]) -> torch.Tensor:
+        N, _, H, W = x.shape
+        S, Src, E, C, st = self.S, self.Src, self.E, self.C, self.stride
+        Ho, Wo = (H, W) if st == 1 else (_ceil_half(H), _ceil_half(W))
+        HW = Ho * Wo
+        training = self.training
+        out = None
+        if self.conv_ops or self.reduce_skip:
+            r = F.relu(x)
+        if self.conv_ops:
+            U, NC, n_sep = len(self.union_ops), len(self.conv_ops), len(self.sep_ops)
+            stage1 = []  # (N, H', W', op, E, Src, S, C) views
+            if U:
+                a = F.conv2d(r, self._weight("dw5"), stride=st, padding=2, groups=Src * S * C)
+                stage1.append(_nhwc(a).view(N, Ho, Wo, Src, S, C, U, E).permute(0, 1, 2, 6, 7, 3, 4, 5))
+            if self.has_dil5:
+                b = F.conv2d(r, self.dwd5, stride=st, padding=4, dilation=2, groups=Src * S * C)
+                stage1.append(_nhwc(b).view(N, Ho, Wo, Src, S, C, 1, E).permute(0, 1, 2, 6, 7, 3, 4, 5))
+            h = torch.cat(stage1, 3) if len(stage1) > 1 else stage1[0].contiguous()
+            h = F.conv2d(_nchw(h.view(N, Ho, Wo, -1)), self.pw1, groups=NC * E * Src * S)
+            if n_sep:
+                k = n_sep * E * Src * S * C
+                sep, dil = (h, None) if n_sep == NC else h.split([k, h.shape[1] - k], 1)
+                sep = F.batch_norm(sep, self.bn1_mean, self.bn1_var, None, None, training, BN_MOMENTUM, BN_EPS)
+                sep = F.conv2d(F.relu(sep), self._weight("dw2"), padding=2, groups=k)
+                sep = F.conv2d(sep, self.pw2, groups=n_sep * E * Src * S)
+                h = sep if dil is None else torch.cat([sep, dil], 1)
+            h = F.batch_norm(h, self.bn2_mean, self.bn2_var, w["bn2"], None, training, BN_MOMENTUM, BN_EPS)
+            out = h.view(N, NC, E, Src, S * C, HW).sum((1, 3))
+        if self.pf_ops:
+            pf = []  # (N, Src, S, C, H'W') views
+            for op in self.pool_ops:
+                if op == "max_pool_3x3":
+                    p = F.max_pool2d(x, 3, st, 1)
+                else:
+                    p = F.avg_pool2d(x, 3, st, 1, count_include_pad=False)
+                p = F.batch_norm(
+                    p,
+                    getattr(self, f"{op}_mean"),
+                    getattr(self, f"{op}_var"),
+                    None,
+                    None,
+                    training,
+                    BN_MOMENTUM,
+                    BN_EPS,
+                )
+                pf.append(p.view(N, Src, S, C, HW))
+            if self.identity:
+                pf.append(x.view(N, Src, S, C, HW))
+            # The weighted sum over (op, source) of every edge is a 1x1 convolution over the
+            # stacked (op, source) planes: (S·E) outputs of K = P·Src inputs per seed.
+            K = len(pf) * Src
+            if S == 1:
+                q = torch.stack(pf, 1).view(N, K, C * HW, 1)
+                o = F.conv2d(q, w["pf"].view(E, K, 1, 1)).view(N, E, C, HW)
+            else:
+                q = torch.stack([t.transpose(1, 2) for t in pf], 2).view(N, S * K, C * HW, 1)
+                o = F.conv2d(q, w["pf"].view(S * E, K, 1, 1), groups=S)
+                o = o.view(N, S, E, C * HW).transpose(1, 2).reshape(N, E, S * C, HW)
+            out = o if out is None else out + o
+        if self.reduce_skip:
+            c1 = C // 2
+            a = F.conv2d(r, self.fr1, stride=2, groups=Src * S)
+            b = F.conv2d(F.pad(r, (-1, 1, -1, 1)).contiguous(memory_format=CL), self.fr2, stride=2, groups=Src * S)
+            f = torch.cat(
+                [
+                    _nhwc(a).view(N, Ho, Wo, Src, S, E, c1).permute(0, 1, 2, 5, 3, 4, 6),
+                    _nhwc(b).view(N, Ho, Wo, Src, S, E, C - c1).permute(0, 1, 2, 5, 3, 4, 6),
+                ],
+                6,
+            )  # (N, H', W', E, Src, S, C)
+            f = F.batch_norm(
+                _nchw(f.view(N, Ho, Wo, -1)), self.fr_mean, self.fr_var, w["fr"], None, training, BN_MOMENTUM, BN_EPS
+            )
+            f = f.view(N, E, Src, S * C, HW).sum(2)
+            out = f if out is None else out + f
+        return out
+
+    # ---- reference layout ----------------------------------------------------------------
+    def reference_slots(self, ref_prefix: str, prefix: str, col: dict[str, int]):
+        """``(reference name, fused name, view(t, seed), kind)`` for every tensor of this round."""
+        S, Src, E, C = self.S, self.Src, self.E, self.C
+        U, NC, n_sep = len(self.union_ops), len(self.conv_ops), len(self.sep_ops)
+        for j in range(Src):
+            for e in range(E):
+                ep = f"{ref_prefix}_ops.{int(self.edge_rows[j, e])}._ops."
+                for u, op in enumerate(self.union_ops):
+                    ref = f"{ep}{col[op]}.op.0.op.1.weight" if op in SEP_OPS else f"{ep}{col[op]}.op.1.weight"
+                    yield ref, prefix + "dw5", _slot((Src, S, C, U, E, 5, 5), j, SEED, slice(None), u, e), op
+                if self.has_dil5:
+                    yield (
+                        f"{ep}{col['dil_conv_5x5']}.op.1.weight",
+                        prefix + "dwd5",
+                        _slot((Src, S, C, E, 1, 5, 5), j, SEED, slice(None), e),
+                        None,
+                    )
+                for o, op in enumerate(self.conv_ops):
+                    sep = op in SEP_OPS
+                    first = f"{ep}{col[op]}.op.0.op." if sep else f"{ep}{col[op]}.op."
+                    last = f"{ep}{col[op]}.op.1.op." if sep else first
+                    yield first + "2.weight", prefix + "pw1", _slot((NC, E, Src, S, C, C, 1, 1), o, e, j, SEED), None
+                    for stat, name in (("running_mean", "bn2_mean"), ("running_var", "bn2_var")):
+                        yield last + "3." + stat, prefix + name, _slot((NC, E, Src, S, C), o, e, j, SEED), None
+                for o, op in enumerate(self.sep_ops):
+                    first, second = f"{ep}{col[op]}.op.0.op.", f"{ep}{col[op]}.op.1.op."
+                    for stat, name in (("running_mean", "bn1_mean"), ("running_var", "bn1_var")):
+                        yield first + "3." + stat, prefix + name, _slot((n_sep, E, Src, S, C), o, e, j, SEED), None
+                    yield second + "1.weight", prefix + "dw2", _slot((n_sep, E, Src, S, C, 5, 5), o, e, j, SEED), op
+                    yield (
+                        second + "2.weight",
+                        prefix + "pw2",
+                        _slot((n_sep, E, Src, S, C, C, 1, 1), o, e, j, SEED),
+                        None,
+                    )
+                for op in self.pool_ops:
+                    for stat, suffix in (("running_mean", "_mean"), ("running_var", "_var")):
+                        yield f"{ep}{col[op]}.1.{stat}", prefix + op + suffix, _slot((Src, S, C), j, SEED), "shared"
+                if self.reduce_skip:
+                    k, c1 = col["skip_connect"], C // 2
+                    yield f"{ep}{k}.conv_1.weight", prefix + "fr1", _slot((Src, S, E, c1, C, 1, 1), j, SEED, e), None
+                    yield (
+                        f"{ep}{k}.conv_2.weight",
+                        prefix + "fr2",
+                        _slot((Src, S, E, C - c1, C, 1, 1), j, SEED, e),
+                        None,
+                    )
+                    for stat, name in (("running_mean", "fr_mean"), ("running_var", "fr_var")):
+                        yield f"{ep}{k}.bn.{stat}", prefix + name, _slot((E, Src, S, C), e, j, SEED), None
+
+
+class FusedCell(nn.Module):
+    """A DARTS search cell (the topology of :class:`~sd_darts.spaces.darts.SearchCell`) as
+    ``steps`` :class:`FusedRound` s; both input preprocessings share one BN call."""
+
+    def __init__(self, steps, multiplier, C_prev_prev, C_prev, C, reduction, reduction_prev, primitives, num_seeds):
+        super().__init__()
+        S = num_seeds
+        self.S, self.C, self.steps, self.multiplier = S, C, steps, multiplier
+        self.reduction, self.reduction_prev = reduction, reduction_prev
+        self.seed_axes: dict[str, tuple[int, int, int]] = {}
+        if reduction_prev:
+            c1 = C // 2
+            self.pre0a = self._param("pre0a", (S * c1, C_prev_prev, 1, 1))
+            self.pre0b = self._param("pre0b", (S * (C - c1), C_prev_prev, 1, 1))
+        else:
+            self.pre0 = self._param("pre0", (S * C, C_prev_prev, 1, 1))
+        self.pre1 = self._param("pre1", (S * C, C_prev, 1, 1))
+        self.register_buffer("pre_mean", torch.zeros(2 * S * C))
+        self.register_buffer("pre_var", torch.ones(2 * S * C))
+        self.rounds = nn.ModuleList()
+        first_row = [sum(2 + k for k in range(i)) for i in range(steps)]  # alpha row of (node i, input 0)
+        for r in range(steps):
+            sources = (0, 1) if r == 0 else (r + 1,)
+            rows = torch.tensor([[first_row[i] + j for i in range(r, steps)] for j in sources])
+            stride = 2 if reduction and r == 0 else 1
+            self.rounds.append(FusedRound(C, len(sources), steps - r, stride, rows, primitives, S))
+        n_e = num_edges(steps)
+        index, self._split = [], []  # the cell's edge weights: one gather, then split per round
+        for rnd in self.rounds:
+            parts = rnd.weight_index(n_e)
+            self._split.append([name for name, _ in parts])
+            index.extend(idx for _, idx in parts)
+        self._sizes = [int(i.numel()) for i in index]
+        self.register_buffer(
+            "weight_index", torch.cat(index) if index else torch.zeros(0, dtype=torch.long), persistent=False
+        )
+
+    def _param(self, name: str, shape: tuple[int, ...]) -> nn.Parameter:
+        numel = 1
+        for n in shape:
+            numel *= n
+        self.seed_axes[name] = (1, self.S, numel // self.S)
+        return nn.Parameter(torch.zeros(shape))
+
+    def round_weights(self, wpad: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """The edge weights of every round, gathered from ``wpad`` in one call."""
+        chunks = iter(wpad.index_select(0, self.weight_index).split(self._sizes))
+        return [{name: next(chunks) for name in names} for names in self._split]
+
+    def forward(self, r0: torch.Tensor, r1: torch.Tensor, weights: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """``r0``/``r1``: the ReLUs of the two cell inputs (computed once per tensor and shared
+        with the other cell that reads it), channels_last; ``weights``: :meth:`round_weights`.
+        Returns the cell output (N, S·multiplier·C, H, W), contiguous (NCHW)."""
+        S, C = self.S, self.C
+        N, _, H, W = r1.shape
+        p1 = F.conv2d(r1, self.pre1, groups=S)
+        if self.reduction_prev:
+            a = F.conv2d(r0, self.pre0a, stride=2, groups=S)
+            b = F.conv2d(F.pad(r0, (-1, 1, -1, 1)).contiguous(memory_format=CL), self.pre0b, stride=2, groups=S)
+            if S == 1:
+                x = torch.cat([a, b, p1], 1)
+            else:  # (source, seed, c) with source 0 = the two halves of the factorized reduce
+                fr = torch.cat([_nhwc(a).view(N, H, W, S, -1), _nhwc(b).view(N, H, W, S, -1)], 4)
+                x = _nchw(torch.cat([fr.view(N, H, W, S * C), _nhwc(p1)], 3))
+        else:
+            x = torch.cat([F.conv2d(r0, self.pre0, groups=S), p1], 1)
+        x = F.batch_norm(x, self.pre_mean, self.pre_var, None, None, self.training, BN_MOMENTUM, BN_EPS)
+        nodes, rest = [], None
+        for r, rnd in enumerate(self.rounds):
+            acc = rnd(x, weights[r])  # (N, E, S·C, H'W'): the round's part of nodes r, r+1, ...
+            if rest is not None:
+                acc = rest + acc
+            if r == 0:
+                H, W = (H, W) if rnd.stride == 1 else (_ceil_half(H), _ceil_half(W))
+            if r + 1 < self.steps:
+                node, rest = acc.split([1, rnd.E - 1], 1)  # node r is complete
+                x = node.view(N, S * C, H, W).contiguous(memory_format=CL)
+            else:
+                node = acc
+            nodes.append(node)  # (N, 1, S·C, H'W')
+        kept = nodes[-self.multiplier :]
+        if S == 1:
+            return torch.cat(kept, 1).view(N, -1, H, W)
+        return torch.stack([n.view(N, S, C, H * W) for n in kept], 2).view(N, -1, H, W)
+
+    def reference_slots(self, ref_prefix: str, prefix: str, col: dict[str, int]):
+        S, C = self.S, self.C
+        if self.reduction_prev:
+            c1 = C // 2
+            yield ref_prefix + "preprocess0.conv_1.weight", prefix + "pre0a", _slot((S, c1, -1, 1, 1), SEED), None
+            yield ref_prefix + "preprocess0.conv_2.weight", prefix + "pre0b", _slot((S, C - c1, -1, 1, 1), SEED), None
+            bn0 = "preprocess0.bn."
+        else:
+            yield ref_prefix + "preprocess0.op.1.weight", prefix + "pre0", _slot((S, C, -1, 1, 1), SEED), None
+            bn0 = "preprocess0.op.2."
+        yield ref_prefix + "preprocess1.op.1.weight", prefix + "pre1", _slot((S, C, -1, 1, 1), SEED), None
+        for src, bn in ((0, bn0), (1, "preprocess1.op.2.")):
+            for stat, name in (("running_mean", "pre_mean"), ("running_var", "pre_var")):
+                yield ref_prefix + bn + stat, prefix + name, _slot((2, S, C), src, SEED), None
+        for r, rnd in enumerate(self.rounds):
+            yield from rnd.reference_slots(ref_prefix, f"{prefix}rounds.{r}.", col)
+
+
+class FusedDartsSupernet(nn.Module):
+    """Fused DARTS search supernet: the function, parameters (in another layout) and supernet
+    contract of :class:`~sd_darts.spaces.darts.DartsSupernet`.
+
+    ``num_seeds = 1`` (the default) follows the supernet contract exactly: ``forward(x)`` takes
+    (N, 3, H, W) and returns (N, num_classes); ``alphas_normal``/``alphas_reduce`` are (14, 8).
+    With ``num_seeds = S > 1`` (:mod:`sd_darts.stacked`) ``forward`` takes (S, N, 3, H, W) (seed
+    ``s`` its own batch) and returns (S, N, num_classes), the alphas are (S, 14, 8) and
+    :meth:`genotype` returns one genotype per seed.  ``seed_axes[name]`` gives, for every
+    parameter, the view ``(before, S, after)`` that puts the seed on axis 1 (per-seed gradient
+    clipping).
+
+    Build one from a reference supernet (same initialisation as the reference for the same
+    seed): :meth:`from_reference`, or ``get_space("darts").build(..., impl="fused")``.
+    """
+
+    def __init__(
+        self,
+        C: int,
+        num_classes: int,
+        layers: int,
+        steps: int = 4,
+        multiplier: int = 4,
+        stem_multiplier: int = 3,
+        in_channels: int = 3,
+        primitives: Sequence[str] = PRIMITIVES,
+        num_seeds: int = 1,
+    ):
+        super().__init__()
+        unknown = [p for p in primitives if p not in PRIMITIVES]
+        if unknown or len(set(primitives)) != len(primitives) or not [p for p in primitives if p != "none"]:
+            raise ValueError(
+                f"primitives must be distinct DARTS ops with at least one besides none, got {list(primitives)}"
+            )
+        if min(C, layers, num_classes, num_seeds) < 1:
+            raise ValueError(
+                f"C, layers, num_classes and num_seeds must be positive, got {C}, {layers}, {num_classes}, {num_seeds}"
+            )
+        if not 1 <= multiplier <= steps:
+            raise ValueError(f"multiplier must be in 1..steps={steps}, got {multiplier}")
+        S = num_seeds
+        self.primitives = tuple(primitives)
+        self.C, self.num_classes, self.layers, self.num_seeds = C, num_classes, layers, S
+        self.steps, self.multiplier = steps, multiplier
+        self.stem_multiplier, self.in_channels = stem_multiplier, in_channels
+        C_stem = stem_multiplier * C
+        self.stem_weight = nn.Parameter(torch.zeros(S * C_stem, in_channels, 3, 3))
+        self.stem_bn_weight = nn.Parameter(torch.ones(S * C_stem))
+        self.stem_bn_bias = nn.Parameter(torch.zeros(S * C_stem))
+        self.register_buffer("stem_mean", torch.zeros(S * C_stem))
+        self.register_buffer("stem_var", torch.ones(S * C_stem))
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+        self.reduction_layers = (layers // 3, 2 * layers // 3)
+        self.cells = nn.ModuleList()
+        C_prev_prev, C_prev, C_curr, reduction_prev = C_stem, C_stem, C, False
+        for i in range(layers):
+            reduction = i in self.reduction_layers
+            if reduction:
+                C_curr *= 2
+            self.cells.append(
+                FusedCell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev, self.primitives, S)
+            )
+            reduction_prev = reduction
+            C_prev_prev, C_prev = C_prev, multiplier * C_curr
+        self.C_final = C_prev
+        lead = (S,) if S > 1 else ()
+        self.classifier_weight = nn.Parameter(torch.zeros(*lead, num_classes, C_prev))
+        self.classifier_bias = nn.Parameter(torch.zeros(*lead, num_classes))
+        shape = (*lead, num_edges(steps), len(self.primitives))
+        self.alphas_normal = nn.Parameter(torch.zeros(shape))
+        self.alphas_reduce = nn.Parameter(torch.zeros(shape))
+        self.seed_axes = {
+            name: (1, S, p.numel() // S)
+            for name, p in (
+                ("stem_weight", self.stem_weight),
+                ("stem_bn_weight", self.stem_bn_weight),
+                ("stem_bn_bias", self.stem_bn_bias),
+                ("classifier_weight", self.classifier_weight),
+                ("classifier_bias", self.classifier_bias),
+                ("alphas_normal", self.alphas_normal),
+                ("alphas_reduce", self.alphas_reduce),
+            )
+        }
+        for k, cell in enumerate(self.cells):
+            self.seed_axes.update({f"cells.{k}.{n}": v for n, v in cell.seed_axes.items()})
+            for r, rnd in enumerate(cell.rounds):
+                self.seed_axes.update({f"cells.{k}.rounds.{r}.{n}": v for n, v in rnd.seed_axes.items()})
+
+    # ---- conversion from / to the reference ----------------------------------------------
+    @classmethod
+    def from_reference(cls, refs: DartsSupernet | Sequence[DartsSupernet]) -> FusedDartsSupernet:
+        """The fused model holding the weights, alphas and BN statistics of ``refs`` (one
+        reference supernet, or one per seed, all with the same arguments), on their device and
+        in their dtype."""
+        refs = [refs] if isinstance(refs, DartsSupernet) else list(refs)
+        r = refs[0]
+        model = cls(
+            r.C,
+            r.num_classes,
+            r.layers,
+            steps=r.steps,
+            multiplier=r.multiplier,
+            stem_multiplier=r.stem[0].out_channels // r.C,
+            in_channels=r.stem[0].in_channels,
+            primitives=r.primitives,
+            num_seeds=len(refs),
+        )
+        model.to(device=r.alphas_normal.device, dtype=r.alphas_normal.dtype)
+        for s, ref in enumerate(refs):
+            model.load_reference_state_dict(ref.state_dict(), seed=s)
+        return model
+
+    def reference_slots(self) -> Iterator[tuple[str, str, Callable, str | None]]:
+        """``(reference name, fused name, view(t, seed), kind)`` for every reference tensor
+        except the ``num_batches_tracked`` counters; ``kind`` is a union-kernel op name (the
+        view is the (C, 5, 5) union kernel), ``"shared"`` (pooling BN statistics, one copy for
+        the edges of a source) or None (the view has the reference's values)."""
+        S, C0 = self.num_seeds, self.stem_multiplier * self.C
+        yield "stem.0.weight", "stem_weight", _slot((S, C0, -1, 3, 3), SEED), None
+        for ref, name in (
+            ("weight", "stem_bn_weight"),
+            ("bias", "stem_bn_bias"),
+            ("running_mean", "stem_mean"),
+            ("running_var", "stem_var"),
+        ):
+            yield f"stem.1.{ref}", name, _slot((S, C0), SEED), None
+        col = {op: i for i, op in enumerate(self.primitives)}
+        for k, cell in enumerate(self.cells):
+            yield from cell.reference_slots(f"cells.{k}.", f"cells.{k}.", col)
+        K, Cf, n_e, n_p = self.num_classes, self.C_final, num_edges(self.steps), len(self.primitives)
+        yield "classifier.weight", "classifier_weight", _slot((S, K, Cf), SEED), None
+        yield "classifier.bias", "classifier_bias", _slot((S, K), SEED), None
+        yield "alphas_normal", "alphas_normal", _slot((S, n_e, n_p), SEED), None
+        yield "alphas_reduce", "alphas_reduce", _slot((S, n_e, n_p), SEED), None
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        out = dict(self.named_parameters())
+        out.update(self.named_buffers())
+        return out
+
+    @torch.no_grad()
+    def load_reference_state_dict(self, state: dict[str, torch.Tensor], seed: int = 0) -> None:
+        """Copy a :class:`DartsSupernet` ``state_dict`` (same arguments) into seed ``seed``; the
+        BN ``num_batches_tracked`` counters are taken from the stem's."""
+        mine = self._tensors()
+        seen = set()
+        for ref_name, name, view, kind in self.reference_slots():
+            if ref_name not in state:
+                raise KeyError(f"the reference state has no {ref_name!r}")
+            seen.add(ref_name)
+            dst = view(mine[name], seed)
+            dst.copy_(_embed(kind, state[ref_name]) if kind in UNION_OPS else state[ref_name].reshape(dst.shape))
+        if "stem.1.num_batches_tracked" in state:
+            self.num_batches_tracked.copy_(state["stem.1.num_batches_tracked"])
+        extra = {k for k in state if not k.endswith("num_batches_tracked")} - seen
+        if extra:
+            raise KeyError(f"the reference state has entries this fused model does not hold: {sorted(extra)[:5]}")
+
+    @torch.no_grad()
+    def reference_state_dict(self, seed: int = 0) -> dict[str, torch.Tensor]:
+        """Seed ``seed`` as a :class:`DartsSupernet` ``state_dict`` (loads with ``strict=True``
+        into a reference built with the same arguments): for checkpoints in the reference
+        format and for the final genotype/eval of a fused run."""
+        mine = self._tensors()
+        out = {}
+        for ref_name, name, view, kind in self.reference_slots():
+            t = view(mine[name], seed)
+            out[ref_name] = _extract(kind, t) if kind in UNION_OPS else t.clone()
+        template = DartsSupernet(
+            self.C,
+            self.num_classes,
+            self.layers,
+            steps=self.steps,
+            multiplier=self.multiplier,
+            stem_multiplier=self.stem_multiplier,
+            in_channels=self.in_channels,
+            primitives=self.primitives,
+        ).state_dict()
+        result = {}
+        for name, t in template.items():
+            if name.endswith("num_batches_tracked"):
+                result[name] = self.num_batches_tracked.detach().clone()
+            else:
+                result[name] = out[name].reshape(t.shape)
+        return result
+
+    # ---- forward -----------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        S = self.num_seeds
+        if S > 1:
+            if x.dim() != 5 or x.shape[0] != S:
+                raise ValueError(f"a {S}-seed supernet takes (S, N, C, H, W) inputs, got {tuple(x.shape)}")
+            x = x.transpose(0, 1).reshape(x.shape[1], S * x.shape[2], x.shape[3], x.shape[4])
+        x = x.contiguous(memory_format=CL)
+        padded = {}
+        for reduction, alphas in ((False, self.alphas_normal), (True, self.alphas_reduce)):
+            padded[reduction] = F.pad(F.softmax(alphas, dim=-1).reshape(-1), (0, 1), value=1.0)
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        s = F.conv2d(x, self.stem_weight, padding=1, groups=S)
+        s = F.batch_norm(
+            s, self.stem_mean, self.stem_var, self.stem_bn_weight, self.stem_bn_bias, self.training, BN_MOMENTUM, BN_EPS
+        )
+        r0 = r1 = F.relu(s)
+        gathered = {}  # cells of the same kind and width share their gathered edge weights
+        last = len(self.cells) - 1
+        for k, cell in enumerate(self.cells):
+            key = (cell.reduction, cell.C)
+            if key not in gathered:
+                gathered[key] = cell.round_weights(padded[cell.reduction])
+            s = cell(r0, r1, gathered[key])
+            if k < last:
+                r0, r1 = r1, F.relu(s).contiguous(memory_format=CL)
+        feat = s.mean((2, 3))
+        if S == 1:
+            return F.linear(feat, self.classifier_weight, self.classifier_bias)
+        feat = feat.view(feat.shape[0], S, self.C_final).transpose(0, 1)
+        return torch.baddbmm(self.classifier_bias.unsqueeze(1), feat, self.classifier_weight.transpose(1, 2))
+
+    # ---- supernet contract -------------------------------------------------------------
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The alphas: ``[alphas_normal, alphas_reduce]``."""
+        return [self.alphas_normal, self.alphas_reduce]
+
+    def named_weights(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """Every ``(name, parameter)`` that is not an alpha."""
+        alpha_ids = {id(a) for a in self.arch_parameters()}
+        for name, p in self.named_parameters():
+            if id(p) not in alpha_ids:
+                yield name, p
+
+    def weights(self) -> list[nn.Parameter]:
+        """Every parameter that is not an alpha (the weight optimizer's parameters)."""
+        return [p for _, p in self.named_weights()]
+
+    @torch.no_grad()
+    def genotype(self) -> Genotype | list[Genotype]:
+        """The DARTS genotype of the current alphas; one per seed when ``num_seeds > 1``."""
+        wn = F.softmax(self.alphas_normal, dim=-1)
+        wr = F.softmax(self.alphas_reduce, dim=-1)
+        kw = {"steps": self.steps, "multiplier": self.multiplier, "primitives": self.primitives}
+        if self.num_seeds == 1:
+            return derive_genotype(wn, wr, **kw)
+        return [derive_genotype(wn[s], wr[s], **kw) for s in range(self.num_seeds)]
+
+
+__all__ = ["FusedDartsSupernet", "FusedCell", "FusedRound", "TAP_MASKS", "UNION_OPS"]
