@@ -317,11 +317,16 @@ def test_download_failure_is_a_one_line_user_error(fake_cifar, tmp_path, monkeyp
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(tvu, "download_url", offline)
-    root = tmp_path / "data"
+    root = tmp_path / "data" / "cifar10"
     with pytest.raises(UserError, match="could not download") as err:
         prepare_cifar10(root, download=True)
     assert "\n" not in str(err.value) and ARCHIVE in str(err.value)
-    assert leftovers(root) == []  # the partial download is removed
+    assert not (tmp_path / "data").exists()  # no partial download, no empty data folders left
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    with pytest.raises(UserError, match="could not download"):
+        prepare_cifar10(existing, download=True)
+    assert existing.is_dir() and leftovers(existing) == []  # a folder the user made stays
 
 
 def test_download_then_extract(fake_cifar, tmp_path, monkeypatch):

@@ -302,3 +302,22 @@ def test_results_do_not_depend_on_the_number_of_data_workers(tmp_path, capsys):
     a, b = (torch.load(o / "alphas" / "epoch_000.pt", weights_only=True) for o in outs)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (outs[0] / "genotype.json").read_bytes() == (outs[1] / "genotype.json").read_bytes()
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_files(tmp_path):
+    """Writes fail past a file-size limit (EFBIG) the way they fail on a full disk."""
+    out = tmp_path / "run"
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (30000, 30000))\n"
+        "from sd_darts.cli import main\n"
+        f"sys.exit(main({['search', *TINY, '--out', str(out), '--max-steps-per-epoch', '1']!r}))\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 2, res.stderr
+    errors = [line for line in res.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in res.stderr and "free some space" in errors[0], res.stderr
+    assert not [p for p in out.rglob("*.tmp")], sorted(out.rglob("*"))
+    assert not (out / "checkpoint.pt").exists()

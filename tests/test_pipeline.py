@@ -473,3 +473,42 @@ def test_nb201_query_stage_writes_what_the_report_reads(tmp_path, smoke_params, 
     assert nb201_query.main([]) == 0
     q = json.loads(layout.nb201_query.read_text())
     assert q["status"] == "not run" and q["reason"].startswith("benchmark file not provided")
+
+
+def test_darts_selection_protocol_trains_each_candidate_on_held_out_data(tmp_path, monkeypatch):
+    """select_criterion: retrain (DARTS §3.2): each candidate is trained briefly from scratch on
+    the first half of the training images and scored on the second; the genotype stage picks
+    the best.  With the default criterion the stage records "not run"."""
+    from sd_darts.experiment.stages import genotype, select_retrain
+    from sd_darts.genotypes import DARTS_V2, SD_DARTS, genotype_to_dict
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    data = _params("params-smoke.yaml")
+    data["seeds"]["search"] = [0, 1]
+    data["train_cifar"].update(init_channels=4, layers=3, max_steps_per_epoch=2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    layout = Layout("smoke")
+    assert select_retrain.main(["--seed", "0"]) == 0
+    status = json.loads((layout.select_retrain(0).metrics / "status.json").read_text())
+    assert status["status"] == "not run" and "select_criterion" in status["reason"]
+
+    data["pipeline"]["select_criterion"] = "retrain"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    for seed, g in ((0, SD_DARTS), (1, DARTS_V2)):
+        folder = layout.search("sd-darts", seed).metrics
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "genotype.json").write_text(json.dumps(genotype_to_dict(g)))
+        (folder / "summary.json").write_text(
+            json.dumps({"supernet_valid_acc": 10.0 * seed, "genotype": genotype_to_dict(g)})
+        )
+        assert select_retrain.main(["--seed", str(seed)]) == 0
+        metrics = json.loads((layout.select_retrain(seed).metrics / "metrics.json").read_text())
+        assert metrics["evaluated_on"] == "held-out part of the training set" and metrics["epochs"] == 2
+        config = yaml.safe_load((layout.select_retrain(seed).metrics / "config.yaml").read_text())
+        assert config["holdout_portion"] == 0.5
+    assert genotype.main([]) == 0
+    selection = json.loads((layout.genotype / "selection.json").read_text())
+    scores = {c["seed"]: c["retrain"] for c in selection["candidates"]}
+    best = max(scores, key=lambda s: (scores[s], -s))
+    assert selection["selected"] == f"sd-darts-s{best}" and "held-out" in selection["rule"]

@@ -220,3 +220,17 @@ def test_second_order_search_with_self_distillation_runs(tmp_path):
     kd = metric_series(out, "kd_loss")
     assert kd[0] == 0.0 and kd[1] > 0.0
     assert "unrolled: true" in (out / "config.yaml").read_text()
+
+
+def test_validation_cross_entropy_and_objective_are_logged_apart(tmp_path):
+    """valid/loss is the plain cross-entropy (comparable between DARTS and SD-DARTS);
+    valid/objective is what the alpha step minimised: + λ·KD once distillation is on."""
+    out = tmp_path / "sd"
+    assert search(out, "--epochs", "3", "--warmup-epochs", "1", "--window", "1", "--sd-lambda", "2") == 0
+    ce, objective, kd = (metric_series(out, n) for n in ("valid/loss", "valid/objective", "kd_loss"))
+    assert objective[0] == pytest.approx(ce[0])  # warm-up: no KD term
+    assert all(o > c for o, c in zip(objective[1:], ce[1:])) and all(k > 0 for k in kd[1:])
+    train_ce, train_objective = metric_series(out, "train/loss"), metric_series(out, "train/objective")
+    assert train_objective[0] == pytest.approx(train_ce[0]) and train_objective[2] > train_ce[2]
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0.0 <= summary["supernet_valid_acc"] <= 100.0 and summary["supernet_valid_loss"] > 0

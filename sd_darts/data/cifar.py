@@ -22,6 +22,7 @@ official table, so no file from elsewhere is ever unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -123,12 +124,16 @@ def _download(root: Path) -> None:
     from torchvision.datasets.utils import download_url
 
     part = f".{ARCHIVE}.part"
+    created = [p for p in (root, *root.parents) if not p.exists()]  # removed again if the download fails
     try:
         root.mkdir(parents=True, exist_ok=True)
         log.info("downloading %s into %s", URL, root)
         download_url(URL, str(root), filename=part)
     except Exception as exc:  # network, HTTP, disk: all become one line
         (root / part).unlink(missing_ok=True)
+        for folder in created:  # deepest first; only folders this call made, and only if empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"could not download {URL} ({first}); " + _HOWTO.format(root=root)) from None
     try:
