@@ -234,3 +234,23 @@ def test_validation_cross_entropy_and_objective_are_logged_apart(tmp_path):
     assert train_objective[0] == pytest.approx(train_ce[0]) and train_objective[2] > train_ce[2]
     summary = json.loads((out / "summary.json").read_text())
     assert 0.0 <= summary["supernet_valid_acc"] <= 100.0 and summary["supernet_valid_loss"] > 0
+
+
+def test_the_library_runs_without_dvc_and_dvclive(tmp_path):
+    """dvc and dvclive are the pipeline extra: a plain install imports and searches without them."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    script = (
+        "import sys\n"
+        "sys.modules['dvclive'] = None; sys.modules['dvc'] = None  # as if not installed\n"
+        "from sd_darts.cli import main\n"
+        f"sys.exit(main({['search', *TINY, '--out', str(out), '--epochs', '1', '--warmup-epochs', '0', '--max-steps-per-epoch', '1']!r}))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": ""}
+    )
+    assert res.returncode == 0, res.stderr
+    assert "dvclive is not installed" in res.stderr
+    assert (out / "genotype.json").is_file() and (out / "summary.json").is_file() and not (out / "dvclive").exists()
