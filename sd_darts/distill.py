@@ -323,3 +323,48 @@ class TeacherCache:
             )
         self.probs.copy_(probs)
         self.epochs.copy_(epochs)
+
+
+class SearchObjective:
+    """Loss of one batch: cross-entropy plus, once the warm-up is over, λ·KD (Eq. 2).
+
+    ``cfg`` holds the search settings (``method``, ``warmup_epochs``, ``window``, ``sd_lambda``,
+    ``temperature``, ``kd_direction``: a :class:`~sd_darts.search.SearchConfig`).  Called for the alpha step (validation half), the weight step (training half) and the
+    extra forward passes of the second-order architect.  With ``record=True`` the batch's
+    output probabilities (at temperature T, detached) are stored in the teacher cache from
+    :func:`~sd_darts.distill.recording_start_epoch` on; the voting teacher of a sample only
+    uses epochs before the current one, so reading and recording in the same pass is safe.
+    """
+
+    def __init__(self, model, cfg, cache):
+        self.model = model
+        self.cfg = cfg
+        self.cache = cache
+        self.epoch = 0
+        self.kd_on = False
+        self.recording = False
+        self.kd_sum = None  # device accumulator of λ-free KD loss over weight steps
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        sd = self.cfg.method == "sd-darts"
+        self.kd_on = sd and kd_active(epoch, self.cfg.warmup_epochs)
+        self.recording = sd and recording_active(epoch, self.cfg.warmup_epochs, self.cfg.window)
+
+    def __call__(self, inputs, targets, indices, params=None, record=False, track_kd=False):
+        if params is None:
+            logits = self.model(inputs)
+        else:
+            logits = torch.func.functional_call(self.model, params, (inputs,), strict=False)
+        loss = F.cross_entropy(logits, targets)
+        if self.kd_on:
+            teacher, mask = self.cache.teacher(indices, self.epoch)
+            kd = distillation_loss(
+                logits, teacher, mask, temperature=self.cfg.temperature, direction=self.cfg.kd_direction
+            )
+            loss = loss + self.cfg.sd_lambda * kd
+            if track_kd:
+                self.kd_sum = self.kd_sum + kd.detach() * inputs.shape[0]
+        if record and self.recording:
+            self.cache.record(indices, F.softmax(logits.detach() / self.cfg.temperature, dim=-1), self.epoch)
+        return loss, logits

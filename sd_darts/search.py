@@ -20,6 +20,10 @@ whole alpha half and writes the final genotype and summary.
 Outputs in ``--out``: ``config.yaml``, ``checkpoint.pt`` (every epoch, atomic, exact resume),
 ``genotypes/epoch_XXX.json``, ``alphas/epoch_XXX.pt``, ``dvclive/`` (per-epoch metrics),
 ``genotype.json`` (final) and ``summary.json``.
+
+Length: one concept, read top to bottom -- the settings (one line per flag), the run's state,
+and the loop split into prepare / train_epoch / end_of_epoch / finish -- about 500 lines; the
+objective lives in :mod:`sd_darts.distill`, the alpha step in :mod:`sd_darts.architect`.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from .architect import Architect
 from .checkpoint import check_epoch, load_checkpoint_if_any, restore, save_checkpoint
 from .config import require, setting
 from .data import PersistentIterator, SearchData, load_search_data, make_loader
-from .distill import TeacherCache, distillation_loss, kd_active, recording_active
+from .distill import SearchObjective, TeacherCache
 from .genotypes import count_op, genotype_to_dict, save_genotype
 from .hessian import dominant_eigen, fixed_batch
 from .memory import check_fits, training_step_bytes
@@ -190,50 +194,6 @@ class SearchResult:
     out: Path
     genotype: Any
     summary: dict
-
-
-class SearchObjective:
-    """Loss of one batch: cross-entropy plus, once the warm-up is over, λ·KD (Eq. 2).
-
-    Called for the alpha step (validation half), the weight step (training half) and the
-    extra forward passes of the second-order architect.  With ``record=True`` the batch's
-    output probabilities (at temperature T, detached) are stored in the teacher cache from
-    :func:`~sd_darts.distill.recording_start_epoch` on; the voting teacher of a sample only
-    uses epochs before the current one, so reading and recording in the same pass is safe.
-    """
-
-    def __init__(self, model, cfg: SearchConfig, cache):
-        self.model = model
-        self.cfg = cfg
-        self.cache = cache
-        self.epoch = 0
-        self.kd_on = False
-        self.recording = False
-        self.kd_sum = None  # device accumulator of λ-free KD loss over weight steps
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        sd = self.cfg.method == "sd-darts"
-        self.kd_on = sd and kd_active(epoch, self.cfg.warmup_epochs)
-        self.recording = sd and recording_active(epoch, self.cfg.warmup_epochs, self.cfg.window)
-
-    def __call__(self, inputs, targets, indices, params=None, record=False, track_kd=False):
-        if params is None:
-            logits = self.model(inputs)
-        else:
-            logits = torch.func.functional_call(self.model, params, (inputs,), strict=False)
-        loss = F.cross_entropy(logits, targets)
-        if self.kd_on:
-            teacher, mask = self.cache.teacher(indices, self.epoch)
-            kd = distillation_loss(
-                logits, teacher, mask, temperature=self.cfg.temperature, direction=self.cfg.kd_direction
-            )
-            loss = loss + self.cfg.sd_lambda * kd
-            if track_kd:
-                self.kd_sum = self.kd_sum + kd.detach() * inputs.shape[0]
-        if record and self.recording:
-            self.cache.record(indices, F.softmax(logits.detach() / self.cfg.temperature, dim=-1), self.epoch)
-        return loss, logits
 
 
 HESSIAN_BATCH_SEED = 20230210  # the same validation batch for every epoch, seed and method (Fig. 2)

@@ -26,13 +26,11 @@ the DDP wrapper, with the genotype and network settings needed to rebuild the ne
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -42,6 +40,7 @@ from . import config as cfgmod
 from . import files
 from .checkpoint import check_epoch, load_checkpoint_if_any, restore, save_checkpoint
 from .data import EvalData, make_loader
+from .distributed import DistInfo, ShardSampler, all_reduce_sum, dist_info_from_env, rank_epoch_seed
 from .errors import UserError
 from .genotypes import Genotype, genotype_to_dict
 from .memory import check_fits, training_step_bytes
@@ -61,7 +60,7 @@ log = logging.getLogger("sd_darts.train")
 
 
 # --------------------------------------------------------------------------------------------
-# Losses and data parallelism
+# Losses
 # --------------------------------------------------------------------------------------------
 
 
@@ -85,51 +84,6 @@ def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...
 # --------------------------------------------------------------------------------------------
 # Data parallelism
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class DistInfo:
-    """Rank and world size of this process (torchrun's environment variables)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def dist_info_from_env() -> DistInfo:
-    """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` as set by torchrun (absent: 1 process)."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-        local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    except ValueError:
-        raise UserError(
-            "WORLD_SIZE, RANK and LOCAL_RANK must be integers; launch multi-GPU runs with torchrun"
-        ) from None
-    if world < 1 or not 0 <= rank < world:
-        raise UserError(f"RANK={rank} is not in [0, WORLD_SIZE={world}); launch multi-GPU runs with torchrun")
-    return DistInfo(rank=rank, world_size=world, local_rank=local)
-
-
-def _all_reduce_sum(t: torch.Tensor, dist_info: DistInfo) -> torch.Tensor:
-    if dist_info.enabled:
-        import torch.distributed as dist
-
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
-
-def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    """Seed of one epoch on one rank, independent of how the run got there (resume)."""
-    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,19 +124,6 @@ def _device_for(cfg, dist_info: DistInfo) -> torch.device:
             )
         device = torch.device("cuda", dist_info.local_rank)
     return device
-
-
-class _ShardSampler(torch.utils.data.Sampler):
-    """Indices ``rank, rank + world, …``: every test sample is seen once over all ranks."""
-
-    def __init__(self, n: int, rank: int, world_size: int):
-        self.indices = list(range(rank, n, world_size))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, cfg):
@@ -273,7 +214,7 @@ def _loaders(run: TrainRun, epoch: int, train_sampler, test_loader=None):
     per_rank = cfg.batch_size // dist_info.world_size
     if test_loader is None:
         test_sampler = (
-            _ShardSampler(len(run.data.test), dist_info.rank, dist_info.world_size) if dist_info.enabled else None
+            ShardSampler(len(run.data.test), dist_info.rank, dist_info.world_size) if dist_info.enabled else None
         )
         return make_loader(run.data.test, per_rank, shuffle=False, seed=cfg.seed, epoch=0,
                            num_workers=cfg.num_workers, pin_memory=pin, sampler=test_sampler)  # fmt: skip
@@ -302,7 +243,7 @@ def train_one_epoch(run: TrainRun, train_model: nn.Module, loader, epoch: int) -
         loss, logits = train_step(train_model, run.optimizer, x, y, cfg)
         sums += _sums(loss * y.shape[0], logits, y)
         n += y.shape[0]
-    return _all_reduce_sum(torch.cat([sums, sums.new_tensor([n])]), run.dist_info)
+    return all_reduce_sum(torch.cat([sums, sums.new_tensor([n])]), run.dist_info)
 
 
 @torch.no_grad()
@@ -323,7 +264,7 @@ def evaluate(module: nn.Module, loader, device, amp: bool = False, channels_last
             logits, _ = module(x)
         sums += _sums(F.cross_entropy(logits.float(), y, reduction="sum"), logits, y)
         n += y.shape[0]
-    return _all_reduce_sum(torch.cat([sums, sums.new_tensor([n])]), dist_info or DistInfo())
+    return all_reduce_sum(torch.cat([sums, sums.new_tensor([n])]), dist_info or DistInfo())
 
 
 def _rates(sums: list[float]) -> tuple[float, float, float]:
@@ -422,7 +363,7 @@ def _train(run: TrainRun) -> None:
             for group in run.optimizer.param_groups:
                 group["lr"] = lr
             model.drop_path_prob = drop_path_prob_at(cfg, epoch)
-            seed_everything(_epoch_seed(cfg.seed, epoch, dist_info.rank))
+            seed_everything(rank_epoch_seed(cfg.seed, epoch, dist_info.rank))
             train_loader = _loaders(run, epoch, train_sampler, test_loader)
             train_sums = train_one_epoch(run, train_model, train_loader, epoch)
             test_sums = evaluate(model, test_loader, run.device, amp=cfg.amp == "bf16", channels_last=cfg.channels_last,
