@@ -195,3 +195,18 @@ def test_a_bad_params_file_fails_in_one_line_naming_the_key(tmp_path, capsys):
         assert main(["check-params", str(bad)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and named in err, err
+
+
+def test_imports_point_downwards():
+    """The library never imports the experiment layer, the commands or the CLI (docs/ARCHITECTURE.md);
+    the pipelines' entry points import their stage module and nothing else."""
+    upper = ("sd_darts.experiment", "sd_darts.commands", "sd_darts.cli", "sd_darts.__main__")
+    for path in sorted(deps.PACKAGE_DIR.rglob("*.py")):
+        name = deps._module_name(path)
+        if name.startswith(upper):
+            continue
+        imported = deps._imports(path)
+        assert not [m for m in imported if m.startswith(upper)], f"{name} imports {sorted(imported)}"
+    for entry in sorted((ROOT / "pipelines").glob("*.py")):
+        text = entry.read_text()
+        assert re.findall(r"^from (\S+) import|^import (\S+)", text, re.M) == [("", "sys"), (f"sd_darts.experiment.stages.{entry.stem}", "")], entry
