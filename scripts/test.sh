@@ -8,7 +8,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/python -m pytest -q "$@"
-# The CUDA image is not built here (no Docker engine); it is linted.
+# The Dockerfile is linted; scripts/docker_check.sh below builds and runs it.
 .venv/bin/hadolint Dockerfile
 echo "hadolint: Dockerfile clean"
 if [ -f scripts/pipeline_checks.sh ] && [ "${SD_DARTS_SKIP_PIPELINE_CHECKS:-0}" != 1 ]; then
