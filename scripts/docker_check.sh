@@ -47,7 +47,7 @@ fail() {
     exit 1
 }
 mark() { # mark NAME START: record the seconds since START under NAME
-    TIMES+=("$(printf '%-44s %5d s' "$1" $(($(date +%s) - $2)))")
+    TIMES+=("$(printf '%-52s %5d s' "$1" $(($(date +%s) - $2)))")
 }
 
 say "1/8 tools and a private Docker daemon"
@@ -218,7 +218,10 @@ yaml.safe_dump(params, open("params.yaml", "w"), sort_keys=False)
 EOF
 if python -m sd_darts check-params params.yaml >/dev/null 2>"$WORK/runner.err"; then
     # one search stage (and the data stage it depends on), each inside the image
-    stage=$(dvc stage list --name-only 2>/dev/null | grep -m1 '^search@' || echo data)
+    stage=data
+    for s in $(dvc stage list --name-only); do
+        case "$s" in search@*) stage=$s && break ;; esac
+    done
     OMP_NUM_THREADS=1 dvc repro "$stage" >"$WORK/dvc.log" 2>&1 || { tail -15 "$WORK/dvc.log" >&2; fail "dvc repro $stage with runner: docker failed"; }
     image_id=$(docker image inspect -f '{{.Id}}' "$IMAGE")
     made=$(find data runs metrics -type f -newer params.yaml 2>/dev/null | wc -l)
