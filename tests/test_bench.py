@@ -168,3 +168,10 @@ def test_invocations_name_existing_scripts_and_flags():
             ).stdout
         for flag in [a for a in (*inv.args, *(inv.quick or ()), "--device") if a.startswith("--")]:
             assert flag in helps[inv.script], (inv.script, flag)
+
+
+def test_default_report_goes_to_the_checkouts_reports(root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--checkout", str(root), "--only", "many"]) == 0
+    assert (root / "reports" / "benchmarks.md").is_file() and (root / "reports" / "benchmarks.csv").is_file()
+    assert not (tmp_path / "reports").exists()

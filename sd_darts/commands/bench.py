@@ -30,7 +30,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--docker", action="store_true", help="run each benchmark in the Docker image")
     parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"image for --docker (default: {DEFAULT_IMAGE})")
     parser.add_argument("--gpus", default=None, help="GPUs for --docker (default: all when --device is cuda)")
-    parser.add_argument("--out", default="reports/benchmarks.md", help="report file; the CSV goes next to it")
+    parser.add_argument(
+        "--out", default=None, help="report file, the CSV next to it (default: reports/benchmarks.md in the checkout)"
+    )
     parser.add_argument("--checkout", default=None, help="the sd-darts checkout (default: the git top level here)")
 
 
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..container import find_checkout
 
     root = Path(args.checkout).resolve() if args.checkout else find_checkout()
-    out = Path(args.out)
+    out = Path(args.out) if args.out else root / "reports" / "benchmarks.md"
     rows = bench(
         root,
         out if out.is_absolute() else Path.cwd() / out,
