@@ -54,11 +54,12 @@ import torch.nn.functional as F
 from ..genotypes import PRIMITIVES, Genotype, derive_genotype
 from .darts import DartsSupernet, num_edges
 
-#: Conv ops whose first depthwise convolution runs as one masked 5x5 kernel, in this order.
-UNION_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3")
+#: The separable and the dilated conv ops: the first depthwise convolutions of each family run
+#: as one 5x5 kernel (dilation 1 and 2), the 3x3 kernels embedded in the middle of a 5x5 one.
 SEP_OPS = ("sep_conv_3x3", "sep_conv_5x5")
+DIL_OPS = ("dil_conv_3x3", "dil_conv_5x5")
 #: Order of the conv ops inside a round: separable first (they have a second stage).
-CONV_ORDER = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+CONV_ORDER = SEP_OPS + DIL_OPS
 POOL_OPS = ("max_pool_3x3", "avg_pool_3x3")
 BN_MOMENTUM = 0.1  # nn.BatchNorm2d's defaults, as in the reference
 BN_EPS = 1e-5
@@ -66,44 +67,33 @@ CL = torch.channels_last
 
 
 def _tap_mask(op: str) -> torch.Tensor:
-    """Where the kernel of ``op`` sits in the 5x5 union kernel (1 = a real tap)."""
+    """Where the kernel of ``op`` sits in its 5x5 union kernel (1 = a real tap)."""
     m = torch.zeros(5, 5)
-    if op == "sep_conv_3x3":
+    if op.endswith("3x3"):
         m[1:4, 1:4] = 1
-    elif op == "sep_conv_5x5":
-        m[:, :] = 1
-    elif op == "dil_conv_3x3":
-        m[::2, ::2] = 1
     else:
-        raise ValueError(op)
+        m[:, :] = 1
     return m
 
 
-#: 5x5 tap masks of the ops embedded in a union kernel.
-TAP_MASKS = {op: _tap_mask(op) for op in UNION_OPS}
+#: 5x5 tap masks of the conv ops.
+TAP_MASKS = {op: _tap_mask(op) for op in CONV_ORDER}
 
 
 def _embed(op: str, kernel: torch.Tensor) -> torch.Tensor:
     """A reference depthwise kernel (C, 1, k, k) placed in the 5x5 union kernel (C, 5, 5)."""
     k = kernel[:, 0]
     out = kernel.new_zeros(k.shape[0], 5, 5)
-    if op == "sep_conv_3x3":
+    if op.endswith("3x3"):
         out[:, 1:4, 1:4] = k
-    elif op == "sep_conv_5x5":
+    else:
         out[:, :, :] = k
-    else:  # dil_conv_3x3: dilation 2 -> the even taps
-        out[:, ::2, ::2] = k
     return out
 
 
 def _extract(op: str, union: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`_embed`: (C, 5, 5) -> (C, 1, k, k)."""
-    if op == "sep_conv_3x3":
-        k = union[:, 1:4, 1:4]
-    elif op == "sep_conv_5x5":
-        k = union
-    else:
-        k = union[:, ::2, ::2]
+    k = union[:, 1:4, 1:4] if op.endswith("3x3") else union
     return k.unsqueeze(1).clone()
 
 
@@ -166,10 +156,9 @@ class FusedRound(nn.Module):
         self.C, self.Src, self.E, self.stride, self.S = C, Src, E, stride, S
         prims = tuple(primitives)
         self.primitives = prims
-        self.union_ops = tuple(op for op in UNION_OPS if op in prims)
-        self.has_dil5 = "dil_conv_5x5" in prims
         self.conv_ops = tuple(op for op in CONV_ORDER if op in prims)
         self.sep_ops = tuple(op for op in SEP_OPS if op in prims)
+        self.dil_ops = tuple(op for op in DIL_OPS if op in prims)
         self.pool_ops = tuple(op for op in POOL_OPS if op in prims)
         self.identity = "skip_connect" in prims and stride == 1
         self.reduce_skip = "skip_connect" in prims and stride == 2
@@ -177,17 +166,22 @@ class FusedRound(nn.Module):
         self.register_buffer("edge_rows", edge_rows.clone(), persistent=False)
         #: parameter name -> (before, S, after): the view that puts the seed on axis 1.
         self.seed_axes: dict[str, tuple[int, int, int]] = {}
-        U, NC, n_sep = len(self.union_ops), len(self.conv_ops), len(self.sep_ops)
-        if U:
-            self.dw5 = self._param("dw5", (Src * S * C * U * E, 1, 5, 5), Src)
-            mask = torch.stack([TAP_MASKS[op] for op in self.union_ops]).view(1, 1, 1, U, 1, 5, 5)
-            mask = mask.expand(Src, S, C, U, E, 5, 5).reshape(-1, 1, 5, 5).clone()
-            self.register_buffer("dw5_mask", mask, persistent=False)
-            self.dw5.register_hook(_mask_hook(self, "dw5_mask"))
-        if self.has_dil5:
-            self.dwd5 = self._param("dwd5", (Src * S * C * E, 1, 5, 5), Src)
+        NC, n_sep = len(self.conv_ops), len(self.sep_ops)
+        for fam, ops in (("sep", self.sep_ops), ("dil", self.dil_ops)):
+            if not ops:
+                continue
+            n = len(ops)
+            # first depthwise kernels of the family, channels (source, seed, c, op, edge)
+            w = self._param(f"dw_{fam}", (Src * S * C * n * E, 1, 5, 5), Src)
+            mask = torch.stack([TAP_MASKS[op] for op in ops]).view(1, 1, 1, n, 1, 5, 5)
+            self.register_buffer(
+                f"dw_{fam}_mask", mask.expand(Src, S, C, n, E, 5, 5).reshape(-1, 1, 5, 5).clone(), False
+            )
+            w.register_hook(_mask_hook(self, f"dw_{fam}_mask"))
+            setattr(self, f"dw_{fam}", w)
+            # pointwise convolutions, groups (op, edge, source, seed)
+            setattr(self, f"pw_{fam}", self._param(f"pw_{fam}", (n * E * Src * S * C, C, 1, 1), n * E * Src))
         if NC:
-            self.pw1 = self._param("pw1", (NC * E * Src * S * C, C, 1, 1), NC * E * Src)
             self.register_buffer("bn2_mean", torch.zeros(NC * E * Src * S * C))
             self.register_buffer("bn2_var", torch.ones(NC * E * Src * S * C))
         if n_sep:
@@ -251,37 +245,41 @@ class FusedRound(nn.Module):
             w = w * getattr(self, name + "_mask")
         return w
 
-    def forward(self, x: torch.Tensor, w: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: dict[str, torch.Tensor], x_nhwc: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` (N, Src·S·C, H, W) channels_last (``x_nhwc``: its (N, H, W, Src·S·C) view, when
+        at hand); ``w`` the round's edge weights (:meth:`weight_index`).  Returns
+        (E, N, H', W', S·C), edge-major: the round's part of each destination node, channels
+        last within an edge."""
         N, _, H, W = x.shape
         S, Src, E, C, st = self.S, self.Src, self.E, self.C, self.stride
         Ho, Wo = (H, W) if st == 1 else (_ceil_half(H), _ceil_half(W))
-        HW = Ho * Wo
         training = self.training
-        out = None
+        parts = []
         if self.conv_ops or self.reduce_skip:
             r = F.relu(x)
         if self.conv_ops:
-            U, NC, n_sep = len(self.union_ops), len(self.conv_ops), len(self.sep_ops)
-            stage1 = []  # (N, H', W', op, E, Src, S, C) views
-            if U:
-                a = F.conv2d(r, self._weight("dw5"), stride=st, padding=2, groups=Src * S * C)
-                stage1.append(_nhwc(a).view(N, Ho, Wo, Src, S, C, U, E).permute(0, 1, 2, 6, 7, 3, 4, 5))
-            if self.has_dil5:
-                b = F.conv2d(r, self.dwd5, stride=st, padding=4, dilation=2, groups=Src * S * C)
-                stage1.append(_nhwc(b).view(N, Ho, Wo, Src, S, C, 1, E).permute(0, 1, 2, 6, 7, 3, 4, 5))
-            h = torch.cat(stage1, 3) if len(stage1) > 1 else stage1[0].contiguous()
-            h = F.conv2d(_nchw(h.view(N, Ho, Wo, -1)), self.pw1, groups=NC * E * Src * S)
-            if n_sep:
-                k = n_sep * E * Src * S * C
-                sep, dil = (h, None) if n_sep == NC else h.split([k, h.shape[1] - k], 1)
-                sep = F.batch_norm(sep, self.bn1_mean, self.bn1_var, None, None, training, BN_MOMENTUM, BN_EPS)
-                sep = F.conv2d(F.relu(sep), self._weight("dw2"), padding=2, groups=k)
-                sep = F.conv2d(sep, self.pw2, groups=n_sep * E * Src * S)
-                h = sep if dil is None else torch.cat([sep, dil], 1)
+            finals = []
+            for fam, ops in (("sep", self.sep_ops), ("dil", self.dil_ops)):
+                if not ops:
+                    continue
+                n = len(ops)
+                pad, dil = (2, 1) if fam == "sep" else (4, 2)
+                h = F.conv2d(r, self._weight(f"dw_{fam}"), stride=st, padding=pad, dilation=dil, groups=Src * S * C)
+                # channels (source, seed, c, op, edge) -> (op, edge, source, seed, c): the groups of
+                # the pointwise convolution
+                h = F.channel_shuffle(h, Src * S * C)
+                h = F.conv2d(h, getattr(self, f"pw_{fam}"), groups=n * E * Src * S)
+                if fam == "sep":
+                    h = F.batch_norm(h, self.bn1_mean, self.bn1_var, None, None, training, BN_MOMENTUM, BN_EPS)
+                    h = F.conv2d(F.relu(h), self._weight("dw2"), padding=2, groups=n * E * Src * S * C)
+                    h = F.conv2d(h, self.pw2, groups=n * E * Src * S)
+                finals.append(h)
+            h = torch.cat(finals, 1) if len(finals) > 1 else finals[0]
             h = F.batch_norm(h, self.bn2_mean, self.bn2_var, w["bn2"], None, training, BN_MOMENTUM, BN_EPS)
-            out = h.view(N, NC, E, Src, S * C, HW).sum((1, 3))
+            NC = len(self.conv_ops)
+            parts.append(_nhwc(h).view(N, Ho, Wo, NC, E, Src, S * C).sum((3, 5)).permute(3, 0, 1, 2, 4))
         if self.pf_ops:
-            pf = []  # (N, Src, S, C, H'W') views
+            pf = []  # (Src, N, H', W', S·C) views, or (N, H', W', S·C) with one source
             for op in self.pool_ops:
                 if op == "max_pool_3x3":
                     p = F.max_pool2d(x, 3, st, 1)
@@ -297,20 +295,21 @@ class FusedRound(nn.Module):
                     BN_MOMENTUM,
                     BN_EPS,
                 )
-                pf.append(p.view(N, Src, S, C, HW))
+                pf.append(p)
+            pf = [_nhwc(t) for t in pf]
             if self.identity:
-                pf.append(x.view(N, Src, S, C, HW))
-            # The weighted sum over (op, source) of every edge is a 1x1 convolution over the
-            # stacked (op, source) planes: (S·E) outputs of K = P·Src inputs per seed.
-            K = len(pf) * Src
+                pf.append(_nhwc(x) if x_nhwc is None else x_nhwc)
+            if Src > 1:
+                pf = [t.view(N, Ho, Wo, Src, S * C).permute(3, 0, 1, 2, 4) for t in pf]
+            K = len(self.pf_ops) * Src
+            # the weighted sum over (op, source) of every edge: one matrix product
+            q = torch.stack(pf, 0).view(K, -1)
             if S == 1:
-                q = torch.stack(pf, 1).view(N, K, C * HW, 1)
-                o = F.conv2d(q, w["pf"].view(E, K, 1, 1)).view(N, E, C, HW)
+                o = torch.mm(w["pf"].view(E, K), q).view(E, N, Ho, Wo, C)
             else:
-                q = torch.stack([t.transpose(1, 2) for t in pf], 2).view(N, S * K, C * HW, 1)
-                o = F.conv2d(q, w["pf"].view(S * E, K, 1, 1), groups=S)
-                o = o.view(N, S, E, C * HW).transpose(1, 2).reshape(N, E, S * C, HW)
-            out = o if out is None else out + o
+                o = torch.einsum("sek,kmsc->emsc", w["pf"].view(S, E, K), q.view(K, -1, S, C))
+                o = o.view(E, N, Ho, Wo, S * C)
+            parts.insert(0, o)  # first: the sum takes its edge-major layout
         if self.reduce_skip:
             c1 = C // 2
             a = F.conv2d(r, self.fr1, stride=2, groups=Src * S)
@@ -325,33 +324,32 @@ class FusedRound(nn.Module):
             f = F.batch_norm(
                 _nchw(f.view(N, Ho, Wo, -1)), self.fr_mean, self.fr_var, w["fr"], None, training, BN_MOMENTUM, BN_EPS
             )
-            f = f.view(N, E, Src, S * C, HW).sum(2)
-            out = f if out is None else out + f
+            parts.append(_nhwc(f).view(N, Ho, Wo, E, Src, S * C).sum(4).permute(3, 0, 1, 2, 4))
+        out = parts[0]
+        for part in parts[1:]:
+            out = out + part
         return out
 
     # ---- reference layout ----------------------------------------------------------------
     def reference_slots(self, ref_prefix: str, prefix: str, col: dict[str, int]):
         """``(reference name, fused name, view(t, seed), kind)`` for every tensor of this round."""
         S, Src, E, C = self.S, self.Src, self.E, self.C
-        U, NC, n_sep = len(self.union_ops), len(self.conv_ops), len(self.sep_ops)
+        NC, n_sep, n_dil = len(self.conv_ops), len(self.sep_ops), len(self.dil_ops)
         for j in range(Src):
             for e in range(E):
                 ep = f"{ref_prefix}_ops.{int(self.edge_rows[j, e])}._ops."
-                for u, op in enumerate(self.union_ops):
-                    ref = f"{ep}{col[op]}.op.0.op.1.weight" if op in SEP_OPS else f"{ep}{col[op]}.op.1.weight"
-                    yield ref, prefix + "dw5", _slot((Src, S, C, U, E, 5, 5), j, SEED, slice(None), u, e), op
-                if self.has_dil5:
-                    yield (
-                        f"{ep}{col['dil_conv_5x5']}.op.1.weight",
-                        prefix + "dwd5",
-                        _slot((Src, S, C, E, 1, 5, 5), j, SEED, slice(None), e),
-                        None,
-                    )
+                for fam, ops in (("sep", self.sep_ops), ("dil", self.dil_ops)):
+                    for u, op in enumerate(ops):
+                        ref = f"{ep}{col[op]}.op.0.op.1.weight" if fam == "sep" else f"{ep}{col[op]}.op.1.weight"
+                        shape = (Src, S, C, len(ops), E, 5, 5)
+                        yield ref, prefix + f"dw_{fam}", _slot(shape, j, SEED, slice(None), u, e), op
                 for o, op in enumerate(self.conv_ops):
                     sep = op in SEP_OPS
                     first = f"{ep}{col[op]}.op.0.op." if sep else f"{ep}{col[op]}.op."
                     last = f"{ep}{col[op]}.op.1.op." if sep else first
-                    yield first + "2.weight", prefix + "pw1", _slot((NC, E, Src, S, C, C, 1, 1), o, e, j, SEED), None
+                    fam, k, n = ("sep", o, n_sep) if sep else ("dil", o - n_sep, n_dil)
+                    pw = _slot((n, E, Src, S, C, C, 1, 1), k, e, j, SEED)
+                    yield first + "2.weight", prefix + f"pw_{fam}", pw, None
                     for stat, name in (("running_mean", "bn2_mean"), ("running_var", "bn2_var")):
                         yield last + "3." + stat, prefix + name, _slot((NC, E, Src, S, C), o, e, j, SEED), None
                 for o, op in enumerate(self.sep_ops):
@@ -433,7 +431,7 @@ class FusedCell(nn.Module):
     def forward(self, r0: torch.Tensor, r1: torch.Tensor, weights: list[dict[str, torch.Tensor]]) -> torch.Tensor:
         """``r0``/``r1``: the ReLUs of the two cell inputs (computed once per tensor and shared
         with the other cell that reads it), channels_last; ``weights``: :meth:`round_weights`.
-        Returns the cell output (N, S·multiplier·C, H, W), contiguous (NCHW)."""
+        Returns the cell output (N, S·multiplier·C, H, W), channels_last."""
         S, C = self.S, self.C
         N, _, H, W = r1.shape
         p1 = F.conv2d(r1, self.pre1, groups=S)
@@ -448,23 +446,27 @@ class FusedCell(nn.Module):
         else:
             x = torch.cat([F.conv2d(r0, self.pre0, groups=S), p1], 1)
         x = F.batch_norm(x, self.pre_mean, self.pre_var, None, None, self.training, BN_MOMENTUM, BN_EPS)
-        nodes, rest = [], None
+        nodes, rest, x_nhwc = [], None, None
         for r, rnd in enumerate(self.rounds):
-            acc = rnd(x, weights[r])  # (N, E, S·C, H'W'): the round's part of nodes r, r+1, ...
+            acc = rnd(x, weights[r], x_nhwc)  # (E, N, H', W', S·C): the round's part of nodes r, r+1, ...
             if rest is not None:
                 acc = rest + acc
-            if r == 0:
-                H, W = (H, W) if rnd.stride == 1 else (_ceil_half(H), _ceil_half(W))
+            if r == 0 and rnd.stride == 2:
+                H, W = _ceil_half(H), _ceil_half(W)
             if r + 1 < self.steps:
-                node, rest = acc.split([1, rnd.E - 1], 1)  # node r is complete
-                x = node.view(N, S * C, H, W).contiguous(memory_format=CL)
+                node, rest = acc.split([1, rnd.E - 1], 0)  # node r is complete
             else:
                 node = acc
-            nodes.append(node)  # (N, 1, S·C, H'W')
+            node = node.view(N, H, W, S * C)
+            nodes.append(node)
+            if r + 1 < self.steps:
+                x, x_nhwc = _nchw(node), node
         kept = nodes[-self.multiplier :]
         if S == 1:
-            return torch.cat(kept, 1).view(N, -1, H, W)
-        return torch.stack([n.view(N, S, C, H * W) for n in kept], 2).view(N, -1, H, W)
+            out = torch.cat(kept, 3) if len(kept) > 1 else kept[0]
+        else:  # channels (seed, node, c): every seed's block stays contiguous
+            out = torch.stack([n.view(N, H, W, S, C) for n in kept], 4).view(N, H, W, -1)
+        return _nchw(out)
 
     def reference_slots(self, ref_prefix: str, prefix: str, col: dict[str, int]):
         S, C = self.S, self.C
@@ -635,7 +637,7 @@ class FusedDartsSupernet(nn.Module):
                 raise KeyError(f"the reference state has no {ref_name!r}")
             seen.add(ref_name)
             dst = view(mine[name], seed)
-            dst.copy_(_embed(kind, state[ref_name]) if kind in UNION_OPS else state[ref_name].reshape(dst.shape))
+            dst.copy_(_embed(kind, state[ref_name]) if kind in CONV_ORDER else state[ref_name].reshape(dst.shape))
         if "stem.1.num_batches_tracked" in state:
             self.num_batches_tracked.copy_(state["stem.1.num_batches_tracked"])
         extra = {k for k in state if not k.endswith("num_batches_tracked")} - seen
@@ -651,7 +653,7 @@ class FusedDartsSupernet(nn.Module):
         out = {}
         for ref_name, name, view, kind in self.reference_slots():
             t = view(mine[name], seed)
-            out[ref_name] = _extract(kind, t) if kind in UNION_OPS else t.clone()
+            out[ref_name] = _extract(kind, t) if kind in CONV_ORDER else t.clone()
         template = DartsSupernet(
             self.C,
             self.num_classes,
@@ -696,7 +698,7 @@ class FusedDartsSupernet(nn.Module):
                 gathered[key] = cell.round_weights(padded[cell.reduction])
             s = cell(r0, r1, gathered[key])
             if k < last:
-                r0, r1 = r1, F.relu(s).contiguous(memory_format=CL)
+                r0, r1 = r1, F.relu(s)
         feat = s.mean((2, 3))
         if S == 1:
             return F.linear(feat, self.classifier_weight, self.classifier_bias)
@@ -730,4 +732,4 @@ class FusedDartsSupernet(nn.Module):
         return [derive_genotype(wn[s], wr[s], **kw) for s in range(self.num_seeds)]
 
 
-__all__ = ["FusedDartsSupernet", "FusedCell", "FusedRound", "TAP_MASKS", "UNION_OPS"]
+__all__ = ["FusedDartsSupernet", "FusedCell", "FusedRound", "TAP_MASKS", "CONV_ORDER"]
