@@ -416,9 +416,12 @@ def _git(checkout: Path, *args: str) -> str | None:
 
 
 def _public_url(url: str | None) -> str | None:
-    """A remote URL without credentials (``https://user:token@host/x`` -> ``https://host/x``)."""
-    if not url or "://" not in url:
-        return url
+    """A remote URL without credentials (``https://user:token@host/x`` -> ``https://host/x``);
+    None for a local path (nothing others can fetch)."""
+    if not url or url.startswith(("/", ".", "~", "file:")):
+        return None
+    if "://" not in url:
+        return url  # scp-like git@host:path
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     if parts.port:

@@ -289,6 +289,7 @@ def test_image_provenance():
 def test_public_url_drops_credentials():
     assert container._public_url("https://user:tok@github.com/o/r.git") == "https://github.com/o/r.git"
     assert container._public_url("git@github.com:o/r.git") == "git@github.com:o/r.git"
+    assert container._public_url("/home/me/sd-darts") is None and container._public_url("file:///x") is None
 
 
 # --------------------------------------------------------------------------------------------
