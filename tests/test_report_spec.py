@@ -132,7 +132,7 @@ DROP = object()  # remove the key
         ("seeds", "train_cifar", DROP, "seeds.train_cifar is missing"),
         ("search", "epochs", "fifty", "search.epochs: must be an integer"),
         ("report", "title", ["a"], "report.title"),
-        ("report", "title", "two\nlines", "title must be one line"),
+        ("report", "title", "two\nlines", "report.title: must be one line"),
         (None, "profile", 3, "profile must be a short lowercase name"),
         (None, None, [1, 2], "must hold a mapping"),
     ],

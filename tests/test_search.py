@@ -153,9 +153,7 @@ def test_bad_settings_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, f
 
 
 def test_argparse_errors_are_one_line_exit_2(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["search", "--epochs", "abc", "--out", str(tmp_path / "x")])
-    assert exc.value.code == 2
+    assert main(["search", "--epochs", "abc", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--epochs" in err
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -42,9 +43,9 @@ def _outside_mounts(p: Params) -> list[str]:
 
 
 def in_image(p: Params, module: str, argv: list[str]) -> int:
-    """Run ``python -m module argv`` inside ``pipeline.image``; its exit code."""
+    """Run the stage ``module`` with ``argv`` inside ``pipeline.image``; its exit code."""
     return container.run_in_image(
-        ["python", "-m", module, *argv],
+        ["python", "-m", __name__, module, *argv],
         image=p.pipeline.image,
         gpus=p.pipeline.gpus,
         data=_outside_mounts(p),
@@ -83,3 +84,15 @@ def stage(configure: Callable[[argparse.ArgumentParser], None] | None = None):
         return main
 
     return wrap
+
+
+def _run_module(argv: list[str]) -> int:
+    """``python -m sd_darts.experiment.stage MODULE ARGS...``: what :func:`in_image` runs."""
+    module, *rest = argv
+    if not module.startswith("sd_darts.experiment.stages."):
+        raise SystemExit(f"not a stage module: {module}")
+    return importlib.import_module(module).main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(_run_module(sys.argv[1:]))
