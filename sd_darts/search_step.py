@@ -341,6 +341,9 @@ class FirstOrderStep:
             coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
             torch._foreach_mul_(grads, coef)
             return
+        for i, g in enumerate(grads):  # a channels_last weight gradient: make the seed view possible
+            if not g.is_contiguous():
+                grads[i] = g.contiguous()
         views = [g.view(shape) for g, shape in zip(grads, self._seed_views)]
         per_param = torch.stack([torch.linalg.vector_norm(v, dim=(0, 2)) for v in views])  # (P, S)
         total = torch.linalg.vector_norm(per_param, dim=0)

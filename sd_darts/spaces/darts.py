@@ -214,8 +214,29 @@ class DartsSpace:
     default_layers = 8
     primitives = PRIMITIVES
 
-    def build(self, C: int, layers: int, num_classes: int, primitives: Sequence[str] | None = None) -> DartsSupernet:
-        return DartsSupernet(C, num_classes, layers, primitives=self.primitives if primitives is None else primitives)
+    #: Implementations of the supernet: the reference modules, or the fused kernels of
+    #: :mod:`sd_darts.spaces.darts_fused` (same function and initialisation, fewer and bigger kernels).
+    impls = ("reference", "fused")
+
+    def build(
+        self,
+        C: int,
+        layers: int,
+        num_classes: int,
+        primitives: Sequence[str] | None = None,
+        impl: str = "reference",
+    ) -> nn.Module:
+        """A freshly initialised supernet.  ``impl="fused"`` draws the same initial weights and
+        alphas from the global RNG as the reference (it builds one and converts it), so a seed
+        gives the same supernet either way."""
+        if impl not in self.impls:
+            raise ValueError(f"impl must be one of {self.impls}, got {impl!r}")
+        ref = DartsSupernet(C, num_classes, layers, primitives=self.primitives if primitives is None else primitives)
+        if impl == "reference":
+            return ref
+        from .darts_fused import FusedDartsSupernet
+
+        return FusedDartsSupernet.from_reference(ref)
 
     def __repr__(self) -> str:
         return "DartsSpace()"

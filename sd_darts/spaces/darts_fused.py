@@ -308,7 +308,7 @@ class FusedRound(nn.Module):
                 o = torch.mm(w["pf"].view(E, K), q).view(E, N, Ho, Wo, C)
             else:
                 o = torch.einsum("sek,kmsc->emsc", w["pf"].view(S, E, K), q.view(K, -1, S, C))
-                o = o.view(E, N, Ho, Wo, S * C)
+                o = o.reshape(E, N, Ho, Wo, S * C)
             parts.insert(0, o)  # first: the sum takes its edge-major layout
         if self.reduce_skip:
             c1 = C // 2
