@@ -46,7 +46,7 @@ from .data import PersistentIterator, SearchData, load_search_data, make_loader
 from .distill import SearchObjective, TeacherCache
 from .genotypes import count_op, genotype_to_dict, save_genotype
 from .hessian import dominant_eigen, fixed_batch
-from .memory import check_fits, training_step_bytes
+from .memory import check_fits, clearly_fits, training_step_bytes
 from .runtime import (
     Progress,
     check_device_name,
@@ -235,6 +235,10 @@ CHECKPOINT_SCHEMA = {
 
 
 def _check_memory(cfg: SearchConfig, space, data: SearchData, device: torch.device, build_options: dict) -> None:
+    cells = cfg.layers * 3 if cfg.space == "nb201" else cfg.layers
+    factor = 2 if cfg.unrolled else 1
+    if clearly_fits(factor * cfg.batch_size * cfg.init_channels * cells * data.image_size**2, device):
+        return  # the exact estimate (a meta-device forward, seconds) is only needed near the limit
     shape = (cfg.batch_size, data.channels, data.image_size, data.image_size)
     need = training_step_bytes(
         lambda: space.build(cfg.init_channels, cfg.layers, data.num_classes, **build_options), shape, optimizer_slots=2

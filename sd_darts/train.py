@@ -43,7 +43,7 @@ from .data import EvalData, make_loader
 from .distributed import DistInfo, ShardSampler, all_reduce_sum, dist_info_from_env, rank_epoch_seed
 from .errors import UserError
 from .genotypes import Genotype, genotype_to_dict
-from .memory import check_fits, training_step_bytes
+from .memory import check_fits, clearly_fits, training_step_bytes
 from .model import count_parameters
 from .recipes import (
     CifarRecipe,
@@ -185,7 +185,8 @@ def prepare(cfg, dist_info: DistInfo) -> TrainRun:
     out = files.check_writable_dir(cfg.out)
     data = recipe.load_data()
     shape = (cfg.batch_size // dist_info.world_size, data.channels, data.image_size, data.image_size)
-    need = training_step_bytes(lambda: recipe.build_network(genotype, data.num_classes), shape, optimizer_slots=1,
+    units = shape[0] * cfg.init_channels * cfg.layers * data.image_size**2
+    need = 0 if clearly_fits(units, device) else training_step_bytes(lambda: recipe.build_network(genotype, data.num_classes), shape, optimizer_slots=1,
                                forward=lambda m, x: m(x)[0])  # fmt: skip
     check_fits(need, device, f"{recipe.name}", "lower --batch-size, --init-channels, --layers or --image-size")
     ckpt = load_checkpoint_if_any(out / "checkpoint.pt", cfg, recipe.name, CHECKPOINT_SCHEMA)
