@@ -166,6 +166,9 @@ class FusedRound(nn.Module):
         self.register_buffer("edge_rows", edge_rows.clone(), persistent=False)
         #: parameter name -> (before, S, after): the view that puts the seed on axis 1.
         self.seed_axes: dict[str, tuple[int, int, int]] = {}
+        # This module's own masked kernels (a plain dict: functional_call does not swap it), to
+        # tell them from replacements.
+        self._own: dict[str, nn.Parameter] = {}
         NC, n_sep = len(self.conv_ops), len(self.sep_ops)
         for fam, ops in (("sep", self.sep_ops), ("dil", self.dil_ops)):
             if not ops:
@@ -179,6 +182,7 @@ class FusedRound(nn.Module):
             )
             w.register_hook(_mask_hook(self, f"dw_{fam}_mask"))
             setattr(self, f"dw_{fam}", w)
+            self._own[f"dw_{fam}"] = w
             # pointwise convolutions, groups (op, edge, source, seed)
             setattr(self, f"pw_{fam}", self._param(f"pw_{fam}", (n * E * Src * S * C, C, 1, 1), n * E * Src))
         if NC:
@@ -192,6 +196,7 @@ class FusedRound(nn.Module):
             mask2 = mask2.expand(n_sep, E, Src, S, C, 5, 5).reshape(-1, 1, 5, 5).clone()
             self.register_buffer("dw2_mask", mask2, persistent=False)
             self.dw2.register_hook(_mask_hook(self, "dw2_mask"))
+            self._own["dw2"] = self.dw2
             self.pw2 = self._param("pw2", (n_sep * E * Src * S * C, C, 1, 1), n_sep * E * Src)
         for op in self.pool_ops:
             self.register_buffer(f"{op}_mean", torch.zeros(Src * S * C))
@@ -241,7 +246,7 @@ class FusedRound(nn.Module):
         hook; a replacement (``torch.func.functional_call``, e.g. the second-order architect's
         unrolled weights) is masked here."""
         w = getattr(self, name)
-        if w is not self._parameters[name]:
+        if w is not self._own[name]:
             w = w * getattr(self, name + "_mask")
         return w
 
