@@ -96,7 +96,7 @@ def _reference_model(model: FusedDartsSupernet) -> DartsSupernet:
         stem_multiplier=model.stem_multiplier,
         in_channels=model.in_channels,
         primitives=model.primitives,
-    ).to(model.alphas_normal.device)
+    ).to(device=model.alphas_normal.device, dtype=model.alphas_normal.dtype)
 
 
 def seed_checkpoint(step: FirstOrderStep, seed: int, lr: float) -> dict[str, Any]:
