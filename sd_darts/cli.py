@@ -13,7 +13,6 @@ import pkgutil
 import sys
 
 from . import __version__
-from .errors import UserError
 
 
 def _command_modules():
@@ -47,29 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .runtime import Interrupted, install_signal_handlers, setup_logging
+    from .runtime import exit_code, install_signal_handlers, setup_logging
 
     install_signal_handlers()
-    command = "sd-darts"
     try:
         parser = build_parser()
-        try:
-            args = parser.parse_args(argv)
-        except SystemExit as exc:  # --help, --version, or a one-line usage error (exit 2)
-            return int(exc.code or 0)
-        command = f"sd-darts {args.command}"
-        setup_logging()
-        return int(args._run(args) or 0)
-    except UserError as exc:
-        print(f"{command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except Interrupted as exc:
-        print(f"{command}: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt as exc:  # before a run started (or a command without checkpoints)
-        name = "SIGTERM" if type(exc).__name__ == "Terminated" else "SIGINT"
-        print(f"{command}: stopped by {name} before anything was saved", file=sys.stderr)
-        return 143 if name == "SIGTERM" else 130
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line usage error (exit 2)
+        return int(exc.code or 0)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) while the command modules are imported
+        print("sd-darts: stopped before anything was done", file=sys.stderr)
+        return 130
+    setup_logging()
+    return exit_code(f"sd-darts {args.command}", lambda: args._run(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

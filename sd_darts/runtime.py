@@ -10,7 +10,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -146,3 +146,20 @@ class Progress:
                 last = now
                 total = f"/{self.total}" if self.total else ""
                 log.info("%s: step %d%s", self.desc, i + 1, total)
+
+
+def exit_code(name: str, run: Callable[[], int | None]) -> int:
+    """Run ``run()`` as a command called ``name``: a :class:`UserError` or an interruption
+    becomes one line on stderr and its exit code (2; 130 for SIGINT, 143 for SIGTERM)."""
+    try:
+        return int(run() or 0)
+    except UserError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Interrupted as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:  # before a run started (or a command without checkpoints)
+        signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        print(f"{name}: stopped by {signal_name} before anything was saved", file=sys.stderr)
+        return 143 if signal_name == "SIGTERM" else 130

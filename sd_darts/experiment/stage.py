@@ -19,8 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import container
-from ..errors import UserError
-from ..runtime import Interrupted, install_signal_handlers, setup_logging
+from ..runtime import exit_code, install_signal_handlers, setup_logging
 from .schema import Params, read_params
 
 #: The params file the stages read (``dvc repro`` runs them in the repository root).
@@ -69,17 +68,14 @@ def stage(configure: Callable[[argparse.ArgumentParser], None] | None = None):
             if configure is not None:
                 configure(parser)
             args = parser.parse_args(argv)
-            try:
+
+            def run() -> int:
                 p = read_params(params_path())
                 if p.pipeline.runner == "docker" and not container.image_provenance():
                     return in_image(p, module, argv)
                 return int(work(p, args) or 0)
-            except UserError as exc:
-                print(f"{name}: error: {exc}", file=sys.stderr)
-                return exc.exit_code
-            except Interrupted as exc:
-                print(f"{name}: {exc}", file=sys.stderr)
-                return exc.exit_code
+
+            return exit_code(name, run)
 
         return main
 
