@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 
+from ... import files
 from ...data.checksums import listing_sha256, verify
 from ..execute import not_run, train_once
 from ..layout import Layout
@@ -26,8 +27,9 @@ def main(p, args) -> int:
     if not p.pipeline.train_imagenet:
         if folder.exists():
             shutil.rmtree(folder)
-        (layout.runs / "train_imagenet").mkdir(parents=True, exist_ok=True)
         reason = "pipeline.train_imagenet is false; set it to true with ImageNet in data.imagenet_root"
+        # the persisted run folder is a stage output: it must exist, and says why it is empty
+        files.write_json(layout.runs / "train_imagenet" / "status.json", {"status": "not run", "reason": reason})
         not_run(p, None, layout.imagenet_status, reason)
         print(f"train_imagenet: not run ({reason})")
         return 0
@@ -42,6 +44,7 @@ def main(p, args) -> int:
         done.append(paths.name)
         print(f"train_imagenet {paths.name}: top-1 error {metrics['test_error']:.2f}%")
     layout.imagenet_status.unlink(missing_ok=True)
+    (layout.runs / "train_imagenet" / "status.json").unlink(missing_ok=True)
     for child in sorted(folder.iterdir()):
         if child.is_dir() and child.name not in done:
             shutil.rmtree(child)
