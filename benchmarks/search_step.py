@@ -1,110 +1,318 @@
-"""Time one full SD-DARTS search step: alpha step + weight step + KD (a benchmark, not a test).
+"""One first-order search step, this package's paths beside the xautodl peer (a benchmark, not a
+test; issue 11).
 
-Prints JSON: milliseconds per step (median and mean over the timed steps), peak memory
-(CUDA: torch.cuda.max_memory_allocated; CPU: the process's peak RSS) and the configuration.
+A step is an alpha step (validation batch) and a weight step (training batch).  Variants, all
+in one process on the same device and settings, timed round-robin:
 
-    python benchmarks/search_step.py --device cuda --batch-size 64 --init-channels 16 --layers 8
-    python benchmarks/search_step.py --device cpu --batch-size 8 --init-channels 4 --layers 5 --steps 3
+  darts-reference    sd_darts.search's loop body: Architect + SearchObjective (SD-DARTS, KD on)
+                     + SGD + clip_grad_norm_ on the reference DartsSupernet (``--layers`` cells)
+  darts-fused        FirstOrderStep on the fused supernet (same math, sd_darts/search_step.py)
+  darts-fused-graph  the same step captured in one CUDA graph (CUDA only)
+  darts-fused-compile  the same step with torch.compile of the supernet (``--compile``)
+  darts-stacked      FirstOrderStep on ``--seeds`` seeds stacked in one model
+  darts-reference-6 / darts-fused-6   our supernet at the peer's size (6 cells)
+  peer-darts-6       xautodl NASNetworkDARTS, N=2 (6 cells), xautodl's DARTS-V1 step (CE only)
+  nb201-reference / nb201-step        our NB201 supernet: Architect loop / FirstOrderStep
+  peer-nb201         xautodl TinyNetworkDarts (C=16, N=5), DARTS-V1 step
+
+Prints a JSON list, one object per variant: ``benchmark``, ``variant``, ``device``,
+``ms_per_step_median`` (and mean), ``peak_memory_bytes`` (memory the variant holds — parameters,
+buffers, optimiser state, teacher cache, batch — plus the peak its step allocates on top),
+``ops_per_step`` (profiler: aten operators called from Python or the autograd engine),
+``compute_ops_per_step`` (the same without pure views), ``saved_bytes_max_pass`` (activations
+autograd saves in one forward pass), settings, and ratios to the peer / to one seed.
+
+    python benchmarks/search_step.py --device cpu --batch-size 16
+    python benchmarks/search_step.py --device cuda --batch-size 64 --out runs/bench/search_step.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import torch
-from _timing import time_steps
+import torch.nn.functional as F
+from _measure import count_ops, peak_bytes, resident_bytes, saved_activation_bytes, time_interleaved
+
+ALL = (
+    "darts-reference",
+    "darts-fused",
+    "darts-fused-graph",
+    "darts-fused-compile",
+    "darts-stacked",
+    "darts-reference-6",
+    "darts-fused-6",
+    "peer-darts-6",
+    "nb201-reference",
+    "nb201-step",
+    "peer-nb201",
+)
+CLASSES = 10
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--space", default="darts", choices=("darts", "nb201"))
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--init-channels", type=int, default=None)
-    parser.add_argument("--layers", type=int, default=None)
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--unrolled", action="store_true")
-    parser.add_argument("--method", default="sd-darts", choices=("darts", "sd-darts"))
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup-steps", type=int, default=2)
-    args = parser.parse_args()
+class Variant:
+    """A step closure with what it holds (for memory) and the module whose forward passes count."""
 
-    from sd_darts.architect import Architect
+    def __init__(self, step, model, holds, batch_size, note=""):
+        self.step, self.model, self.holds, self.batch_size, self.note = step, model, holds, batch_size, note
+
+
+def _batches(args, device, seeds=None):
+    g = torch.Generator().manual_seed(1)
+    lead = () if seeds is None else (seeds,)
+    B, size = args.batch_size, args.image_size
+    x = torch.randn(*lead, B, 3, size, size, generator=g)
+    y = torch.randint(0, CLASSES, (*lead, B), generator=g)
+    xv = torch.randn(*lead, B, 3, size, size, generator=g)
+    yv = torch.randint(0, CLASSES, (*lead, B), generator=g)
+    i = torch.arange(B).expand(*lead, B).contiguous()
+    iv = (torch.arange(B) + B).expand(*lead, B).contiguous()
+    return tuple(t.to(device) for t in (x, y, i, xv, yv, iv))
+
+
+def _filled_cache(n, device, seeds=None):
+    """A teacher cache holding one earlier epoch for every sample: the KD term is live."""
     from sd_darts.distill import TeacherCache
-    from sd_darts.runtime import pick_device
+    from sd_darts.search_step import StackedTeacherCache
+
+    g = torch.Generator().manual_seed(2)
+    if seeds is None:
+        cache = TeacherCache(n, CLASSES, 2, device)
+        cache.record(
+            torch.arange(n, device=device), torch.softmax(torch.randn(n, CLASSES, generator=g), -1).to(device), 0
+        )
+        return cache
+    cache = StackedTeacherCache(seeds, n, CLASSES, 2, device)
+    for s in range(seeds):
+        probs = torch.softmax(torch.randn(n, CLASSES, generator=g), -1).to(device)
+        cache.cache(s).record(torch.arange(n, device=device), probs, 0)
+    return cache
+
+
+def reference_variant(args, device, layers, space="darts"):
+    from sd_darts.architect import Architect
     from sd_darts.search import SearchConfig, SearchObjective
     from sd_darts.spaces import get_space
 
-    device = pick_device(args.device)
     cfg = SearchConfig(
-        method=args.method,
-        space=args.space,
-        dataset="cifar10",
+        method="sd-darts",
+        space=space,
         epochs=2,
         warmup_epochs=0,
         window=2,
         init_channels=args.init_channels,
-        layers=args.layers,
+        layers=layers,
         batch_size=args.batch_size,
-        unrolled=args.unrolled,
-        device=str(device),
     )
     cfg.validate()
     torch.manual_seed(0)
-    model = get_space(args.space).build(cfg.init_channels, cfg.layers, 10).to(device)
-    n = 4 * args.batch_size
-    cache = TeacherCache(n, 10, cfg.window, device) if args.method == "sd-darts" else None
+    model = get_space(space).build(cfg.init_channels, cfg.layers, CLASSES).to(device)
+    cache = _filled_cache(2 * args.batch_size, device)
     objective = SearchObjective(model, cfg, cache)
-    objective.set_epoch(1)  # KD active, teacher from epoch 0
-    if cache is not None:
-        cache.record(torch.arange(n, device=device), torch.softmax(torch.randn(n, 10, device=device), -1), 0)
+    objective.set_epoch(1)
     w_opt = torch.optim.SGD(model.weights(), lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     architect = Architect(
         model,
         objective,
         arch_learning_rate=cfg.arch_learning_rate,
         arch_weight_decay=cfg.arch_weight_decay,
-        unrolled=cfg.unrolled,
+        betas=(cfg.arch_beta1, cfg.arch_beta2),
     )
-
-    def batch(offset):
-        x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
-        y = torch.randint(0, 10, (args.batch_size,), device=device)
-        idx = torch.arange(offset, offset + args.batch_size, device=device)
-        return x, y, idx
-
-    train, valid = batch(0), batch(args.batch_size)
+    x, y, i, xv, yv, iv = batch = _batches(args, device)
 
     def step():
-        architect.step(train, valid, cfg.learning_rate, w_opt)
+        architect.step((x, y, i), (xv, yv, iv), cfg.learning_rate, w_opt)
         w_opt.zero_grad(set_to_none=True)
-        loss, _ = objective(*train, record=True, track_kd=False)
+        loss, _ = objective(x, y, i, record=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.weights(), cfg.grad_clip)
         w_opt.step()
 
-    timing = time_steps(step, device, args.warmup_steps, args.steps)
-    print(
-        json.dumps(
-            {
-                "benchmark": "search_step",
-                "device": str(device),
-                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                "torch": torch.__version__,
-                "space": args.space,
-                "method": args.method,
-                "unrolled": args.unrolled,
-                "batch_size": args.batch_size,
-                "init_channels": cfg.init_channels,
-                "layers": cfg.layers,
-                "image_size": args.image_size,
-                "steps": args.steps,
-                **timing,
-            },
-            indent=2,
-        )
+    return Variant(
+        step, model, [model, cache.probs, cache.epochs, batch, w_opt.state, architect.optimizer.state], args.batch_size
     )
+
+
+def step_variant(args, device, layers, space="darts", impl="fused", seeds=None, graph=False, compile=False):
+    from sd_darts.search_step import FirstOrderStep, GraphedStep, StepSettings, configure_backends
+    from sd_darts.spaces import get_space
+    from sd_darts.stacked import build_stacked
+
+    torch.manual_seed(0)
+    if seeds:
+        model = build_stacked(list(range(seeds)), args.init_channels, layers, CLASSES)
+    elif space == "darts":
+        model = get_space(space).build(args.init_channels, layers, CLASSES, impl=impl)
+    else:
+        model = get_space(space).build(args.init_channels, layers, CLASSES)
+    model = model.to(device)
+    configure_backends(device)
+    cache = _filled_cache(2 * args.batch_size, device, seeds)
+    step = FirstOrderStep(
+        model, StepSettings(warmup_epochs=0), cache, amp=args.amp == "bf16", compile="model" if compile else None
+    )
+    step.set_epoch(1, 0.025)
+    batch = _batches(args, device, seeds)
+    run = GraphedStep(step, warmup=3) if graph else step
+    holds = [model, cache.probs, cache.epochs, batch, step.momentum_buffer, step.exp_avg, step.exp_avg_sq]
+    return Variant(lambda: run(*batch), model, holds, args.batch_size * (seeds or 1))
+
+
+def peer_variant(args, device, kind):
+    """xautodl's DARTS-V1 first-order step: weight step (CE, clip 5) then alpha step (CE)."""
+    from xautodl.models.cell_operations import SearchSpaceNames
+
+    torch.manual_seed(0)
+    if kind == "darts":
+        from xautodl.models.cell_searchs.search_model_darts_nasnet import NASNetworkDARTS
+
+        net = NASNetworkDARTS(args.init_channels, 2, 4, 4, 3, CLASSES, SearchSpaceNames["darts"], False, True)
+    else:
+        from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts
+
+        net = TinyNetworkDarts(args.init_channels, 5, 4, CLASSES, SearchSpaceNames["nas-bench-201"], False, True)
+    net = net.to(device)
+    w_opt = torch.optim.SGD(net.get_weights(), 0.025, momentum=0.9, weight_decay=3e-4, nesterov=False)
+    a_opt = torch.optim.Adam(net.get_alphas(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    x, y, _, xv, yv, _ = batch = _batches(args, device)
+
+    def step():
+        w_opt.zero_grad()
+        _, logits = net(x)
+        F.cross_entropy(logits, y).backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5)
+        w_opt.step()
+        a_opt.zero_grad()
+        _, logits = net(xv)
+        F.cross_entropy(logits, yv).backward()
+        a_opt.step()
+
+    return Variant(
+        step, net, [net, batch, w_opt.state, a_opt.state], args.batch_size, note="CE only (xautodl DARTS-V1)"
+    )
+
+
+def build(name, args, device):
+    L = args.layers
+    if name == "darts-reference":
+        return reference_variant(args, device, L)
+    if name == "darts-fused":
+        return step_variant(args, device, L)
+    if name == "darts-fused-graph":
+        return step_variant(args, device, L, graph=True) if device.type == "cuda" else None
+    if name == "darts-fused-compile":
+        return step_variant(args, device, L, compile=True) if args.compile else None
+    if name == "darts-stacked":
+        return step_variant(args, device, L, seeds=args.seeds)
+    if name == "darts-reference-6":
+        return reference_variant(args, device, 6)
+    if name == "darts-fused-6":
+        return step_variant(args, device, 6)
+    if name == "peer-darts-6":
+        return peer_variant(args, device, "darts")
+    if name == "nb201-reference":
+        return reference_variant(args, device, 5, space="nb201")
+    if name == "nb201-step":
+        return step_variant(args, device, 5, space="nb201")
+    if name == "peer-nb201":
+        return peer_variant(args, device, "nb201")
+    raise ValueError(name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 64 on CUDA, 16 on CPU")
+    parser.add_argument("--init-channels", type=int, default=16)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--seeds", type=int, default=4, help="seeds of the darts-stacked variant")
+    parser.add_argument("--variants", default="all", help=f"comma-separated subset of {','.join(ALL)}")
+    parser.add_argument("--rounds", type=int, default=5, help="timed steps per variant (interleaved)")
+    parser.add_argument("--warmup-steps", type=int, default=2)
+    parser.add_argument("--amp", default="none", choices=("none", "bf16"))
+    parser.add_argument("--compile", action="store_true", help="add the torch.compile variant")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory and op-count passes")
+    parser.add_argument("--out", default=None, help="also write the JSON to this file")
+    args = parser.parse_args()
+
+    from sd_darts.runtime import pick_device
+
+    device = pick_device(args.device)
+    if args.batch_size is None:
+        args.batch_size = 64 if device.type == "cuda" else 16
+    names = ALL if args.variants == "all" else tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    unknown = [n for n in names if n not in ALL]
+    if unknown:
+        sys.exit(f"unknown variants {unknown}; known: {', '.join(ALL)}")
+    variants = {}
+    for name in names:
+        v = build(name, args, device)
+        if v is not None:
+            variants[name] = v
+    timing = time_interleaved({k: v.step for k, v in variants.items()}, device, args.warmup_steps, args.rounds)
+    results = []
+    for name, v in variants.items():
+        row = {
+            "benchmark": "search_step",
+            "variant": name,
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "batch_size": args.batch_size,
+            "images_per_step": v.batch_size,
+            "init_channels": args.init_channels,
+            "image_size": args.image_size,
+            "amp": args.amp,
+            "rounds": args.rounds,
+            **timing[name],
+        }
+        if not args.no_memory:
+            row["peak_memory_bytes"] = resident_bytes(*v.holds) + peak_bytes(v.step, device)
+            row["peak_memory_kind"] = (
+                "resident + step peak (" + ("cuda allocator" if device.type == "cuda" else "profiler allocations") + ")"
+            )
+            if name != "darts-fused-graph":  # a replayed graph runs no Python: nothing to count
+                row.update(count_ops(v.step, device))
+                row.update(saved_activation_bytes(v.step, v.model))
+        else:
+            row["peak_memory_bytes"] = None
+        if v.note:
+            row["note"] = v.note
+        results.append(row)
+    by = {r["variant"]: r for r in results}
+
+    def ratio(a, b, key="ms_per_step_median"):
+        if a in by and b in by and by[b].get(key):
+            return round(by[a][key] / by[b][key], 3)
+        return None
+
+    for r in results:
+        for peer, mine in (("peer-darts-6", "darts"), ("peer-nb201", "nb201")):
+            if r["variant"].startswith(mine) and peer in by:
+                r[f"time_vs_{peer}"] = ratio(r["variant"], peer)
+                r[f"peak_memory_vs_{peer}"] = ratio(r["variant"], peer, "peak_memory_bytes")
+        if r["variant"].startswith("darts") and "darts-reference" in by and r.get("ops_per_step"):
+            r["ops_vs_darts-reference"] = ratio(r["variant"], "darts-reference", "ops_per_step")
+            r["saved_bytes_vs_darts-reference"] = ratio(r["variant"], "darts-reference", "saved_bytes_max_pass")
+    if "darts-stacked" in by and "darts-fused" in by:
+        s = by["darts-stacked"]
+        s["seeds"] = args.seeds
+        s["throughput_vs_one_seed"] = round(
+            args.seeds * by["darts-fused"]["ms_per_step_median"] / s["ms_per_step_median"], 3
+        )
+        if s.get("ops_per_step") and by["darts-fused"].get("ops_per_step"):
+            s["ops_vs_one_seed"] = ratio("darts-stacked", "darts-fused", "ops_per_step")
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        path = Path(args.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -284,7 +284,7 @@ class FusedRound(nn.Module):
             NC = len(self.conv_ops)
             parts.append(_nhwc(h).view(N, Ho, Wo, NC, E, Src, S * C).sum((3, 5)).permute(3, 0, 1, 2, 4))
         if self.pf_ops:
-            pf = []  # (Src, N, H', W', S·C) views, or (N, H', W', S·C) with one source
+            pf = []
             for op in self.pool_ops:
                 if op == "max_pool_3x3":
                     p = F.max_pool2d(x, 3, st, 1)
@@ -301,20 +301,25 @@ class FusedRound(nn.Module):
                     BN_EPS,
                 )
                 pf.append(p)
-            pf = [_nhwc(t) for t in pf]
-            if self.identity:
-                pf.append(_nhwc(x) if x_nhwc is None else x_nhwc)
-            if Src > 1:
-                pf = [t.view(N, Ho, Wo, Src, S * C).permute(3, 0, 1, 2, 4) for t in pf]
             K = len(self.pf_ops) * Src
-            # the weighted sum over (op, source) of every edge: one matrix product
-            q = torch.stack(pf, 0).view(K, -1)
             if S == 1:
+                # the weighted sum over (op, source) of every edge: one matrix product on the
+                # stacked (op, source) planes in NHWC order, giving the edge-major layout
+                pf = [_nhwc(t) for t in pf]
+                if self.identity:
+                    pf.append(_nhwc(x) if x_nhwc is None else x_nhwc)
+                if Src > 1:
+                    pf = [t.view(N, Ho, Wo, Src, C).permute(3, 0, 1, 2, 4) for t in pf]
+                q = torch.stack(pf, 0).view(K, -1)
                 o = torch.mm(w["pf"].view(E, K), q).view(E, N, Ho, Wo, C)
             else:
-                o = torch.einsum("sek,kmsc->emsc", w["pf"].view(S, E, K), q.view(K, -1, S, C))
+                # the same per seed: seed-major planes, one batched matrix product
+                if self.identity:
+                    pf.append(x)
+                q = _nhwc(torch.cat(pf, 1)).view(N, Ho * Wo, K, S, C).permute(3, 2, 0, 1, 4).reshape(S, K, -1)
+                o = torch.bmm(w["pf"].view(S, E, K), q).view(S, E, N, Ho, Wo, C).permute(1, 2, 3, 4, 0, 5)
                 o = o.reshape(E, N, Ho, Wo, S * C)
-            parts.insert(0, o)  # first: the sum takes its edge-major layout
+            parts.insert(0, o)  # first: with one seed, the sum takes its edge-major layout
         if self.reduce_skip:
             c1 = C // 2
             a = F.conv2d(r, self.fr1, stride=2, groups=Src * S)
