@@ -80,9 +80,7 @@ def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
         fn()
     # An operator's memory usage includes its children's: count each event's own allocations
     # (frees outside any operator are "[memory]" events).
-    events = sorted(
-        (e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage
-    )
+    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)
     level = peak = 0
     for _, delta in events:
         level += delta

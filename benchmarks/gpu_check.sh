@@ -51,7 +51,7 @@ stage "timings fp32" 150 "$PYTHON" search_step.py --device cuda --batch-size 64 
     --seeds 4 --rounds 10 --warmup-steps 3 --out "$out/search_step.json" >"$out/search_step.log" 2>&1
 stage "timings bf16" 50 "$PYTHON" search_step.py --device cuda --batch-size 64 --init-channels 16 --layers 8 \
     --seeds 4 --rounds 10 --warmup-steps 3 --amp bf16 --no-memory \
-    --variants darts-fused,darts-fused-graph,darts-stacked --out "$out/search_step_bf16.json" \
+    --variants darts-fused,darts-fused-graph,darts-stacked,nb201-fused,nb201-fused-graph --out "$out/search_step_bf16.json" \
     >"$out/search_step_bf16.log" 2>&1
 stage "trajectory 300 steps" 200 "$PYTHON" trajectory_check.py --device cuda --steps 300 --batch-size 64 \
     --init-channels 16 --layers 8 --dtype float32 --deadline-s 100 --out "$out/trajectory.json" >"$out/trajectory.log" 2>&1

@@ -13,6 +13,7 @@ in one process on the same device and settings, timed round-robin:
   darts-reference-6 / darts-fused-6   our supernet at the peer's size (6 cells)
   peer-darts-6       xautodl NASNetworkDARTS, N=2 (6 cells), xautodl's DARTS-V1 step (CE only)
   nb201-reference / nb201-step        our NB201 supernet: Architect loop / FirstOrderStep
+  nb201-fused / nb201-fused-graph     FirstOrderStep on the fused NB201 supernet (eager / CUDA graph)
   peer-nb201         xautodl TinyNetworkDarts (C=16, N=5), DARTS-V1 step
 
 Prints a JSON list, one object per variant: ``benchmark``, ``variant``, ``device``,
@@ -48,6 +49,8 @@ ALL = (
     "peer-darts-6",
     "nb201-reference",
     "nb201-step",
+    "nb201-fused",
+    "nb201-fused-graph",
     "peer-nb201",
 )
 CLASSES = 10
@@ -147,7 +150,7 @@ def step_variant(args, device, layers, space="darts", impl="fused", seeds=None, 
     elif space == "darts":
         model = get_space(space).build(args.init_channels, layers, CLASSES, impl=impl)
     else:
-        model = get_space(space).build(args.init_channels, layers, CLASSES)
+        model = get_space(space).build(args.init_channels, layers, CLASSES, impl=impl)
     model = model.to(device)
     configure_backends(device)
     cache = _filled_cache(2 * args.batch_size, device, seeds)
@@ -216,7 +219,11 @@ def build(name, args, device):
     if name == "nb201-reference":
         return reference_variant(args, device, 5, space="nb201")
     if name == "nb201-step":
+        return step_variant(args, device, 5, space="nb201", impl="reference")
+    if name == "nb201-fused":
         return step_variant(args, device, 5, space="nb201")
+    if name == "nb201-fused-graph":
+        return step_variant(args, device, 5, space="nb201", graph=True) if device.type == "cuda" else None
     if name == "peer-nb201":
         return peer_variant(args, device, "nb201")
     raise ValueError(name)
@@ -276,7 +283,7 @@ def main() -> None:
             row["peak_memory_kind"] = (
                 "resident + step peak (" + ("cuda allocator" if device.type == "cuda" else "profiler allocations") + ")"
             )
-            if name != "darts-fused-graph":  # a replayed graph runs no Python: nothing to count
+            if not name.endswith("-graph"):  # a replayed graph runs no Python: nothing to count
                 row.update(count_ops(v.step, device))
                 row.update(saved_activation_bytes(v.step, v.model))
         else:

@@ -5,6 +5,7 @@ the host."""
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
@@ -270,3 +271,23 @@ def test_cuda_step_and_graph_replay_do_not_synchronise():
     assert graphed.graph is not None
     for (name, a), b in zip(model.state_dict().items(), eager.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.skipif(
+    os.environ.get("SD_DARTS_SLOW_TESTS") != "1", reason="torch.compile takes minutes on CPU; set SD_DARTS_SLOW_TESTS=1"
+)
+@pytest.mark.parametrize("mode", ["model", "step"])
+def test_compiled_step_matches_the_eager_step(mode):
+    torch.manual_seed(0)
+    base = FusedDartsSupernet.from_reference(DartsSupernet(C, CLASSES, 3))
+    runs = []
+    for compile_mode in (None, mode):
+        model = copy.deepcopy(base)
+        step = FirstOrderStep(model, _settings(), TeacherCache(N_SAMPLES, CLASSES, 2), compile=compile_mode)
+        for epoch, *batch in _batches(torch.float32):
+            step.set_epoch(epoch, _lr(epoch))
+            step(*batch)
+        runs.append(model.state_dict())
+    for name, t in runs[0].items():
+        if t.is_floating_point():
+            torch.testing.assert_close(runs[1][name], t, rtol=1e-4, atol=1e-5, msg=name)

@@ -280,8 +280,21 @@ class NB201Space:
     default_layers = 5
     primitives = NB201_PRIMITIVES
 
-    def build(self, C: int, layers: int, num_classes: int) -> NB201Supernet:
-        return NB201Supernet(C, layers, num_classes)
+    #: Implementations of the supernet: the reference modules, or the fused kernels of
+    #: :mod:`sd_darts.spaces.nb201_fused` (same function and initialisation, fewer and bigger kernels).
+    impls = ("reference", "fused")
+
+    def build(self, C: int, layers: int, num_classes: int, impl: str = "reference") -> nn.Module:
+        """A freshly initialised supernet; ``impl="fused"`` draws the same initial weights and
+        alphas from the global RNG as the reference (it builds one and converts it)."""
+        if impl not in self.impls:
+            raise ValueError(f"impl must be one of {self.impls}, got {impl!r}")
+        ref = NB201Supernet(C, layers, num_classes)
+        if impl == "reference":
+            return ref
+        from .nb201_fused import FusedNB201Supernet
+
+        return FusedNB201Supernet.from_reference(ref)
 
     def __repr__(self) -> str:
         return "NB201Space()"
