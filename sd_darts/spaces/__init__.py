@@ -45,8 +45,12 @@ class SearchSpace(Protocol):
     default_channels: int
     default_layers: int
 
-    def build(self, C: int, layers: int, num_classes: int) -> nn.Module:
-        """Return a freshly initialised supernet (weights and alphas) on the CPU."""
+    def build(self, C: int, layers: int, num_classes: int, impl: str = "reference") -> nn.Module:
+        """Return a freshly initialised supernet (weights and alphas) on the CPU.
+
+        ``impl="fused"`` returns the same supernet (same function, same initial values for the
+        same global RNG state) computed with fewer, bigger kernels (docs/speed.md); its
+        parameters are laid out differently and convert to the reference's exactly."""
         ...
 
 
