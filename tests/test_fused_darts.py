@@ -48,8 +48,11 @@ def _fused_grads_as_reference(fused: FusedDartsSupernet) -> dict[str, torch.Tens
     return holder.reference_state_dict()
 
 
-@pytest.mark.parametrize("primitives", SUBSETS, ids=lambda p: "+".join(p)[:40])
-@pytest.mark.parametrize("size", [16, 15])
+@pytest.mark.parametrize(
+    "primitives,size",
+    [(p, 16) for p in SUBSETS] + [(PRIMITIVES, 15)],
+    ids=lambda p: "+".join(p)[:40] if isinstance(p, tuple) else str(p),
+)
 def test_logits_loss_and_all_gradients_equal_the_reference(primitives, size):
     ref, fused = _pair(primitives)
     x, y = _batch(size)
