@@ -504,13 +504,13 @@ def run_search(cfg: SearchConfig) -> SearchResult:
                 started = time.perf_counter()
                 metrics = train_epoch(run, epoch)
                 end_of_epoch(run, epoch, metrics, live, started)
+            live.end()
+            return finish(run)
         except KeyboardInterrupt as exc:
+            live.end()
             done = len(run.history)
             saved = f"{run.ckpt_path} holds epoch {done}/{cfg.epochs}" if done else "no epoch was completed"
             raise interrupted(exc, f"{saved}; rerun the same command to resume") from None
-        finally:
-            live.end()
-        return finish(run)
     finally:
         lock.release()
 

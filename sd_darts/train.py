@@ -385,10 +385,6 @@ def _train(run: TrainRun) -> None:
                          "top-5 err %.2f%% | %.1fs", epoch + 1, cfg.epochs, lr, train_loss, train_e1,
                          test_loss, test_e1, test_e5, row["epoch_seconds"])  # fmt: skip
                 _save_epoch(run, row, live)
-    except KeyboardInterrupt as exc:
-        done = len(run.history)
-        saved = f"{run.ckpt_path} holds epoch {done}/{cfg.epochs}" if done else "no epoch was completed"
-        raise interrupted(exc, f"{saved}; rerun the same command to resume") from None
     finally:
         if live is not None:
             live.end()
@@ -425,8 +421,13 @@ def run_training(cfg) -> TrainResult:
                      dist_info.world_size)  # fmt: skip
         if run.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        _train(run)
-        result = finish(run)
+        try:
+            _train(run)
+            result = finish(run)
+        except KeyboardInterrupt as exc:
+            done = len(run.history)
+            saved = f"{run.ckpt_path} holds epoch {done}/{cfg.epochs}" if done else "no epoch was completed"
+            raise interrupted(exc, f"{saved}; rerun the same command to resume") from None
         if dist_info.enabled:
             dist.barrier()
         return result
