@@ -34,6 +34,22 @@ def run_cli(capsys, *argv) -> tuple[int, str]:
     return code, err
 
 
+def one_step_search(capsys, out: Path) -> tuple[int, str]:
+    return run_cli(
+        capsys,
+        "search",
+        *TINY,
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--warmup-epochs",
+        "0",
+        "--max-steps-per-epoch",
+        "1",
+    )
+
+
 def assert_one_line_refusal(code: int, err: str, *needles: str) -> None:
     assert code == 2, err
     lines = err.splitlines()
@@ -143,19 +159,7 @@ def test_outputs_honour_the_umask(tmp_path, capsys):
     out = tmp_path / "run"
     old = os.umask(0o022)
     try:
-        code, err = run_cli(
-            capsys,
-            "search",
-            *TINY,
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--warmup-epochs",
-            "0",
-            "--max-steps-per-epoch",
-            "1",
-        )
+        code, err = one_step_search(capsys, out)
     finally:
         os.umask(old)
     assert code == 0, err
@@ -168,19 +172,7 @@ def test_stale_temporaries_of_killed_writes_are_removed(tmp_path, capsys):
     out.mkdir()
     stale = out / ".checkpoint.pt.abc123.tmp"
     stale.write_bytes(b"half a checkpoint")
-    code, err = run_cli(
-        capsys,
-        "search",
-        *TINY,
-        "--out",
-        str(out),
-        "--epochs",
-        "1",
-        "--warmup-epochs",
-        "0",
-        "--max-steps-per-epoch",
-        "1",
-    )
+    code, err = one_step_search(capsys, out)
     assert code == 0, err
     assert not stale.exists()
 
