@@ -283,9 +283,9 @@ class FusedRound(nn.Module):
             h = F.batch_norm(h, self.bn2_mean, self.bn2_var, w["bn2"], None, training, BN_MOMENTUM, BN_EPS)
             NC = len(self.conv_ops)
             if Src == 1:
-                h = _nhwc(h).view(N, Ho, Wo, NC, E, S * C).sum(3)
+                h = _nhwc(h).reshape(N, Ho, Wo, NC, E, S * C).sum(3)
             else:  # two one-dim sums: a reduction over two non-adjacent dims is ~5x slower on CPU
-                h = _nhwc(h).view(N, Ho, Wo, NC, E, Src, S * C).sum(5).sum(3)
+                h = _nhwc(h).reshape(N, Ho, Wo, NC, E, Src, S * C).sum(5).sum(3)
             parts.append(h.permute(3, 0, 1, 2, 4))
         if self.pf_ops:
             pf = []
@@ -320,7 +320,7 @@ class FusedRound(nn.Module):
                 # the same per seed: seed-major planes, one batched matrix product
                 if self.identity:
                     pf.append(x)
-                q = _nhwc(torch.cat(pf, 1)).view(N, Ho * Wo, K, S, C).permute(3, 2, 0, 1, 4).reshape(S, K, -1)
+                q = _nhwc(torch.cat(pf, 1)).reshape(N, Ho * Wo, K, S, C).permute(3, 2, 0, 1, 4).reshape(S, K, -1)
                 o = torch.bmm(w["pf"].view(S, E, K), q).view(S, E, N, Ho, Wo, C).permute(1, 2, 3, 4, 0, 5)
                 o = o.reshape(E, N, Ho, Wo, S * C)
             parts.insert(0, o)  # first: with one seed, the sum takes its edge-major layout
@@ -330,15 +330,15 @@ class FusedRound(nn.Module):
             b = F.conv2d(F.pad(r, (-1, 1, -1, 1)).contiguous(memory_format=CL), self.fr2, stride=2, groups=Src * S)
             f = torch.cat(
                 [
-                    _nhwc(a).view(N, Ho, Wo, Src, S, E, c1).permute(0, 1, 2, 5, 3, 4, 6),
-                    _nhwc(b).view(N, Ho, Wo, Src, S, E, C - c1).permute(0, 1, 2, 5, 3, 4, 6),
+                    _nhwc(a).reshape(N, Ho, Wo, Src, S, E, c1).permute(0, 1, 2, 5, 3, 4, 6),
+                    _nhwc(b).reshape(N, Ho, Wo, Src, S, E, C - c1).permute(0, 1, 2, 5, 3, 4, 6),
                 ],
                 6,
             )  # (N, H', W', E, Src, S, C)
             f = F.batch_norm(
                 _nchw(f.view(N, Ho, Wo, -1)), self.fr_mean, self.fr_var, w["fr"], None, training, BN_MOMENTUM, BN_EPS
             )
-            parts.append(_nhwc(f).view(N, Ho, Wo, E, Src, S * C).sum(4).permute(3, 0, 1, 2, 4))
+            parts.append(_nhwc(f).reshape(N, Ho, Wo, E, Src, S * C).sum(4).permute(3, 0, 1, 2, 4))
         out = parts[0]
         for part in parts[1:]:
             out = out + part
@@ -455,7 +455,7 @@ class FusedCell(nn.Module):
             if S == 1:
                 x = torch.cat([a, b, p1], 1)
             else:  # (source, seed, c) with source 0 = the two halves of the factorized reduce
-                fr = torch.cat([_nhwc(a).view(N, H, W, S, -1), _nhwc(b).view(N, H, W, S, -1)], 4)
+                fr = torch.cat([_nhwc(a).reshape(N, H, W, S, -1), _nhwc(b).reshape(N, H, W, S, -1)], 4)
                 x = _nchw(torch.cat([fr.view(N, H, W, S * C), _nhwc(p1)], 3))
         else:
             x = torch.cat([F.conv2d(r0, self.pre0, groups=S), p1], 1)
@@ -471,7 +471,7 @@ class FusedCell(nn.Module):
                 node, rest = acc.split([1, rnd.E - 1], 0)  # node r is complete
             else:
                 node = acc
-            node = node.view(N, H, W, S * C)
+            node = node.reshape(N, H, W, S * C)
             nodes.append(node)
             if r + 1 < self.steps:
                 x, x_nhwc = _nchw(node), node

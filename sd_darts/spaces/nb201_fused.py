@@ -76,7 +76,7 @@ class FusedNB201Cell(nn.Module):
             h = F.batch_norm(
                 torch.cat([a, b], 1), rnd.bn_mean, rnd.bn_var, chunks[2 * r], None, self.training, BN_MOMENTUM, BN_EPS
             )
-            conv = _nhwc(h).view(N, H, W, 2, E, C).sum(3).permute(3, 0, 1, 2, 4)
+            conv = _nhwc(h).reshape(N, H, W, 2, E, C).sum(3).permute(3, 0, 1, 2, 4)
             pool = _nhwc(F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
             q = torch.stack([pool, x_nhwc], 0).view(2, -1)
             acc = torch.mm(chunks[2 * r + 1].view(E, 2), q).view(E, N, H, W, C) + conv
@@ -86,7 +86,7 @@ class FusedNB201Cell(nn.Module):
                 node, rest = acc.split([1, E - 1], 0)
             else:
                 node = acc
-            x_nhwc = node.view(N, H, W, C)
+            x_nhwc = node.reshape(N, H, W, C)
             x = _nchw(x_nhwc)
         return x
 
