@@ -137,7 +137,7 @@ class FusedRound(nn.Module):
     ``num_out`` (E) outgoing edges to consecutive nodes; ``stride`` 2 only for the edges that
     leave the inputs of a reduction cell.  ``edge_rows[j, e]`` is the alpha row of the edge from
     source ``j`` to its ``e``-th destination.  Input (N, Src·S·C, H, W) channels_last, channels
-    ordered (source, seed, c); output (N, E, S·C, H'·W'): for every outgoing edge and seed, the
+    ordered (source, seed, c); output (E, N, H', W', S·C): for every outgoing edge and seed, the
     edge's mixed op summed over the sources (the round's contribution to each destination node).
     """
 
@@ -209,6 +209,7 @@ class FusedRound(nn.Module):
             self.register_buffer("fr_var", torch.ones(E * Src * S * C))
 
     def _param(self, name: str, shape: tuple[int, ...], before: int) -> nn.Parameter:
+        """A parameter whose storage is (before, S, after): seed ``s``'s copy is ``[:, s]``."""
         numel = 1
         for n in shape:
             numel *= n
@@ -217,10 +218,10 @@ class FusedRound(nn.Module):
 
     # ---- edge weights ------------------------------------------------------------------
     def weight_index(self, n_edges: int) -> list[tuple[str, torch.Tensor]]:
-        """Where this round's edge weights sit in the padded flat weights (S·n_edges·n_prims
-        softmax values then one 1.0): ``[(name, flat index)]`` for the BN scale of the conv ops
-        (``bn2``), the matrix of the parameter-free ops (``pf``, (S, E, P·Src)) and the BN scale
-        of the stride-2 skip (``fr``)."""
+        """Where this round's edge weights sit in the flattened softmax of the alphas
+        (S·n_edges·n_prims values): ``[(name, flat index)]`` for the BN scale of the conv ops
+        (``bn2``, channel order (op, edge, source, seed, c)), the matrix of the parameter-free ops
+        (``pf``, (S, E, P·Src)) and the BN scale of the stride-2 skip (``fr``)."""
         S, Src, E, C = self.S, self.Src, self.E, self.C
         col = {p: i for i, p in enumerate(self.primitives)}
         n_prims = len(self.primitives)
@@ -437,9 +438,10 @@ class FusedCell(nn.Module):
         self.seed_axes[name] = (1, self.S, numel // self.S)
         return nn.Parameter(torch.zeros(shape))
 
-    def round_weights(self, wpad: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        """The edge weights of every round, gathered from ``wpad`` in one call."""
-        chunks = iter(wpad.index_select(0, self.weight_index).split(self._sizes))
+    def round_weights(self, weights: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """The edge weights of every round, gathered from the flattened softmax of the alphas in
+        one call."""
+        chunks = iter(weights.index_select(0, self.weight_index).split(self._sizes))
         return [{name: next(chunks) for name in names} for names in self._split]
 
     def forward(self, r0: torch.Tensor, r1: torch.Tensor, weights: list[dict[str, torch.Tensor]]) -> torch.Tensor:
@@ -694,9 +696,10 @@ class FusedDartsSupernet(nn.Module):
                 raise ValueError(f"a {S}-seed supernet takes (S, N, C, H, W) inputs, got {tuple(x.shape)}")
             x = x.transpose(0, 1).reshape(x.shape[1], S * x.shape[2], x.shape[3], x.shape[4])
         x = x.contiguous(memory_format=CL)
-        padded = {}
-        for reduction, alphas in ((False, self.alphas_normal), (True, self.alphas_reduce)):
-            padded[reduction] = F.pad(F.softmax(alphas, dim=-1).reshape(-1), (0, 1), value=1.0)
+        flat = {
+            False: F.softmax(self.alphas_normal, dim=-1).reshape(-1),
+            True: F.softmax(self.alphas_reduce, dim=-1).reshape(-1),
+        }
         if self.training:
             self.num_batches_tracked.add_(1)
         s = F.conv2d(x, self.stem_weight, padding=1, groups=S)
@@ -709,7 +712,7 @@ class FusedDartsSupernet(nn.Module):
         for k, cell in enumerate(self.cells):
             key = (cell.reduction, cell.C)
             if key not in gathered:
-                gathered[key] = cell.round_weights(padded[cell.reduction])
+                gathered[key] = cell.round_weights(flat[cell.reduction])
             s = cell(r0, r1, gathered[key])
             if k < last:
                 r0, r1 = r1, F.relu(s)
