@@ -177,3 +177,12 @@ def test_fused_supernet_follows_the_supernet_contract():
     assert len(names) == len(fused.weights()) == sum(1 for _ in fused.parameters()) - 2
     with pytest.raises(ValueError, match="primitives"):
         FusedDartsSupernet(C, CLASSES, LAYERS, primitives=("none",))
+
+
+def test_alpha_hessian_equals_the_reference():
+    """The sharpness tracking (sd_darts.hessian, double backward) sees the same Hessian."""
+    from sd_darts.hessian import full_hessian
+
+    ref, fused = _pair(("none", "skip_connect", "max_pool_3x3", "sep_conv_3x3", "dil_conv_5x5"))
+    x, y = _batch(8, 2)
+    torch.testing.assert_close(full_hessian(fused, x, y), full_hessian(ref, x, y), rtol=0, atol=1e-12)
