@@ -65,9 +65,9 @@ class Cell(nn.Module):
         # Which ops are identities (skip_connect at stride 1): drop path never touches them.
         self._is_identity = [isinstance(op, Identity) for op in self._ops]
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float | torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        use_drop = self.training and drop_prob > 0.0
+        use_drop = self.training and (isinstance(drop_prob, torch.Tensor) or drop_prob > 0.0)
         for i in range(self._steps):
             node = None
             for k in (2 * i, 2 * i + 1):

@@ -158,20 +158,31 @@ OPS: dict[str, OpBuilder] = {
 assert tuple(OPS) == PRIMITIVES, "OPS must cover PRIMITIVES in the same order"
 
 
-def drop_path(x: torch.Tensor, drop_prob: float, training: bool = True) -> torch.Tensor:
+def drop_path(x: torch.Tensor, drop_prob: float | torch.Tensor, training: bool = True) -> torch.Tensor:
     """Drop path (Larsson et al. 2017, as used by DARTS' evaluation networks).
 
     During training, zeroes the whole path for each sample with probability ``drop_prob`` and
     scales the kept samples by ``1 / (1 - drop_prob)``, so the expectation is unchanged.
     Out of place: returns a new tensor and never modifies ``x`` (DARTS' in-place version breaks
     autograd on recent PyTorch).  Identity when not training or ``drop_prob <= 0``.
+
+    ``drop_prob`` may be a 0-dim tensor (a compiled or graph-captured training step changes it
+    every epoch without recompiling): then the mask is always drawn, and a probability of 0
+    gives a mask of ones.
     """
-    if not training or drop_prob <= 0.0:
+    if not training:
+        return x
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    if isinstance(drop_prob, torch.Tensor):
+        keep = (1.0 - drop_prob).to(x.dtype)
+        mask = torch.bernoulli(keep.expand(shape))
+        return x * (mask / keep)
+    if drop_prob <= 0.0:
         return x
     if drop_prob >= 1.0:
         raise ValueError(f"drop_prob must be < 1, got {drop_prob}")
     keep = 1.0 - drop_prob
-    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+    mask = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
     return x * (mask / keep)
 
 

@@ -32,7 +32,7 @@ from .model import NetworkCIFAR, NetworkImageNet, auxiliary_input_ok
 from .runtime import check_device_name
 
 CIFAR_DATASETS = ("cifar10", "digits")
-AMP_MODES = ("none", "bf16")
+AMP_MODES = ("auto", "none", "bf16")
 MAX_EPOCHS = 10_000
 GENOTYPE_HELP = "shipped genotype (DARTS_V1, DARTS_V2, SD_DARTS) or path to a genotype.json"
 
@@ -50,10 +50,9 @@ class _RunSettings:
         0, "random seed (model initialisation, data order, augmentation, drop path)", ge=0, le=2**32 - 1
     )
     max_steps_per_epoch: int | None = setting(None, "cap on training steps per epoch (smoke runs and tests)", ge=1)
-    amp: str = setting("none", "mixed precision: bf16 autocast of the forward pass, or none", choices=AMP_MODES)
-    channels_last: bool = setting(
-        False, "use the channels_last memory format (faster convolutions on GPUs)", fingerprint=False
-    )
+    amp: str = setting("auto", "mixed precision of the forward pass: bf16 autocast, none, or auto (bf16 on CUDA, none on the CPU)", choices=AMP_MODES)
+    channels_last: bool | None = setting(None, "channels_last memory format (faster convolutions on GPUs; default: on CUDA only)", fingerprint=False)
+    compile: bool = setting(False, "torch.compile the network (faster steps on GPUs after a compilation of a few minutes)", fingerprint=False)
     num_workers: int = setting(
         4, "DataLoader worker processes per rank (results do not depend on it)", ge=0, le=256, fingerprint=False
     )

@@ -126,12 +126,22 @@ def _device_for(cfg, dist_info: DistInfo) -> torch.device:
     return device
 
 
+def use_bf16(cfg, device: torch.device) -> bool:
+    """``--amp bf16``, or ``auto`` on CUDA (bf16 autocast of the forward pass)."""
+    return cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+
+
+def use_channels_last(cfg, device: torch.device) -> bool:
+    """``--channels-last``, or by default on CUDA."""
+    return cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+
+
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, cfg):
     """One SGD step of the recipe: loss = CE(logits) + w_aux · CE(logits_aux) (label smoothing
     on both for ImageNet), backward, gradient-norm clip, step.  Forward under bf16 autocast
-    when ``cfg.amp == 'bf16'``.  Returns the detached loss and logits (no host sync)."""
+    when :func:`use_bf16`.  Returns the detached loss and logits (no host sync)."""
     label_smoothing = getattr(cfg, "label_smoothing", 0.0)
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg, x.device)):
         logits, logits_aux = model(x)
     loss = classification_loss(logits, y, label_smoothing)
     if logits_aux is not None:
@@ -193,10 +203,11 @@ def prepare(cfg, dist_info: DistInfo) -> TrainRun:
 
     seed_everything(cfg.seed)
     model = recipe.build_network(genotype, data.num_classes).to(device)
-    if cfg.channels_last:
+    if use_channels_last(cfg, device):
         model = model.to(memory_format=torch.channels_last)
+    fused = device.type == "cuda" or None  # CUDA: one kernel for the whole update (PyTorch's fused SGD)
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=fused
     )
     run = TrainRun(cfg, recipe, out, device, dist_info, genotype, data, model, optimizer, count_parameters(model))
     if ckpt is not None:
@@ -228,7 +239,7 @@ def _loaders(run: TrainRun, epoch: int, train_sampler, test_loader=None):
 def train_one_epoch(run: TrainRun, train_model: nn.Module, loader, epoch: int) -> torch.Tensor:
     """One epoch of :func:`train_step`; returns ``[loss·n, top-1 hits, top-5 hits, n]`` over all ranks."""
     cfg, device = run.cfg, run.device
-    mem = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    mem = torch.channels_last if use_channels_last(cfg, device) else torch.contiguous_format
     sums = torch.zeros(3, device=device, dtype=torch.float64)
     n = 0
     steps = len(loader) if cfg.max_steps_per_epoch is None else min(len(loader), cfg.max_steps_per_epoch)
@@ -350,6 +361,12 @@ def _train(run: TrainRun) -> None:
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[run.device.index] if run.device.type == "cuda" else None
         )
+    drop_prob = None
+    if cfg.compile:
+        # the drop-path probability as a device tensor: changing it every epoch does not recompile
+        drop_prob = torch.zeros((), device=run.device)
+        model.drop_path_prob = drop_prob
+        train_model = torch.compile(train_model)
     train_sampler = None
     if dist_info.enabled:
         train_sampler = torch.utils.data.distributed.DistributedSampler(
@@ -363,12 +380,15 @@ def _train(run: TrainRun) -> None:
             lr = run.recipe.learning_rate(epoch)
             for group in run.optimizer.param_groups:
                 group["lr"] = lr
-            model.drop_path_prob = drop_path_prob_at(cfg, epoch)
+            if drop_prob is not None:
+                drop_prob.fill_(drop_path_prob_at(cfg, epoch))
+            else:
+                model.drop_path_prob = drop_path_prob_at(cfg, epoch)
             seed_everything(rank_epoch_seed(cfg.seed, epoch, dist_info.rank))
             train_loader = _loaders(run, epoch, train_sampler, test_loader)
             train_sums = train_one_epoch(run, train_model, train_loader, epoch)
-            test_sums = evaluate(model, test_loader, run.device, amp=cfg.amp == "bf16", channels_last=cfg.channels_last,
-                                 dist_info=dist_info)  # fmt: skip
+            test_sums = evaluate(model, test_loader, run.device, amp=use_bf16(cfg, run.device),
+                                 channels_last=use_channels_last(cfg, run.device), dist_info=dist_info)  # fmt: skip
             train_vals, test_vals = torch.stack([train_sums, test_sums]).tolist()  # one host sync per epoch
             train_loss, train_e1, train_e5 = _rates(train_vals)
             test_loss, test_e1, test_e5 = _rates(test_vals)
@@ -376,7 +396,7 @@ def _train(run: TrainRun) -> None:
                 "epoch": epoch,
                 "train/loss": train_loss, "train/top1_error": train_e1, "train/top5_error": train_e5,
                 "test/loss": test_loss, "test/top1_error": test_e1, "test/top5_error": test_e5,
-                "lr": lr, "drop_path_prob": model.drop_path_prob,
+                "lr": lr, "drop_path_prob": drop_path_prob_at(cfg, epoch),
                 "epoch_seconds": time.perf_counter() - started,
             }  # fmt: skip
             run.history.append(row)

@@ -174,3 +174,25 @@ def test_bad_constructor_arguments():
         NetworkCIFAR(5, 10, 8, False, DARTS_V2)
     with pytest.raises(ValueError):
         NetworkCIFAR(4, 10, 2, False, DARTS_V2)
+
+
+def test_drop_path_probability_as_a_tensor():
+    """A compiled training step drives drop path with a device tensor (no recompilation per
+    epoch): per-sample masks, kept samples rescaled by 1/(1-p), about p of them dropped, and the
+    identity at p = 0 or in eval mode."""
+    from sd_darts.ops import drop_path
+
+    x = torch.randn(4000, 3, 2, 2)
+    torch.manual_seed(3)
+    out = drop_path(x, torch.tensor(0.25))
+    kept = out.flatten(1).abs().sum(1) > 0
+    torch.testing.assert_close(out[kept], x[kept] / 0.75)
+    assert torch.equal(out[~kept], torch.zeros_like(out[~kept]))
+    assert abs((~kept).float().mean().item() - 0.25) < 0.03  # 4000 samples: 4.5 sigma
+    assert torch.equal(drop_path(x, torch.tensor(0.0)), x)
+    assert torch.equal(drop_path(x, torch.tensor(0.5), training=False), x)
+    cell = _pool_cell().train()
+    s0, s1 = torch.randn(8, 4, 8, 8), torch.randn(8, 4, 8, 8)
+    torch.manual_seed(0)
+    assert cell(s0, s1, torch.tensor(0.3)).shape == cell(s0, s1, 0.3).shape
+    torch.testing.assert_close(cell(s0, s1, torch.tensor(0.0)), cell(s0, s1, 0.0))
