@@ -291,3 +291,16 @@ def test_compiled_step_matches_the_eager_step(mode):
     for name, t in runs[0].items():
         if t.is_floating_point():
             torch.testing.assert_close(runs[1][name], t, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_bf16_autocast_step_runs_and_keeps_float32_state():
+    _, model = _models("fused")
+    model = model.float()
+    step = FirstOrderStep(model, _settings(), TeacherCache(N_SAMPLES, CLASSES, 2), amp=True)
+    before = model.alphas_normal.detach().clone()
+    for epoch, *batch in _batches(torch.float32):
+        step.set_epoch(epoch, _lr(epoch))
+        step(*batch)
+    m = step.read_metrics()
+    assert all(torch.isfinite(torch.tensor(v)) for v in m.values())
+    assert model.alphas_normal.dtype == torch.float32 and not torch.equal(model.alphas_normal, before)
