@@ -47,9 +47,9 @@ stage() {  # stage NAME SECONDS CMD... : run with a time limit, log, remember fa
 
 stage "cuda tests" 60 "$PYTHON" -m pytest -q -p no:cacheprovider "$root/tests/test_search_step.py" -k cuda \
     >"$out/pytest_cuda.txt" 2>&1
-stage "timings fp32" 150 "$PYTHON" search_step.py --device cuda --batch-size 64 --init-channels 16 --layers 8 \
+stage "timings fp32" 150 "$PYTHON" search_step.py --device cuda --space all --batch-size 64 --init-channels 16 --layers 8 \
     --seeds 4 --rounds 10 --warmup-steps 3 --out "$out/search_step.json" >"$out/search_step.log" 2>&1
-stage "timings bf16" 50 "$PYTHON" search_step.py --device cuda --batch-size 64 --init-channels 16 --layers 8 \
+stage "timings bf16" 50 "$PYTHON" search_step.py --device cuda --space all --batch-size 64 --init-channels 16 --layers 8 \
     --seeds 4 --rounds 10 --warmup-steps 3 --amp bf16 --no-memory \
     --variants darts-fused,darts-fused-graph,darts-stacked,nb201-fused,nb201-fused-graph --out "$out/search_step_bf16.json" \
     >"$out/search_step_bf16.log" 2>&1

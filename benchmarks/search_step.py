@@ -23,8 +23,11 @@ buffers, optimiser state, teacher cache, batch — plus the peak its step alloca
 ``compute_ops_per_step`` (the same without pure views), ``saved_bytes_max_pass`` (activations
 autograd saves in one forward pass), settings, and ratios to the peer / to one seed.
 
-    python benchmarks/search_step.py --device cpu --batch-size 16
-    python benchmarks/search_step.py --device cuda --batch-size 64 --out runs/bench/search_step.json
+    python benchmarks/search_step.py --device cpu --space all --batch-size 16
+    python benchmarks/search_step.py --device cuda --space all --out runs/bench/search_step.json
+
+``--space darts|nb201|all`` picks the variants (default: the DARTS ones), ``--method darts``
+switches the KD term off in this package's variants (the peers are plain DARTS either way).
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ def reference_variant(args, device, layers, space="darts"):
     from sd_darts.spaces import get_space
 
     cfg = SearchConfig(
-        method="sd-darts",
+        method=args.method,
         space=space,
         epochs=2,
         warmup_epochs=0,
@@ -113,7 +116,7 @@ def reference_variant(args, device, layers, space="darts"):
     cfg.validate()
     torch.manual_seed(0)
     model = get_space(space).build(cfg.init_channels, cfg.layers, CLASSES).to(device)
-    cache = _filled_cache(2 * args.batch_size, device)
+    cache = _filled_cache(2 * args.batch_size, device) if args.method == "sd-darts" else None
     objective = SearchObjective(model, cfg, cache)
     objective.set_epoch(1)
     w_opt = torch.optim.SGD(model.weights(), lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -134,9 +137,8 @@ def reference_variant(args, device, layers, space="darts"):
         torch.nn.utils.clip_grad_norm_(model.weights(), cfg.grad_clip)
         w_opt.step()
 
-    return Variant(
-        step, model, [model, cache.probs, cache.epochs, batch, w_opt.state, architect.optimizer.state], args.batch_size
-    )
+    holds = [model, batch, w_opt.state, architect.optimizer.state] + ([cache.probs, cache.epochs] if cache else [])
+    return Variant(step, model, holds, args.batch_size)
 
 
 def step_variant(args, device, layers, space="darts", impl="fused", seeds=None, graph=False, compile=False):
@@ -153,14 +155,15 @@ def step_variant(args, device, layers, space="darts", impl="fused", seeds=None, 
         model = get_space(space).build(args.init_channels, layers, CLASSES, impl=impl)
     model = model.to(device)
     configure_backends(device)
-    cache = _filled_cache(2 * args.batch_size, device, seeds)
-    step = FirstOrderStep(
-        model, StepSettings(warmup_epochs=0), cache, amp=args.amp == "bf16", compile="model" if compile else None
-    )
+    cache = _filled_cache(2 * args.batch_size, device, seeds) if args.method == "sd-darts" else None
+    settings = StepSettings(method=args.method, warmup_epochs=0)
+    step = FirstOrderStep(model, settings, cache, amp=args.amp == "bf16", compile="model" if compile else None)
     step.set_epoch(1, 0.025)
     batch = _batches(args, device, seeds)
     run = GraphedStep(step, warmup=3) if graph else step
-    holds = [model, cache.probs, cache.epochs, batch, step.momentum_buffer, step.exp_avg, step.exp_avg_sq]
+    holds = [model, batch, step.momentum_buffer, step.exp_avg, step.exp_avg_sq]
+    if cache is not None:
+        holds += [cache.probs, cache.epochs]
     return Variant(lambda: run(*batch), model, holds, args.batch_size * (seeds or 1))
 
 
@@ -237,8 +240,19 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--seeds", type=int, default=4, help="seeds of the darts-stacked variant")
-    parser.add_argument("--variants", default="all", help=f"comma-separated subset of {','.join(ALL)}")
-    parser.add_argument("--rounds", type=int, default=5, help="timed steps per variant (interleaved)")
+    parser.add_argument(
+        "--space",
+        default="darts",
+        choices=("darts", "nb201", "all"),
+        help="which variants: the DARTS-space ones, the NB201 ones, or all (default: darts)",
+    )
+    parser.add_argument(
+        "--variants", default=None, help=f"comma-separated subset of {','.join(ALL)} (overrides --space)"
+    )
+    parser.add_argument(
+        "--method", default="sd-darts", choices=("darts", "sd-darts"), help="this package's variants: KD term or not"
+    )
+    parser.add_argument("--rounds", "--steps", type=int, default=5, help="timed steps per variant (interleaved)")
     parser.add_argument("--warmup-steps", type=int, default=2)
     parser.add_argument("--amp", default="none", choices=("none", "bf16"))
     parser.add_argument("--compile", action="store_true", help="add the torch.compile variant")
@@ -251,7 +265,14 @@ def main() -> None:
     device = pick_device(args.device)
     if args.batch_size is None:
         args.batch_size = 64 if device.type == "cuda" else 16
-    names = ALL if args.variants == "all" else tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    if args.variants:
+        names = ALL if args.variants == "all" else tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    else:
+        names = tuple(
+            v
+            for v in ALL
+            if args.space == "all" or (v.startswith("nb201") or v == "peer-nb201") == (args.space == "nb201")
+        )
     unknown = [n for n in names if n not in ALL]
     if unknown:
         sys.exit(f"unknown variants {unknown}; known: {', '.join(ALL)}")
@@ -275,6 +296,7 @@ def main() -> None:
             "init_channels": args.init_channels,
             "image_size": args.image_size,
             "amp": args.amp,
+            "method": "xautodl DARTS-V1" if name.startswith("peer") else args.method,
             "rounds": args.rounds,
             **timing[name],
         }
