@@ -224,7 +224,7 @@ class FirstOrderStep:
         self.exp_avg = [torch.zeros_like(a) for a in self.alphas]
         self.exp_avg_sq = [torch.zeros_like(a) for a in self.alphas]
         self.momentum_buffer = [torch.zeros_like(w) for w in self.weights]
-        self.metrics = {k: torch.zeros((), **f32) for k in METRICS}
+        self.metrics = {k: torch.zeros(self.num_seeds, **f32) for k in METRICS}  # per seed
         self.amp = amp
         self._seed_views = None
         if self.num_seeds > 1:
@@ -251,19 +251,21 @@ class FirstOrderStep:
         for t in self.metrics.values():
             t.zero_()
 
-    def read_metrics(self) -> dict[str, float]:
+    def read_metrics(self) -> dict[str, float] | list[dict[str, float]]:
         """The epoch's sums (one host synchronisation): ``train_loss`` (CE·n), ``train_correct``,
         ``valid_loss`` (the alpha objective·n), ``valid_correct``, ``kd_loss`` (λ-free KD·n of
-        the weight steps), ``train_count``, ``valid_count``; with S seeds, summed over seeds."""
-        values = torch.stack(list(self.metrics.values())).tolist()
-        return dict(zip(self.metrics, values))
+        the weight steps), ``train_count``, ``valid_count``, as :mod:`sd_darts.search` sums them;
+        with S seeds, one such dict per seed."""
+        values = torch.stack(list(self.metrics.values())).t().tolist()  # (S, metrics)
+        rows = [dict(zip(self.metrics, row)) for row in values]
+        return rows[0] if self.num_seeds == 1 else rows
 
     # ---- the step ------------------------------------------------------------------------
     def __call__(self, x, y, idx, xv, yv, iv) -> None:
         self._step(x, y, idx, xv, yv, iv)
 
     def _objective(self, x, y, idx):
-        """(loss summed over seeds, per-seed CE (S,), per-seed KD (S,), logits (S, N, C))."""
+        """(per-seed loss (S,), per-seed CE (S,), per-seed KD (S,) or None, logits (S, N, C), y (S, N))."""
         S = self.num_seeds
         ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
         with ctx:
@@ -283,29 +285,29 @@ class FirstOrderStep:
             teacher_record(self.cache.probs, self.cache.epochs, idx, probs, self.epoch, self.recording, self.seeds)
         else:
             kd, loss = None, ce
-        return loss.sum(), ce, kd, logits.detach(), y
+        return loss, ce, kd, logits.detach(), y
 
     def _step_impl(self, x, y, idx, xv, yv, iv) -> None:
         s, m = self.settings, self.metrics
         # 1. alpha step (validation batch), weights frozen
         with _frozen(self.weights):
             loss_v, _, _, logits_v, yv_ = self._objective(xv, yv, iv)
-            grads = torch.autograd.grad(loss_v, self.alphas)
-        n_v = yv_.numel()
-        m["valid_loss"].add_(loss_v.detach() * (n_v / self.num_seeds))
-        m["valid_correct"].add_((logits_v.argmax(-1) == yv_).sum())
+            grads = torch.autograd.grad(loss_v.sum(), self.alphas)
+        n_v = yv_.shape[1]
+        m["valid_loss"].add_(loss_v.detach() * n_v)
+        m["valid_correct"].add_((logits_v.argmax(-1) == yv_).sum(1))
         m["valid_count"].add_(n_v)
         self._adam(grads)
         # 2. weight step (training batch), alphas frozen
         with _frozen(self.alphas):
             loss, ce, kd, logits, y_ = self._objective(x, y, idx)
-            grads = torch.autograd.grad(loss, self.weights)
-        n = y_.numel()
-        m["train_loss"].add_(ce.detach().sum() * (n / self.num_seeds))
-        m["train_correct"].add_((logits.argmax(-1) == y_).sum())
+            grads = torch.autograd.grad(loss.sum(), self.weights)
+        n = y_.shape[1]
+        m["train_loss"].add_(ce.detach() * n)
+        m["train_correct"].add_((logits.argmax(-1) == y_).sum(1))
         m["train_count"].add_(n)
         if kd is not None:
-            m["kd_loss"].add_(kd.detach().sum() * self.kd_on * (n / self.num_seeds))
+            m["kd_loss"].add_(kd.detach() * self.kd_on * n)
         grads = list(grads)
         if s.grad_clip > 0:
             self._clip(grads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from sd_darts.architect import Architect
@@ -76,6 +77,10 @@ def test_each_seed_follows_its_single_seed_trajectory():
         torch.testing.assert_close(step.cache.probs[s], single.cache.probs[0], rtol=0, atol=1e-6)
     genotypes = stacked.genotype()
     assert genotypes == [m.genotype() for m, _ in singles]
+    per_seed = step.read_metrics()  # one dict per seed, as each single-seed run reports it
+    for s, (_, single) in enumerate(singles):
+        for key, value in single.read_metrics().items():
+            assert per_seed[s][key] == pytest.approx(value, rel=1e-5), (s, key)
 
 
 def test_gradient_clipping_is_per_seed():
