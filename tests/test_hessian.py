@@ -290,3 +290,14 @@ def test_full_size_darts_alphas_224_lanczos_matches_exact_hessian():
     assert hessian.dominant_eigenvalue(model, x, y, iters=224, tol=1e-12) == pytest.approx(top, rel=1e-9)
     model.float()
     assert hessian.dominant_eigenvalue(model, x.float(), y, iters=20) == pytest.approx(top, rel=1e-3)
+
+
+def test_lanczos_tolerance_is_relative_to_a_small_eigenvalue():
+    """A dominant eigenvalue of 1e-3 (small supernets) is certified to tol relative to itself."""
+    gen = torch.Generator().manual_seed(5)
+    Q, _ = torch.linalg.qr(torch.randn(30, 30, generator=gen, dtype=torch.float64))
+    spectrum = torch.linspace(-1e-3, 1e-3, 30, dtype=torch.float64)
+    M = Q @ torch.diag(spectrum) @ Q.T
+    eig = hessian._lanczos(lambda v: M @ v, 30, hessian._start_vector(30, 0, M), iters=30, tol=1e-2)
+    assert eig.converged and eig.iterations > 1
+    assert eig.residual <= 1e-2 * abs(eig.value) and abs(eig.value - 1e-3) <= eig.residual + 1e-15
