@@ -43,10 +43,13 @@ from .architect import Architect
 from .checkpoint import check_epoch, load_checkpoint_if_any, restore, save_checkpoint
 from .config import require, setting
 from .data import PersistentIterator, SearchData, load_search_data, make_loader
+from .data.batched import BatchedLoader, DeviceImages
 from .distill import SearchObjective, TeacherCache
+from .errors import UserError
 from .genotypes import count_op, genotype_to_dict, save_genotype
 from .hessian import dominant_eigen, fixed_batch
 from .memory import check_fits, clearly_fits, training_step_bytes
+from .recipes import cosine_lr
 from .runtime import (
     Progress,
     check_device_name,
@@ -56,6 +59,7 @@ from .runtime import (
     seed_everything,
     set_rng_state,
 )
+from .search_step import FirstOrderStep, GraphedStep, StepSettings, configure_backends
 from .spaces import SPACE_NAMES, get_space
 from .tracking import log_epoch, replay_live
 
@@ -123,6 +127,25 @@ class SearchConfig:
     limit_samples: int | None = setting(
         None, "use only the first N training images, split as usual (smoke runs and tests)", ge=2
     )
+    impl: str = setting(
+        "reference",
+        "supernet implementation: the reference modules, or fused kernels (same function and initial values, fewer and bigger kernels; docs/speed.md)",
+        choices=("reference", "fused"),
+    )
+    fast_step: bool = setting(
+        False,
+        "the capturable first-order step, data resident on the device and augmented by batch (the last ragged batch is dropped; docs/speed.md)",
+    )
+    amp: str = setting("none", "bf16 autocast of the forward passes (with --fast-step)", choices=("none", "bf16"))
+    compile: str = setting(
+        "none",
+        "torch.compile the supernet (model) or the whole step (step), with --fast-step",
+        choices=("none", "model", "step"),
+        fingerprint=False,
+    )
+    cuda_graph: bool = setting(
+        False, "replay the whole first-order step as one CUDA graph (CUDA, with --fast-step)", fingerprint=False
+    )
     hessian_every: int = setting(
         0,
         "compute the dominant Hessian eigenvalue w.r.t. the alphas every N epochs (0 = off)",
@@ -181,6 +204,18 @@ class SearchConfig:
             self.init_channels = space.default_channels
         if self.layers is None:
             self.layers = space.default_layers
+        if not self.fast_step:
+            for name, off in (
+                ("amp", self.amp == "none"),
+                ("compile", self.compile == "none"),
+                ("cuda_graph", not self.cuda_graph),
+            ):
+                require(off, name, "needs --fast-step (the capturable first-order step)")
+        require(
+            not (self.fast_step and self.unrolled),
+            "fast_step",
+            "is first order only; drop --unrolled (second order runs the reference step)",
+        )
         if self.space == "darts":
             require(
                 self.layers >= 3,
@@ -209,11 +244,14 @@ class SearchRun:
     device: torch.device
     data: SearchData
     model: torch.nn.Module
-    w_optimizer: torch.optim.Optimizer
+    w_optimizer: torch.optim.Optimizer | None  # reference step
     scheduler: Any
-    architect: Architect
-    objective: SearchObjective
+    architect: Architect | None
+    objective: SearchObjective | None
     cache: TeacherCache | None
+    step: FirstOrderStep | None = None  # --fast-step: optimisers inside, batched device data
+    runner: Any = None  # the step, or its CUDA-graph replay
+    loaders: tuple[BatchedLoader, BatchedLoader] | None = None
     start_epoch: int = 0
     history: list[dict] = field(default_factory=list)
     hessian_batch: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -232,6 +270,8 @@ CHECKPOINT_SCHEMA = {
     "rng": dict,
     "history": list,
 }
+#: With --fast-step the optimisers' state lives in the step (``FirstOrderStep.state_dict``).
+FAST_CHECKPOINT_SCHEMA = {"epoch": int, "model": dict, "step": dict, "rng": dict, "history": list}
 
 
 def _check_memory(cfg: SearchConfig, space, data: SearchData, device: torch.device, build_options: dict) -> None:
@@ -250,6 +290,48 @@ def _check_memory(cfg: SearchConfig, space, data: SearchData, device: torch.devi
     check_fits(need, device, "this search", "lower --batch-size, --init-channels, --layers or --image-size")
 
 
+def _reference_run(cfg: SearchConfig, out: Path, device: torch.device, data: SearchData, model, cache) -> SearchRun:
+    """The reference step: SGD + cosine schedule for the weights, the DARTS architect for the alphas."""
+    w_optimizer = torch.optim.SGD(
+        model.weights(),
+        lr=cfg.learning_rate,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        nesterov=cfg.nesterov and cfg.momentum > 0,
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optimizer, T_max=cfg.epochs, eta_min=cfg.learning_rate_min)
+    objective = SearchObjective(model, cfg, cache)
+    architect = Architect(
+        model,
+        objective,
+        arch_learning_rate=cfg.arch_learning_rate,
+        arch_weight_decay=cfg.arch_weight_decay,
+        betas=(cfg.arch_beta1, cfg.arch_beta2),
+        unrolled=cfg.unrolled,
+    )
+    return SearchRun(cfg, out, device, data, model, w_optimizer, scheduler, architect, objective, cache)
+
+
+def _fast_run(cfg: SearchConfig, out: Path, device: torch.device, data: SearchData, model, cache) -> SearchRun:
+    """The capturable first-order step (:mod:`sd_darts.search_step`) on batches of images
+    resident on the device (:mod:`sd_darts.data.batched`), in the DataLoader path's order."""
+    configure_backends(device)
+    compile_mode = None if cfg.compile == "none" else cfg.compile
+    step = FirstOrderStep(model, StepSettings.from_config(cfg), cache, amp=cfg.amp == "bf16", compile=compile_mode)
+    loaders = (
+        BatchedLoader(DeviceImages.from_dataset(data.train, device), cfg.batch_size, seed=cfg.seed),
+        BatchedLoader(DeviceImages.from_dataset(data.valid, device), cfg.batch_size, seed=cfg.seed + VALID_SEED_OFFSET),
+    )
+    if len(loaders[0]) == 0:
+        raise UserError(
+            f"--batch-size {cfg.batch_size} is larger than the weight half; lower it (--fast-step drops the ragged last batch)"
+        )
+    runner = GraphedStep(step) if cfg.cuda_graph else step
+    return SearchRun(
+        cfg, out, device, data, model, None, None, None, None, cache, step=step, runner=runner, loaders=loaders
+    )
+
+
 def prepare(cfg: SearchConfig) -> SearchRun:
     """Check every input (data, memory, checkpoint) and build the search; writes nothing."""
     out = files.check_writable_dir(cfg.out)
@@ -265,37 +347,29 @@ def prepare(cfg: SearchConfig) -> SearchRun:
     )
     build_options = {"primitives": cfg.primitives.split(",")} if cfg.primitives else {}
     _check_memory(cfg, space, data, device, build_options)
-    schema = dict(CHECKPOINT_SCHEMA, **({"teacher_cache": dict} if cfg.method == "sd-darts" else {}))
+    if cfg.cuda_graph and device.type != "cuda":
+        raise UserError(f"--cuda-graph needs a CUDA device, this run is on {device}; drop --cuda-graph")
+    base_schema = FAST_CHECKPOINT_SCHEMA if cfg.fast_step else CHECKPOINT_SCHEMA
+    schema = dict(base_schema, **({"teacher_cache": dict} if cfg.method == "sd-darts" else {}))
     ckpt = load_checkpoint_if_any(out / "checkpoint.pt", cfg, "search", schema)
 
     seed_everything(cfg.seed)
-    model = space.build(cfg.init_channels, cfg.layers, data.num_classes, **build_options).to(device)
-    w_optimizer = torch.optim.SGD(
-        model.weights(),
-        lr=cfg.learning_rate,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        nesterov=cfg.nesterov and cfg.momentum > 0,
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optimizer, T_max=cfg.epochs, eta_min=cfg.learning_rate_min)
+    model = space.build(cfg.init_channels, cfg.layers, data.num_classes, **build_options, impl=cfg.impl).to(device)
     cache = TeacherCache(data.num_samples, data.num_classes, cfg.window, device) if cfg.method == "sd-darts" else None
-    objective = SearchObjective(model, cfg, cache)
-    architect = Architect(
-        model,
-        objective,
-        arch_learning_rate=cfg.arch_learning_rate,
-        arch_weight_decay=cfg.arch_weight_decay,
-        betas=(cfg.arch_beta1, cfg.arch_beta2),
-        unrolled=cfg.unrolled,
-    )
-    run = SearchRun(cfg, out, device, data, model, w_optimizer, scheduler, architect, objective, cache)
+    if cfg.fast_step:
+        run = _fast_run(cfg, out, device, data, model, cache)
+    else:
+        run = _reference_run(cfg, out, device, data, model, cache)
     if ckpt is not None:
         path = run.ckpt_path
         run.start_epoch = check_epoch(path, ckpt["epoch"], cfg.epochs - 1) + 1
         restore(path, "model", lambda: model.load_state_dict(ckpt["model"]))
-        restore(path, "weight optimizer", lambda: w_optimizer.load_state_dict(ckpt["w_optimizer"]))
-        restore(path, "alpha optimizer", lambda: architect.load_state_dict(ckpt["a_optimizer"]))
-        restore(path, "scheduler", lambda: scheduler.load_state_dict(ckpt["scheduler"]))
+        if run.step is not None:
+            restore(path, "step's optimiser state", lambda: run.step.load_state_dict(ckpt["step"]))
+        else:
+            restore(path, "weight optimizer", lambda: run.w_optimizer.load_state_dict(ckpt["w_optimizer"]))
+            restore(path, "alpha optimizer", lambda: run.architect.load_state_dict(ckpt["a_optimizer"]))
+            restore(path, "scheduler", lambda: run.scheduler.load_state_dict(ckpt["scheduler"]))
         if cache is not None:
             cache.load_state_dict(ckpt["teacher_cache"])
         restore(path, "RNG state", lambda: set_rng_state(ckpt["rng"]))
@@ -334,8 +408,43 @@ def _loaders(run: SearchRun, epoch: int):
     return train, valid
 
 
+def learning_rate(cfg: SearchConfig, epoch: int) -> float:
+    """The weights' learning rate of (0-based) ``epoch``: cosine annealing to ``learning_rate_min``."""
+    return cosine_lr(epoch, cfg.epochs, cfg.learning_rate, cfg.learning_rate_min)
+
+
+def train_epoch_fast(run: SearchRun, epoch: int) -> dict[str, float]:
+    """One epoch of the capturable first-order step; the same metrics as :func:`train_epoch`."""
+    cfg, step = run.cfg, run.step
+    lr = learning_rate(cfg, epoch)
+    run.model.train()
+    step.set_epoch(epoch, lr)
+    step.reset_metrics()
+    train, valid = run.loaders
+    valid_stream = valid.stream(epoch)
+    steps = len(train) if cfg.max_steps_per_epoch is None else min(len(train), cfg.max_steps_per_epoch)
+    for b, batch in enumerate(Progress(f"search epoch {epoch + 1}/{cfg.epochs}", total=steps)(train.batches(epoch))):
+        if b >= steps:
+            break
+        run.runner(*batch, *next(valid_stream))
+    m = step.read_metrics()  # the one host synchronisation of the epoch
+    nt, nv = max(m["train_count"], 1), max(m["valid_count"], 1)
+    return {
+        "train/loss": m["train_loss"] / nt,
+        "train/objective": (m["train_loss"] + cfg.sd_lambda * m["kd_loss"]) / nt,
+        "train/acc": 100.0 * m["train_correct"] / nt,
+        "valid/loss": m["valid_ce"] / nv,
+        "valid/objective": m["valid_loss"] / nv,
+        "valid/acc": 100.0 * m["valid_correct"] / nv,
+        "kd_loss": m["kd_loss"] / nt,
+        "lr": lr,
+    }
+
+
 def train_epoch(run: SearchRun, epoch: int) -> dict[str, float]:
     """One epoch: an alpha step then a weight step per batch; per-epoch means (one host sync)."""
+    if run.step is not None:
+        return train_epoch_fast(run, epoch)
     cfg, model, device = run.cfg, run.model, run.device
     run.objective.set_epoch(epoch)
     lr = run.scheduler.get_last_lr()[0]
@@ -421,15 +530,12 @@ def end_of_epoch(run: SearchRun, epoch: int, metrics: dict[str, float], live, st
         epoch + 1, cfg.epochs, metrics["train/acc"], metrics["train/loss"], metrics["valid/acc"],
         metrics["valid/loss"], metrics["kd_loss"], metrics["num_skip_connect"], metrics["epoch_seconds"],
     )  # fmt: skip
-    state = {
-        "epoch": epoch,
-        "model": model.state_dict(),
-        "w_optimizer": run.w_optimizer.state_dict(),
-        "a_optimizer": run.architect.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "rng": get_rng_state(),
-        "history": run.history,
-    }
+    state = {"epoch": epoch, "model": model.state_dict(), "rng": get_rng_state(), "history": run.history}
+    if run.step is not None:
+        state["step"] = run.step.state_dict()
+    else:
+        state.update(w_optimizer=run.w_optimizer.state_dict(), a_optimizer=run.architect.state_dict(),
+                     scheduler=run.scheduler.state_dict())  # fmt: skip
     if run.cache is not None:
         state["teacher_cache"] = run.cache.state_dict()
     save_checkpoint(run.ckpt_path, cfg, "search", state)

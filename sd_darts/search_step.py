@@ -40,7 +40,9 @@ import torch.nn.functional as F
 
 from .distill import DIRECTIONS, kd_active, kl_divergence, recording_active
 
-METRICS = ("train_loss", "train_correct", "valid_loss", "valid_correct", "kd_loss", "train_count", "valid_count")
+METRICS = (
+    "train_loss", "train_correct", "valid_loss", "valid_ce", "valid_correct", "kd_loss", "train_count", "valid_count",
+)  # fmt: skip
 
 
 @dataclass
@@ -253,8 +255,8 @@ class FirstOrderStep:
 
     def read_metrics(self) -> dict[str, float] | list[dict[str, float]]:
         """The epoch's sums (one host synchronisation): ``train_loss`` (CE·n), ``train_correct``,
-        ``valid_loss`` (the alpha objective·n), ``valid_correct``, ``kd_loss`` (λ-free KD·n of
-        the weight steps), ``train_count``, ``valid_count``, as :mod:`sd_darts.search` sums them;
+        ``valid_loss`` (the alpha objective·n), ``valid_ce`` (its cross-entropy·n), ``valid_correct``,
+        ``kd_loss`` (λ-free KD·n of the weight steps), ``train_count``, ``valid_count``, as :mod:`sd_darts.search` sums them;
         with S seeds, one such dict per seed."""
         values = torch.stack(list(self.metrics.values())).t().tolist()  # (S, metrics)
         rows = [dict(zip(self.metrics, row)) for row in values]
@@ -291,10 +293,11 @@ class FirstOrderStep:
         s, m = self.settings, self.metrics
         # 1. alpha step (validation batch), weights frozen
         with _frozen(self.weights):
-            loss_v, _, _, logits_v, yv_ = self._objective(xv, yv, iv)
+            loss_v, ce_v, _, logits_v, yv_ = self._objective(xv, yv, iv)
             grads = torch.autograd.grad(loss_v.sum(), self.alphas)
         n_v = yv_.shape[1]
         m["valid_loss"].add_(loss_v.detach() * n_v)
+        m["valid_ce"].add_(ce_v.detach() * n_v)
         m["valid_correct"].add_((logits_v.argmax(-1) == yv_).sum(1))
         m["valid_count"].add_(n_v)
         self._adam(grads)

@@ -252,3 +252,48 @@ def test_the_library_runs_without_dvc_and_dvclive(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "dvclive is not installed" in res.stderr
     assert (out / "genotype.json").is_file() and (out / "summary.json").is_file() and not (out / "dvclive").exists()
+
+
+def test_fast_step_searches_and_resumes_exactly(tmp_path, monkeypatch):
+    """--fast-step --impl fused: the capturable step on device-resident batches writes the same
+    outputs as the reference loop and resumes bit for bit after an interruption."""
+    fast = ("--fast-step", "--impl", "fused", "--epochs", "3", "--warmup-epochs", "1", "--window", "1")
+    full = tmp_path / "full"
+    assert search(full, *fast) == 0
+    for name in ("genotype.json", "summary.json", "checkpoint.pt", "config.yaml"):
+        assert (full / name).is_file(), name
+    assert metric_series(full, "kd_loss")[0] == 0 and metric_series(full, "kd_loss")[2] > 0
+    assert metric_series(full, "valid/objective")[2] > metric_series(full, "valid/loss")[2]
+
+    real_save = search_mod.save_checkpoint
+
+    def save_then_die(path, cfg, kind, state):
+        real_save(path, cfg, kind, state)
+        if state["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(search_mod, "save_checkpoint", save_then_die)
+    assert search(tmp_path / "resumed", *fast) == 130
+    monkeypatch.setattr(search_mod, "save_checkpoint", real_save)
+    assert search(tmp_path / "resumed", *fast) == 0
+    a, b = final_alphas(full, 3), final_alphas(tmp_path / "resumed", 3)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (full / "genotype.json").read_bytes() == (tmp_path / "resumed" / "genotype.json").read_bytes()
+    # a reference-step checkpoint is never resumed by the fast step
+    assert search(full, "--impl", "fused", "--epochs", "3", "--warmup-epochs", "1", "--window", "1") == 2
+
+
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        (("--fast-step", "--unrolled"), "--fast-step"),
+        (("--amp", "bf16"), "--amp"),
+        (("--compile", "step"), "--compile"),
+        (("--fast-step", "--cuda-graph"), "--cuda-graph"),
+    ],
+)
+def test_fast_step_options_are_checked(tmp_path, capsys, extra, named):
+    assert search(tmp_path / "run", "--epochs", "1", "--warmup-epochs", "0", *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err, err
+    assert not (tmp_path / "run").exists()
