@@ -143,6 +143,13 @@ class SearchConfig:
         choices=("none", "model", "step"),
         fingerprint=False,
     )
+    seeds: list[int] | None = setting(
+        None,
+        "search these seeds together, stacked in one process (with --fast-step --impl fused; --out with {seed}; docs/speed.md)",
+        ge=0,
+        le=2**32 - 1,
+        fingerprint=False,
+    )
     cuda_graph: bool = setting(
         False, "replay the whole first-order step as one CUDA graph (CUDA, with --fast-step)", fingerprint=False
     )

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sd_darts import search as search_mod
+from sd_darts import search_seeds as search_seeds_mod
 from sd_darts.cli import main
 
 TINY = [
@@ -297,3 +298,59 @@ def test_fast_step_options_are_checked(tmp_path, capsys, extra, named):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and named in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_stacked_seeds_write_ordinary_run_folders_that_follow_their_single_seed_runs(tmp_path, monkeypatch):
+    """--seeds 0,1: two searches in one stacked model; each seed's folder is an ordinary run folder
+    whose trajectory is its own --fast-step run's (float32: Adam turns rounding noise on
+    near-zero alpha gradients into steps of at most lr, so alphas agree to 2·lr·steps)."""
+    common = ("--fast-step", "--impl", "fused", "--epochs", "2", "--warmup-epochs", "1", "--window", "1")
+    stacked = tmp_path / "stacked" / "s{seed}"
+    assert main(["search", *TINY[:-2], "--seeds", "0,1", "--out", str(stacked), *common]) == 0
+    for seed in (0, 1):
+        single = tmp_path / f"single{seed}"
+        assert main(["search", *TINY[:-2], "--seed", str(seed), "--out", str(single), *common]) == 0
+        folder = Path(str(stacked).format(seed=seed))
+        assert yaml_load(folder / "config.yaml")["seed"] == seed
+        a, b = final_alphas(folder, 2), final_alphas(single, 2)
+        steps = 2 * 2  # epochs x steps per epoch (32 samples: 16 train, batch 8)
+        assert all(torch.allclose(a[k], b[k], atol=2 * 3e-4 * steps) for k in a)
+        sa, sb = (json.loads((f / "summary.json").read_text()) for f in (folder, single))
+        assert sa["seed"] == sb["seed"] == seed and sa["stacked_with_seeds"] == [0, 1]
+        assert abs(sa["final_valid_acc"] - sb["final_valid_acc"]) <= 100.0 / 16 + 1e-9  # at most one image of 16
+
+    # an interrupted stacked run resumes all seeds to the same end
+    real_save = search_seeds_mod.save_checkpoint
+    calls = []
+
+    def save_then_die(path, cfg, kind, state):
+        real_save(path, cfg, kind, state)
+        calls.append(cfg.seed)
+        if len(calls) == 2:  # both seeds saved epoch 0
+            raise KeyboardInterrupt
+
+    resumed = tmp_path / "resumed" / "s{seed}"
+    monkeypatch.setattr(search_seeds_mod, "save_checkpoint", save_then_die)
+    assert main(["search", *TINY[:-2], "--seeds", "0,1", "--out", str(resumed), *common]) == 130
+    monkeypatch.setattr(search_seeds_mod, "save_checkpoint", real_save)
+    assert main(["search", *TINY[:-2], "--seeds", "0,1", "--out", str(resumed), *common]) == 0
+    for seed in (0, 1):
+        a = final_alphas(Path(str(stacked).format(seed=seed)), 2)
+        b = final_alphas(Path(str(resumed).format(seed=seed)), 2)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_stacked_seeds_need_a_folder_per_seed(tmp_path, capsys):
+    assert (
+        main(["search", *TINY[:-2], "--seeds", "0,1", "--fast-step", "--impl", "fused", "--out", str(tmp_path / "run")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "{seed}" in err
+    assert not (tmp_path / "run").exists()
+
+
+def yaml_load(path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())

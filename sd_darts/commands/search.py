@@ -6,6 +6,7 @@ import json
 
 from .. import config
 from ..search import PARAMS_SECTIONS, SearchConfig, run_search
+from ..search_seeds import run_search_seeds
 
 NAME = "search"
 HELP = "search a cell with DARTS or SD-DARTS (paper §3.3-3.4); rerun the same command to resume"
@@ -19,7 +20,8 @@ def register(parser) -> None:
 def run(args) -> int:
     section = PARAMS_SECTIONS.get(args.space or "darts", "search")
     cfg = config.resolve(SearchConfig, section, args)
-    result = run_search(cfg)
-    print(f"genotype: {json.dumps(result.summary['genotype'])}")
-    print(f"outputs: {result.out}")
+    results = run_search_seeds(cfg) if cfg.seeds else [run_search(cfg)]
+    for result in results:
+        print(f"genotype: {json.dumps(result.summary['genotype'])}")
+        print(f"outputs: {result.out}")
     return 0

@@ -1,0 +1,235 @@
+"""Several search seeds in one process: ``sd-darts search --seeds 0,1,2,3 --out 'runs/s{seed}'``.
+
+The S seeds are trained as one stacked fused supernet (:mod:`sd_darts.stacked`) by the
+first-order step (:mod:`sd_darts.search_step`) on device-resident batches, each seed with its own
+data order, augmentation, alphas, optimiser state, teacher cache and gradient clipping, so seed
+``s`` follows its own ``--fast-step --impl fused`` trajectory up to float rounding.  The result
+is S ordinary run folders, one per seed (``--out`` with ``{seed}``), each with its own
+``config.yaml`` (its seed), per-epoch genotypes, alphas and DVCLive metrics, a checkpoint after
+every epoch (the single-seed reference format of :func:`sd_darts.stacked.seed_checkpoint`),
+``genotype.json`` and ``summary.json``.  Rerunning the same command resumes all seeds together.
+DARTS space, first order, without the Fig. 2 Hessian (run single seeds for that).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+from . import config as cfgmod
+from . import files
+from .checkpoint import check_epoch, load_checkpoint_if_any, restore, save_checkpoint
+from .config import SettingError
+from .data import load_search_data
+from .data.batched import BatchedLoader, DeviceImages
+from .errors import UserError
+from .genotypes import count_op, genotype_to_dict, save_genotype
+from .runtime import get_rng_state, interrupted, pick_device, set_rng_state
+from .search import VALID_SEED_OFFSET, SearchConfig, SearchResult, evaluate_supernet, learning_rate
+from .search_step import FirstOrderStep, GraphedStep, StackedTeacherCache, StepSettings, configure_backends
+from .spaces.darts import DartsSupernet
+from .stacked import build_stacked, load_seed_checkpoint, seed_checkpoint, stack_batches
+from .tracking import log_epoch, replay_live
+
+log = logging.getLogger("sd_darts.search")
+
+#: Each seed's checkpoint: the single-seed reference format of :func:`~sd_darts.stacked.seed_checkpoint`.
+CHECKPOINT_SCHEMA = {
+    "epoch": int,
+    "model": dict,
+    "w_optimizer": dict,
+    "a_optimizer": dict,
+    "rng": dict,
+    "history": list,
+}
+
+
+def seed_configs(cfg: SearchConfig) -> list[SearchConfig]:
+    """The settings of each seed's run: ``cfg`` with that seed, one seed, its own output folder."""
+    problems = [
+        (cfg.space == "darts", "space", "--seeds runs the DARTS space (the NAS-Bench-201 supernet has one seed only)"),
+        ("{seed}" in cfg.out, "out", "must contain {seed} with --seeds, e.g. runs/search/sd-darts-s{seed}"),
+        (
+            cfg.fast_step and cfg.impl == "fused",
+            "seeds",
+            "run stacked on the fused supernet's fast step: add --fast-step --impl fused",
+        ),
+        (
+            cfg.hessian_every == 0,
+            "hessian_every",
+            "is not computed for stacked seeds; run the seeds one by one for Fig. 2",
+        ),
+    ]
+    for ok, name, message in problems:
+        if not ok:
+            raise UserError(str(SettingError(name, message)))
+    return [dataclasses.replace(cfg, seed=s, seeds=None, out=cfg.out.format(seed=s)) for s in cfg.seeds]
+
+
+class SeededRuns:
+    """S runs trained together: settings, folders and histories per seed, one step."""
+
+    def __init__(self, cfg: SearchConfig):
+        self.cfg = cfg
+        self.cfgs = seed_configs(cfg)
+        self.outs = [files.check_writable_dir(c.out) for c in self.cfgs]
+        if len(set(self.outs)) != len(self.outs):
+            raise UserError("--out gives the same folder to two seeds; put {seed} in it")
+        self.device = pick_device(cfg.device)
+        self.data = load_search_data(cfg.dataset, cfg.data_root, portion=cfg.train_portion, image_size=cfg.image_size,
+                                     download=cfg.download, limit=cfg.limit_samples)  # fmt: skip
+        if cfg.cuda_graph and self.device.type != "cuda":
+            raise UserError(f"--cuda-graph needs a CUDA device, this run is on {self.device}; drop --cuda-graph")
+        schema = dict(CHECKPOINT_SCHEMA, **({"teacher_cache": dict} if cfg.method == "sd-darts" else {}))
+        self.ckpts = [
+            load_checkpoint_if_any(o / "checkpoint.pt", c, "search", schema) for o, c in zip(self.outs, self.cfgs)
+        ]
+        if any(c is None for c in self.ckpts) and any(c is not None for c in self.ckpts):
+            raise UserError(
+                "some seeds' folders have a checkpoint and some do not; resume them one by one or start afresh"
+            )
+        S, data = len(self.cfgs), self.data
+        primitives = cfg.primitives.split(",") if cfg.primitives else None
+        self.model = build_stacked(cfg.seeds, cfg.init_channels, cfg.layers, data.num_classes, primitives).to(
+            self.device
+        )
+        cache = None
+        if cfg.method == "sd-darts":
+            cache = StackedTeacherCache(S, data.num_samples, data.num_classes, cfg.window, self.device)
+        configure_backends(self.device)
+        compile_mode = None if cfg.compile == "none" else cfg.compile
+        self.step = FirstOrderStep(self.model, StepSettings.from_config(cfg), cache, amp=cfg.amp == "bf16",
+                                   compile=compile_mode)  # fmt: skip
+        self.runner = GraphedStep(self.step) if cfg.cuda_graph else self.step
+        train, valid = (
+            DeviceImages.from_dataset(data.train, self.device),
+            DeviceImages.from_dataset(data.valid, self.device),
+        )
+        self.train = [BatchedLoader(train, cfg.batch_size, seed=s) for s in cfg.seeds]
+        self.valid = [BatchedLoader(valid, cfg.batch_size, seed=s + VALID_SEED_OFFSET) for s in cfg.seeds]
+        if len(self.train[0]) == 0:
+            raise UserError(f"--batch-size {cfg.batch_size} is larger than the weight half; lower it")
+        self.histories: list[list[dict]] = [[] for _ in self.cfgs]
+        self.start_epoch = 0
+        if self.ckpts[0] is not None:
+            epochs = {int(c["epoch"]) for c in self.ckpts}
+            if len(epochs) != 1:
+                raise UserError(
+                    f"the seeds' checkpoints hold different epochs {sorted(epochs)}; resume them one by one"
+                )
+            for i, (out, ckpt) in enumerate(zip(self.outs, self.ckpts)):
+                path = out / "checkpoint.pt"
+                self.start_epoch = check_epoch(path, ckpt["epoch"], cfg.epochs - 1) + 1
+                restore(path, "state", lambda ckpt=ckpt, i=i: load_seed_checkpoint(self.step, i, ckpt))
+                self.histories[i] = restore(path, "history", lambda ckpt=ckpt: [dict(h) for h in ckpt["history"]])
+                check_epoch(path, len(self.histories[i]), self.start_epoch, "history length")
+            restore(self.outs[0] / "checkpoint.pt", "RNG state", lambda: set_rng_state(self.ckpts[0]["rng"]))
+
+    def epoch(self, epoch: int) -> list[dict[str, float]]:
+        """One epoch of all seeds; per-seed means (one host synchronisation)."""
+        cfg, step = self.cfg, self.step
+        lr = learning_rate(cfg, epoch)
+        self.model.train()
+        step.set_epoch(epoch, lr)
+        step.reset_metrics()
+        streams = [v.stream(epoch) for v in self.valid]
+        steps = (
+            len(self.train[0]) if cfg.max_steps_per_epoch is None else min(len(self.train[0]), cfg.max_steps_per_epoch)
+        )
+        for b, batches in enumerate(zip(*(t.batches(epoch) for t in self.train))):
+            if b >= steps:
+                break
+            self.runner(*stack_batches(batches), *stack_batches([next(s) for s in streams]))
+        out = []
+        for m in step.read_metrics():
+            nt, nv = max(m["train_count"], 1), max(m["valid_count"], 1)
+            out.append({
+                "train/loss": m["train_loss"] / nt,
+                "train/objective": (m["train_loss"] + cfg.sd_lambda * m["kd_loss"]) / nt,
+                "train/acc": 100.0 * m["train_correct"] / nt,
+                "valid/loss": m["valid_ce"] / nv,
+                "valid/objective": m["valid_loss"] / nv,
+                "valid/acc": 100.0 * m["valid_correct"] / nv,
+                "kd_loss": m["kd_loss"] / nt,
+                "lr": lr,
+            })  # fmt: skip
+        return out
+
+    def save(self, epoch: int, rows: list[dict[str, float]], lives: list, started: float) -> None:
+        """Per seed: genotype, alphas, metrics and its checkpoint of this epoch."""
+        genotypes = self.model.genotype()
+        lr = learning_rate(self.cfg, epoch)
+        rng = get_rng_state()
+        for i, (c, out, row) in enumerate(zip(self.cfgs, self.outs, rows)):
+            cache = self.step.cache.cache(i) if self.step.cache is not None else None
+            row["teacher_coverage"] = float(cache.coverage(epoch + 1)) if cache is not None else 0.0
+            row["num_skip_connect"] = count_op(genotypes[i], "skip_connect")
+            row["epoch_seconds"] = time.perf_counter() - started
+            save_genotype(out / "genotypes" / f"epoch_{epoch:03d}.json", genotypes[i])
+            state = seed_checkpoint(self.step, i, lr)
+            alphas = {k: v.cpu().clone() for k, v in state["model"].items() if k.startswith("alphas_")}
+            files.torch_save(out / "alphas" / f"epoch_{epoch:03d}.pt", alphas)
+            self.histories[i].append({"epoch": epoch, **row})
+            log_epoch(lives[i], epoch, self.histories[i][-1])
+            save_checkpoint(
+                out / "checkpoint.pt", c, "search", {"epoch": epoch, "rng": rng, "history": self.histories[i], **state}
+            )
+        log.info("epoch %d/%d: %s", epoch + 1, self.cfg.epochs,
+                 " | ".join(f"seed {c.seed} valid acc {r['valid/acc']:.2f}" for c, r in zip(self.cfgs, rows)))  # fmt: skip
+
+    def finish(self) -> list[SearchResult]:
+        """Per seed: the final supernet measured in eval mode on the alpha half, genotype.json, summary.json."""
+        results = []
+        for i, (c, out, history) in enumerate(zip(self.cfgs, self.outs, self.histories)):
+            ref = DartsSupernet(c.init_channels, self.data.num_classes, c.layers,
+                                primitives=self.model.primitives).to(self.device)  # fmt: skip
+            ref.load_state_dict(self.model.reference_state_dict(i))
+            genotype = ref.genotype()
+            loss, acc = evaluate_supernet(ref, self.data.valid_plain, c.batch_size, self.device)
+            best = max(history, key=lambda h: h["valid/acc"])
+            summary = {
+                "method": c.method, "space": c.space, "dataset": c.dataset, "seed": c.seed, "epochs": c.epochs,
+                "device": str(self.device), "supernet_valid_acc": acc, "supernet_valid_loss": loss,
+                "final_valid_acc": history[-1]["valid/acc"], "best_valid_acc": best["valid/acc"],
+                "best_epoch": best["epoch"], "num_skip_connect": count_op(genotype, "skip_connect"),
+                "genotype": genotype_to_dict(genotype), "stacked_with_seeds": list(self.cfg.seeds),
+            }  # fmt: skip
+            save_genotype(out / "genotype.json", genotype)
+            files.write_json(out / "summary.json", summary)
+            results.append(SearchResult(out=out, genotype=genotype, summary=summary))
+        return results
+
+
+def run_search_seeds(cfg: SearchConfig) -> list[SearchResult]:
+    """Run (or resume) the searches of ``cfg.seeds`` stacked in one process; one result per seed."""
+    locks = []
+    try:
+        for c in seed_configs(cfg):
+            if Path(c.out).is_dir():
+                locks.append(files.RunLock(c.out).acquire())
+        runs = SeededRuns(cfg)
+        for c, out in zip(runs.cfgs, runs.outs):
+            out.mkdir(parents=True, exist_ok=True)
+            if not any(lock.folder == Path(c.out) for lock in locks):
+                locks.append(files.RunLock(c.out).acquire())
+            files.remove_stale_temporaries(out)
+            files.write_yaml(out / "config.yaml", cfgmod.to_dict(c))
+        lives = [replay_live(out / "dvclive", h) for out, h in zip(runs.outs, runs.histories)]
+        try:
+            for epoch in range(runs.start_epoch, cfg.epochs):
+                started = time.perf_counter()
+                runs.save(epoch, runs.epoch(epoch), lives, started)
+            for live in lives:
+                live.end()
+            return runs.finish()
+        except KeyboardInterrupt as exc:
+            for live in lives:
+                live.end()
+            done = len(runs.histories[0])
+            saved = f"each seed's checkpoint.pt holds epoch {done}/{cfg.epochs}" if done else "no epoch was completed"
+            raise interrupted(exc, f"{saved}; rerun the same command to resume") from None
+    finally:
+        for lock in locks:
+            lock.release()
