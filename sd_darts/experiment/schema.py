@@ -166,6 +166,7 @@ SECTIONS = ("profile", *PIPELINE_SECTIONS, *COMMAND_SECTIONS)
 _FROM = {
     "method": "pipeline.search_methods",
     "seed": "seeds",
+    "seeds": "seeds.search: one stage per seed",
     "out": "the layout of runs/<profile>",
     "dataset": "data.dataset",
     "data_root": "data.root (data.imagenet_root for ImageNet)",
@@ -178,8 +179,8 @@ _FROM = {
 }
 #: Keys the pipeline sets itself in each command section.
 RESERVED: dict[str, tuple[str, ...]] = {
-    "search": ("method", "seed", "out", "dataset", "data_root", "download", "space"),
-    "nb201": ("method", "seed", "out", "dataset", "data_root", "download", "space"),
+    "search": ("method", "seed", "seeds", "out", "dataset", "data_root", "download", "space"),
+    "nb201": ("method", "seed", "seeds", "out", "dataset", "data_root", "download", "space"),
     "train_cifar": ("genotype", "seed", "out", "dataset", "data_root", "download"),
     "train_imagenet": ("genotype", "seed", "out", "data_root"),
     "nb201_query": ("benchmark", "json", "table4", "out"),
