@@ -36,8 +36,9 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=3)
     args = parser.parse_args()
 
+    from sd_darts.recipes import TrainCifarConfig, TrainImageNetConfig, recipe_for, resolve_genotype
     from sd_darts.runtime import pick_device
-    from sd_darts.train import TrainCifarConfig, TrainImageNetConfig, build_network, resolve_genotype, train_step
+    from sd_darts.train import train_step
 
     device = pick_device(args.device)
     cfg = TrainCifarConfig() if args.recipe == "cifar" else TrainImageNetConfig()
@@ -49,12 +50,16 @@ def main() -> None:
     num_classes = 10 if args.recipe == "cifar" else 1000
     size = 32 if args.recipe == "cifar" else cfg.image_size
     torch.manual_seed(0)
-    model = build_network(cfg, resolve_genotype(cfg.genotype), num_classes).to(device)
+    model = recipe_for(cfg).build_network(resolve_genotype(cfg.genotype), num_classes).to(device)
     mem = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=mem).train()
     model.drop_path_prob = cfg.drop_path_prob
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        model.parameters(),
+        lr=cfg.learning_rate,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        fused=device.type == "cuda" or None,  # as the training loop
     )
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -9,7 +9,7 @@
 #      byte (genotype, summary, per-epoch metrics) to the same search on the host; its outputs
 #      belong to that uid;
 #   6. a GPU request gives the one-line error on this engine (no GPU runtime);
-#   7. `sd-darts bench --docker --quick --only search_step`: benchmarks in the image, reported with its id;
+#   7. `sd-darts bench --docker --quick --only train_step`: a benchmark in the image, reported with its id;
 #   8. `dvc repro` of one search stage (and the data stage) with `pipeline.runner: docker` in a clone
 #      (skipped, with a message, while check-params does not accept that key): its outputs owned by
 #      the invoking user, its provenance naming the image id.
@@ -191,15 +191,15 @@ cat "$WORK/gpu.err"
 [ "$(docker ps -aq | wc -l)" = 0 ] || fail "a container was left behind: $(docker ps -a)"
 mark "GPU request error" "$t"
 
-say "7/8 a benchmark in the image (sd-darts bench --docker --quick --only search_step)"
+say "7/8 a benchmark in the image (sd-darts bench --docker --quick --only train_step)"
 t=$(date +%s)
-(cd "$WORK/repo" && OMP_NUM_THREADS=1 python -m sd_darts bench --docker --quick --device cpu --only search_step \
+(cd "$WORK/repo" && OMP_NUM_THREADS=1 python -m sd_darts bench --docker --quick --device cpu --only train_step \
     --checkout "$WORK/repo" --out "$WORK/bench/benchmarks.md" 2>"$WORK/bench.log") ||
     { tail -5 "$WORK/bench.log" >&2; fail "sd-darts bench --docker failed"; }
 image_id=$(docker image inspect -f '{{.Id}}' "$IMAGE")
 grep -q "$image_id" "$WORK/bench/benchmarks.md" || fail "the benchmark report does not name the image $image_id"
 grep -c '^| [a-z_]*_step ' "$WORK/bench/benchmarks.md" | xargs echo "benchmark rows measured in the image:"
-mark "search-step benchmarks in the image (quick)" "$t"
+mark "train-step benchmark in the image (quick)" "$t"
 
 say "8/8 DVC stages with pipeline.runner: docker (dvc repro of one search stage in a clone)"
 t=$(date +%s)

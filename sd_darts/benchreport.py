@@ -46,18 +46,19 @@ class Invocation:
         return " ".join([Path(self.script).stem, *self.args])
 
 
-_SEARCH_QUICK = ("--batch-size", "8", "--init-channels", "4", "--layers", "5", "--image-size", "16")
+#: The CPU sizes of the issue's targets (docs/speed.md): 8 cells, C = 16, 32x32, batch 16.
+_SEARCH_CPU = ("--batch-size", "16", "--init-channels", "16", "--layers", "8", "--image-size", "32")
+_SEARCH_ROUNDS = ("--rounds", "3", "--warmup-steps", "1")
 _STEPS_QUICK = ("--steps", "3", "--warmup-steps", "1")
 _TRAIN_QUICK = ("--batch-size", "8", "--init-channels", "8", "--layers", "5")
 
-#: What ``sd-darts bench`` runs: the search step of DARTS and SD-DARTS in the DARTS and the
-#: NAS-Bench-201 spaces (paper §3.3-3.4, Table 4) and the training step of the evaluation
-#: networks (Tables 2 and 3), at the paper's sizes, or at tiny sizes with ``--quick``.
+#: What ``sd-darts bench`` runs: the search step of DARTS and SD-DARTS -- the reference path, the
+#: fused path, four stacked seeds and the xautodl peer, in the DARTS and the NAS-Bench-201 spaces
+#: (paper §3.3-3.4, Table 4; issue 11's comparisons) -- and the training step of the evaluation
+#: networks (Tables 2 and 3); at the paper's sizes, or with ``--quick`` at the CPU sizes.
 INVOCATIONS: tuple[Invocation, ...] = (
-    Invocation("search_step.py", ("--method", "darts"), (*_SEARCH_QUICK, *_STEPS_QUICK)),
-    Invocation("search_step.py", ("--method", "sd-darts"), (*_SEARCH_QUICK, *_STEPS_QUICK)),
-    Invocation("search_step.py", ("--space", "nb201", "--method", "darts"), (*_SEARCH_QUICK, *_STEPS_QUICK)),
-    Invocation("search_step.py", ("--space", "nb201", "--method", "sd-darts"), (*_SEARCH_QUICK, *_STEPS_QUICK)),
+    Invocation("search_step.py", ("--space", "all", "--method", "sd-darts"), (*_SEARCH_CPU, *_SEARCH_ROUNDS)),
+    Invocation("search_step.py", ("--space", "all", "--method", "darts"), (*_SEARCH_CPU, *_SEARCH_ROUNDS)),
     Invocation("train_step.py", ("--recipe", "cifar"), (*_TRAIN_QUICK, *_STEPS_QUICK)),
     Invocation("train_step.py", ("--recipe", "cifar", "--amp", "bf16", "--channels-last")),
     Invocation("train_step.py", ("--recipe", "imagenet", "--batch-size", "256", "--amp", "bf16", "--channels-last")),
