@@ -18,7 +18,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--device", default="auto", help="device of every benchmark: auto, cpu, cuda, cuda:1 (default: auto)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="tiny sizes, a few steps (a CPU); only what has quick sizes"
+        "--quick",
+        action="store_true",
+        help="CPU sizes, a few steps: the search step at the CPU target sizes of docs/speed.md, tiny training steps; only what has them",
     )
     parser.add_argument(
         "--only",
