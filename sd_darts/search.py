@@ -434,16 +434,20 @@ def train_epoch_fast(run: SearchRun, epoch: int) -> dict[str, float]:
         if b >= steps:
             break
         run.runner(*batch, *next(valid_stream))
-    m = step.read_metrics()  # the one host synchronisation of the epoch
-    nt, nv = max(m["train_count"], 1), max(m["valid_count"], 1)
+    return step_metrics(step.read_metrics(), cfg.sd_lambda, lr)  # the one host synchronisation of the epoch
+
+
+def step_metrics(sums: dict[str, float], sd_lambda: float, lr: float) -> dict[str, float]:
+    """The epoch's metrics from the sums of :meth:`FirstOrderStep.read_metrics` (one seed's)."""
+    nt, nv = max(sums["train_count"], 1), max(sums["valid_count"], 1)
     return {
-        "train/loss": m["train_loss"] / nt,
-        "train/objective": (m["train_loss"] + cfg.sd_lambda * m["kd_loss"]) / nt,
-        "train/acc": 100.0 * m["train_correct"] / nt,
-        "valid/loss": m["valid_ce"] / nv,
-        "valid/objective": m["valid_loss"] / nv,
-        "valid/acc": 100.0 * m["valid_correct"] / nv,
-        "kd_loss": m["kd_loss"] / nt,
+        "train/loss": sums["train_loss"] / nt,
+        "train/objective": (sums["train_loss"] + sd_lambda * sums["kd_loss"]) / nt,
+        "train/acc": 100.0 * sums["train_correct"] / nt,
+        "valid/loss": sums["valid_ce"] / nv,
+        "valid/objective": sums["valid_loss"] / nv,
+        "valid/acc": 100.0 * sums["valid_correct"] / nv,
+        "kd_loss": sums["kd_loss"] / nt,
         "lr": lr,
     }
 

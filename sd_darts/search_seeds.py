@@ -27,7 +27,7 @@ from .data.batched import BatchedLoader, DeviceImages
 from .errors import UserError
 from .genotypes import count_op, genotype_to_dict, save_genotype
 from .runtime import get_rng_state, interrupted, pick_device, set_rng_state
-from .search import VALID_SEED_OFFSET, SearchConfig, SearchResult, evaluate_supernet, learning_rate
+from .search import VALID_SEED_OFFSET, SearchConfig, SearchResult, evaluate_supernet, learning_rate, step_metrics
 from .search_step import FirstOrderStep, GraphedStep, StackedTeacherCache, StepSettings, configure_backends
 from .spaces.darts import DartsSupernet
 from .stacked import build_stacked, load_seed_checkpoint, seed_checkpoint, stack_batches
@@ -142,20 +142,7 @@ class SeededRuns:
             if b >= steps:
                 break
             self.runner(*stack_batches(batches), *stack_batches([next(s) for s in streams]))
-        out = []
-        for m in step.read_metrics():
-            nt, nv = max(m["train_count"], 1), max(m["valid_count"], 1)
-            out.append({
-                "train/loss": m["train_loss"] / nt,
-                "train/objective": (m["train_loss"] + cfg.sd_lambda * m["kd_loss"]) / nt,
-                "train/acc": 100.0 * m["train_correct"] / nt,
-                "valid/loss": m["valid_ce"] / nv,
-                "valid/objective": m["valid_loss"] / nv,
-                "valid/acc": 100.0 * m["valid_correct"] / nv,
-                "kd_loss": m["kd_loss"] / nt,
-                "lr": lr,
-            })  # fmt: skip
-        return out
+        return [step_metrics(sums, cfg.sd_lambda, lr) for sums in step.read_metrics()]
 
     def save(self, epoch: int, rows: list[dict[str, float]], lives: list, started: float) -> None:
         """Per seed: genotype, alphas, metrics and its checkpoint of this epoch."""
