@@ -45,7 +45,11 @@ def _umask() -> int:
 
 def _io_error(path: Path, exc: OSError, what: str = "write") -> UserError:
     reason = exc.strerror or type(exc).__name__
-    hint = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "check the path and its permissions"
+    hint = (
+        "free some space"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        else "check the path and its permissions"
+    )
     return UserError(f"cannot {what} {path} ({reason}); {hint}")
 
 

@@ -50,9 +50,19 @@ class _RunSettings:
         0, "random seed (model initialisation, data order, augmentation, drop path)", ge=0, le=2**32 - 1
     )
     max_steps_per_epoch: int | None = setting(None, "cap on training steps per epoch (smoke runs and tests)", ge=1)
-    amp: str = setting("auto", "mixed precision of the forward pass: bf16 autocast, none, or auto (bf16 on CUDA, none on the CPU)", choices=AMP_MODES)
-    channels_last: bool | None = setting(None, "channels_last memory format (faster convolutions on GPUs; default: on CUDA only)", fingerprint=False)
-    compile: bool = setting(False, "torch.compile the network (faster steps on GPUs after a compilation of a few minutes)", fingerprint=False)
+    amp: str = setting(
+        "auto",
+        "mixed precision of the forward pass: bf16 autocast, none, or auto (bf16 on CUDA, none on the CPU)",
+        choices=AMP_MODES,
+    )
+    channels_last: bool | None = setting(
+        None, "channels_last memory format (faster convolutions on GPUs; default: on CUDA only)", fingerprint=False
+    )
+    compile: bool = setting(
+        False,
+        "torch.compile the network (faster steps on GPUs after a compilation of a few minutes)",
+        fingerprint=False,
+    )
     num_workers: int = setting(
         4, "DataLoader worker processes per rank (results do not depend on it)", ge=0, le=256, fingerprint=False
     )

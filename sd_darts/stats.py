@@ -36,6 +36,7 @@ COUNTER = (
     "params: all parameters (BatchNorm affine and classifier included) except the auxiliary head"
 )
 
+
 def _recipe_sizes(recipe, num_classes: int) -> dict[str, Any]:
     cfg = recipe.Config()
     return {

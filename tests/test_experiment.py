@@ -209,4 +209,7 @@ def test_imports_point_downwards():
         assert not [m for m in imported if m.startswith(upper)], f"{name} imports {sorted(imported)}"
     for entry in sorted((ROOT / "pipelines").glob("*.py")):
         text = entry.read_text()
-        assert re.findall(r"^from (\S+) import|^import (\S+)", text, re.M) == [("", "sys"), (f"sd_darts.experiment.stages.{entry.stem}", "")], entry
+        assert re.findall(r"^from (\S+) import|^import (\S+)", text, re.M) == [
+            ("", "sys"),
+            (f"sd_darts.experiment.stages.{entry.stem}", ""),
+        ], entry

@@ -14,7 +14,9 @@ HELP = "check every section of a params file (params.yaml) against the settings 
 
 
 def register(parser) -> None:
-    parser.add_argument("params", nargs="?", default="params.yaml", metavar="FILE", help="params file to check (default: params.yaml)")
+    parser.add_argument(
+        "params", nargs="?", default="params.yaml", metavar="FILE", help="params file to check (default: params.yaml)"
+    )
 
 
 def run(args) -> int:
