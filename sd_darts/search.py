@@ -49,7 +49,6 @@ from .errors import UserError
 from .genotypes import count_op, genotype_to_dict, save_genotype
 from .hessian import dominant_eigen, fixed_batch
 from .memory import check_fits, clearly_fits, training_step_bytes
-from .recipes import cosine_lr
 from .runtime import (
     Progress,
     check_device_name,
@@ -59,6 +58,7 @@ from .runtime import (
     seed_everything,
     set_rng_state,
 )
+from .schedules import cosine_lr
 from .search_step import FirstOrderStep, GraphedStep, StepSettings, configure_backends
 from .spaces import SPACE_NAMES, get_space
 from .tracking import log_epoch, replay_live

@@ -49,11 +49,11 @@ from .recipes import (
     CifarRecipe,
     TrainCifarConfig,
     TrainImageNetConfig,
-    drop_path_prob_at,
     recipe_for,
     resolve_genotype,
 )
 from .runtime import Progress, interrupted, pick_device, seed_everything
+from .schedules import drop_path_prob_at
 from .tracking import log_epoch, replay_live
 
 log = logging.getLogger("sd_darts.train")

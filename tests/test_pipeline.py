@@ -239,6 +239,7 @@ WIRING = [
     ("ablation", "warmup_epochs_for_window_sweep", 2, ("ablation_window", "report")),
     ("pipeline", "select_criterion", "retrain", ("genotype", "select_retrain")),
     ("pipeline", "train_imagenet", True, ("train_imagenet",)),
+    ("pipeline", "stack_search_seeds", True, ("search",)),
     ("pipeline", "imagenet_nproc", 3, ("train_imagenet",)),
     ("train_imagenet", "epochs", 7, ("train_imagenet",)),
     ("data", "download", True, ()),
@@ -512,3 +513,44 @@ def test_darts_selection_protocol_trains_each_candidate_on_held_out_data(tmp_pat
     scores = {c["seed"]: c["retrain"] for c in selection["candidates"]}
     best = max(scores, key=lambda s: (scores[s], -s))
     assert selection["selected"] == f"sd-darts-s{best}" and "held-out" in selection["rule"]
+
+
+def test_stacked_search_seeds_stage_trains_all_seeds_once_and_each_stage_collects_its_own(tmp_path, monkeypatch):
+    """pipeline.stack_search_seeds: the first search stage of a method trains every seeds.search at
+    once into their run folders; the next stage reuses its folder; a lost folder restarts the group."""
+    from sd_darts.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    data = _params("params-smoke.yaml")
+    data["pipeline"]["stack_search_seeds"] = True
+    data["search"].update(epochs=2, max_steps_per_epoch=2, limit_samples=256)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError, match=r"pipeline.stack_search_seeds: true .* search.impl: fused"):
+        check_all(path)  # the smoke profile runs the reference step with the Fig. 2 Hessian
+    data["search"].update(fast_step=True, impl="fused", hessian_every=0)
+    path.write_text(yaml.safe_dump(data))
+    p = check_all(path)
+
+    layout = Layout(p.profile)
+    s0, s1 = layout.search("sd-darts", 0), layout.search("sd-darts", 1)
+    first = execute.search_stacked_once(p, "sd-darts", 0, "search@sd-darts-0")
+    assert first["stacked_with_seeds"] == [0, 1] and first["seed"] == 0
+    assert (s0.metrics / "genotype.json").is_file() and not s1.metrics.exists()
+    assert json.loads((s1.run / runs.STAMP).read_text())["status"] == "finished"
+    made = (s1.run / "checkpoint.pt").stat().st_mtime_ns
+    second = execute.search_stacked_once(p, "sd-darts", 1, "search@sd-darts-1")
+    assert (s1.run / "checkpoint.pt").stat().st_mtime_ns == made  # reused, not retrained
+    assert second["seed"] == 1 and (s1.metrics / "summary.json").is_file()
+    prov = json.loads((s1.metrics / "provenance.json").read_text())
+    assert prov["stage"] == "search@sd-darts-0" and prov["stacked_seeds"] == [0, 1] and "--seeds 0,1" in prov["command"]
+    # A single-seed run of the same settings has another identity: it never reuses a stacked folder.
+    from sd_darts.experiment.settings import search_settings
+
+    single = runs.run_identity(search_settings(p, "sd-darts", 1), "sd_darts.search")
+    assert json.loads((s1.run / runs.STAMP).read_text())["identity"] != single
+
+    shutil.rmtree(s1.run)  # one seed's folder lost: both seeds are trained again, to the same result
+    again = execute.search_stacked_once(p, "sd-darts", 1, "search@sd-darts-1")
+    assert again["genotype"] == second["genotype"] and again["supernet_valid_acc"] == second["supernet_valid_acc"]
+    assert (s0.run / "checkpoint.pt").stat().st_mtime_ns > made

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from sd_darts import config as cfgmod
 from sd_darts.cli import main
-from sd_darts.recipes import TrainCifarConfig, TrainImageNetConfig, cosine_lr, drop_path_prob_at, imagenet_lr
+from sd_darts.recipes import TrainCifarConfig, TrainImageNetConfig
+from sd_darts.schedules import cosine_lr, drop_path_prob_at, imagenet_lr
 from sd_darts.train import classification_loss, topk_correct
 
 REPO = Path(__file__).resolve().parents[1]

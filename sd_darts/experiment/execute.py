@@ -4,8 +4,10 @@ its small outputs into ``metrics/``."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +17,15 @@ from .. import files
 from ..errors import UserError
 from ..runtime import pick_device
 from ..search import run_search
+from ..search_seeds import run_search_seeds
 from ..train import run_training
 from .deps import REPO
 from .layout import SEARCH_FILES, TRAIN_FILES, Layout, RunPaths
 from .runs import collect_run, command_line, finish_run, prepare_run_dir, provenance, run_identity
 from .schema import Params
+from .settings import stacked_search_settings
+
+log = logging.getLogger("sd_darts.experiment")
 
 
 def publish_curves(p: Params, paths: RunPaths) -> None:
@@ -38,6 +44,35 @@ def search_once(p: Params, cfg, paths: RunPaths, stage: str) -> dict[str, Any]:
         finish_run(paths.run, identity, prov)
     collect_run(paths.run, paths.metrics, SEARCH_FILES)
     return summary
+
+
+def search_stacked_once(p: Params, method: str, seed: int, stage: str) -> dict[str, Any]:
+    """Seed ``seed`` of ``method`` with ``pipeline.stack_search_seeds``: the first stage of the method
+    to run trains every seed of ``seeds.search`` at once (:mod:`sd_darts.search_seeds`) into their own
+    run folders; the other stages find theirs finished and reuse them.  Returns this seed's summary."""
+    group, cfgs = stacked_search_settings(p, method)
+    layout = Layout(p.profile)
+    paths = [layout.search(method, c.seed) for c in cfgs]
+    # Stacked results equal single-seed ones only up to float rounding: their own identity.
+    identities = [dict(run_identity(c, "sd_darts.search_seeds"), stacked_seeds=list(group.seeds)) for c in cfgs]
+    states = [prepare_run_dir(pp.run, ident) for pp, ident in zip(paths, identities)]
+    if "fresh" in states and any((pp.run / "checkpoint.pt").is_file() for pp in paths):
+        # All seeds resume from one epoch or none does: a lost folder restarts the group.
+        log.warning("%s: some seeds of the stacked search have a checkpoint and some not; restarting them all", stage)
+        for pp in paths:
+            shutil.rmtree(pp.run)
+        states = [prepare_run_dir(pp.run, ident) for pp, ident in zip(paths, identities)]
+    if any(state != "reuse" for state in states):
+        run_search_seeds(group)
+        device = str(pick_device(group.device))
+        for pp, ident in zip(paths, identities):
+            prov = provenance(
+                p.profile, stage, pp.run, device, command_line("search", group), stacked_seeds=group.seeds
+            )
+            finish_run(pp.run, ident, prov)
+    own = paths[[c.seed for c in cfgs].index(seed)]
+    collect_run(own.run, own.metrics, SEARCH_FILES)
+    return files.read_json(own.run / "summary.json", what="search summary")
 
 
 def train_once(p: Params, cfg, paths: RunPaths, stage: str, command: str, nproc: int = 1) -> dict[str, Any]:

@@ -112,6 +112,8 @@ def command_line(command: str, cfg) -> str:
         flag = config.flag(f.name)
         if isinstance(value, bool):
             parts.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, list):
+            parts += [flag, shlex.quote(",".join(map(str, value)))]
         else:
             parts += [flag, shlex.quote(str(value))]
     return " ".join(parts)

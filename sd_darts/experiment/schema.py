@@ -105,6 +105,11 @@ class PipelineParams:
         "selected = from the searches above; paper = the paper's Fig. 4 cells",
         choices=EVAL_GENOTYPES,
     )
+    stack_search_seeds: bool = setting(
+        False,
+        "train the seeds.search of a method as one stacked supernet in one process (first order, search.fast_step "
+        "and impl fused, no Fig. 2 Hessian; docs/speed.md)",
+    )
     train_imagenet: bool = setting(False, "switch: true needs ImageNet in data.imagenet_root (3 GPU-days on 3 GPUs)")
     imagenet_nproc: int = setting(1, "processes (GPUs) per ImageNet run: > 1 launches torchrun (paper: 3)", ge=1, le=64)
     runner: str = setting(

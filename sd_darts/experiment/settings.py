@@ -38,6 +38,25 @@ def search_settings(p: Params, method: str, seed: int, out: str | None = None, o
     )
 
 
+def stacked_search_settings(p: Params, method: str) -> tuple[SearchConfig, list[SearchConfig]]:
+    """``pipeline.stack_search_seeds``: one search of all ``seeds.search`` of ``method`` stacked in
+    one process, and the settings of each seed's run folder (:func:`sd_darts.search_seeds.seed_configs`)."""
+    from ..errors import UserError
+    from ..search_seeds import seed_configs
+
+    out = str(Layout(p.profile).search(method, "{seed}").run)
+    group = search_settings(p, method, p.seeds.search[0], out=out, overrides={"seeds": list(p.seeds.search)},
+                            where="pipeline.stack_search_seeds")  # fmt: skip
+    needs = {"fast_step": True, "impl": "fused", "hessian_every": 0}
+    wrong = [f"search.{k}: {v}" for k, v in needs.items() if getattr(group, k) != v]
+    if wrong:
+        raise UserError(
+            f"{p.path}: pipeline.stack_search_seeds: true trains the seeds on the fused supernet's first-order fast "
+            f"step without the Fig. 2 Hessian; set {', '.join(wrong)} or set pipeline.stack_search_seeds: false"
+        )
+    return group, seed_configs(group)
+
+
 def nb201_search_settings(p: Params, seed: int) -> SearchConfig:
     """One NAS-Bench-201 search (SD-DARTS, the ``nb201`` section)."""
     fixed = {
@@ -123,6 +142,8 @@ def check_all(path: str = "params.yaml") -> Params:
     """Read the params file and build the settings of every run it describes."""
     p = read_params(path)
     for method in p.pipeline.search_methods:
+        if p.pipeline.stack_search_seeds:
+            stacked_search_settings(p, method)
         for seed in p.seeds.search:
             search_settings(p, method, seed)
             if p.pipeline.select_criterion == "retrain" and method == p.pipeline.select_method:

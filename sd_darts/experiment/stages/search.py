@@ -2,14 +2,15 @@
 ``nb201_search@<seed>`` (NAS-Bench-201 space, Table 4).
 
 Settings: the ``search`` (or ``nb201``) section of the params file, the dataset from ``data``,
-method and seed from the stage matrix.  The run folder (checkpoints, DVCLive) is persisted and
+method and seed from the stage matrix; with ``pipeline.stack_search_seeds`` the first stage of a
+method trains all its seeds at once and the others reuse their folders.  The run folder (checkpoints, DVCLive) is persisted and
 resumed after an interruption; its small outputs are collected into the profile's metrics, the
 per-epoch curves of a DARTS-space search also into ``search_curves/`` for ``dvc plots``.
 """
 
 from __future__ import annotations
 
-from ..execute import publish_curves, search_once
+from ..execute import publish_curves, search_once, search_stacked_once
 from ..layout import Layout
 from ..settings import nb201_search_settings, search_settings
 from ..stage import stage
@@ -30,8 +31,11 @@ def main(p, args) -> int:
         publish_curves(p, paths)
         print(f"nb201_search {paths.name}: {summary['genotype'].get('arch')}")
         return 0
-    cfg, paths = search_settings(p, args.method, args.seed), layout.search(args.method, args.seed)
-    summary = search_once(p, cfg, paths, f"search@{args.method}-{args.seed}")
+    stage_name, paths = f"search@{args.method}-{args.seed}", layout.search(args.method, args.seed)
+    if p.pipeline.stack_search_seeds:
+        summary = search_stacked_once(p, args.method, args.seed, stage_name)
+    else:
+        summary = search_once(p, search_settings(p, args.method, args.seed), paths, stage_name)
     publish_curves(p, paths)
     print(f"search {paths.name}: supernet valid acc {summary['supernet_valid_acc']:.2f}% (eval mode, alpha half)")
     return 0
