@@ -22,7 +22,7 @@ weights or alphas.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from ..genotypes import PRIMITIVES, Genotype, derive_genotype
 from ..ops import OPS, FactorizedReduce, ReLUConvBN, mixed_op_sum
+from .supernet import Supernet
 
 
 class MixedOp(nn.Module):
@@ -105,7 +106,7 @@ def num_edges(steps: int) -> int:
     return sum(2 + i for i in range(steps))
 
 
-class DartsSupernet(nn.Module):
+class DartsSupernet(Supernet):
     """The DARTS search supernet (``Network`` in quark0/darts ``model_search.py``).
 
     Stem: conv3x3 to ``stem_multiplier * C`` channels + BN.  ``layers`` cells; cells
@@ -182,17 +183,6 @@ class DartsSupernet(nn.Module):
     def arch_parameters(self) -> list[nn.Parameter]:
         """The alphas: ``[alphas_normal, alphas_reduce]``."""
         return [self.alphas_normal, self.alphas_reduce]
-
-    def named_weights(self) -> Iterator[tuple[str, nn.Parameter]]:
-        """Every ``(name, parameter)`` that is not an alpha, with ``state_dict`` names."""
-        alpha_ids = {id(a) for a in self.arch_parameters()}
-        for name, p in self.named_parameters():
-            if id(p) not in alpha_ids:
-                yield name, p
-
-    def weights(self) -> list[nn.Parameter]:
-        """Every parameter that is not an alpha (the weight optimizer's parameters)."""
-        return [p for _, p in self.named_weights()]
 
     @torch.no_grad()
     def genotype(self) -> Genotype:

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 
 from ..genotypes import PRIMITIVES, Genotype, derive_genotype
 from .darts import DartsSupernet, num_edges
+from .supernet import Supernet
 
 #: The separable and the dilated conv ops: the first depthwise convolutions of each family run
 #: as one 5x5 kernel (dilation 1 and 2), the 3x3 kernels embedded in the middle of a 5x5 one.
@@ -502,7 +503,7 @@ class FusedCell(nn.Module):
             yield from rnd.reference_slots(ref_prefix, f"{prefix}rounds.{r}.", col)
 
 
-class FusedDartsSupernet(nn.Module):
+class FusedDartsSupernet(Supernet):
     """Fused DARTS search supernet: the function, parameters (in another layout) and supernet
     contract of :class:`~sd_darts.spaces.darts.DartsSupernet`.
 
@@ -726,17 +727,6 @@ class FusedDartsSupernet(nn.Module):
     def arch_parameters(self) -> list[nn.Parameter]:
         """The alphas: ``[alphas_normal, alphas_reduce]``."""
         return [self.alphas_normal, self.alphas_reduce]
-
-    def named_weights(self) -> Iterator[tuple[str, nn.Parameter]]:
-        """Every ``(name, parameter)`` that is not an alpha."""
-        alpha_ids = {id(a) for a in self.arch_parameters()}
-        for name, p in self.named_parameters():
-            if id(p) not in alpha_ids:
-                yield name, p
-
-    def weights(self) -> list[nn.Parameter]:
-        """Every parameter that is not an alpha (the weight optimizer's parameters)."""
-        return [p for _, p in self.named_weights()]
 
     @torch.no_grad()
     def genotype(self) -> Genotype | list[Genotype]:

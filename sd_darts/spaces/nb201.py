@@ -32,7 +32,7 @@ string.  Nothing here modifies a parameter or an input in place, so
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from ..genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, derive_nb201_genotype
 from ..ops import Identity, Zero, mixed_op_sum
+from .supernet import Supernet
 
 #: Nodes of the NAS-Bench-201 cell (node 0 is the cell input, node 3 its output).
 NUM_NODES = 4
@@ -198,7 +199,7 @@ class ResNetBasicBlock(nn.Module):
         return residual + self.conv_b(self.conv_a(x))
 
 
-class NB201Supernet(nn.Module):
+class NB201Supernet(Supernet):
     """The NAS-Bench-201 search supernet (``TinyNetworkDarts`` of the NB201 DARTS baseline).
 
     ``C`` initial channels, ``N`` search cells per stage (3 stages: C, 2C, 4C channels, 3N
@@ -252,16 +253,6 @@ class NB201Supernet(nn.Module):
     def arch_parameters(self) -> list[nn.Parameter]:
         """The alphas: ``[alphas]``, shape (6, 5)."""
         return [self.alphas]
-
-    def named_weights(self) -> Iterator[tuple[str, nn.Parameter]]:
-        """Every ``(name, parameter)`` that is not an alpha, with ``state_dict`` names."""
-        for name, p in self.named_parameters():
-            if p is not self.alphas:
-                yield name, p
-
-    def weights(self) -> list[nn.Parameter]:
-        """Every parameter that is not an alpha (the weight optimizer's parameters)."""
-        return [p for _, p in self.named_weights()]
 
     @torch.no_grad()
     def genotype(self) -> NB201Genotype:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from ..genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, derive_nb201_genotype
 from .darts_fused import BN_EPS, BN_MOMENTUM, CL, _nchw, _nhwc
 from .nb201 import NUM_NODES, NB201SearchCell, NB201Supernet
+from .supernet import Supernet
 
 _COL = {op: i for i, op in enumerate(NB201_PRIMITIVES)}
 _CONVS = ("nor_conv_1x1", "nor_conv_3x3")
@@ -91,7 +92,7 @@ class FusedNB201Cell(nn.Module):
         return x
 
 
-class FusedNB201Supernet(nn.Module):
+class FusedNB201Supernet(Supernet):
     """Fused NB201 search supernet: the function, parameters (cells in another layout) and
     supernet contract of :class:`~sd_darts.spaces.nb201.NB201Supernet` (cells with
     ``affine=False``, ``track_running_stats=True``, as :class:`~sd_darts.spaces.nb201.NB201Space`
@@ -190,14 +191,6 @@ class FusedNB201Supernet(nn.Module):
     # ---- supernet contract -------------------------------------------------------------
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.alphas]
-
-    def named_weights(self) -> Iterator[tuple[str, nn.Parameter]]:
-        for name, p in self.named_parameters():
-            if p is not self.alphas:
-                yield name, p
-
-    def weights(self) -> list[nn.Parameter]:
-        return [p for _, p in self.named_weights()]
 
     @torch.no_grad()
     def genotype(self) -> NB201Genotype:
