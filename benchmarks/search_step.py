@@ -120,13 +120,7 @@ def reference_variant(args, device, layers, space="darts"):
     objective = SearchObjective(model, cfg, cache)
     objective.set_epoch(1)
     w_opt = torch.optim.SGD(model.weights(), lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    architect = Architect(
-        model,
-        objective,
-        arch_learning_rate=cfg.arch_learning_rate,
-        arch_weight_decay=cfg.arch_weight_decay,
-        betas=(cfg.arch_beta1, cfg.arch_beta2),
-    )
+    architect = Architect.from_config(model, objective, cfg)
     x, y, i, xv, yv, iv = batch = _batches(args, device)
 
     def step():

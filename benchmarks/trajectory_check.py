@@ -103,13 +103,7 @@ def main() -> None:
         cache = TeacherCache(n_samples, CLASSES, 2, device)
         objective = SearchObjective(model, cfg, cache)
         w_opt = torch.optim.SGD(model.weights(), lr=lr(0), momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        architect = Architect(
-            model,
-            objective,
-            arch_learning_rate=cfg.arch_learning_rate,
-            arch_weight_decay=cfg.arch_weight_decay,
-            betas=(cfg.arch_beta1, cfg.arch_beta2),
-        )
+        architect = Architect.from_config(model, objective, cfg)
         alphas, losses, times, t_start = [], [], [], time.perf_counter()
         for k in range(args.steps):
             epoch = k // steps_per_epoch

@@ -308,14 +308,7 @@ def _reference_run(cfg: SearchConfig, out: Path, device: torch.device, data: Sea
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optimizer, T_max=cfg.epochs, eta_min=cfg.learning_rate_min)
     objective = SearchObjective(model, cfg, cache)
-    architect = Architect(
-        model,
-        objective,
-        arch_learning_rate=cfg.arch_learning_rate,
-        arch_weight_decay=cfg.arch_weight_decay,
-        betas=(cfg.arch_beta1, cfg.arch_beta2),
-        unrolled=cfg.unrolled,
-    )
+    architect = Architect.from_config(model, objective, cfg)
     return SearchRun(cfg, out, device, data, model, w_optimizer, scheduler, architect, objective, cache)
 
 

@@ -71,13 +71,8 @@ def _reference_run(model, s: StepSettings):
     cache = TeacherCache(N_SAMPLES, CLASSES, s.window) if s.method == "sd-darts" else None
     objective = SearchObjective(model, cfg, cache)
     w_opt = torch.optim.SGD(model.weights(), lr=0.1, momentum=s.momentum, weight_decay=s.weight_decay)
-    architect = Architect(
-        model,
-        objective,
-        arch_learning_rate=s.arch_learning_rate,
-        arch_weight_decay=s.arch_weight_decay,
-        betas=(s.arch_beta1, s.arch_beta2),
-    )
+    architect = Architect(model, objective, arch_learning_rate=s.arch_learning_rate,
+                          arch_weight_decay=s.arch_weight_decay, betas=(s.arch_beta1, s.arch_beta2))  # fmt: skip
     valid_losses, train_losses = [], []
     for epoch, x, y, i, xv, yv, iv in _batches(model.alphas_normal.dtype):
         objective.set_epoch(epoch)
