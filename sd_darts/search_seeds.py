@@ -29,7 +29,6 @@ from .genotypes import count_op, genotype_to_dict, save_genotype
 from .runtime import get_rng_state, interrupted, pick_device, set_rng_state
 from .search import VALID_SEED_OFFSET, SearchConfig, SearchResult, evaluate_supernet, learning_rate, step_metrics
 from .search_step import FirstOrderStep, GraphedStep, StackedTeacherCache, StepSettings, configure_backends
-from .spaces.darts import DartsSupernet
 from .stacked import build_stacked, load_seed_checkpoint, seed_checkpoint, stack_batches
 from .tracking import log_epoch, replay_live
 
@@ -170,8 +169,7 @@ class SeededRuns:
         """Per seed: the final supernet measured in eval mode on the alpha half, genotype.json, summary.json."""
         results = []
         for i, (c, out, history) in enumerate(zip(self.cfgs, self.outs, self.histories)):
-            ref = DartsSupernet(c.init_channels, self.data.num_classes, c.layers,
-                                primitives=self.model.primitives).to(self.device)  # fmt: skip
+            ref = self.model.reference_model().to(self.device)
             ref.load_state_dict(self.model.reference_state_dict(i))
             genotype = ref.genotype()
             loss, acc = evaluate_supernet(ref, self.data.valid_plain, c.batch_size, self.device)

@@ -87,16 +87,7 @@ def _load_reference_param_tensors(model: FusedDartsSupernet, tensors: dict[str, 
 
 
 def _reference_model(model: FusedDartsSupernet) -> DartsSupernet:
-    return DartsSupernet(
-        model.C,
-        model.num_classes,
-        model.layers,
-        steps=model.steps,
-        multiplier=model.multiplier,
-        stem_multiplier=model.stem_multiplier,
-        in_channels=model.in_channels,
-        primitives=model.primitives,
-    ).to(device=model.alphas_normal.device, dtype=model.alphas_normal.dtype)
+    return model.reference_model().to(device=model.alphas_normal.device, dtype=model.alphas_normal.dtype)
 
 
 def seed_checkpoint(step: FirstOrderStep, seed: int, lr: float) -> dict[str, Any]:

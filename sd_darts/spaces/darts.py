@@ -101,6 +101,16 @@ class SearchCell(nn.Module):
         return torch.cat(states[-self.multiplier :], dim=1)
 
 
+def check_primitives(primitives: Sequence[str]) -> tuple[str, ...]:
+    """The ops of a supernet's edges: distinct DARTS ops, at least one besides ``none``."""
+    unknown = [p for p in primitives if p not in PRIMITIVES]
+    if unknown or len(set(primitives)) != len(primitives) or not [p for p in primitives if p != "none"]:
+        raise ValueError(
+            f"primitives must be distinct DARTS ops with at least one besides none, got {list(primitives)}"
+        )
+    return tuple(primitives)
+
+
 def num_edges(steps: int) -> int:
     """Edges of a DARTS cell with ``steps`` intermediate nodes (14 for 4)."""
     return sum(2 + i for i in range(steps))
@@ -127,12 +137,7 @@ class DartsSupernet(Supernet):
         primitives: Sequence[str] = PRIMITIVES,
     ):
         super().__init__()
-        unknown = [p for p in primitives if p not in PRIMITIVES]
-        if unknown or len(set(primitives)) != len(primitives) or not [p for p in primitives if p != "none"]:
-            raise ValueError(
-                f"primitives must be distinct DARTS ops with at least one besides none, got {list(primitives)}"
-            )
-        self.primitives = tuple(primitives)
+        self.primitives = check_primitives(primitives)
         if C < 1 or layers < 1 or num_classes < 1:
             raise ValueError(f"C, layers and num_classes must be positive, got {C}, {layers}, {num_classes}")
         if not 1 <= multiplier <= steps:

@@ -52,7 +52,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..genotypes import PRIMITIVES, Genotype, derive_genotype
-from .darts import DartsSupernet, num_edges
+from .darts import DartsSupernet, check_primitives, num_edges
 from .supernet import Supernet
 
 #: The separable and the dilated conv ops: the first depthwise convolutions of each family run
@@ -532,11 +532,7 @@ class FusedDartsSupernet(Supernet):
         num_seeds: int = 1,
     ):
         super().__init__()
-        unknown = [p for p in primitives if p not in PRIMITIVES]
-        if unknown or len(set(primitives)) != len(primitives) or not [p for p in primitives if p != "none"]:
-            raise ValueError(
-                f"primitives must be distinct DARTS ops with at least one besides none, got {list(primitives)}"
-            )
+        primitives = check_primitives(primitives)
         if min(C, layers, num_classes, num_seeds) < 1:
             raise ValueError(
                 f"C, layers, num_classes and num_seeds must be positive, got {C}, {layers}, {num_classes}, {num_seeds}"
@@ -544,7 +540,7 @@ class FusedDartsSupernet(Supernet):
         if not 1 <= multiplier <= steps:
             raise ValueError(f"multiplier must be in 1..steps={steps}, got {multiplier}")
         S = num_seeds
-        self.primitives = tuple(primitives)
+        self.primitives = primitives
         self.C, self.num_classes, self.layers, self.num_seeds = C, num_classes, layers, S
         self.steps, self.multiplier = steps, multiplier
         self.stem_multiplier, self.in_channels = stem_multiplier, in_channels
@@ -661,6 +657,13 @@ class FusedDartsSupernet(Supernet):
         if extra:
             raise KeyError(f"the reference state has entries this fused model does not hold: {sorted(extra)[:5]}")
 
+    def reference_model(self) -> DartsSupernet:
+        """A new :class:`DartsSupernet` (on the CPU) built with this model's arguments: the
+        shape of one seed in the reference layout."""
+        return DartsSupernet(self.C, self.num_classes, self.layers, steps=self.steps, multiplier=self.multiplier,
+                             stem_multiplier=self.stem_multiplier, in_channels=self.in_channels,
+                             primitives=self.primitives)  # fmt: skip
+
     @torch.no_grad()
     def reference_state_dict(self, seed: int = 0) -> dict[str, torch.Tensor]:
         """Seed ``seed`` as a :class:`DartsSupernet` ``state_dict`` (loads with ``strict=True``
@@ -671,16 +674,7 @@ class FusedDartsSupernet(Supernet):
         for ref_name, name, view, kind in self.reference_slots():
             t = view(mine[name], seed)
             out[ref_name] = _extract(kind, t) if kind in CONV_ORDER else t.clone()
-        template = DartsSupernet(
-            self.C,
-            self.num_classes,
-            self.layers,
-            steps=self.steps,
-            multiplier=self.multiplier,
-            stem_multiplier=self.stem_multiplier,
-            in_channels=self.in_channels,
-            primitives=self.primitives,
-        ).state_dict()
+        template = self.reference_model().state_dict()
         result = {}
         for name, t in template.items():
             if name.endswith("num_batches_tracked"):
