@@ -100,7 +100,7 @@ def _filled_cache(n, device, seeds=None):
 
 def reference_variant(args, device, layers, space="darts"):
     from sd_darts.architect import Architect
-    from sd_darts.search import SearchConfig, SearchObjective
+    from sd_darts.search import SearchConfig, SearchObjective, reference_step
     from sd_darts.spaces import get_space
 
     cfg = SearchConfig(
@@ -124,12 +124,7 @@ def reference_variant(args, device, layers, space="darts"):
     x, y, i, xv, yv, iv = batch = _batches(args, device)
 
     def step():
-        architect.step((x, y, i), (xv, yv, iv), cfg.learning_rate, w_opt)
-        w_opt.zero_grad(set_to_none=True)
-        loss, _ = objective(x, y, i, record=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.weights(), cfg.grad_clip)
-        w_opt.step()
+        reference_step(architect, objective, w_opt, (x, y, i), (xv, yv, iv), cfg.learning_rate, cfg.grad_clip)
 
     holds = [model, batch, w_opt.state, architect.optimizer.state] + ([cache.probs, cache.epochs] if cache else [])
     return Variant(step, model, holds, args.batch_size)

@@ -56,7 +56,7 @@ def main() -> None:
     from sd_darts.architect import Architect
     from sd_darts.distill import TeacherCache
     from sd_darts.runtime import pick_device
-    from sd_darts.search import SearchConfig, SearchObjective
+    from sd_darts.search import SearchConfig, SearchObjective, reference_step
     from sd_darts.search_step import FirstOrderStep, GraphedStep, StepSettings
     from sd_darts.spaces.darts import DartsSupernet
     from sd_darts.spaces.darts_fused import FusedDartsSupernet
@@ -112,12 +112,9 @@ def main() -> None:
                 group["lr"] = lr(epoch)
             x, y, i, xv, yv, iv = batch(k)
             t0 = time.perf_counter()
-            architect.step((x, y, i), (xv, yv, iv), lr(epoch), w_opt)
-            w_opt.zero_grad(set_to_none=True)
-            loss, logits = objective(x, y, i, record=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.weights(), cfg.grad_clip)
-            w_opt.step()
+            _, logits, _, _ = reference_step(
+                architect, objective, w_opt, (x, y, i), (xv, yv, iv), lr(epoch), cfg.grad_clip
+            )
             losses.append(F.cross_entropy(logits.detach(), y).item())
             times.append(time.perf_counter() - t0)
             alphas.append(torch.cat([a.detach().flatten() for a in model.arch_parameters()]).cpu())

@@ -445,6 +445,21 @@ def step_metrics(sums: dict[str, float], sd_lambda: float, lr: float) -> dict[st
     }
 
 
+def reference_step(architect: Architect, objective: SearchObjective, w_optimizer: torch.optim.Optimizer,
+                   train_batch, valid_batch, lr: float, grad_clip: float, track_kd: bool = False):  # fmt: skip
+    """One step of the reference search (DARTS's loop body): the architect's alpha step on the
+    alpha-half batch, then the weight step on the weight-half batch (recording the teacher,
+    gradient-norm clipping when ``grad_clip`` > 0).  Returns ``(loss, logits, v_loss, v_logits)``."""
+    v_loss, v_logits = architect.step(train_batch, valid_batch, lr, w_optimizer)
+    w_optimizer.zero_grad(set_to_none=True)
+    loss, logits = objective(*train_batch, record=True, track_kd=track_kd)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(architect.model.weights(), grad_clip)
+    w_optimizer.step()
+    return loss, logits, v_loss, v_logits
+
+
 def train_epoch(run: SearchRun, epoch: int) -> dict[str, float]:
     """One epoch: an alpha step then a weight step per batch; per-epoch means (one host sync)."""
     if run.step is not None:
@@ -465,14 +480,9 @@ def train_epoch(run: SearchRun, epoch: int) -> dict[str, float]:
         x, y, idx = (t.to(device, non_blocking=True) for t in (x, y, idx))
         xv, yv, iv = (t.to(device, non_blocking=True) for t in next(valid_iter))
 
-        v_loss, v_logits = run.architect.step((x, y, idx), (xv, yv, iv), lr, run.w_optimizer)
-
-        run.w_optimizer.zero_grad(set_to_none=True)
-        loss, logits = run.objective(x, y, idx, record=True, track_kd=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.weights(), cfg.grad_clip)
-        run.w_optimizer.step()
+        loss, logits, v_loss, v_logits = reference_step(
+            run.architect, run.objective, run.w_optimizer, (x, y, idx), (xv, yv, iv), lr, cfg.grad_clip, track_kd=True
+        )
 
         logits, v_logits = logits.detach(), v_logits.detach()
         nt, nv = x.shape[0], xv.shape[0]
@@ -631,6 +641,7 @@ __all__ = [
     "SearchObjective",
     "SearchRun",
     "prepare",
+    "reference_step",
     "train_epoch",
     "end_of_epoch",
     "evaluate_supernet",

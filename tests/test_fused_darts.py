@@ -13,7 +13,7 @@ from torch.func import functional_call
 from sd_darts.architect import Architect
 from sd_darts.distill import TeacherCache
 from sd_darts.genotypes import PRIMITIVES
-from sd_darts.search import SearchConfig, SearchObjective
+from sd_darts.search import SearchConfig, SearchObjective, reference_step
 from sd_darts.spaces import get_space
 from sd_darts.spaces.darts import DartsSupernet
 from sd_darts.spaces.darts_fused import TAP_MASKS, FusedDartsSupernet
@@ -112,12 +112,9 @@ def _search_trajectory(model, sd_lambda, steps=4, unrolled=False):
         x = torch.randn(4, 3, 16, 16, generator=g, dtype=torch.float64)
         xv = torch.randn(4, 3, 16, 16, generator=g, dtype=torch.float64)
         y, yv = torch.randint(0, CLASSES, (4,), generator=g), torch.randint(0, CLASSES, (4,), generator=g)
-        v_loss, _ = architect.step((x, y, perm[:4]), (xv, yv, perm[4:8]), 0.05, w_opt)
-        w_opt.zero_grad(set_to_none=True)
-        loss, _ = objective(x, y, perm[:4], record=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.weights(), 1.0)
-        w_opt.step()
+        loss, _, v_loss, _ = reference_step(
+            architect, objective, w_opt, (x, y, perm[:4]), (xv, yv, perm[4:8]), 0.05, 1.0
+        )
         losses.append((v_loss.item(), loss.item()))
     return losses
 

@@ -14,7 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from sd_darts.architect import Architect
 from sd_darts.distill import TeacherCache, distillation_loss
-from sd_darts.search import SearchConfig, SearchObjective
+from sd_darts.search import SearchConfig, SearchObjective, reference_step
 from sd_darts.search_step import FirstOrderStep, GraphedStep, StepSettings, kd_per_seed
 from sd_darts.spaces.darts import DartsSupernet
 from sd_darts.spaces.darts_fused import FusedDartsSupernet
@@ -78,12 +78,9 @@ def _reference_run(model, s: StepSettings):
         objective.set_epoch(epoch)
         for group in w_opt.param_groups:
             group["lr"] = _lr(epoch)
-        v_loss, _ = architect.step((x, y, i), (xv, yv, iv), _lr(epoch), w_opt)
-        w_opt.zero_grad(set_to_none=True)
-        loss, logits = objective(x, y, i, record=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.weights(), s.grad_clip)
-        w_opt.step()
+        _, logits, v_loss, _ = reference_step(
+            architect, objective, w_opt, (x, y, i), (xv, yv, iv), _lr(epoch), s.grad_clip
+        )
         valid_losses.append(v_loss.item())
         train_losses.append(torch.nn.functional.cross_entropy(logits.detach(), y).item())
     return valid_losses, train_losses, cache

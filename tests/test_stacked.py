@@ -11,7 +11,7 @@ import torch
 from sd_darts.architect import Architect
 from sd_darts.distill import TeacherCache
 from sd_darts.runtime import seed_everything
-from sd_darts.search import SearchConfig, SearchObjective
+from sd_darts.search import SearchConfig, SearchObjective, reference_step
 from sd_darts.search_step import FirstOrderStep, StackedTeacherCache, StepSettings
 from sd_darts.spaces import get_space
 from sd_darts.spaces.darts import DartsSupernet
@@ -129,12 +129,7 @@ def test_a_seed_resumes_in_the_reference_loop_from_its_single_seed_checkpoint():
         for group in w_opt.param_groups:
             group["lr"] = _lr(epoch)
         x, y, i, xv, yv, iv = _batch(SEEDS[1], epoch, b)
-        architect.step((x, y, i), (xv, yv, iv), _lr(epoch), w_opt)
-        w_opt.zero_grad(set_to_none=True)
-        loss, _ = objective(x, y, i, record=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(ref.weights(), SETTINGS.grad_clip)
-        w_opt.step()
+        reference_step(architect, objective, w_opt, (x, y, i), (xv, yv, iv), _lr(epoch), SETTINGS.grad_clip)
     # ... and the stacked run, after a round trip of seed 1 through its checkpoint
     load_seed_checkpoint(step, 1, saved)
     for epoch, b in schedule[3:]:
