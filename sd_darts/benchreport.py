@@ -271,7 +271,7 @@ def bench(
     root = Path(root).resolve()
     if not (root / "benchmarks").is_dir():
         raise UserError(f"no benchmarks/ folder in {root}; run sd-darts bench in the sd-darts checkout")
-    check_writable_dir(Path(out).parent, "--out")
+    check_writable_dir(Path(out).parent, "--out", tree=False)
     table = INVOCATIONS if invocations is None else invocations
     listed = {inv.script for inv in table}
     for script in sorted((root / "benchmarks").glob("*.py")):

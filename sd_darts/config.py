@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .files import bounded, key_text
 
 
 class SettingError(UserError):
@@ -112,24 +113,24 @@ def _scalar(value: Any, typ: type, meta: dict[str, Any]) -> Any:
     """Check one scalar against its type, bounds and choices; raise ValueError(problem)."""
     if typ is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"must be true or false, got {value!r}")
+            raise ValueError(f"must be true or false, got {bounded(value)}")
         return value
     if typ is dict:  # a mapping of settings, checked by whoever applies it
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ValueError(f"must be a mapping of settings, got {value!r}")
+            raise ValueError(f"must be a mapping of settings, got {bounded(value)}")
         return dict(value)
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be an integer, got {value!r}")
+            raise ValueError(f"must be an integer, got {bounded(value)}")
     elif typ is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"must be a number, got {value!r}")
+            raise ValueError(f"must be a number, got {bounded(value)}")
         value = float(value)
         if not math.isfinite(value):
-            raise ValueError(f"must be a finite number, got {value}")
+            raise ValueError(f"must be a finite number, got {bounded(value)}")
     elif typ is str:
         if not isinstance(value, str):
-            raise ValueError(f"must be a string, got {value!r}")
+            raise ValueError(f"must be a string, got {bounded(value)}")
     for key, ok, words in (
         ("ge", lambda v, b: v >= b, "at least"),
         ("gt", lambda v, b: v > b, "greater than"),
@@ -138,10 +139,10 @@ def _scalar(value: Any, typ: type, meta: dict[str, Any]) -> Any:
     ):
         bound = meta.get(key)
         if bound is not None and not ok(value, bound):
-            raise ValueError(f"must be {words} {bound}, got {value}")
+            raise ValueError(f"must be {words} {bound}, got {bounded(value)}")
     choices = meta.get("choices")
     if choices is not None and value not in choices:
-        raise ValueError(f"must be one of {', '.join(map(str, choices))}, got {value!r}")
+        raise ValueError(f"must be one of {', '.join(map(str, choices))}, got {bounded(value)}")
     return value
 
 
@@ -154,7 +155,7 @@ def check_value(value: Any, ftype: FieldType, meta: dict[str, Any]) -> Any:
     if not ftype.is_list:
         return _scalar(value, ftype.scalar, meta)
     if not isinstance(value, list):
-        raise ValueError(f"must be a list, got {value!r}")
+        raise ValueError(f"must be a list, got {bounded(value)}")
     if not value and not meta.get("empty_ok", False):
         raise ValueError("must be a non-empty list")
     items = []
@@ -164,7 +165,7 @@ def check_value(value: Any, ftype: FieldType, meta: dict[str, Any]) -> Any:
         except ValueError as exc:
             raise ValueError(f"item {i}: {exc}") from None
     if len(set(items)) != len(items):
-        raise ValueError(f"has duplicate values {value!r}")
+        raise ValueError(f"has duplicate values {bounded(value)}")
     return items
 
 
@@ -191,7 +192,7 @@ def build(cls, layers: list[tuple[dict[str, Any], Any]]):
         source[f.name] = flag(f.name)
     for mapping, where in layers:
         for key, value in mapping.items():
-            name = flag(key) if where is None else f"{where}.{key}"
+            name = flag(key_text(key)) if where is None else f"{where}.{key_text(key)}"
             if not isinstance(key, str) or key not in specs:
                 known = ", ".join(sorted(specs))
                 raise UserError(f"{name} is not a known setting (known: {known})")
@@ -250,7 +251,7 @@ def _float_arg(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, got {bounded(text)}") from None
 
 
 def _list_parser(scalar: type):
@@ -259,7 +260,7 @@ def _list_parser(scalar: type):
             return [scalar(part.strip()) for part in text.split(",") if part.strip()]
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected a comma-separated list of {scalar.__name__}, got {text!r}"
+                f"expected a comma-separated list of {scalar.__name__}, got {bounded(text)}"
             ) from None
 
     return parse
@@ -316,5 +317,5 @@ def diff_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     for key in sorted(set(saved) | set(current)):
         before, now = saved.get(key, "<absent>"), current.get(key, "<absent>")
         if before != now:
-            out.append(f"{flag(key)} was {before!r} in the checkpoint, now {now!r}")
+            out.append(f"{flag(key)} was {bounded(before)} in the checkpoint, now {bounded(now)}")
     return out

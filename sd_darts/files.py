@@ -9,6 +9,11 @@ that folder (:func:`remove_stale_temporaries`).
 
 Checkpoints are read with ``torch.load(..., weights_only=True)`` so a file from elsewhere can
 never execute code; JSON and YAML inputs are size- and depth-checked before they are parsed.
+Every read goes through :func:`open_regular`: only regular files are opened (a device, FIFO or
+socket is one line, never a read without end or a hang), and text reads stop at the size cap.
+YAML is read without aliases (no "billion laughs") and with duplicate keys refused.  A run
+folder holding a symbolic link anywhere is refused before anything is written
+(:func:`check_writable_dir`): nothing is written through a link.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -32,6 +38,9 @@ from .errors import UserError
 MAX_NESTING = 64
 #: Text inputs (params, genotypes, metrics) larger than this are refused: they are a few kB.
 MAX_TEXT_BYTES = 64 * 2**20
+
+#: A run folder holding more entries than this is not a run folder (bounds the link check's walk).
+MAX_TREE_ENTRIES = 100_000
 
 _TMP_SUFFIX = ".tmp"
 
@@ -111,7 +120,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def write_yaml(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, yaml.safe_dump(obj, sort_keys=True, default_flow_style=False))
+    write_text(path, yaml.dump(obj, Dumper=_PlainDumper, sort_keys=True, default_flow_style=False))
 
 
 def torch_save(path: str | os.PathLike, obj: Any) -> None:
@@ -125,41 +134,101 @@ def torch_save(path: str | os.PathLike, obj: Any) -> None:
 
 
 def torch_load(path: str | os.PathLike, what: str = "checkpoint") -> Any:
-    """Load a torch file without unpickling arbitrary objects."""
+    """Load a torch file without unpickling arbitrary objects (regular files only)."""
     import pickle
 
     import torch
 
     path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{what} {path} is a folder, not a file; point to the file")
+    with open_regular(path, what) as fh:
+        try:
+            return torch.load(fh, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, UnicodeDecodeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"{what} {path} is not a readable sd-darts file ({first[:200]}); delete it or point to another file"
+            ) from None
+
+
+def file_kind(mode: int) -> str:
+    """What a file of ``st_mode`` is, in words (``a folder``, ``a FIFO (named pipe)``, ...)."""
+    for test, words in (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
+def _not_regular(path: Path, mode: int, what: str) -> UserError:
+    if stat.S_ISDIR(mode):
+        return UserError(f"{what} {path} is a folder, not a file; point to the file")
+    return UserError(f"{what} {path} is {file_kind(mode)}, not a regular file; point to the file")
+
+
+def _missing(path: Path, what: str) -> UserError:
+    if os.path.islink(path):
+        return UserError(
+            f"{what} {path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+            "restore its target or point to the file"
+        )
+    return UserError(f"{what} {path} does not exist")
+
+
+def open_regular(path: str | os.PathLike, what: str = "file") -> BinaryIO:
+    """Open ``path`` for binary reading if it is a regular file (symbolic links are followed).
+
+    A folder, device, FIFO or socket is refused before it is opened (and checked again on the
+    open descriptor, which is opened non-blocking so a FIFO can never hang the caller).
+    """
+    path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode, what)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise UserError(f"{what} {path} does not exist") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(
-            f"{what} {path} is not a readable sd-darts file ({first}); delete it or point to another file"
-        ) from None
+        raise _missing(path, what) from None
+    except OSError as exc:
+        raise _io_error(path, exc, "read") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode, what)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path: str | os.PathLike, what: str = "file", cap: int = MAX_TEXT_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``cap`` bytes (at most ``cap + 1`` are ever read)."""
+    path = Path(path)
+    too_large = f"far too large for this kind of file (more than {cap} bytes); point to the right file"
+    with open_regular(path, what) as fh:
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            if size > cap:
+                raise UserError(f"{what} {path} is {size} bytes, {too_large}")
+            data = fh.read(cap + 1)
+        except OSError as exc:
+            raise _io_error(path, exc, "read") from None
+    if len(data) > cap:
+        raise UserError(f"{what} {path} grew while it was read: {too_large}")
+    return data
 
 
 def read_text(path: str | os.PathLike, what: str = "file") -> str:
     """The UTF-8 text of a small input file (one-line errors for folders, binary, huge files)."""
     path = Path(path)
-    try:
-        if path.is_dir():
-            raise UserError(f"{what} {path} is a folder, not a file; point to the file")
-        size = path.stat().st_size
-        if size > MAX_TEXT_BYTES:
-            raise UserError(
-                f"{what} {path} is {size} bytes, far too large for this kind of file; point to the right file"
-            )
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{what} {path} does not exist") from None
-    except OSError as exc:
-        raise _io_error(path, exc, "read") from None
+    data = read_bytes(path, what)
     if b"\0" in data:
         raise UserError(
             f"{what} {path} is a binary file, not text (UTF-16 or another encoding?); save it as UTF-8 text"
@@ -211,8 +280,74 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
         raise UserError(f"{what} {path} is not valid JSON ({exc})") from None
 
 
+class _YamlRefusal(yaml.YAMLError):
+    """A YAML construct the package refuses (an alias, a duplicate key); ``str`` is the reason."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` without aliases and with duplicate keys refused.
+
+    An alias (``*name``) can expand a few hundred bytes into millions of nodes; no input of the
+    package needs one.  A key given twice in one mapping would silently let the last one win.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _YamlRefusal(
+                f"it uses the YAML alias *{event.anchor[:40]} at line {event.start_mark.line + 1}; "
+                "write the value out instead of aliasing it"
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise _YamlRefusal(
+                            f"it has the key {bounded(key)} twice in one mapping (lines {seen[key]} and {line}); "
+                            "keep one of them"
+                        )
+                    seen[key] = line
+                except TypeError:
+                    continue  # an unhashable key: SafeLoader refuses it below
+        return super().construct_mapping(node, deep=deep)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` that writes repeated objects out (what :class:`StrictLoader` reads)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def bounded(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (``…`` at the end): values echoed in one-line messages.
+
+    Big containers are abbreviated before they are turned into text, so this is cheap for any value.
+    """
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = short.maxlong = limit
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = short.maxfrozenset = max(limit // 8, 2)
+    short.maxlevel = 3
+    text = short.repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def key_text(key: Any, limit: int = 80) -> str:
+    """A mapping key as it is named in a message: a short string as is, anything else :func:`bounded`."""
+    return key if isinstance(key, str) and len(key) <= limit and key.isprintable() else bounded(key, limit)
+
+
 def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
-    """Parse a small YAML file with ``yaml.safe_load`` (one-line errors)."""
+    """Parse a small YAML file with :class:`StrictLoader` (safe, no aliases, no duplicate keys; one-line errors)."""
     path = Path(path)
     text = read_text(path, what)
     # Block-style YAML nests by indentation: bound the indentation depth too.
@@ -221,13 +356,46 @@ def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
         raise UserError(f"{what} {path} is nested more than {MAX_NESTING} levels deep; it is not a file of this kind")
     _check_depth(text, path, what)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=StrictLoader)
+    except _YamlRefusal as exc:
+        raise UserError(f"{what} {path} is refused: {exc}") from None
     except (yaml.YAMLError, RecursionError) as exc:
-        raise UserError(f"{what} {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{what} {path} is not valid YAML ({first[:200]})") from None
 
 
-def check_writable_dir(path: str | os.PathLike, setting: str = "--out") -> Path:
-    """Check, without creating anything, that ``path`` can become a writable folder."""
+def _refuse_links(folder: Path, setting: str) -> None:
+    """Refuse a symbolic link anywhere under ``folder`` (walked without following links, bounded)."""
+    stack, seen = [folder], 0
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > MAX_TREE_ENTRIES:
+                        raise UserError(
+                            f"{setting} {folder} holds more than {MAX_TREE_ENTRIES} files: it is not a run folder; "
+                            f"choose another {setting}"
+                        )
+                    if entry.is_symlink():
+                        raise UserError(
+                            f"{setting} {folder} holds the symbolic link {Path(entry.path).relative_to(folder)} "
+                            f"(to {os.readlink(entry.path)}); sd-darts never writes through links: replace it with "
+                            f"a real folder or file, or choose another {setting}"
+                        )
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+        except OSError as exc:
+            raise _io_error(Path(current), exc, "read") from None
+
+
+def check_writable_dir(path: str | os.PathLike, setting: str = "--out", tree: bool = True) -> Path:
+    """Check, without creating anything, that ``path`` can become a writable folder.
+
+    A dangling symbolic link on the way is refused; so is (``tree``: the folder is the output
+    itself, not the parent of an output file) any symbolic link inside an existing ``path``.
+    """
     if str(path).strip() == "":
         raise UserError(f"{setting} is empty; name an output folder")
     path = Path(path).absolute()
@@ -235,6 +403,11 @@ def check_writable_dir(path: str | os.PathLike, setting: str = "--out") -> Path:
         raise UserError(f"{setting} {path} is inside a kernel file system; choose a folder on disk")
     probe = path
     while not probe.exists():
+        if probe.is_symlink():
+            raise UserError(
+                f"{setting} {path} cannot be created: {probe} is a symbolic link to {os.readlink(probe)}, "
+                f"which does not exist; remove the link or choose another {setting}"
+            )
         if probe.parent == probe:
             break
         probe = probe.parent
@@ -244,6 +417,8 @@ def check_writable_dir(path: str | os.PathLike, setting: str = "--out") -> Path:
         )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f"{setting} {path} is not writable ({probe} is read-only); choose another {setting}")
+    if tree and probe == path:
+        _refuse_links(path, setting)
     return path
 
 

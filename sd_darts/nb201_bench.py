@@ -52,6 +52,7 @@ from typing import Any
 from . import config
 from .config import setting
 from .errors import UserError
+from .files import open_regular
 from .genotypes import NB201Genotype, load_genotype
 
 log = logging.getLogger("sd_darts.nb201_bench")
@@ -212,8 +213,8 @@ def _torch_load_safely(path: Path) -> Any:
             f"this is torch {torch.__version__}; upgrade torch"
         )
     try:
-        with safe(_safe_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path, "NAS-Bench-201 benchmark file") as fh, safe(_safe_globals()):
+            return torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         bad = _unsafe_global(exc)
         if bad is not None:
@@ -231,6 +232,8 @@ def _torch_load_safely(path: Path) -> Any:
             f"not enough memory to load benchmark file {path} ({path.stat().st_size / 2**30:.1f} GiB on disk); "
             "the NAS-Bench-201 API keeps the whole benchmark in memory: run on a machine with more RAM"
         ) from None
+    except UserError:
+        raise
     except Exception as exc:
         raise UserError(
             f"benchmark file {path} is not a readable NAS-Bench-201 file ({_first_line(exc)}); "
@@ -387,12 +390,13 @@ def load_benchmark(path: str | os.PathLike) -> Benchmark:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"NAS-Bench-201 benchmark file {path} is a folder; give the path of the .pth file inside it")
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise UserError(
             f"NAS-Bench-201 benchmark file {path} does not exist; download {BENCHMARK_FILES[0]} "
             f"(several GB) from {BENCHMARK_SOURCE} and give its path with --benchmark "
             "(or 'benchmark:' in the 'nb201_query:' section of the params file)"
         )
+    open_regular(path, "NAS-Bench-201 benchmark file").close()  # a device, FIFO or dangling link: one line
     log.info("loading NAS-Bench-201 benchmark %s (%.1f MB)", path, path.stat().st_size / 2**20)
     data = _torch_load_safely(path)
     _check_layout(data, path)

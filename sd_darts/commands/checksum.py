@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data.checksums import listing_sha256, sha256_file
-from ..errors import UserError
 
 NAME = "checksum"
 HELP = "print the sha256 of a data file (NAS-Bench-201) or of a folder's listing (ImageNet) for params.yaml"
@@ -20,8 +19,6 @@ def run(args) -> int:
     path = Path(args.path)
     if path.is_dir():
         print(f"{listing_sha256(path)}  {path}/ (listing: relative paths and sizes)")
-    elif path.is_file():
-        print(f"{sha256_file(path)}  {path}")
     else:
-        raise UserError(f"{path} does not exist")
+        print(f"{sha256_file(path, 'data file')}  {path}")
     return 0

@@ -51,7 +51,7 @@ def run(args) -> int:
             raise UserError(
                 f"--out {cfg.out} is a folder; name the JSON file to write (e.g. {Path(cfg.out) / 'query.json'})"
             )
-        check_writable_dir(Path(cfg.out).parent, "--out")
+        check_writable_dir(Path(cfg.out).parent, "--out", tree=False)
     benchmark = load_benchmark(cfg.benchmark)
     rows = []
     for source, genotype in parsed:

@@ -15,27 +15,52 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import open_regular
 
 CHUNK = 4 * 2**20
 
 
-def sha256_file(path: str | os.PathLike) -> str:
+def sha256_file(path: str | os.PathLike, what: str = "data file") -> str:
+    """SHA-256 of a regular file's content (a folder, device or FIFO is a one-line error)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path, what) as fh:
         while chunk := fh.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
 
 
 def listing_sha256(root: str | os.PathLike) -> str:
-    """SHA-256 of the sorted ``relative/path<TAB>size`` lines of every file under ``root``."""
+    """SHA-256 of the sorted ``relative/path<TAB>size`` lines of every file under ``root``.
+
+    A link to a file counts with its target's size; a dangling link or an unreadable entry is a
+    one-line error naming it (the listing would not describe the data a run reads).
+    """
     root = Path(root)
     h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(exc: OSError) -> None:
+        raise UserError(f"data folder {root}: cannot read {exc.filename} ({exc.strerror}); check its permissions")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames.sort()
         for name in sorted(filenames):
             full = Path(dirpath) / name
-            h.update(f"{full.relative_to(root).as_posix()}\t{full.stat().st_size}\n".encode())
+            try:
+                size = full.stat().st_size
+            except FileNotFoundError:
+                if not os.path.islink(full):
+                    raise UserError(
+                        f"data folder {root}: {full.relative_to(root)} vanished while it was listed"
+                    ) from None
+                raise UserError(
+                    f"data folder {root} holds {full.relative_to(root)}, a symbolic link to {os.readlink(full)}, "
+                    "which does not exist; restore its target or remove the link"
+                ) from None
+            except OSError as exc:
+                raise UserError(
+                    f"data folder {root}: cannot read {full.relative_to(root)} ({exc.strerror}); check its permissions"
+                ) from None
+            h.update(f"{full.relative_to(root).as_posix()}\t{size}\n".encode())
     return h.hexdigest()
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import config
+from .. import config, files
 from ..config import require, setting
 from ..errors import UserError
 
@@ -225,13 +225,15 @@ def read_params(path: str | Path = "params.yaml") -> Params:
     raw = config.read_yaml_mapping(path)
     for name in raw:
         if name not in SECTIONS:
-            raise UserError(f"{path}: {name} is not a known section (known: {', '.join(SECTIONS)})")
+            raise UserError(f"{path}: {files.key_text(name)} is not a known section (known: {', '.join(SECTIONS)})")
     for name in SECTIONS:
         if name not in raw:
             raise UserError(f"{path}: section '{name}:' is missing; add it (see docs/pipeline.md)")
     profile = raw["profile"]
     if not isinstance(profile, str) or not PROFILE_PATTERN.fullmatch(profile):
-        raise UserError(f"{path}: profile must be a short lowercase name (paper, smoke, ...), got {profile!r}")
+        raise UserError(
+            f"{path}: profile must be a short lowercase name (paper, smoke, ...), got {files.bounded(profile)}"
+        )
     sections: dict[str, Any] = {}
     for name, cls in PIPELINE_SECTIONS.items():
         body = raw[name] if raw[name] is not None else {}
