@@ -365,27 +365,30 @@ def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
 
 
 def _refuse_links(folder: Path, setting: str) -> None:
-    """Refuse a symbolic link anywhere under ``folder`` (walked without following links, bounded)."""
+    """Refuse a symbolic link anywhere under ``folder`` (walked in name order without following links, bounded)."""
     stack, seen = [folder], 0
     while stack:
         current = stack.pop()
+        entries = []
         try:
-            with os.scandir(current) as entries:
-                for entry in entries:
+            with os.scandir(current) as scan:
+                for entry in scan:
                     seen += 1
                     if seen > MAX_TREE_ENTRIES:
                         raise UserError(
                             f"{setting} {folder} holds more than {MAX_TREE_ENTRIES} files: it is not a run folder; "
                             f"choose another {setting}"
                         )
-                    if entry.is_symlink():
-                        raise UserError(
-                            f"{setting} {folder} holds the symbolic link {Path(entry.path).relative_to(folder)} "
-                            f"(to {os.readlink(entry.path)}); sd-darts never writes through links: replace it with "
-                            f"a real folder or file, or choose another {setting}"
-                        )
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
+                    entries.append(entry)
+            entries.sort(key=lambda e: e.name)
+            for entry in entries:
+                if entry.is_symlink():
+                    raise UserError(
+                        f"{setting} {folder} holds the symbolic link {Path(entry.path).relative_to(folder)} "
+                        f"(to {os.readlink(entry.path)}); sd-darts never writes through links: replace it with "
+                        f"a real folder or file, or choose another {setting}"
+                    )
+            stack.extend(Path(e.path) for e in reversed(entries) if e.is_dir(follow_symlinks=False))
         except OSError as exc:
             raise _io_error(Path(current), exc, "read") from None
 
