@@ -96,8 +96,16 @@ def test_a_report_manifest_linked_to_a_device_is_refused(tmp_path):
     out = tmp_path / "report"
     out.mkdir()
     (out / ".sd-darts-report.json").symlink_to("/dev/zero")
-    proc = cli("report", "--params", str(REPORT / "params.yaml"), "--metrics", str(REPORT / "metrics"),
-               "--out", str(out), cwd=tmp_path)  # fmt: skip
+    proc = cli(
+        "report",
+        "--params",
+        str(REPORT / "params.yaml"),
+        "--metrics",
+        str(REPORT / "metrics"),
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert_refused(proc, "symbolic link", ".sd-darts-report.json")
     assert sorted(p.name for p in out.iterdir()) == [".sd-darts-report.json"]
 
