@@ -12,7 +12,8 @@ then moves them in one by one (``os.replace``), removes the stale files its mani
 and writes the new manifest last.  While it moves files the manifest accepts both the old and
 the new bytes of each file, so a crash at any point (or a full disk while staging, which
 leaves the old report as it was) never leaves a folder that the next run refuses; a staging
-folder left by a killed run (``.<out>.staging-*``, report files only) is removed by the next.
+folder left by a killed run (``.<out>.staging-XXXX``, report files only, ``<out>`` taken literally) is
+removed by the next; a running report's staging folder is locked and left alone.
 Files of other names (``notes.txt``) are kept.
 """
 
@@ -119,13 +120,27 @@ def _move(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
+def _staging_name(out: Path) -> re.Pattern:
+    """The names of this output's staging folders; ``out.name`` is literal (``rep*`` is no pattern)."""
+    return re.compile(re.escape(f".{out.name}{_STAGING}") + r"[A-Za-z0-9_]+")
+
+
 def _remove_stale_staging(out: Path) -> None:
-    """Remove staging folders of this output left by a killed report (only report files in them)."""
-    for folder in sorted(out.parent.glob(f".{out.name}{_STAGING}*")):
+    """Remove staging folders of this output left by a killed report (only report files in them);
+    one a running report holds (its lock, :class:`~sd_darts.files.RunLock`) is left alone."""
+    pattern = _staging_name(out)
+    for folder in sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name)):
         if folder.is_dir() and not folder.is_symlink():
-            inside = list(folder.iterdir())
-            if all(p.is_file() and not p.is_symlink() and _NAME.fullmatch(p.name) for p in inside):
-                shutil.rmtree(folder, ignore_errors=True)
+            try:
+                lock = files.RunLock(folder, "staging folder").acquire()
+            except UserError:
+                continue  # a live report is writing into it
+            try:
+                inside = list(folder.iterdir())
+                if all(p.is_file() and not p.is_symlink() and _NAME.fullmatch(p.name) for p in inside):
+                    shutil.rmtree(folder, ignore_errors=True)
+            finally:
+                lock.release()
 
 
 def write_output(out_dir: str | os.PathLike, contents: dict[str, bytes], manifest: dict | None) -> list[Path]:
@@ -140,6 +155,7 @@ def write_output(out_dir: str | os.PathLike, contents: dict[str, bytes], manifes
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{_STAGING}", dir=out.parent))
     except OSError as exc:
         raise _refuse(out, f"cannot be staged next to it ({exc.strerror}); choose another --out") from None
+    lock = files.RunLock(staging, "staging folder").acquire()  # no other report removes it meanwhile
     try:
         for name, data in sorted(contents.items()):
             (staging / name).write_bytes(data)
@@ -157,4 +173,5 @@ def write_output(out_dir: str | os.PathLike, contents: dict[str, bytes], manifes
         ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        lock.release()
     return sorted(out / name for name in contents)
