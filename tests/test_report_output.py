@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,33 @@ def test_cli_empty_out_or_metrics_is_refused(flag, value, tmp_path, monkeypatch)
     code, _, err = _cli(*(["--out", "rep"] if flag == "--metrics" else []), flag, value)
     assert code == 2 and err.count("\n") == 1 and f"{flag} is empty" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.from_regex(output._NAME, fullmatch=True).filter(lambda n: n not in CONTENTS and n != MANIFEST))
+def test_an_edited_manifest_never_gets_a_foreign_file_deleted(tmp_path_factory, name):
+    out = tmp_path_factory.mktemp("rep") / "out"
+    output.write_output(out, {**CONTENTS, "fig9.png": b"png"}, None)
+    (out / name).write_bytes(b"my thesis")
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["files"][name] = output.sha256(b"my thesis")  # listed, with its hash, by hand
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    known = [*CONTENTS, "fig9.png"]
+    written = output.write_output(out, CONTENTS, output.check_output(out, sorted(CONTENTS), known=known))
+    assert (out / name).read_bytes() == b"my thesis"
+    assert not (out / "fig9.png").exists()  # the report's own stale file is removed
+    assert set(json.loads((out / MANIFEST).read_text())["files"]) == set(CONTENTS) == {p.name for p in written}
+
+
+def test_cli_an_edited_manifest_never_gets_a_foreign_file_deleted(tmp_path, caplog):
+    out = tmp_path / "out"
+    assert _cli("--out", out)[0] == 0
+    (out / "notes.txt").write_text("mine")
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["files"]["notes.txt"] = output.sha256(b"mine")
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    code, _, err = _cli("--out", out)
+    assert code == 0, err
+    assert (out / "notes.txt").read_text() == "mine"
+    assert "lists notes.txt, which the report never writes" in caplog.text
+    assert "notes.txt" not in json.loads((out / MANIFEST).read_text())["files"]

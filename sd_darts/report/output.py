@@ -14,7 +14,8 @@ the new bytes of each file, so a crash at any point (or a full disk while stagin
 leaves the old report as it was) never leaves a folder that the next run refuses; a staging
 folder left by a killed run (``.<out>.staging-XXXX``, report files only, ``<out>`` taken literally) is
 removed by the next; a running report's staging folder is locked and left alone.
-Files of other names (``notes.txt``) are kept.
+Files of other names (``notes.txt``) are kept, even where an edited manifest lists them:
+the report replaces or deletes only files of the names it writes.
 """
 
 from __future__ import annotations
@@ -22,15 +23,19 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .. import files
 from ..errors import UserError
+
+log = logging.getLogger(__name__)
 
 MANIFEST = ".sd-darts-report.json"
 _STAGING = ".staging-"
@@ -63,9 +68,22 @@ def _read_manifest(out: Path) -> dict[str, dict[str, str]]:
     return tables
 
 
-def check_output(out_dir: str | os.PathLike, names: list[str]) -> dict[str, dict[str, str]] | None:
+def _known_only(out: Path, manifest: dict[str, dict[str, str]], known: set[str]) -> dict[str, dict[str, str]]:
+    """The manifest without entries of names the report never writes (an edited or copied
+    manifest): those files are left alone, as any foreign file, and no longer listed."""
+    for name in sorted({*manifest["files"], *manifest["pending"]} - known):
+        log.warning("%s lists %s, which the report never writes: left alone and no longer listed", out / MANIFEST, name)
+    return {table: {k: v for k, v in entries.items() if k in known} for table, entries in manifest.items()}
+
+
+def check_output(
+    out_dir: str | os.PathLike, names: list[str], known: Iterable[str] | None = None
+) -> dict[str, dict[str, str]] | None:
     """Check that the report may write ``names`` into ``out_dir``; return its manifest (None
-    for a new or empty folder).  Raises :class:`UserError` without writing anything."""
+    for a new or empty folder).  ``known``: every name the report can write (default:
+    ``names``); the manifest's other entries are ignored, so the report never deletes or
+    replaces a file of another name, whatever the manifest says.  Raises :class:`UserError`
+    without writing anything."""
     files.check_writable_dir(out_dir, "--out")  # empty name, kernel file systems, read-only parents
     out = Path(out_dir).absolute()
     if (out.exists() and not out.is_dir()) or (out.is_symlink() and not out.exists()):
@@ -86,7 +104,7 @@ def check_output(out_dir: str | os.PathLike, names: list[str]) -> dict[str, dict
             f"is not empty and holds no report of sd-darts (no {MANIFEST}); the report never overwrites or "
             "deletes files it did not write: choose a new or empty folder",
         )
-    manifest = _read_manifest(out)
+    manifest = _known_only(out, _read_manifest(out), set(names if known is None else known) | set(names))
     for name in sorted(set(names) | set(manifest["files"])):
         path = out / name
         if not path.exists() and not path.is_symlink():
