@@ -11,8 +11,8 @@ The design of the package: the DVC stages call the ``sd_darts`` modules inside a
 - GPUs are requested as ``docker run --gpus`` does (``all``, a count, or device ids);
 - shared memory is :data:`DEFAULT_SHM_SIZE` (Docker's 64 MB is too small for DataLoader workers
   and NCCL) or the host's IPC namespace;
-- data folders are mounted read-only; environment variables of the run are passed through
-  (:data:`PASS_ENV_PREFIXES`) and :data:`IMAGE_ENV` / :data:`IMAGE_ID_ENV` say which image
+- data folders are mounted read-only; the run's own environment variables (an allow-list,
+  :data:`PASS_ENV`) are passed through and :data:`IMAGE_ENV` / :data:`IMAGE_ID_ENV` say which image
   ran, for provenance (:func:`image_provenance`);
 - output is streamed as it comes, and the container is removed whatever happens.
 
@@ -24,6 +24,7 @@ the package does not need it.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import subprocess
 import sys
@@ -43,8 +44,25 @@ DEFAULT_SHM_SIZE = "8g"
 #: Set in every container: the image's name and its id (``sha256:...``), for provenance.
 IMAGE_ENV = "SD_DARTS_IMAGE"
 IMAGE_ID_ENV = "SD_DARTS_IMAGE_ID"
-#: Host environment variables passed into the container (by name prefix).
-PASS_ENV_PREFIXES = ("SD_DARTS_", "DVC_", "OMP_", "MKL_", "NCCL_", "TORCH_", "CUBLAS_", "PYTHONHASHSEED")
+#: Host environment variables passed into the container: only these names (no secrets such as
+#: ``DVC_STUDIO_TOKEN``); any other one is passed with ``--env NAME``.
+PASS_ENV = (
+    "SD_DARTS_PARAMS",  # the params file of a stage
+    "DVC_ROOT",  # a DVC stage's context, for DVCLive
+    "DVC_STAGE",
+    "DVC_EXP_BASELINE_REV",
+    "DVC_EXP_NAME",
+    "DVC_NO_ANALYTICS",
+    "OMP_NUM_THREADS",  # threads and determinism
+    "MKL_NUM_THREADS",
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "NCCL_DEBUG",  # multi-GPU communication
+    "NCCL_SOCKET_IFNAME",
+    "NCCL_P2P_DISABLE",
+    "NCCL_IB_DISABLE",
+    "TORCH_DISTRIBUTED_DEBUG",
+)
 
 _INSTALL_HINT = "the Docker SDK is not installed; pip install 'sd-darts[docker]' (or: pip install docker)"
 
@@ -135,17 +153,36 @@ def _bind(source: Path, target: str, mode: str, flag: str) -> str:
     return f"{source}:{target}:{mode}"
 
 
+def _split_data(spec: str) -> tuple[str, str]:
+    """``PATH`` and ``TARGET`` of ``--data PATH[:TARGET]``: the whole of ``spec`` if it names an
+    existing path, else split at its last ':' (TARGET is absolute, so ``/p/a:b`` is no TARGET)."""
+    host, sep, target = spec.rpartition(":")
+    if os.path.lexists(Path(spec).expanduser()) or not sep or not host:
+        return spec, ""
+    if not target.startswith("/"):
+        raise UserError(
+            f"--data {spec}: no such file or folder (and {target!r} after the last ':' is no absolute "
+            "container path); give an existing data folder, as PATH or PATH:/container/path"
+        )
+    return host, target
+
+
 def data_mount(spec: str, checkout: Path) -> str:
     """A read-only bind for ``--data PATH[:TARGET]``.
 
     Without TARGET the folder appears where the code looks for it: at its place in the
     checkout if it lies in it, else at the same absolute path as on the host (so absolute
-    paths in params.yaml hold in the container too).
+    paths in params.yaml hold in the container too).  The checkout itself is refused: it is
+    mounted already, read-write.
     """
-    host, _, target = spec.partition(":")
+    host, target = _split_data(spec)
     source = Path(host).expanduser().resolve()
     if not source.exists():
         raise UserError(f"--data {host}: no such file or folder; give an existing data folder")
+    if source == checkout and not target:
+        raise UserError(
+            f"--data {host} is the checkout, which is mounted read-write at {WORKDIR} already; drop this --data"
+        )
     if not target:
         target = container_path(source, checkout) or str(source)
     if not target.startswith("/"):
@@ -169,12 +206,29 @@ def volume_mount(spec: str) -> str:
     return _bind(source, parts[1], parts[2] if len(parts) == 3 else "rw", "--volume")
 
 
+def _check_targets(binds: Sequence[str]) -> None:
+    """Refuse two mounts at one container path (``/data`` and ``/data/``, a --data of the checkout
+    at its own place): Docker would refuse the container, or one would hide the other."""
+    seen: dict[str, str] = {}
+    for bind in binds:
+        source, target, _ = bind.rsplit(":", 2)
+        place = posixpath.normpath(target)
+        if place == "/":
+            raise UserError(f"{source} cannot be mounted at / in the container; give another container path")
+        if place in seen:
+            raise UserError(
+                f"{source} and {seen[place]} would both be mounted at {place} in the container; "
+                "give one of them another container path (PATH:/container/path) or drop it"
+            )
+        seen[place] = source
+
+
 def passed_environment(environ: Mapping[str, str], checkout: Path) -> dict[str, str]:
-    """The host variables passed into the container (:data:`PASS_ENV_PREFIXES`); a value that
+    """The host variables passed into the container (:data:`PASS_ENV`); a value that
     is a path in the checkout (``DVC_ROOT``) is mapped to its place in the container."""
     out = {}
     for key, value in environ.items():
-        if key.startswith(PASS_ENV_PREFIXES) and key not in (IMAGE_ENV, IMAGE_ID_ENV):
+        if key in PASS_ENV:
             mapped = container_path(value, checkout) if value.startswith("/") else None
             out[key] = mapped or value
     return out
@@ -221,6 +275,7 @@ def container_request(
     binds = [_bind(checkout, WORKDIR, "rw", "checkout")]
     binds += [data_mount(d, checkout) for d in data]
     binds += [volume_mount(v) for v in volumes]
+    _check_targets(binds)
     request: dict[str, Any] = {
         "image": image_id,
         "command": list(argv),

@@ -164,6 +164,10 @@ def test_environment_passed_through_and_paths_mapped(checkout):
         "HOME": "/root",
         "CUDA_VISIBLE_DEVICES": "3",
         container.IMAGE_ID_ENV: "sha256:stale",
+        "DVC_STUDIO_TOKEN": "isat_secret",  # secrets of the host stay there
+        "DVC_STUDIO_URL": "https://studio.example",
+        "SD_DARTS_SKIP_DOCKER": "1",
+        "TORCH_HOME": "/home/me/.cache/torch",
     }
     req = container.container_request(
         ["true"], image="x:1", image_id=IMAGE_ID, checkout=checkout, workdir=checkout, environ=environ, env={"A": "b"}
@@ -187,6 +191,43 @@ def test_request_refuses_missing_data_folder_and_workdir_outside_checkout(checko
         request(checkout, volumes=[f"{tmp_path}:relative"])
     with pytest.raises(UserError, match="--shm-size"):
         request(checkout, shm_size="lots")
+
+
+@given(st.text(st.characters(codec="ascii", categories=["Lu", "Nd"], include_characters="_"), min_size=1))
+def test_only_allow_listed_variables_are_passed(suffix):
+    environ = {f"DVC_{suffix}": "x", f"SD_DARTS_{suffix}": "x", f"NCCL_{suffix}": "x", f"TORCH_{suffix}": "x"}
+    passed = container.passed_environment(environ, Path("/nowhere"))
+    assert set(passed) == set(environ) & set(container.PASS_ENV)
+
+
+def test_data_path_with_colon_is_named_whole(checkout, tmp_path):
+    colon = tmp_path / "p" / "data:colon"
+    with pytest.raises(UserError, match=f"--data {colon}: no such file or folder"):
+        request(checkout, data=[str(colon)])
+    (tmp_path / "p").mkdir()
+    with pytest.raises(UserError, match=f"--data {colon}: no such file or folder") as info:
+        request(checkout, data=[str(colon)])  # not the folder p/data with a container path 'colon'
+    assert "\n" not in str(info.value)
+    colon.mkdir()
+    with pytest.raises(UserError, match=f"--data {colon}: paths with ':'"):
+        request(checkout, data=[str(colon)])
+    with pytest.raises(UserError, match=f"--data {colon}: paths with ':'"):
+        request(checkout, data=[f"{colon}:/data"])
+    assert request(checkout, data=[f"{tmp_path / 'p'}:/data"])["volumes"][1] == f"{tmp_path / 'p'}:/data:ro"
+
+
+def test_two_mounts_at_one_container_path_are_refused(checkout, tmp_path):
+    with pytest.raises(UserError, match="is the checkout"):
+        request(checkout, data=[str(checkout)])
+    with pytest.raises(UserError, match=f"both be mounted at {container.WORKDIR}"):
+        request(checkout, data=[f"{tmp_path}:{container.WORKDIR}/"])
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(UserError, match="both be mounted at /data"):
+        request(checkout, data=[f"{checkout / 'data'}:/data"], volumes=[f"{other}:/data/./:ro"])
+    with pytest.raises(UserError, match="both be mounted at"):
+        request(checkout, data=[str(checkout / "data"), f"{other}:{container.WORKDIR}/data"])
+    assert len(request(checkout, data=[f"{checkout}:/src"])["volumes"]) == 2  # elsewhere: fine
 
 
 @pytest.mark.parametrize(

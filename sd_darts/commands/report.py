@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import UserError
 from ..experiment.layout import Layout
 from ..experiment.report_spec import report_spec
 from ..experiment.schema import read_params
@@ -32,9 +33,13 @@ def register(parser) -> None:
 
 
 def run(args) -> int:
+    for flag, value in (("--metrics", args.metrics), ("--out", args.out)):
+        if value is not None and value.strip() == "":
+            raise UserError(f"{flag} is empty; name a folder or leave {flag} out for its default")
     p = read_params(args.params)
     layout = Layout(p.profile)
-    metrics, out = args.metrics or layout.metrics, args.out or layout.reports
+    metrics = layout.metrics if args.metrics is None else args.metrics
+    out = layout.reports if args.out is None else args.out
     written = build_report(metrics, out, report_spec(p))
     print(f"report: {len(written)} files in {out} (profile {p.profile}, from {metrics})")
     return 0

@@ -20,12 +20,16 @@ TABLES = ("table1_hyperparameters", "table2_cifar10", "table3_imagenet", "table4
 FIGURES_FILES = ("fig2_hessian.png", "fig4_cells.png", "fig5_warmup.png", "fig6_window.png", "search_curves.png")
 
 
+#: Every file the report can make: the only names its manifest may make it replace or delete.
+ALL_NAMES = tuple(
+    sorted([f"{stem}.{ext}" for stem in TABLES for ext in ("md", "csv")] + [*FIGURES_FILES, "README.md"])
+    + ["search_curves_nb201.png"]
+)
+
+
 def output_names(metrics: Metrics) -> list[str]:
     """The files :func:`render` makes for ``metrics`` (known before anything is drawn)."""
-    names = [f"{stem}.{ext}" for stem in TABLES for ext in ("md", "csv")] + list(FIGURES_FILES) + ["README.md"]
-    if metrics.nb201_searches:
-        names.append("search_curves_nb201.png")
-    return sorted(names)
+    return sorted(n for n in ALL_NAMES if n != "search_curves_nb201.png" or metrics.nb201_searches)
 
 
 def render(metrics: Metrics, where: str) -> dict[str, bytes]:
@@ -82,7 +86,7 @@ def build_report(metrics_root: str | os.PathLike, out_dir: str | os.PathLike, sp
     (the manifest :data:`~sd_darts.report.output.MANIFEST` is written besides them).
     """
     metrics = load_metrics(metrics_root, spec)
-    manifest = check_output(out_dir, output_names(metrics))
+    manifest = check_output(out_dir, output_names(metrics), known=ALL_NAMES)
     contents = render(metrics, Path(metrics_root).as_posix())
     if sorted(contents) != output_names(metrics):
         raise AssertionError(f"render made {sorted(contents)}, not the announced {output_names(metrics)}")

@@ -12,8 +12,10 @@ then moves them in one by one (``os.replace``), removes the stale files its mani
 and writes the new manifest last.  While it moves files the manifest accepts both the old and
 the new bytes of each file, so a crash at any point (or a full disk while staging, which
 leaves the old report as it was) never leaves a folder that the next run refuses; a staging
-folder left by a killed run (``.<out>.staging-*``, report files only) is removed by the next.
-Files of other names (``notes.txt``) are kept.
+folder left by a killed run (``.<out>.staging-XXXX``, report files only, ``<out>`` taken literally) is
+removed by the next; a running report's staging folder is locked and left alone.
+Files of other names (``notes.txt``) are kept, even where an edited manifest lists them:
+the report replaces or deletes only files of the names it writes.
 """
 
 from __future__ import annotations
@@ -21,15 +23,19 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .. import files
 from ..errors import UserError
+
+log = logging.getLogger(__name__)
 
 MANIFEST = ".sd-darts-report.json"
 _STAGING = ".staging-"
@@ -62,9 +68,22 @@ def _read_manifest(out: Path) -> dict[str, dict[str, str]]:
     return tables
 
 
-def check_output(out_dir: str | os.PathLike, names: list[str]) -> dict[str, dict[str, str]] | None:
+def _known_only(out: Path, manifest: dict[str, dict[str, str]], known: set[str]) -> dict[str, dict[str, str]]:
+    """The manifest without entries of names the report never writes (an edited or copied
+    manifest): those files are left alone, as any foreign file, and no longer listed."""
+    for name in sorted({*manifest["files"], *manifest["pending"]} - known):
+        log.warning("%s lists %s, which the report never writes: left alone and no longer listed", out / MANIFEST, name)
+    return {table: {k: v for k, v in entries.items() if k in known} for table, entries in manifest.items()}
+
+
+def check_output(
+    out_dir: str | os.PathLike, names: list[str], known: Iterable[str] | None = None
+) -> dict[str, dict[str, str]] | None:
     """Check that the report may write ``names`` into ``out_dir``; return its manifest (None
-    for a new or empty folder).  Raises :class:`UserError` without writing anything."""
+    for a new or empty folder).  ``known``: every name the report can write (default:
+    ``names``); the manifest's other entries are ignored, so the report never deletes or
+    replaces a file of another name, whatever the manifest says.  Raises :class:`UserError`
+    without writing anything."""
     files.check_writable_dir(out_dir, "--out")  # empty name, kernel file systems, read-only parents
     out = Path(out_dir).absolute()
     if (out.exists() and not out.is_dir()) or (out.is_symlink() and not out.exists()):
@@ -85,7 +104,7 @@ def check_output(out_dir: str | os.PathLike, names: list[str]) -> dict[str, dict
             f"is not empty and holds no report of sd-darts (no {MANIFEST}); the report never overwrites or "
             "deletes files it did not write: choose a new or empty folder",
         )
-    manifest = _read_manifest(out)
+    manifest = _known_only(out, _read_manifest(out), set(names if known is None else known) | set(names))
     for name in sorted(set(names) | set(manifest["files"])):
         path = out / name
         if not path.exists() and not path.is_symlink():
@@ -119,13 +138,27 @@ def _move(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
+def _staging_name(out: Path) -> re.Pattern:
+    """The names of this output's staging folders; ``out.name`` is literal (``rep*`` is no pattern)."""
+    return re.compile(re.escape(f".{out.name}{_STAGING}") + r"[A-Za-z0-9_]+")
+
+
 def _remove_stale_staging(out: Path) -> None:
-    """Remove staging folders of this output left by a killed report (only report files in them)."""
-    for folder in sorted(out.parent.glob(f".{out.name}{_STAGING}*")):
+    """Remove staging folders of this output left by a killed report (only report files in them);
+    one a running report holds (its lock, :class:`~sd_darts.files.RunLock`) is left alone."""
+    pattern = _staging_name(out)
+    for folder in sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name)):
         if folder.is_dir() and not folder.is_symlink():
-            inside = list(folder.iterdir())
-            if all(p.is_file() and not p.is_symlink() and _NAME.fullmatch(p.name) for p in inside):
-                shutil.rmtree(folder, ignore_errors=True)
+            try:
+                lock = files.RunLock(folder, "staging folder").acquire()
+            except UserError:
+                continue  # a live report is writing into it
+            try:
+                inside = list(folder.iterdir())
+                if all(p.is_file() and not p.is_symlink() and _NAME.fullmatch(p.name) for p in inside):
+                    shutil.rmtree(folder, ignore_errors=True)
+            finally:
+                lock.release()
 
 
 def write_output(out_dir: str | os.PathLike, contents: dict[str, bytes], manifest: dict | None) -> list[Path]:
@@ -140,6 +173,7 @@ def write_output(out_dir: str | os.PathLike, contents: dict[str, bytes], manifes
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{_STAGING}", dir=out.parent))
     except OSError as exc:
         raise _refuse(out, f"cannot be staged next to it ({exc.strerror}); choose another --out") from None
+    lock = files.RunLock(staging, "staging folder").acquire()  # no other report removes it meanwhile
     try:
         for name, data in sorted(contents.items()):
             (staging / name).write_bytes(data)
@@ -157,4 +191,5 @@ def write_output(out_dir: str | os.PathLike, contents: dict[str, bytes], manifes
         ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        lock.release()
     return sorted(out / name for name in contents)
