@@ -230,8 +230,10 @@ def read_params(path: str | Path = "params.yaml") -> Params:
         if name not in raw:
             raise UserError(f"{path}: section '{name}:' is missing; add it (see docs/pipeline.md)")
     profile = raw["profile"]
-    if not isinstance(profile, str) or not PROFILE_PATTERN.fullmatch(profile):
-        raise UserError(f"{path}: profile must be a short lowercase name (paper, smoke, ...), got {profile!r}")
+    if not isinstance(profile, str) or not PROFILE_PATTERN.fullmatch(profile) or profile == "headline":
+        raise UserError(
+            f"{path}: profile must be a short lowercase name (paper, smoke, ...; not headline, the DVC metrics folder), got {profile!r}"
+        )
     sections: dict[str, Any] = {}
     for name, cls in PIPELINE_SECTIONS.items():
         body = raw[name] if raw[name] is not None else {}
