@@ -237,3 +237,19 @@ def test_committed_headline_metrics_are_what_the_stages_write(name):
     if (root / "genotype" / "stats.json").exists():
         stats = files.read_json(root / "genotype" / "stats.json")
         assert files.read_json(ROOT / lay.headline / "genotype.json") == headline.genotype_headline(stats)
+
+
+def test_plotted_curves_count_epochs_from_one_like_the_report():
+    """``dvc plots`` reads metrics/<profile>/curves/: the run's curves with epochs 1, 2, ... (the
+    report's numbering), every other value unchanged."""
+    import pandas as pd
+
+    root = ROOT / "metrics" / "smoke"
+    published = sorted((root / "curves").rglob("*.tsv"))
+    assert published
+    for path in published:
+        kind, run = path.parent.name, path.stem
+        plotted = pd.read_csv(path, sep="\t")
+        original = pd.read_csv(root / kind / run / "curves.tsv", sep="\t")
+        assert list(plotted["epoch"]) == list(range(1, len(original) + 1)), path
+        pd.testing.assert_frame_equal(plotted.drop(columns="epoch"), original.drop(columns="epoch"))

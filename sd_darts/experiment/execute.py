@@ -29,9 +29,17 @@ from .settings import stacked_search_settings
 log = logging.getLogger("sd_darts.experiment")
 
 
+def plot_curves(curves_tsv: str) -> str:
+    """A run's ``curves.tsv`` text for ``dvc plots``: epochs 1-based, as the report counts them."""
+    header, *rows = curves_tsv.splitlines()
+    assert header.split("\t")[0] == "epoch", header
+    shifted = [f"{int(r.split(chr(9), 1)[0]) + 1}\t{r.split(chr(9), 1)[1]}" for r in rows]
+    return "\n".join([header, *shifted]) + "\n"
+
+
 def publish_curves(p: Params, paths: RunPaths) -> None:
-    """Copy a collected run's ``curves.tsv`` where ``dvc plots`` finds the curves of its kind."""
-    files.write_text(Layout(p.profile).curves(paths), (paths.metrics / "curves.tsv").read_text())
+    """Copy a collected run's ``curves.tsv`` (1-based epochs) where ``dvc plots`` finds the curves of its kind."""
+    files.write_text(Layout(p.profile).curves(paths), plot_curves((paths.metrics / "curves.tsv").read_text()))
 
 
 def search_once(p: Params, cfg, paths: RunPaths, stage: str) -> dict[str, Any]:
