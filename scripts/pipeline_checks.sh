@@ -48,11 +48,12 @@ grep -q "Profile: \*\*smoke\*\*" "$WORK/report/README.md" || fail "the smoke rep
 
 say "4/4 DVC shows the results; sharing results through a DVC remote; a sweep through the experiment queue"
 cd "$WORK/repo"
-dvc metrics show --md > "$WORK/metrics.md"
-for key in supernet_valid_acc test_error params_m status; do
+dvc metrics show --md > "$WORK/metrics.md" 2> "$WORK/metrics.err"
+! grep -q "failed to load" "$WORK/metrics.err" || fail "dvc metrics show failed to load some metrics: $(cat "$WORK/metrics.err")"
+for key in supernet_valid_acc eigenvalue skip_connections test_error params_m finished_runs; do
     grep -q "$key" "$WORK/metrics.md" || fail "dvc metrics show lacks $key"
 done
-grep -q "metrics/smoke/train_cifar/selected-s0/metrics.json" "$WORK/metrics.md" || fail "dvc metrics show lacks the CIFAR-10 runs"
+grep -q "metrics/headline/smoke/train_cifar/selected-s0.json" "$WORK/metrics.md" || fail "dvc metrics show lacks the CIFAR-10 runs"
 dvc plots show --json > "$WORK/plots.json" || fail "dvc plots show failed"
 python - "$WORK/plots.json" <<'PY' || fail "dvc plots show lacks the search or training curves"
 import json, sys

@@ -113,21 +113,22 @@ def test_stage_outputs_are_where_the_layout_says(dvc_stages):
     for method in p.pipeline.search_methods:
         for seed in p.seeds.search:
             run = lay.search(method, seed)
-            expected |= {str(run.run), str(lay.curves(run))}
+            expected |= {str(run.run), str(lay.curves(run)), str(lay.headline_run(run))}
             expected |= {str(run.metrics / f) for f in (*layout.SEARCH_FILES, *layout.COLLECTED)}
             expected |= {str(lay.select_retrain(seed).run), str(lay.select_retrain(seed).metrics)}
     for seed in p.seeds.nb201:
         run = lay.nb201_search(seed)
-        expected |= {str(run.run), str(lay.curves(run))}
+        expected |= {str(run.run), str(lay.curves(run)), str(lay.headline_run(run))}
         expected |= {str(run.metrics / f) for f in (*layout.SEARCH_FILES, *layout.COLLECTED)}
     for genotype in p.pipeline.eval_genotypes:
         expected.add(str(lay.genotype_file(genotype)))
         for seed in p.seeds.train_cifar:
             run = lay.train_cifar(genotype, seed)
-            expected |= {str(run.run), str(lay.curves(run))}
+            expected |= {str(run.run), str(lay.curves(run)), str(lay.headline_run(run))}
             expected |= {str(run.metrics / f) for f in (*layout.TRAIN_FILES, *layout.COLLECTED)}
     expected |= {str(lay.genotype / "selection.json"), str(lay.genotype / "stats.json")}
     expected |= {str(lay.runs / "train_imagenet"), str(lay.metrics / "train_imagenet")}
+    expected |= {str(lay.headline / f) for f in ("genotype.json", "nb201_query.json", "summary.json", "train_imagenet")}
     for kind in layout.ABLATIONS:
         for value in settings.ablation_values(p, kind):
             for seed in p.seeds.ablation:
@@ -213,3 +214,42 @@ def test_imports_point_downwards():
             ("", "sys"),
             (f"sd_darts.experiment.stages.{entry.stem}", ""),
         ], entry
+
+
+@pytest.mark.parametrize("name", ["params.yaml", "params-smoke.yaml"])
+def test_committed_headline_metrics_are_what_the_stages_write(name):
+    """``metrics/headline/<profile>/`` is regenerated from the committed run records by the same
+    code the stages call (a run's headline, the genotype counts, the report's summary)."""
+    from sd_darts import files
+    from sd_darts.experiment import headline
+    from sd_darts.experiment.report_spec import report_spec
+    from sd_darts.report import load_metrics
+
+    p = schema.read_params(ROOT / name)
+    lay = layout.Layout(p.profile)
+    root = ROOT / lay.metrics
+    summary = headline.summary(load_metrics(root, report_spec(p)))
+    assert files.read_json(ROOT / lay.headline / "summary.json") == summary
+    for kind in headline.RUN_KINDS:
+        for run in sorted((root / kind).glob("*/provenance.json")):
+            got = files.read_json(ROOT / lay.headline / kind / f"{run.parent.name}.json")
+            assert got == headline.run_headline(kind, run.parent)
+    if (root / "genotype" / "stats.json").exists():
+        stats = files.read_json(root / "genotype" / "stats.json")
+        assert files.read_json(ROOT / lay.headline / "genotype.json") == headline.genotype_headline(stats)
+
+
+def test_plotted_curves_count_epochs_from_one_like_the_report():
+    """``dvc plots`` reads metrics/<profile>/curves/: the run's curves with epochs 1, 2, ... (the
+    report's numbering), every other value unchanged."""
+    import pandas as pd
+
+    root = ROOT / "metrics" / "smoke"
+    published = sorted((root / "curves").rglob("*.tsv"))
+    assert published
+    for path in published:
+        kind, run = path.parent.name, path.stem
+        plotted = pd.read_csv(path, sep="\t")
+        original = pd.read_csv(root / kind / run / "curves.tsv", sep="\t")
+        assert list(plotted["epoch"]) == list(range(1, len(original) + 1)), path
+        pd.testing.assert_frame_equal(plotted.drop(columns="epoch"), original.drop(columns="epoch"))

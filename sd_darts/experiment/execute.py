@@ -19,6 +19,7 @@ from ..runtime import pick_device
 from ..search import run_search
 from ..search_seeds import run_search_seeds
 from ..train import run_training
+from . import headline
 from .deps import REPO
 from .layout import SEARCH_FILES, TRAIN_FILES, Layout, RunPaths
 from .runs import collect_run, command_line, finish_run, prepare_run_dir, provenance, run_identity
@@ -28,9 +29,17 @@ from .settings import stacked_search_settings
 log = logging.getLogger("sd_darts.experiment")
 
 
+def plot_curves(curves_tsv: str) -> str:
+    """A run's ``curves.tsv`` text for ``dvc plots``: epochs 1-based, as the report counts them."""
+    header, *rows = curves_tsv.splitlines()
+    assert header.split("\t")[0] == "epoch", header
+    shifted = [f"{int(r.split(chr(9), 1)[0]) + 1}\t{r.split(chr(9), 1)[1]}" for r in rows]
+    return "\n".join([header, *shifted]) + "\n"
+
+
 def publish_curves(p: Params, paths: RunPaths) -> None:
-    """Copy a collected run's ``curves.tsv`` where ``dvc plots`` finds the curves of its kind."""
-    files.write_text(Layout(p.profile).curves(paths), (paths.metrics / "curves.tsv").read_text())
+    """Copy a collected run's ``curves.tsv`` (1-based epochs) where ``dvc plots`` finds the curves of its kind."""
+    files.write_text(Layout(p.profile).curves(paths), plot_curves((paths.metrics / "curves.tsv").read_text()))
 
 
 def search_once(p: Params, cfg, paths: RunPaths, stage: str) -> dict[str, Any]:
@@ -43,6 +52,7 @@ def search_once(p: Params, cfg, paths: RunPaths, stage: str) -> dict[str, Any]:
         prov = provenance(p.profile, stage, paths.run, str(pick_device(cfg.device)), command_line("search", cfg))
         finish_run(paths.run, identity, prov)
     collect_run(paths.run, paths.metrics, SEARCH_FILES)
+    headline.write_run(Layout(p.profile), paths)
     return summary
 
 
@@ -72,6 +82,7 @@ def search_stacked_once(p: Params, method: str, seed: int, stage: str) -> dict[s
             finish_run(pp.run, ident, prov)
     own = paths[[c.seed for c in cfgs].index(seed)]
     collect_run(own.run, own.metrics, SEARCH_FILES)
+    headline.write_run(layout, own)
     return files.read_json(own.run / "summary.json", what="search summary")
 
 
@@ -99,6 +110,7 @@ def train_once(p: Params, cfg, paths: RunPaths, stage: str, command: str, nproc:
             metrics = run_training(cfg).metrics
         finish_run(paths.run, identity, provenance(p.profile, stage, paths.run, str(pick_device(cfg.device)), line))
     collect_run(paths.run, paths.metrics, TRAIN_FILES)
+    headline.write_run(Layout(p.profile), paths)
     return metrics
 
 

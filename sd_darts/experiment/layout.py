@@ -5,6 +5,7 @@
     runs/<profile>/<kind>/<run>/        a run's folder (checkpoints, DVCLive; persisted DVC output)
     metrics/<profile>/<kind>/<run>/     its small text outputs, committed to git (the report reads them)
     metrics/<profile>/curves/<kind>/<run>.tsv   per-epoch curves of searches and trainings for `dvc plots`
+    metrics/headline/<profile>/...      the DVC metrics: numbers only (sd_darts/experiment/headline.py)
     reports/<profile>/                  the report
 
 Run names: ``search/<method>-s<seed>``, ``nb201_search/s<seed>``, ``select_retrain/s<seed>``,
@@ -20,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RUNS, METRICS, REPORTS = Path("runs"), Path("metrics"), Path("reports")
+#: Numbers only, for ``dvc metrics show`` / ``dvc exp show`` (both profiles; ``dvc.yaml``'s top-level metrics).
+HEADLINE = METRICS / "headline"
 
-#: The files collected from a finished run into its metrics folder (the first one is the run's
-#: DVC metric), besides ``provenance.json`` and ``curves.tsv`` (its per-epoch metrics).
+#: The files collected from a finished run into its metrics folder (the first one is its result,
+#: whose headline numbers are the run's DVC metric), besides ``provenance.json`` and ``curves.tsv`` (its per-epoch metrics).
 SEARCH_FILES = ("summary.json", "genotype.json", "config.yaml")
 TRAIN_FILES = ("metrics.json", "config.yaml")
 COLLECTED = ("provenance.json", "curves.tsv")
@@ -68,6 +71,15 @@ class Layout:
     def curves(self, paths: RunPaths) -> Path:
         """A copy of a run's ``curves.tsv`` for ``dvc plots`` (one folder of TSVs per kind)."""
         return self.metrics / "curves" / paths.kind / f"{paths.name}.tsv"
+
+    @property
+    def headline(self) -> Path:
+        """The profile's DVC metrics folder: ``<kind>/<run>.json``, ``genotype.json``,
+        ``nb201_query.json``, ``train_imagenet.json`` and the report's ``summary.json``."""
+        return HEADLINE / self.profile
+
+    def headline_run(self, paths: RunPaths) -> Path:
+        return self.headline / paths.kind / f"{paths.name}.json"
 
     def nb201_search(self, seed: int) -> RunPaths:
         return self.run("nb201_search", f"s{seed}")

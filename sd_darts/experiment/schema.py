@@ -230,9 +230,9 @@ def read_params(path: str | Path = "params.yaml") -> Params:
         if name not in raw:
             raise UserError(f"{path}: section '{name}:' is missing; add it (see docs/pipeline.md)")
     profile = raw["profile"]
-    if not isinstance(profile, str) or not PROFILE_PATTERN.fullmatch(profile):
+    if not isinstance(profile, str) or not PROFILE_PATTERN.fullmatch(profile) or profile == "headline":
         raise UserError(
-            f"{path}: profile must be a short lowercase name (paper, smoke, ...), got {files.bounded(profile)}"
+            f"{path}: profile must be a short lowercase name (paper, smoke, ...; not headline, the DVC metrics folder), got {files.bounded(profile)}"
         )
     sections: dict[str, Any] = {}
     for name, cls in PIPELINE_SECTIONS.items():

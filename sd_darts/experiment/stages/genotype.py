@@ -14,6 +14,7 @@ from __future__ import annotations
 from ... import files
 from ...genotypes import SD_DARTS, genotype_from_dict, genotype_to_dict
 from ...stats import genotype_stats
+from .. import headline
 from ..layout import Layout
 from ..stage import stage
 
@@ -64,5 +65,6 @@ def main(p, args) -> int:
                       for net in ("cifar", "imagenet")}  # fmt: skip
         stats[key]["counter"] = st["counter"]
     files.write_json(layout.genotype / "stats.json", stats)
+    files.write_json(layout.headline / "genotype.json", headline.genotype_headline(stats))
     print(f"genotype: selected {best['run']} ({criterion} {best[criterion]:.2f}%)")
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from ... import files
 from ...data.checksums import sha256_file, verify
 from ...nb201_bench import load_benchmark, parse_genotype_arg, table4_row
+from .. import headline
 from ..layout import Layout
 from ..settings import nb201_query_settings
 from ..stage import stage
@@ -28,6 +29,7 @@ def main(p, args) -> int:
                   "and set data.nb201_benchmark (docs/pipeline.md)")  # fmt: skip
         files.write_json(layout.nb201_query, {"status": "not run", "reason": reason, "profile": p.profile,
                                               "searched": [r.name for r in runs]})  # fmt: skip
+        files.write_json(layout.headline / "nb201_query.json", {})
         print(f"nb201_query: {reason}")
         return 0
     genotypes = [parse_genotype_arg(str(r.metrics / "genotype.json"))[1] for r in runs]
@@ -53,5 +55,6 @@ def main(p, args) -> int:
     if cfg.best:
         result["best"] = bench.best("cifar10_valid")
     files.write_json(layout.nb201_query, result)
+    files.write_json(layout.headline / "nb201_query.json", headline.nb201_headline(result))
     print(f"nb201_query: {len(rows)} genotypes looked up in {benchmark.name}")
     return 0

@@ -1,9 +1,12 @@
 """DVC stage ``report``: regenerate ``reports/<profile>/`` from the profile's metrics
-(:mod:`sd_darts.report`, the runs of :func:`~sd_darts.experiment.report_spec.report_spec`)."""
+(:mod:`sd_darts.report`, the runs of :func:`~sd_darts.experiment.report_spec.report_spec`)
+and the profile's summary metric ``metrics/headline/<profile>/summary.json``."""
 
 from __future__ import annotations
 
-from ...report import build_report
+from ... import files
+from ...report import build_report, load_metrics
+from .. import headline
 from ..layout import Layout
 from ..report_spec import report_spec
 from ..stage import stage
@@ -12,6 +15,8 @@ from ..stage import stage
 @stage()
 def main(p, args) -> int:
     layout = Layout(p.profile)
-    written = build_report(layout.metrics, layout.reports, report_spec(p))
+    spec = report_spec(p)
+    written = build_report(layout.metrics, layout.reports, spec)
+    files.write_json(layout.headline / "summary.json", headline.summary(load_metrics(layout.metrics, spec)))
     print(f"report: {len(written)} files in {layout.reports}/")
     return 0

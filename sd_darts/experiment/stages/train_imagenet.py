@@ -25,8 +25,10 @@ def main(p, args) -> int:
     layout = Layout(p.profile)
     folder = layout.metrics / "train_imagenet"
     if not p.pipeline.train_imagenet:
-        if folder.exists():
-            shutil.rmtree(folder)
+        for stale in (folder, layout.headline / "train_imagenet"):
+            if stale.exists():
+                shutil.rmtree(stale)
+        (layout.headline / "train_imagenet").mkdir(parents=True)  # the stage's (empty) metrics output
         reason = "pipeline.train_imagenet is false; set it to true with ImageNet in data.imagenet_root"
         # the persisted run folder is a stage output: it must exist, and says why it is empty
         files.write_json(layout.runs / "train_imagenet" / "status.json", {"status": "not run", "reason": reason})
