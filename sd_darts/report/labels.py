@@ -82,7 +82,7 @@ def not_comparable(metrics: Metrics) -> str:
     """What a reproduced number carries beside it when the report is not comparable to the paper."""
     if comparable(metrics):
         return ""
-    return f"; {metrics.spec.profile} profile on {datasets(metrics, _cifar_side(metrics))}: not comparable to the paper"
+    return f"; {metrics.spec.profile} profile: not comparable to the paper (runs on {datasets(metrics, _cifar_side(metrics))})"
 
 
 def stamp(metrics: Metrics, runs: Iterable[Run]) -> dict[str, str]:
