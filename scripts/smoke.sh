@@ -13,7 +13,10 @@
 #     --committed    run the committed HEAD only, without your uncommitted changes
 #     --update       also replace metrics/smoke/ and reports/smoke/ of this checkout (maintainers:
 #                    refresh the committed smoke results that CI regenerates the report from;
-#                    implies --committed, so that their provenance names a real revision)
+#                    implies --committed, so that their provenance names a real revision): refused
+#                    before anything runs if the working tree has uncommitted changes, and after
+#                    the pipeline if any run records another revision or uncommitted code
+# Progress: each stage of `dvc repro` as "stage k of n" with its time, elapsed time and an estimate.
 # Environment: SD_DARTS_SKIP_SETUP=1 skips scripts/setup.sh (use the python/dvc on PATH).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,10 +30,19 @@ while [ $# -gt 0 ]; do
         --workdir) WORKDIR=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
         --committed) COMMITTED=1; shift ;;
         --update) UPDATE=1; COMMITTED=1; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "smoke.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
+if [ "$UPDATE" = 1 ]; then
+    changes=$(git -C "$REPO" status --porcelain=v1 --untracked-files=normal)
+    if [ -n "$changes" ]; then
+        count=$(printf '%s\n' "$changes" | wc -l)
+        first=$(printf '%s\n' "$changes" | head -n 1 | cut -c4-)
+        echo "smoke.sh: --update refused: the working tree has $count uncommitted change(s) (e.g. $first); commit or stash them first, so that the committed smoke runs name the revision that made them" >&2
+        exit 2
+    fi
+fi
 if [ "${SD_DARTS_SKIP_SETUP:-0}" != 1 ]; then
     bash "$REPO/scripts/setup.sh"
 fi
@@ -64,7 +76,8 @@ cd "$WORK/repo"
 cp params-smoke.yaml params.yaml
 start=$(date +%s)
 python -m sd_darts check-params params.yaml
-dvc repro
+stages=$(dvc stage list --name-only | wc -l)
+PYTHONUNBUFFERED=1 dvc repro 2>&1 | bash "$REPO/scripts/repro_progress.sh" "$stages"
 end=$(date +%s)
 for f in README.md table1_hyperparameters.md table2_cifar10.md table3_imagenet.md table4_nb201.md comparison.md \
          fig2_hessian.png fig4_cells.png fig5_warmup.png fig6_window.png search_curves.png; do
@@ -73,6 +86,20 @@ done
 
 python -m sd_darts report --params params.yaml --out "$OUT"
 if [ "$UPDATE" = 1 ]; then
+    # Every committed smoke run must come from this revision, clean (DVC may restore a stage's
+    # outputs made by another revision from its cache).
+    python - "$(git rev-parse --short=12 HEAD)" <<'PY'
+import json, pathlib, sys
+rev = sys.argv[1]
+bad = []
+for path in sorted(pathlib.Path("metrics/smoke").rglob("provenance.json")):
+    prov = json.loads(path.read_text())
+    if prov.get("git_rev") != rev or prov.get("git_dirty") is not False:
+        bad.append(f"{path.parent} ({prov.get('git_rev')}{'+dirty' if prov.get('git_dirty') else ''})")
+if bad:
+    sys.exit(f"smoke.sh: --update refused: {len(bad)} run(s) do not come from the clean revision {rev}: "
+             + ", ".join(bad[:5]) + "; rerun them (dvc repro --force) or check why they were not rerun")
+PY
     rm -rf "$REPO/reports/smoke" "$REPO/metrics/smoke"
     mkdir -p "$REPO/reports" "$REPO/metrics"
     cp -r reports/smoke "$REPO/reports/smoke"

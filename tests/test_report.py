@@ -150,8 +150,7 @@ def test_reproduced_cifar_row_is_computed_from_the_metrics(built):
     paper_rows = [r for r in rows[2:] if "reproduced" not in r]
     assert len(paper_rows) == 24 and all(r.rstrip(" |").endswith("paper") for r in paper_rows)
     comp = (out / "comparison.md").read_text()
-    diff = statistics.mean(errors) - 2.58
-    assert f"+{diff:.2f}" in comp
+    assert f"{statistics.mean(errors):.2f} ± {statistics.stdev(errors):.2f}" in comp
 
 
 def test_not_run_stages_say_so_and_give_no_number(built):
@@ -220,7 +219,11 @@ def test_nb201_query_results_fill_table4(tmp_path):
     assert "reproduced: nb201_search s0,s1" in ours
     comp = (tmp_path / "out" / "comparison.md").read_text()
     c10 = next(r for r in comp.splitlines() if "NAS-Bench-201 CIFAR-10 valid" in r)
-    assert "91.20 ± 0.20" in c10 and "-0.01" in c10
+    assert "91.20 ± 0.20" in c10 and "searched on digits 16×16 (smoke)" in c10
+    # one row per search seed, named by its run (and its benchmark index when the query gives one)
+    seeds = [r for r in t4 if "one search seed" in r]
+    assert len(seeds) == 2 and "SD-DARTS (nb201_search s0)" in seeds[0] and "| 91.00 " in seeds[0]
+    assert "SD-DARTS (nb201_search s1)" in seeds[1] and "| 94.00 " in seeds[1]
 
 
 def test_missing_metrics_folder_and_bad_params_are_user_errors(tmp_path):
@@ -286,3 +289,150 @@ def test_run_folders_the_params_do_not_make_are_not_reported(tmp_path):
     readme = (out / "README.md").read_text()
     assert "Not reported" in readme and "`search/sd-darts-s7`" in readme and "`ablation_warmup/xi40-s0`" in readme
     assert "sd-darts-s7" not in (out / "provenance.md").read_text()
+
+
+# ---------------------------------------------------------------- what each number was measured on
+
+
+def _comparison_rows(out: Path) -> tuple[list[str], list[dict[str, str]]]:
+    lines = (out / "comparison.md").read_text().splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
+    return header, rows
+
+
+def paper_cifar10_fixture(tmp_path: Path) -> tuple[Path, Path]:
+    """The fixture's metrics and params as if the paper profile had made them on CIFAR-10: every
+    recorded profile set to ``paper``, every recorded dataset to ``cifar10`` at its own size."""
+    import yaml
+
+    m = tmp_path / "paper-metrics"
+    shutil.copytree(METRICS, m)
+    for path in m.rglob("*.json"):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            data.update({k: v for k, v in (("profile", "paper"), ("dataset", "cifar10")) if k in data})
+            path.write_text(json.dumps(data))
+    for path in m.rglob("config.yaml"):
+        text = path.read_text().replace("dataset: digits", "dataset: cifar10")
+        path.write_text(text.replace("image_size: 16", "image_size: null"))
+    params = yaml.safe_load(PARAMS.read_text())
+    params["profile"], params["data"]["dataset"] = "paper", "cifar10"
+    for section in params.values():
+        if isinstance(section, dict) and section.get("image_size") == 16:
+            section["image_size"] = None
+    path = tmp_path / "params-paper.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return m, path
+
+
+def test_smoke_report_names_digits_and_smoke_and_prints_no_difference(built):
+    out, _ = built
+    header, rows = _comparison_rows(out)
+    assert not any("Difference" in h for h in header)
+    reproduced = [r for r in rows if r["Reproduced"] != "not run"]
+    assert len(reproduced) >= 6
+    for r in reproduced:
+        assert "digits 16×16 (smoke)" in r["Measured on"], r
+        assert not r["Quantity"].startswith("CIFAR-10"), r
+    table2 = (out / "table2_cifar10.md").read_text().splitlines()
+    ours = [line for line in table2 if "reproduced" in line]
+    assert ours and all("| digits 16×16 (smoke) " in line for line in ours)
+    assert all("| CIFAR-10 " in line for line in table2[2:] if line.rstrip(" |").endswith("| paper"))
+
+
+def test_paper_profile_on_cifar10_prints_the_difference_to_the_paper(tmp_path):
+    metrics, params = paper_cifar10_fixture(tmp_path)
+    out = tmp_path / "out"
+    build(metrics, out, params)
+    header, rows = _comparison_rows(out)
+    assert "Difference (reproduced - paper)" in header
+    errors = [json.loads((metrics / "train_cifar" / f"selected-s{s}" / "metrics.json").read_text()) for s in (0, 1)]
+    mean = statistics.mean(e["test_error"] for e in errors)
+    row = next(r for r in rows if r["Quantity"] == "Table 2: test error (%), searched genotype")
+    assert row["Measured on"] == "CIFAR-10 (paper)" and row["Difference (reproduced - paper)"] == f"+{mean - 2.58:.2f}"
+    assert "not comparable" not in (out / "comparison.md").read_text()
+
+
+def test_a_paper_profile_on_digits_prints_no_difference(tmp_path):
+    metrics, params = paper_cifar10_fixture(tmp_path)
+    for path in metrics.rglob("config.yaml"):  # the runs say they read digits: not the paper's dataset
+        path.write_text(path.read_text().replace("dataset: cifar10", "dataset: digits"))
+    build(metrics, tmp_path / "out", params)
+    header, rows = _comparison_rows(tmp_path / "out")
+    assert not any("Difference" in h for h in header)
+    assert any("digits 32×32 (paper)" in r["Measured on"] for r in rows)
+
+
+def _png_text(path: Path) -> dict[str, str]:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.load()
+        return dict(img.text)
+
+
+def test_every_figure_carries_its_profile_and_dataset(built, tmp_path):
+    out, _ = built
+    for png in sorted(out.glob("*.png")):
+        text = _png_text(png)
+        assert text["Profile"] == "smoke" and text["Dataset"] == "digits 16×16", png.name
+        assert text["Title"].startswith(("Fig.", "Search curves")), png.name
+    (tmp_path / "metrics").mkdir()  # the paper profile before anything ran
+    build(tmp_path / "metrics", tmp_path / "paper", Path(__file__).parents[1] / "params.yaml")
+    for png in sorted((tmp_path / "paper").glob("*.png")):
+        assert _png_text(png) | {"Title": ""} == {"Profile": "paper", "Dataset": "CIFAR-10", "Title": ""}, png.name
+
+
+def test_fig4_draws_the_papers_cells_in_the_paper_profile(tmp_path):
+    from sd_darts.genotypes import SD_DARTS
+    from sd_darts.report.cells import PAPER_TITLE, fig4_figure
+
+    (tmp_path / "metrics").mkdir()
+    build(tmp_path / "metrics", tmp_path / "out", Path(__file__).parents[1] / "params.yaml")
+    readme = (tmp_path / "out" / "README.md").read_text()
+    status = readme.split("### Fig. 4")[1].split("Status: ")[1].splitlines()[0]
+    assert status.startswith("the paper's SD_DARTS cells; searched cells: not run")
+    fig = fig4_figure(None, "searched", "not run")
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    titles = [ax.get_title() for ax in fig.axes]
+    assert f"{PAPER_TITLE}: (a) normal cell" in titles and f"{PAPER_TITLE}: (b) reduction cell" in titles
+    ops = sorted(op for op, _ in SD_DARTS.normal + SD_DARTS.reduce)
+    assert sorted(t for t in texts if "_" in t and not t.startswith("$")) == ops
+
+
+def _overlapping_labels(fig) -> list[tuple[str, str]]:
+    renderer = fig.canvas.get_renderer()
+    pairs = []
+    for ax in fig.axes:
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in ax.texts]
+        for i, (a, box_a) in enumerate(boxes):
+            for b, box_b in boxes[i + 1 :]:
+                if box_a.overlaps(box_b):
+                    pairs.append((a, b))
+    return pairs
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_cell_labels_never_overlap(rng):
+    from sd_darts.genotypes import DARTS_V1, DARTS_V2, PRIMITIVES, SD_DARTS, genotype_to_dict
+    from sd_darts.report.cells import fig4_figure
+
+    ops = [p for p in PRIMITIVES if p != "none"]
+
+    def cell():
+        return [[rng.choice(ops), src] for node in range(4) for src in sorted(rng.sample(range(node + 2), 2))]
+
+    random_genotype = {"normal": cell(), "normal_concat": [2, 3, 4, 5], "reduce": cell(), "reduce_concat": [2, 3, 4, 5]}
+    for genotype in (random_genotype, genotype_to_dict(DARTS_V1), genotype_to_dict(DARTS_V2)):
+        fig = fig4_figure(genotype, "searched", "")  # the paper's SD_DARTS is the top row of every one
+        assert _overlapping_labels(fig) == []
+    del SD_DARTS
+
+
+def test_ablation_legend_says_one_seed_when_there_is_one():
+    from sd_darts.report.figures import spread_label
+
+    assert spread_label({0: [97.0], 5: [97.2]}) == "this pipeline (one seed)"
+    assert spread_label({0: [97.0, 96.0], 5: [97.2, 97.1]}) == "this pipeline (mean ± std over 2 seeds)"

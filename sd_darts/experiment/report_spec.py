@@ -57,6 +57,8 @@ def report_spec(p: Params) -> ReportSpec:
             nb201_query=rel(layout.nb201_query),
             imagenet_status=rel(layout.imagenet_status),
             other_outputs=tuple(rel(layout.select_retrain(s).metrics) for s in p.seeds.search),
+            dataset=p.data.dataset,
+            image_size=search.image_size,
             ablation_fixed={
                 "window_in_warmup_sweep": p.ablation.window_for_warmup_sweep,
                 "warmup_in_window_sweep": p.ablation.warmup_epochs_for_window_sweep,

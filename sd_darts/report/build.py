@@ -10,6 +10,7 @@ from .cells import fig4_cells
 from .compare import comparison, provenance
 from .figures import ablation_figure, fig2_hessian, search_curves
 from .fmt import NOT_RUN, csv_text, md_table
+from .labels import stamp
 from .output import check_output, write_output
 from .read import Metrics, load_metrics
 from .readme import figures_fixed, readme
@@ -25,6 +26,11 @@ ALL_NAMES = tuple(
     sorted([f"{stem}.{ext}" for stem in TABLES for ext in ("md", "csv")] + [*FIGURES_FILES, "README.md"])
     + ["search_curves_nb201.png"]
 )
+
+
+def ablation_runs(points) -> list:
+    """The runs of ablation points (their searches and evaluations)."""
+    return [r for p in points for r in (p.search, p.eval) if r is not None]
 
 
 def output_names(metrics: Metrics) -> list[str]:
@@ -48,24 +54,28 @@ def render(metrics: Metrics, where: str) -> dict[str, bytes]:
         sel_source = f"the genotype selected from run {metrics.selection['selected']}"
     figures = {
         "fig2_hessian.png": fig2_hessian(metrics),
-        "fig4_cells.png": fig4_cells(metrics.selected_genotype, sel_source),
+        "fig4_cells.png": fig4_cells(metrics.selected_genotype, sel_source, stamp(metrics, metrics.searches)),
         "fig5_warmup.png": ablation_figure(
             metrics.ablation_warmup,
             f"Fig. 5: effect of the warm-up ξ (K = {k_fixed})",
             "Warm-up epochs ξ",
             FIGURES["fig5"],
+            stamp(metrics, ablation_runs(metrics.ablation_warmup)),
         ),
         "fig6_window.png": ablation_figure(
             metrics.ablation_window,
             f"Fig. 6: effect of the time window K (ξ = {xi_fixed})",
             "Time window K",
             FIGURES["fig6"],
+            stamp(metrics, ablation_runs(metrics.ablation_window)),
         ),
-        "search_curves.png": search_curves(metrics.searches, "Search curves (DARTS space)"),
+        "search_curves.png": search_curves(
+            metrics.searches, "Search curves (DARTS space)", stamp(metrics, metrics.searches)
+        ),
     }
     if metrics.nb201_searches:
         figures["search_curves_nb201.png"] = search_curves(
-            metrics.nb201_searches, "Search curves (NAS-Bench-201 space)"
+            metrics.nb201_searches, "Search curves (NAS-Bench-201 space)", stamp(metrics, metrics.nb201_searches)
         )
     for name, (_, data) in figures.items():
         out[name] = data

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .fmt import NOT_RUN, mean_std
+from .labels import stamp, stamp_text
 from .read import AblationPoint, Metrics, Run
 
 
@@ -37,11 +38,17 @@ def style():
     return matplotlib.rc_context(params)
 
 
-def png_bytes(fig) -> bytes:
-    """The figure as PNG bytes, without the ``Software`` metadata (no version in the bytes)."""
+def png_bytes(fig, title: str, stamped: dict[str, str]) -> bytes:
+    """The figure as PNG bytes with ``title`` and the ``stamped`` profile and dataset as PNG text
+    chunks, without the ``Software`` metadata (no version in the bytes)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None, "Title": title, **stamped})
     return buf.getvalue()
+
+
+def stamped_title(title: str, stamped: dict[str, str]) -> str:
+    """A figure's title with the profile and dataset of what it shows on its second line."""
+    return f"{title}\n{stamp_text(stamped)}"
 
 
 def not_run_axes(ax, text: str) -> None:
@@ -96,13 +103,19 @@ def fig2_hessian(metrics: Metrics) -> tuple[str, bytes]:
         else:
             status = NOT_RUN + " (no search run recorded hessian/eigenvalue; set search.hessian_every)"
             not_run_axes(ax, status)
-        ax.set_title("Fig. 2: sharpness of the supernet, DARTS vs SD-DARTS")
+        title = "Fig. 2: sharpness of the supernet, DARTS vs SD-DARTS"
+        stamped = stamp(metrics, metrics.searches)
+        ax.set_title(stamped_title(title, stamped))
         fig.tight_layout()
-        data = png_bytes(fig)
+        data = png_bytes(fig, title, stamped)
     return status, data
 
 
-def ablation_figure(points: list[AblationPoint], title: str, xlabel: str, paper_note: str) -> tuple[str, bytes]:
+def ablation_figure(
+    points: list[AblationPoint], title: str, xlabel: str, paper_note: str, stamped: dict[str, str]
+) -> tuple[str, bytes]:
+    """Fig. 5 or 6: test accuracy per swept value (mean ± std over seeds; "one seed" when each
+    value has one)."""
     with style():
         fig = figure(5.6, 3.6)
         ax = fig.add_subplot(1, 1, 1)
@@ -120,7 +133,7 @@ def ablation_figure(points: list[AblationPoint], title: str, xlabel: str, paper_
                 marker="o",
                 capsize=3,
                 color="tab:red",
-                label="this pipeline (mean ± std over seeds)",
+                label=spread_label(by_value),
             )
             for p in done:
                 ax.scatter([p.value], [100.0 - p.eval.summary["test_error"]], s=8, color="0.4", zorder=3)
@@ -133,11 +146,20 @@ def ablation_figure(points: list[AblationPoint], title: str, xlabel: str, paper_
         else:
             status = NOT_RUN
             not_run_axes(ax, NOT_RUN)
-        ax.set_title(title)
+        ax.set_title(stamped_title(title, stamped))
         fig.text(0.01, 0.01, f"paper: {paper_note}", fontsize=6.5, color="0.35")
         fig.tight_layout(rect=(0, 0.04, 1, 1))
-        data = png_bytes(fig)
+        data = png_bytes(fig, title, stamped)
     return status, data
+
+
+def spread_label(by_value: dict) -> str:
+    """The legend of an ablation curve: what its points are over (one seed, or mean ± std)."""
+    counts = sorted({len(v) for v in by_value.values()})
+    if counts == [1]:
+        return "this pipeline (one seed)"
+    seeds = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"this pipeline (mean ± std over {seeds} seeds)"
 
 
 CURVE_PANELS = [
@@ -148,7 +170,7 @@ CURVE_PANELS = [
 ]
 
 
-def search_curves(runs: list[Run], title: str) -> tuple[str, bytes]:
+def search_curves(runs: list[Run], title: str, stamped: dict[str, str]) -> tuple[str, bytes]:
     with style():
         fig = figure(9.0, 6.0)
         axes = [fig.add_subplot(2, 2, i + 1) for i in range(4)]
@@ -176,7 +198,7 @@ def search_curves(runs: list[Run], title: str) -> tuple[str, bytes]:
             status = NOT_RUN
             for ax in axes:
                 not_run_axes(ax, NOT_RUN)
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(stamped_title(title, stamped), fontsize=10)
         fig.tight_layout()
-        data = png_bytes(fig)
+        data = png_bytes(fig, title, stamped)
     return status, data

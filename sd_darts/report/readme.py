@@ -20,7 +20,7 @@ FIG4_READING_NOTE = (
 #: Caption of each figure file.
 CAPTIONS = {
     "fig2_hessian.png": "Fig. 2: dominant eigenvalue of the Hessian of the validation loss w.r.t. the alphas",
-    "fig4_cells.png": "Fig. 4: searched normal and reduction cells",
+    "fig4_cells.png": "Fig. 4: normal and reduction cells, the paper's (SD_DARTS) and the searched ones",
     "fig5_warmup.png": "Fig. 5: test accuracy vs warm-up epochs ξ (K = {k}; paper: K = 1)",
     "fig6_window.png": "Fig. 6: test accuracy vs time window K (ξ = {xi}; paper: ξ = 25)",
     "search_curves.png": "Per-epoch search curves (DARTS space)",

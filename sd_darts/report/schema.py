@@ -206,6 +206,9 @@ def nb201_query(path: Path) -> dict:
         for key, _ in TABLE4_COLUMNS:
             check(path, data["row"], {key: "dict"}, where="row")
             check(path, data["row"][key], {"mean": "num", "std": "num"}, where=f"row.{key}")
+        for i, entry in enumerate(data.get("per_seed") or []):
+            columns = {key: "num" for key, _ in TABLE4_COLUMNS}
+            check(path, entry, columns, {"seed": "int", "index": "int", "arch": "str"}, where=f"per_seed[{i}]")
     return data
 
 

@@ -102,7 +102,9 @@ class ReportSpec:
     ``ablation_fixed``: the setting each ablation holds fixed (``window_in_warmup_sweep``,
     ``warmup_in_window_sweep``; a missing one is read from the runs' ``config.yaml``);
     ``other_outputs``: folders of the metrics root that hold the pipeline's runs the report does
-    not show (e.g. the short trainings of DARTS's selection protocol): not listed as "not reported".
+    not show (e.g. the short trainings of DARTS's selection protocol): not listed as "not reported";
+    ``dataset``, ``image_size``: what the profile's searches and CIFAR-10 trainings read
+    (``cifar10``, ``digits``; None: the dataset's own size), named where a run records none.
     """
 
     profile: str
@@ -114,12 +116,18 @@ class ReportSpec:
     imagenet_status: str | None = None
     ablation_fixed: Mapping[str, Any] = field(default_factory=dict)
     other_outputs: tuple[str, ...] = ()
+    dataset: str | None = None
+    image_size: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.profile, str) or not self.profile:
             raise ValueError(f"profile must be a non-empty string, got {self.profile!r}")
         if not isinstance(self.title, str) or "\n" in self.title:
             raise ValueError(f"title must be one line of text, got {self.title!r}")
+        if self.dataset is not None and (not isinstance(self.dataset, str) or not self.dataset.strip()):
+            raise ValueError(f"dataset must be a non-empty string or None, got {self.dataset!r}")
+        if self.image_size is not None and (not _is_int(self.image_size) or self.image_size < 1):
+            raise ValueError(f"image_size must be a positive integer or None, got {self.image_size!r}")
         runs = tuple(self.runs)
         if not all(isinstance(r, RunRef) for r in runs):
             raise ValueError("runs must be RunRef objects")

@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..paper import TABLE1, TABLE4_COLUMNS, load_table
 from .fmt import NOT_RUN, fmt, fmt_pm, produced_by
+from .labels import measured_on, not_comparable
 from .read import Metrics, Run
 
 #: Labels of the evaluated genotypes (:attr:`RunRef.label <sd_darts.report.spec.RunRef.label>` of a training).
@@ -18,10 +19,8 @@ GENOTYPE_LABELS = {
 }
 
 
-def not_comparable(metrics: Metrics) -> str:
-    """What a reproduced number of a profile other than ``paper`` carries beside it."""
-    profile = metrics.spec.profile
-    return "" if profile == "paper" else f"; {profile} profile: not comparable to the paper"
+#: The column naming what a row was measured on (the paper's dataset, or a run's dataset and profile).
+ON = "Measured on"
 
 
 def table1(settings: Mapping[str, Any]) -> pd.DataFrame:
@@ -88,6 +87,7 @@ def table2(metrics: Metrics) -> pd.DataFrame:
         rows.append(
             {
                 "Architecture": p["architecture"] + (f" {p['ref']}" if p["ref"] else ""),
+                ON: "CIFAR-10",
                 "Test Err. (%)": err,
                 "Params (M)": p["params_m"],
                 "Search Cost (GPU-days)": p["search_cost_gpu_days"],
@@ -106,6 +106,7 @@ def table2(metrics: Metrics) -> pd.DataFrame:
         rows.append(
             {
                 "Architecture": f"SD-DARTS ({label})",
+                ON: measured_on(metrics, runs),
                 "Test Err. (%)": fmt_pm(errors),
                 "Params (M)": fmt(runs[0].summary.get("params_m"), 2),
                 "Search Cost (GPU-days)": cost_text if key == "selected" else "-",
@@ -116,6 +117,7 @@ def table2(metrics: Metrics) -> pd.DataFrame:
         rows.append(
             {
                 "Architecture": f"SD-DARTS ({label}, best)",
+                ON: measured_on(metrics, runs),
                 "Test Err. (%)": fmt(min(errors)),
                 "Params (M)": fmt(runs[0].summary.get("params_m"), 2),
                 "Search Cost (GPU-days)": cost_text if key == "selected" else "-",
@@ -127,6 +129,7 @@ def table2(metrics: Metrics) -> pd.DataFrame:
         rows.append(
             {
                 "Architecture": "SD-DARTS (this pipeline)",
+                ON: measured_on(metrics, sd_search),
                 "Test Err. (%)": NOT_RUN,
                 "Params (M)": NOT_RUN,
                 "Search Cost (GPU-days)": cost_text,
@@ -151,6 +154,7 @@ def table3(metrics: Metrics) -> pd.DataFrame:
         rows.append(
             {
                 "Architecture": p["architecture"] + (f" {p['ref']}" if p["ref"] else ""),
+                ON: "ImageNet",
                 "Top-1 Err. (%)": p["top1_error"],
                 "Top-5 Err. (%)": p["top5_error"],
                 "Params (M)": p["params_m"],
@@ -174,9 +178,17 @@ def table3(metrics: Metrics) -> pd.DataFrame:
             sources.append("train_imagenet " + imagenet_status_text(metrics))
         if st:
             sources.append("params/×+ counted by genotype stage (sd_darts.stats)")
+        searched = metrics.searches if key == "selected" else []
+        on = (
+            measured_on(metrics, runs)
+            if runs
+            else "not trained; genotype "
+            + (f"searched on {measured_on(metrics, searched)}" if key == "selected" else "of the paper")
+        )
         rows.append(
             {
                 "Architecture": f"SD-DARTS ({label})",
+                ON: on,
                 "Top-1 Err. (%)": fmt_pm([float(r.summary["test_error"]) for r in runs]) if runs else NOT_RUN,
                 "Top-5 Err. (%)": fmt_pm([float(r.summary["top5_error"]) for r in runs]) if runs else NOT_RUN,
                 "Params (M)": fmt(st.get("params_m"), 2)
@@ -192,6 +204,7 @@ def table3(metrics: Metrics) -> pd.DataFrame:
         rows.append(
             {
                 "Architecture": "SD-DARTS (this pipeline)",
+                ON: "not trained",
                 "Top-1 Err. (%)": NOT_RUN,
                 "Top-5 Err. (%)": NOT_RUN,
                 "Params (M)": NOT_RUN,
@@ -212,18 +225,28 @@ def nb201_reason(metrics: Metrics) -> str:
     return f"{NOT_RUN} ({reason})"
 
 
+def nb201_seed_label(metrics: Metrics, entry: dict) -> str:
+    """A per-seed row of the query: the search run of its seed and the benchmark index it found."""
+    runs = [r.name for r in metrics.nb201_searches if r.seed == entry.get("seed")]
+    run = f"nb201_search {runs[0]}" if runs else f"seed {entry.get('seed', '?')}"
+    index = entry.get("index")
+    return run + ("" if index is None else f", benchmark index {index}")
+
+
 def table4(metrics: Metrics) -> pd.DataFrame:
-    """Table 4 (NAS-Bench-201 accuracy, %): the paper's rows, then the reproduced one."""
+    """Table 4 (NAS-Bench-201 accuracy, %): the paper's rows, then the reproduced one (mean ±
+    std over the search seeds) and one row per search seed, named by its run and benchmark index."""
     paper = load_table("table4")
     rows = []
     for _, p in paper.iterrows():
-        row = {"Method": p["method"] + (f" {p['ref']}" if p["ref"] else "")}
+        row = {"Method": p["method"] + (f" {p['ref']}" if p["ref"] else ""), ON: "NAS-Bench-201"}
         for key, label in TABLE4_COLUMNS:
             row[label] = f"{p[key]} ± {p[key + '_std']}"
         row["Source"] = "paper"
         rows.append(row)
     q = metrics.nb201_query or {}
-    row = {"Method": "SD-DARTS (this pipeline)"}
+    on = f"NAS-Bench-201; searched on {measured_on(metrics, metrics.nb201_searches)}"
+    row = {"Method": "SD-DARTS (this pipeline)", ON: on}
     if q.get("status") == "ok":
         for key, label in TABLE4_COLUMNS:
             cell = q["row"][key]
@@ -234,10 +257,17 @@ def table4(metrics: Metrics) -> pd.DataFrame:
             + f"; benchmark {q.get('benchmark', '?')}"
             + not_comparable(metrics)
         )
+        rows.append(row)
+        for entry in q.get("per_seed") or []:
+            seed_row = {"Method": f"SD-DARTS ({nb201_seed_label(metrics, entry)})", ON: on}
+            for key, label in TABLE4_COLUMNS:
+                seed_row[label] = fmt(entry[key])
+            seed_row["Source"] = f"reproduced: one search seed; arch {entry.get('arch', '?')}"
+            rows.append(seed_row)
     else:
         for _, label in TABLE4_COLUMNS:
             row[label] = NOT_RUN
         searched = produced_by("nb201_search", metrics.nb201_searches) if metrics.nb201_searches else "no search"
         row["Source"] = f"{nb201_reason(metrics)}; searched: {searched}"
-    rows.append(row)
+        rows.append(row)
     return pd.DataFrame(rows)
