@@ -110,6 +110,16 @@ def test_a_report_manifest_linked_to_a_device_is_refused(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [".sd-darts-report.json"]
 
 
+def test_a_report_manifest_that_is_a_fifo_is_refused_without_hanging(tmp_path):
+    out = tmp_path / "report"
+    out.mkdir()
+    os.mkfifo(out / ".sd-darts-report.json")
+    argv = ["--params", str(REPORT / "params.yaml"), "--metrics", str(REPORT / "metrics"), "--out", str(out)]
+    proc = cli("report", *argv, cwd=tmp_path, timeout=60)
+    assert_refused(proc, "FIFO", ".sd-darts-report.json")
+    assert sorted(p.name for p in out.iterdir()) == [".sd-darts-report.json"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Special files: only regular files are read
 # ---------------------------------------------------------------------------------------------

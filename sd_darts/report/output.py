@@ -54,8 +54,8 @@ def _read_manifest(out: Path) -> dict[str, dict[str, str]]:
     path = out / MANIFEST
     hint = f"delete {path} only if every file it lists is yours to lose, or choose another --out"
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        data = json.loads(files.read_text(path, "report manifest"))
+    except (json.JSONDecodeError, RecursionError):
         raise UserError(f"report manifest {path} is unreadable; {hint}") from None
     ok = isinstance(data, dict) and isinstance(data.get("files"), dict)
     tables = {"files": data.get("files") if ok else None, "pending": data.get("pending", {}) if ok else None}
@@ -114,7 +114,7 @@ def check_output(
         accepted = {manifest["files"].get(name), manifest["pending"].get(name)} - {None}
         if not accepted:
             raise _refuse(out, f"holds {name}, which the report did not write (not in {MANIFEST}); move it away first")
-        if sha256(path.read_bytes()) not in accepted:
+        if sha256(files.read_bytes(path, "report file")) not in accepted:
             raise _refuse(
                 out, f"holds {name}, which was changed since the report wrote it; move your copy away (or restore it)"
             )
