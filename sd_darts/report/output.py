@@ -84,7 +84,8 @@ def check_output(
     ``names``); the manifest's other entries are ignored, so the report never deletes or
     replaces a file of another name, whatever the manifest says.  Raises :class:`UserError`
     without writing anything."""
-    files.check_writable_dir(out_dir, "--out")  # empty name, kernel file systems, read-only parents
+    # empty name, kernel file systems, read-only parents; links among the names it writes are checked below
+    files.check_writable_dir(out_dir, "--out", tree=False)
     out = Path(out_dir).absolute()
     if (out.exists() and not out.is_dir()) or (out.is_symlink() and not out.exists()):
         raise _refuse(out, "is not a folder; choose a new or empty folder")
