@@ -51,12 +51,15 @@ class _RunSettings:
     )
     max_steps_per_epoch: int | None = setting(None, "cap on training steps per epoch (smoke runs and tests)", ge=1)
     amp: str = setting(
-        "auto",
-        "mixed precision of the forward pass: bf16 autocast, none, or auto (bf16 on CUDA, none on the CPU)",
+        "none",
+        "mixed precision of the forward pass: none (fp32, the paper's recipe), bf16 autocast, "
+        "or auto (bf16 on CUDA, none on the CPU); bf16 is a speed option that changes the numbers",
         choices=AMP_MODES,
     )
     channels_last: bool | None = setting(
-        None, "channels_last memory format (faster convolutions on GPUs; default: on CUDA only)", fingerprint=False
+        False,
+        "channels_last memory format (a speed option for GPUs; null: on CUDA only)",
+        fingerprint=False,
     )
     compile: bool = setting(
         False,

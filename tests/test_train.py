@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,7 @@ from sd_darts import config as cfgmod
 from sd_darts.cli import main
 from sd_darts.recipes import TrainCifarConfig, TrainImageNetConfig
 from sd_darts.schedules import cosine_lr, drop_path_prob_at, imagenet_lr
-from sd_darts.train import classification_loss, topk_correct
+from sd_darts.train import classification_loss, topk_correct, use_bf16, use_channels_last
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -143,6 +144,18 @@ def test_paper_defaults_and_fingerprint():
     for name in ("out", "device", "num_workers", "pin_memory", "progress", "channels_last", "data_root"):
         assert name not in fp
     assert "learning_rate" in fp and "seed" in fp
+
+
+@pytest.mark.parametrize("params", ["params.yaml", "params-smoke.yaml"])
+def test_evaluation_trains_in_fp32_by_default_in_every_profile(params):
+    """DARTS, PC-DARTS and the paper train in fp32: bf16 and channels_last are opt-in."""
+    for cls in (TrainCifarConfig, TrainImageNetConfig):
+        c = cls()
+        assert c.amp == "none" and c.channels_last is False
+        assert not use_bf16(c, torch.device("cuda")) and not use_channels_last(c, torch.device("cuda"))
+    raw = yaml.safe_load((Path(__file__).parents[1] / params).read_text())
+    for section in ("train_cifar", "train_imagenet"):
+        assert raw[section]["amp"] == "none" and raw[section]["channels_last"] is False, (params, section)
 
 
 def test_cutout_after_normalisation_in_cifar_pipeline():
