@@ -8,6 +8,10 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/python -m pytest -q "$@"
+# The fast tests on Python 3.12 and 3.13 too (pyenv's, where installed; SD_DARTS_SKIP_PYTHONS=1 skips).
+if [ "${SD_DARTS_SKIP_PYTHONS:-0}" != 1 ]; then
+    bash scripts/python_versions.sh
+fi
 # The Dockerfile is linted; scripts/docker_check.sh below builds and runs it.
 .venv/bin/hadolint Dockerfile
 echo "hadolint: Dockerfile clean"

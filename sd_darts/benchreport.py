@@ -301,7 +301,7 @@ def bench(
     produced_by.update(
         {
             "git_rev": _git_rev(root),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": command,
         }
     )
