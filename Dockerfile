@@ -48,7 +48,10 @@ WORKDIR /workspace/sd-darts
 # them), then the package's own dependencies and extras as pyproject.toml lists them, then the
 # reference implementations used by tests and benchmarks (no dependencies, as in setup.sh).
 COPY pyproject.toml constraints.txt /tmp/deps/
-RUN pip install -c /tmp/deps/constraints.txt torch torchvision \
+# TORCH_INDEX_URL: another wheel index for torch/torchvision, e.g. https://download.pytorch.org/whl/cu128
+# for hosts whose NVIDIA driver runs CUDA 12 only (the pinned build is CUDA 13; README).
+ARG TORCH_INDEX_URL=""
+RUN pip install -c /tmp/deps/constraints.txt ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch torchvision \
     && python -c "import tomllib; p = tomllib.load(open('/tmp/deps/pyproject.toml', 'rb'))['project']; \
 print('\n'.join(p['dependencies'] + p['optional-dependencies']['dev'] + p['optional-dependencies']['pipeline']))" \
         > /tmp/deps/requirements.txt \

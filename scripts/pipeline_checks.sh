@@ -32,6 +32,13 @@ python -m sd_darts report --params params-smoke.yaml
 git diff --exit-code --stat -- reports/ || fail "reports/ differs from what metrics/ regenerates; run 'sd-darts report --params FILE' and commit"
 untracked=$(git ls-files --others --exclude-standard -- reports/)
 [ -z "$untracked" ] || fail "reports/ has files that are not committed: $untracked"
+# The same through DVC in a fresh clone of HEAD: `dvc repro -s report` (the report stage alone;
+# its inputs are the committed metrics) leaves reports/ as committed.
+fresh=$(mktemp -d "${TMPDIR:-/tmp}/sd-darts-fresh.XXXXXX")
+git clone -q . "$fresh/repo"
+(cd "$fresh/repo" && dvc repro -q -s report >/dev/null && git diff --exit-code --stat -- reports/) \
+    || { rm -rf "$fresh"; fail "dvc repro -s report in a fresh clone does not regenerate the committed reports/paper/"; }
+rm -rf "$fresh"
 
 if [ "${SD_DARTS_SKIP_SMOKE:-0}" = 1 ]; then
     echo "pipeline checks 1-2 passed (smoke pipeline skipped: SD_DARTS_SKIP_SMOKE=1)"
