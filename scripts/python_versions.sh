@@ -34,7 +34,7 @@ for v in $VERSIONS; do
         echo "python_versions: setting up $venv with $("$py" --version) (torch from PyPI: minutes the first time)"
         "$py" -m venv "$venv"
         "$venv/bin/python" -m pip install -q torch==2.14.1 torchvision==0.29.1 2> >(grep -v "^WARNING: Location" >&2)
-        "$venv/bin/python" -m pip install -q -c constraints.txt -e ".[dev]" 2> >(grep -v "^WARNING: Location" >&2)
+        "$venv/bin/python" -m pip install -q -c constraints.txt -e ".[dev,pipeline]" 2> >(grep -v "^WARNING: Location" >&2)
         echo "$want" > "$stamp"
     fi
     echo "python_versions: $("$venv/bin/python" --version): fast tests"
