@@ -12,8 +12,8 @@ from ..layout import Layout
 from ..stage import stage
 
 
-@stage()
-def main(p, args) -> int:
+def overlay_tables(p) -> dict[str, str]:
+    """``{kind: TSV text}`` of the profile's runs (read from ``metrics/<profile>/curves/``); kinds without runs left out."""
     layout = Layout(p.profile)
     kinds = {
         "search": [(m, s, layout.search(m, s)) for m in p.pipeline.search_methods for s in p.seeds.search],
@@ -22,15 +22,22 @@ def main(p, args) -> int:
             (g, s, layout.train_cifar(g, s)) for g in p.pipeline.eval_genotypes for s in p.seeds.train_cifar
         ],
     }
-    for kind, runs in kinds.items():
-        if not runs:
-            continue
-        table = overlay_curves(
+    return {
+        kind: overlay_curves(
             [
                 (series, seed, r.name, files.read_text(layout.curves(r), what="plotted curves"))
                 for series, seed, r in runs
             ]
         )
+        for kind, runs in kinds.items()
+        if runs
+    }
+
+
+@stage()
+def main(p, args) -> int:
+    layout = Layout(p.profile)
+    for kind, table in overlay_tables(p).items():
         files.write_text(layout.plots / f"{kind}.tsv", table)
-        print(f"curves: {len(runs)} runs in {layout.plots / kind}.tsv")
+        print(f"curves: {len(table.splitlines()) - 1} rows in {layout.plots / kind}.tsv")
     return 0
