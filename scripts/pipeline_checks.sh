@@ -67,7 +67,7 @@ import json, sys
 data = json.load(open(sys.argv[1]))
 assert not data.get("errors"), data["errors"]
 names = " ".join(data["data"])
-assert "curves/search/sd-darts-s0.tsv" in names and "curves/train_cifar/selected-s0.tsv" in names, names
+assert "fig2_hessian_eigenvalue" in names and "train_test_error" in names, names
 PY
 # an identity for the commits of this throw-away clone (DVC experiments commit too)
 git config user.name "sd-darts pipeline checks"

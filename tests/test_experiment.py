@@ -109,7 +109,7 @@ def test_closure_follows_imports_and_registries():
 def test_stage_outputs_are_where_the_layout_says(dvc_stages):
     p = schema.read_params(ROOT / "params.yaml")
     lay = layout.Layout(p.profile)
-    expected: set[str] = {p.data.root, str(lay.reports), str(lay.nb201_query)}
+    expected: set[str] = {p.data.root, str(lay.reports), str(lay.nb201_query), str(lay.plots)}
     for method in p.pipeline.search_methods:
         for seed in p.seeds.search:
             run = lay.search(method, seed)

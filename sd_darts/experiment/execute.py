@@ -37,6 +37,28 @@ def plot_curves(curves_tsv: str) -> str:
     return "\n".join([header, *shifted]) + "\n"
 
 
+#: The columns that :func:`overlay_curves` puts before a run's own: what ``dvc plots``' overlay
+#: template (``.dvc/plots/overlay.json``) colours (``series``: the method or genotype) and dashes by.
+OVERLAY_COLUMNS = ("series", "seed", "run")
+
+
+def overlay_curves(runs: list[tuple[str, int, str, str]]) -> str:
+    """One TSV of several runs' plotted curves, ``(series, seed, run name, curves TSV text)`` each:
+    a row per run and epoch, :data:`OVERLAY_COLUMNS` first, then the union of the runs' columns
+    (a column a run lacks is empty in its rows); values are copied verbatim."""
+    tables = []
+    columns: list[str] = []
+    for series, seed, name, text in runs:
+        header, *rows = text.splitlines()
+        fields = header.split("\t")
+        columns += [f for f in fields if f not in columns]
+        tables.append(((series, str(seed), name), [dict(zip(fields, r.split("\t"), strict=True)) for r in rows]))
+    lines = ["\t".join((*OVERLAY_COLUMNS, *columns))]
+    for head, rows in tables:
+        lines += ["\t".join((*head, *(row.get(c, "") for c in columns))) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def publish_curves(p: Params, paths: RunPaths) -> None:
     """Copy a collected run's ``curves.tsv`` (1-based epochs) where ``dvc plots`` finds the curves of its kind."""
     files.write_text(Layout(p.profile).curves(paths), plot_curves((paths.metrics / "curves.tsv").read_text()))

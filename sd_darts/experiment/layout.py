@@ -4,7 +4,8 @@
 
     runs/<profile>/<kind>/<run>/        a run's folder (checkpoints, DVCLive; persisted DVC output)
     metrics/<profile>/<kind>/<run>/     its small text outputs, committed to git (the report reads them)
-    metrics/<profile>/curves/<kind>/<run>.tsv   per-epoch curves of searches and trainings for `dvc plots`
+    metrics/<profile>/curves/<kind>/<run>.tsv   per-epoch curves of one search or training (epochs 1-based)
+    metrics/<profile>/plots/<kind>.tsv          every run's curves of a kind in one table, for `dvc plots`
     metrics/headline/<profile>/...      the DVC metrics: numbers only (sd_darts/experiment/headline.py)
     reports/<profile>/                  the report
 
@@ -71,6 +72,11 @@ class Layout:
     def curves(self, paths: RunPaths) -> Path:
         """A copy of a run's ``curves.tsv`` for ``dvc plots`` (one folder of TSVs per kind)."""
         return self.metrics / "curves" / paths.kind / f"{paths.name}.tsv"
+
+    @property
+    def plots(self) -> Path:
+        """``<kind>.tsv``: the curves of every run of a kind, one row per run and epoch (``dvc plots`` overlays them)."""
+        return self.metrics / "plots"
 
     @property
     def headline(self) -> Path:
