@@ -18,6 +18,9 @@ echo "hadolint: Dockerfile clean"
 if [ -f scripts/pipeline_checks.sh ] && [ "${SD_DARTS_SKIP_PIPELINE_CHECKS:-0}" != 1 ]; then
     PATH="$PWD/.venv/bin:$PATH" bash scripts/pipeline_checks.sh
 fi
+# The `dvc plots show` page rendered offline by headless Chromium (Debian's, installed if missing;
+# SD_DARTS_REQUIRE_BROWSER=0 lets a machine without it skip the check).
+SD_DARTS_REQUIRE_BROWSER=${SD_DARTS_REQUIRE_BROWSER:-1} PATH="$PWD/.venv/bin:$PATH" bash scripts/plots_check.sh
 # The image built and run against a real Docker engine (SD_DARTS_SKIP_DOCKER=1 skips it).
 if [ "${SD_DARTS_SKIP_DOCKER:-0}" != 1 ]; then
     PATH="$PWD/.venv/bin:$PATH" bash scripts/docker_check.sh
