@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ..config import add_arguments, resolve
-from ..train import report_line, run_training
 
 
 def register(parser: argparse.ArgumentParser, config_class: type, section: str) -> None:
@@ -13,6 +12,8 @@ def register(parser: argparse.ArgumentParser, config_class: type, section: str) 
 
 
 def run(args: argparse.Namespace, config_class: type, section: str) -> int:
+    from ..train import report_line, run_training
+
     result = run_training(resolve(config_class, section, args))
     if result.is_main:
         print(report_line(result))

@@ -14,7 +14,7 @@ from typing import Any
 from .. import config
 from ..nb201_bench import Nb201QueryConfig
 from ..recipes import TrainCifarConfig, TrainImageNetConfig
-from ..search import SearchConfig
+from ..search_config import SearchConfig
 from .layout import ABLATIONS, Layout
 from .schema import Params, read_params
 
