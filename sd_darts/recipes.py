@@ -106,7 +106,7 @@ class _CifarSettings:
         "data", "folder holding CIFAR-10 (cifar-10-python.tar.gz or cifar-10-batches-py)", fingerprint=False
     )
     download: bool = setting(False, "download CIFAR-10 through torchvision if it is missing", fingerprint=False)
-    image_size: int | None = setting(None, "resize images to this size (digits only; default 32)", ge=8, le=256)
+    image_size: int | None = setting(None, "resize images to this size (digits only; default: 32)", ge=8, le=256)
     holdout_portion: float | None = setting(
         None,
         "train on this leading fraction of the training set and evaluate on the rest instead of the test set (DARTS's selection protocol)",

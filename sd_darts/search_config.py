@@ -53,7 +53,9 @@ class SearchConfig:
         None, "comma-separated candidate ops of the DARTS space (default: all 8 DARTS ops, in the DARTS order)"
     )
     init_channels: int | None = setting(None, "supernet initial channels C (default: the space's, 16)", ge=1, le=1024)
-    layers: int | None = setting(None, "supernet cells (DARTS: 8) or cells per stage N (NB201: 5)", ge=1, le=100)
+    layers: int | None = setting(
+        None, "supernet cells, or cells per stage N in NB201 (default: the space's, DARTS 8, NB201 5)", ge=1, le=100
+    )
     warmup_epochs: int = setting(
         25,
         "warm-up epochs ξ before self-distillation starts (ξ=0 and ξ=1 act alike: the first epoch has no earlier epoch to distil from)",
