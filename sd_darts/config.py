@@ -290,9 +290,9 @@ def read_params_section(path: str | Path, section: str) -> dict[str, Any]:
     return body
 
 
-def resolve(cls, section: str, args: argparse.Namespace):
-    """Defaults < params file section < command-line flags, merged first and then checked once."""
-    layers: list[tuple[dict[str, Any], Any]] = []
+def resolve(cls, section: str, args: argparse.Namespace, base: list[tuple[dict[str, Any], Any]] | None = None):
+    """Defaults < ``base`` layers < params file section < command-line flags, merged first and then checked once."""
+    layers: list[tuple[dict[str, Any], Any]] = list(base or [])
     if getattr(args, "params", None):
         layers.append((read_params_section(args.params, section), f"{args.params}: {section}"))
     flags = {f.name: getattr(args, f.name) for f, _t in fields(cls) if getattr(args, f.name, None) is not None}

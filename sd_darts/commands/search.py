@@ -17,11 +17,13 @@ def register(parser) -> None:
 
 
 def run(args) -> int:
+    from ..experiment.settings import command_data
     from ..search import run_search
     from ..search_seeds import run_search_seeds
 
     section = PARAMS_SECTIONS.get(args.space or "darts", "search")
-    cfg = config.resolve(SearchConfig, section, args)
+    base = command_data(args.params, section) if args.params else []
+    cfg = config.resolve(SearchConfig, section, args, base)
     results = run_search_seeds(cfg) if cfg.seeds else [run_search(cfg)]
     for result in results:
         print(f"genotype: {json.dumps(result.summary['genotype'])}")
