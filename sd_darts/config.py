@@ -230,7 +230,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls, section: str) -> None:
         kwargs: dict[str, Any] = {"default": None, "dest": f.name}
         default = f.default if f.default is not dataclasses.MISSING else None
         help_text = f.metadata.get("help", "")
-        kwargs["help"] = f"{help_text} (default: {default})" if help_text else f"(default: {default})"
+        if "default" in help_text.lower():  # the help text says it (e.g. "default: the space's, 16")
+            kwargs["help"] = help_text
+        else:
+            kwargs["help"] = f"{help_text} (default: {default})" if help_text else f"(default: {default})"
         if "choices" in f.metadata:
             # Checked in build(), so that a bad value is one line naming the setting.
             kwargs["help"] += " [choices: " + ", ".join(map(str, f.metadata["choices"])) + "]"
@@ -287,9 +290,9 @@ def read_params_section(path: str | Path, section: str) -> dict[str, Any]:
     return body
 
 
-def resolve(cls, section: str, args: argparse.Namespace):
-    """Defaults < params file section < command-line flags, merged first and then checked once."""
-    layers: list[tuple[dict[str, Any], Any]] = []
+def resolve(cls, section: str, args: argparse.Namespace, base: list[tuple[dict[str, Any], Any]] | None = None):
+    """Defaults < ``base`` layers < params file section < command-line flags, merged first and then checked once."""
+    layers: list[tuple[dict[str, Any], Any]] = list(base or [])
     if getattr(args, "params", None):
         layers.append((read_params_section(args.params, section), f"{args.params}: {section}"))
     flags = {f.name: getattr(args, f.name) for f, _t in fields(cls) if getattr(args, f.name, None) is not None}

@@ -53,7 +53,7 @@ from . import config
 from .config import setting
 from .errors import UserError
 from .files import open_regular
-from .genotypes import NB201Genotype, load_genotype
+from .genotypes import SHIPPED_GENOTYPES, NB201Genotype, load_genotype
 
 log = logging.getLogger("sd_darts.nb201_bench")
 
@@ -426,16 +426,27 @@ def load_benchmark(path: str | os.PathLike) -> Benchmark:
     return Benchmark(api, path)
 
 
-def parse_genotype_arg(arg: str) -> tuple[str, NB201Genotype]:
-    """``(source, genotype)`` from an arch string, a ``genotype.json`` or a run folder."""
+#: What ``nb201-query`` takes for a genotype, for its messages.
+GENOTYPE_FORMS = (
+    "an arch string '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|', a genotype.json written by "
+    "sd-darts search --space nb201, or its run folder"
+)
+
+
+def parse_genotype_arg(arg: str) -> tuple[str | None, NB201Genotype]:
+    """``(source, genotype)`` from an arch string (source ``None``), a ``genotype.json`` or a run folder."""
     text = str(arg).strip()
     if text.startswith("|"):
-        return "arch", NB201Genotype.from_arch_str(text)
+        return None, NB201Genotype.from_arch_str(text)
+    path = Path(text)
+    if text not in SHIPPED_GENOTYPES and not (path / "genotype.json" if path.is_dir() else path).exists():
+        what = f"folder {text} has no genotype.json" if path.is_dir() else f"{text!r} is not an existing file or folder"
+        raise UserError(f"genotype {what}; nb201-query takes {GENOTYPE_FORMS}")
     genotype = load_genotype(text)
     if not isinstance(genotype, NB201Genotype):
         raise UserError(
-            f"genotype {text} is a DARTS-space genotype; nb201-query needs a NAS-Bench-201 genotype "
-            '(genotype.json with "space": "nb201") or an arch string \'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|\''
+            f"genotype {text} is a DARTS-space genotype; nb201-query takes {GENOTYPE_FORMS} "
+            '(a genotype.json with "space": "nb201")'
         )
     return text, genotype
 

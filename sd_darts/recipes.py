@@ -18,18 +18,18 @@ gradient-norm clip 5; top-1 and top-5 error on the validation set.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import torch.nn as nn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .config import require, setting
-from .data import EvalData, load_eval_data
-from .data.imagenet import load_imagenet
 from .errors import UserError
 from .genotypes import Genotype, load_genotype
-from .model import NetworkCIFAR, NetworkImageNet, auxiliary_input_ok
 from .runtime import check_device_name
 from .schedules import cosine_lr, imagenet_lr
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch.nn as nn
+
+    from .data import EvalData
 
 CIFAR_DATASETS = ("cifar10", "digits")
 AMP_MODES = ("auto", "none", "bf16")
@@ -84,6 +84,8 @@ class _RunSettings:
             f"must be even (FactorizedReduce halves it), got {self.init_channels}",
         )
         if self.auxiliary_weight > 0:
+            from .model import auxiliary_input_ok
+
             require(
                 auxiliary_input_ok(self.network_kind, self.input_size),
                 "auxiliary_weight",
@@ -104,7 +106,7 @@ class _CifarSettings:
         "data", "folder holding CIFAR-10 (cifar-10-python.tar.gz or cifar-10-batches-py)", fingerprint=False
     )
     download: bool = setting(False, "download CIFAR-10 through torchvision if it is missing", fingerprint=False)
-    image_size: int | None = setting(None, "resize images to this size (digits only; default 32)", ge=8, le=256)
+    image_size: int | None = setting(None, "resize images to this size (digits only; default: 32)", ge=8, le=256)
     holdout_portion: float | None = setting(
         None,
         "train on this leading fraction of the training set and evaluate on the rest instead of the test set (DARTS's selection protocol)",
@@ -207,6 +209,18 @@ class TrainImageNetConfig(_RunSettings, _ImageNetSettings):
 # --------------------------------------------------------------------------------------------
 
 
+class _Network:
+    """A network class of :mod:`sd_darts.model` by name, imported (with torch) on first use."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type) -> type:
+        from . import model
+
+        return getattr(model, self.name)
+
+
 def resolve_genotype(name_or_path: str) -> Genotype:
     """Load a shipped genotype by name or a ``genotype.json``; it must be a DARTS-space one."""
     genotype = load_genotype(name_or_path)
@@ -223,7 +237,7 @@ class CifarRecipe:
 
     name = "train-cifar"
     Config = TrainCifarConfig
-    network = NetworkCIFAR
+    network = _Network("NetworkCIFAR")
     label_smoothing = 0.0
 
     def __init__(self, cfg: TrainCifarConfig):
@@ -234,6 +248,8 @@ class CifarRecipe:
         return cosine_lr(epoch, c.epochs, c.learning_rate, c.learning_rate_min)
 
     def load_data(self) -> EvalData:
+        from .data import load_eval_data
+
         c = self.cfg
         return load_eval_data(
             c.dataset, c.data_root, cutout_length=c.cutout_length, image_size=c.image_size, download=c.download,
@@ -250,7 +266,7 @@ class ImageNetRecipe(CifarRecipe):
 
     name = "train-imagenet"
     Config = TrainImageNetConfig
-    network = NetworkImageNet
+    network = _Network("NetworkImageNet")
 
     def __init__(self, cfg: TrainImageNetConfig):
         self.cfg = cfg
@@ -261,6 +277,8 @@ class ImageNetRecipe(CifarRecipe):
         return imagenet_lr(epoch, c.epochs, c.learning_rate, c.warmup_epochs)
 
     def load_data(self) -> EvalData:
+        from .data.imagenet import load_imagenet
+
         c = self.cfg
         return load_imagenet(c.data_root, image_size=c.image_size, cutout_length=c.cutout_length)
 

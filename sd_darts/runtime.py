@@ -1,6 +1,10 @@
 """Run-time helpers shared by every command: seeding, device choice, RNG state capture for
 exact resume, and progress reporting (a tqdm bar on a terminal, periodic log lines
-otherwise)."""
+otherwise).
+
+torch and numpy are imported inside the functions that use them, so that the command line
+(``sd-darts --help``, the signal and exit-code helpers) starts without them.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,12 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 log = logging.getLogger("sd_darts")
 
@@ -27,6 +31,9 @@ def setup_logging() -> None:
 
 
 def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
@@ -45,6 +52,8 @@ def check_device_name(name: str) -> str | None:
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when available, else CPU; ``cuda``/``cuda:N``/``cpu`` force one."""
+    import torch
+
     if name in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     problem = check_device_name(name)
@@ -88,6 +97,9 @@ def interrupted(exc: KeyboardInterrupt, saved: str) -> Interrupted:
 
 def get_rng_state() -> dict[str, Any]:
     """All RNG states as tensors and plain Python values (loadable with weights_only=True)."""
+    import numpy as np
+    import torch
+
     np_state = np.random.get_state()
     state = {
         "python": random.getstate(),
@@ -103,6 +115,9 @@ def get_rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     np.random.set_state(

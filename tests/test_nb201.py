@@ -382,6 +382,7 @@ def test_cli_queries_files_and_strings_with_one_load(tmp_path, bench_file, capsy
     assert result["hp"] == "200" and result["official_file_name"] is True
     assert [r["arch"] for r in result["results"]] == archs[:3]
     assert result["results"][0]["source"] == str(tmp_path / "seed0")
+    assert result["results"][2]["source"] == f"benchmark index {result['results'][2]['index']}"
     for r in result["results"]:
         for key in KEYS:
             assert r[key] == pytest.approx(expected[r["arch"]][key])
@@ -400,6 +401,8 @@ def test_cli_table_output_and_params_file(tmp_path, bench_file, capsys):
     assert main(["nb201-query", "--params", str(params), DEFAULT_ARCHS[1]]) == 0
     text = capsys.readouterr().out
     assert "CIFAR-100 test" in text and f"{expected[DEFAULT_ARCHS[1]]['cifar100_test']:.2f}" in text
+    (row,) = [line for line in text.splitlines() if DEFAULT_ARCHS[1] in line]
+    assert row.startswith("| benchmark index ")  # an arch string's row is named by its index
     assert "benchmark best" not in text
 
 
@@ -408,7 +411,7 @@ def test_cli_table_output_and_params_file(tmp_path, bench_file, capsys):
     [
         (["DARTS_V2"], "DARTS-space genotype"),
         (["|none~0|+|none~0|none~1|"], "malformed NAS-Bench-201 architecture string"),
-        (["no/such/run"], "neither a shipped genotype"),
+        (["no/such/run"], "'no/such/run' is not an existing file or folder; nb201-query takes an arch string"),
     ],
 )
 def test_cli_bad_genotypes_exit_2_before_loading(tmp_path, capsys, args, needle, monkeypatch):
@@ -418,6 +421,7 @@ def test_cli_bad_genotypes_exit_2_before_loading(tmp_path, capsys, args, needle,
     assert main(["nb201-query", "--benchmark", str(tmp_path / "x.pth"), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
+    assert "DARTS_V1" not in err  # the DARTS-space names are not what nb201-query takes
 
 
 def test_cli_missing_benchmark_exits_2(tmp_path, capsys, api_module):

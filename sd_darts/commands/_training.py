@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ..config import add_arguments, resolve
-from ..train import report_line, run_training
 
 
 def register(parser: argparse.ArgumentParser, config_class: type, section: str) -> None:
@@ -13,7 +12,11 @@ def register(parser: argparse.ArgumentParser, config_class: type, section: str) 
 
 
 def run(args: argparse.Namespace, config_class: type, section: str) -> int:
-    result = run_training(resolve(config_class, section, args))
+    from ..experiment.settings import command_data
+    from ..train import report_line, run_training
+
+    base = command_data(args.params, section) if args.params else []
+    result = run_training(resolve(config_class, section, args, base))
     if result.is_main:
         print(report_line(result))
     return 0

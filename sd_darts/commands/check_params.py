@@ -7,8 +7,6 @@ in one line naming the key.
 
 from __future__ import annotations
 
-from ..experiment.settings import check_all, summary
-
 NAME = "check-params"
 HELP = "check every section of a params file (params.yaml) against the settings of the runs it makes"
 
@@ -20,5 +18,7 @@ def register(parser) -> None:
 
 
 def run(args) -> int:
+    from ..experiment.settings import check_all, summary
+
     print(summary(check_all(args.params)))
     return 0

@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..data.checksums import listing_sha256, sha256_file
-
 NAME = "checksum"
 HELP = "print the sha256 of a data file (NAS-Bench-201) or of a folder's listing (ImageNet) for params.yaml"
 
@@ -16,6 +12,10 @@ def register(parser) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from ..data.checksums import listing_sha256, sha256_file
+
     path = Path(args.path)
     if path.is_dir():
         print(f"{listing_sha256(path)}  {path}/ (listing: relative paths and sizes)")

@@ -55,7 +55,9 @@ def run(args) -> int:
     benchmark = load_benchmark(cfg.benchmark)
     rows = []
     for source, genotype in parsed:
-        rows.append({"source": source, **benchmark.query(genotype)})
+        row = benchmark.query(genotype)
+        # A row is named by its genotype file or run folder, an arch string's by its benchmark index.
+        rows.append({"source": source or f"benchmark index {row['index']}", **row})
     result = {
         "benchmark": str(benchmark.path),
         "benchmark_file": benchmark.path.name,

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from ..errors import UserError
-from ..experiment.layout import Layout
-from ..experiment.report_spec import report_spec
-from ..experiment.schema import read_params
-from ..report import build_report
-
 NAME = "report"
 HELP = (
     "regenerate reports/<profile>/ (Tables 1-4, Figs. 2, 4, 5, 6, search curves) from metrics/<profile>/; "
@@ -33,6 +27,12 @@ def register(parser) -> None:
 
 
 def run(args) -> int:
+    from ..errors import UserError
+    from ..experiment.layout import Layout
+    from ..experiment.report_spec import report_spec
+    from ..experiment.schema import read_params
+    from ..report import build_report
+
     for flag, value in (("--metrics", args.metrics), ("--out", args.out)):
         if value is not None and value.strip() == "":
             raise UserError(f"{flag} is empty; name a folder or leave {flag} out for its default")

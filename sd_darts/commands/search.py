@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from .. import config
-from ..search import PARAMS_SECTIONS, SearchConfig, run_search
-from ..search_seeds import run_search_seeds
+from ..search_config import PARAMS_SECTIONS, SearchConfig
 
 NAME = "search"
 HELP = "search a cell with DARTS or SD-DARTS (paper §3.3-3.4); rerun the same command to resume"
@@ -18,8 +17,13 @@ def register(parser) -> None:
 
 
 def run(args) -> int:
+    from ..experiment.settings import command_data
+    from ..search import run_search
+    from ..search_seeds import run_search_seeds
+
     section = PARAMS_SECTIONS.get(args.space or "darts", "search")
-    cfg = config.resolve(SearchConfig, section, args)
+    base = command_data(args.params, section) if args.params else []
+    cfg = config.resolve(SearchConfig, section, args, base)
     results = run_search_seeds(cfg) if cfg.seeds else [run_search(cfg)]
     for result in results:
         print(f"genotype: {json.dumps(result.summary['genotype'])}")

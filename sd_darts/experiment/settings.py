@@ -12,16 +12,34 @@ from __future__ import annotations
 from typing import Any
 
 from .. import config
+from ..errors import UserError
 from ..nb201_bench import Nb201QueryConfig
 from ..recipes import TrainCifarConfig, TrainImageNetConfig
-from ..search import SearchConfig
+from ..search_config import SearchConfig
 from .layout import ABLATIONS, Layout
-from .schema import Params, read_params
+from .schema import DataParams, Params, read_params
 
 
 def _data(p: Params) -> dict[str, Any]:
     """The dataset of a run.  ``data.download`` is only read by the data stage."""
     return {"dataset": p.data.dataset, "data_root": p.data.root}
+
+
+def command_data(path: str, section: str) -> list[tuple[dict[str, Any], str]]:
+    """The dataset settings that a params file's ``data:`` section gives ``sd-darts <command> --params
+    FILE`` (its command sections cannot set them: the pipeline does), as a layer under the section;
+    none for a file without a ``data:`` section.  ``data.download`` counts here: no data stage runs."""
+    raw = config.read_yaml_mapping(path)
+    if "data" not in raw:
+        return []
+    body = raw["data"] if raw["data"] is not None else {}
+    if not isinstance(body, dict):
+        raise UserError(f"{path}: 'data:' must be a mapping of settings")
+    where = f"{path}: data"
+    d = config.build(DataParams, [(body, where)])
+    if section == "train_imagenet":
+        return [({"data_root": d.imagenet_root}, where)]
+    return [({"dataset": d.dataset, "data_root": d.root, "download": d.download}, where)]
 
 
 def _build(cls, p: Params, layers: list[tuple[dict[str, Any], str | None]]):
