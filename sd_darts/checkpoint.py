@@ -11,11 +11,17 @@ A checkpoint is a dict of tensors and plain values written atomically after ever
   types (:func:`load_checkpoint_if_any`); the states inside are then restored by
   :func:`restore`, which turns any mismatch (a state dict of another network, a bad RNG state)
   into the same one-line error.  The run folder is not touched until all of this succeeded.
+
+Runs trained together (stacked seeds) commit their checkpoints as one (:class:`CheckpointGroup`):
+every run's ``checkpoint.pt.next`` is written first, then each is renamed over ``checkpoint.pt``;
+an interruption in between is settled on the next start (finished if every ``.next`` was
+written, discarded otherwise), so the runs always resume from one epoch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,7 +31,7 @@ import torch
 
 from . import config as config_mod
 from .errors import UserError
-from .files import torch_load, torch_save
+from .files import _io_error, torch_load, torch_save
 
 FORMAT = "sd-darts-checkpoint-v2"
 
@@ -130,3 +136,97 @@ def check_epoch(path: str | Path, value: int, total: int, what: str = "epoch") -
     if not 0 <= value <= total:
         raise UserError(f"checkpoint {path}: {what} {value} is outside 0..{total}; delete it or choose another --out")
     return value
+
+
+NEXT_SUFFIX = ".next"
+
+
+def next_path(path: str | Path) -> Path:
+    """Where a group commit writes ``path``'s next checkpoint before renaming it over ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + NEXT_SUFFIX)
+
+
+def commit_file(src: Path, dst: Path) -> None:
+    """Rename ``src`` over ``dst`` (atomic); an ``OSError`` is one line."""
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        raise _io_error(dst, exc) from None
+
+
+def remove_file(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise _io_error(path, exc, "remove") from None
+
+
+class CheckpointGroup:
+    """The checkpoints of runs trained together, committed all or none.
+
+    :meth:`save` writes every run's ``checkpoint.pt.next`` (phase 1), then renames each over its
+    ``checkpoint.pt`` (phase 2).  :meth:`load` reads what an interruption left: if every run has a
+    ``.next`` of one epoch, or its ``checkpoint.pt`` already holds that epoch (phase 2 was
+    interrupted), the commit is finished; otherwise (phase 1) the ``.next`` files are discarded.
+    :meth:`settle` carries that out once the folders are locked.
+    """
+
+    def __init__(self, paths: list[Path], kind: str):
+        self.paths = [Path(p) for p in paths]
+        self.kind = kind
+        self.epochs: list[int | None] = [None] * len(self.paths)  # the epoch each checkpoint.pt holds
+        self._committing: int | None = None  # the epoch phase 2 is renaming
+        self._plan: list[tuple[Path, Path | None]] = []  # (.next, rename target or None: remove)
+
+    def load(self, cfgs: list, schema: Mapping[str, type | tuple] | None = None) -> list[dict | None]:
+        """Each run's checkpoint to resume from (None: none), an interrupted commit settled on paper."""
+        nexts = [next_path(p) for p in self.paths]
+        current = [load_checkpoint_if_any(p, c, self.kind, schema) for p, c in zip(self.paths, cfgs)]
+        pending = {i: load_checkpoint_if_any(n, c, self.kind, schema) for i, (n, c) in enumerate(zip(nexts, cfgs))}
+        pending = {i: ckpt for i, ckpt in pending.items() if ckpt is not None}
+        ckpts = current
+        if pending:
+            epochs = {int(ckpt["epoch"]) for ckpt in pending.values()}
+            epoch = epochs.pop() if len(epochs) == 1 else None
+            written = all(
+                i in pending or (ckpt is not None and ckpt["epoch"] == epoch) for i, ckpt in enumerate(current)
+            )
+            if epoch is not None and written:  # phase 2 was interrupted: finish it
+                ckpts = [pending.get(i, ckpt) for i, ckpt in enumerate(current)]
+                self._plan = [(nexts[i], self.paths[i]) for i in sorted(pending)]
+            else:  # phase 1 was interrupted: that epoch was never committed
+                self._plan = [(nexts[i], None) for i in sorted(pending)]
+        self.epochs = [None if ckpt is None else int(ckpt["epoch"]) for ckpt in ckpts]
+        return ckpts
+
+    def settle(self) -> None:
+        """Finish or discard the commit :meth:`load` found interrupted (hold the folders' locks)."""
+        for src, dst in self._plan:
+            if dst is None:
+                remove_file(src)
+            else:
+                commit_file(src, dst)
+        self._plan = []
+
+    def save(self, cfgs: list, states: list[dict[str, Any]]) -> None:
+        """Commit one checkpoint per run (``state["epoch"]`` the same in all), all or none."""
+        for path, cfg, state in zip(self.paths, cfgs, states):
+            save_checkpoint(next_path(path), cfg, self.kind, state)
+        self._committing = int(states[0]["epoch"])
+        for path in self.paths:
+            commit_file(next_path(path), path)
+        self.epochs = [self._committing] * len(self.paths)
+        self._committing = None
+
+    def committed(self) -> list[int | None]:
+        """The epoch each run's ``checkpoint.pt`` holds now (read from the files mid-commit)."""
+        if self._committing is None:
+            return list(self.epochs)
+        return [e if next_path(p).exists() else self._committing for p, e in zip(self.paths, self.epochs)]
+
+    def pending(self) -> int | None:
+        """The epoch written for every run but not yet renamed over every ``checkpoint.pt`` (None: none)."""
+        if self._committing is None or not any(next_path(p).exists() for p in self.paths):
+            return None
+        return self._committing

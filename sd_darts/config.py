@@ -16,6 +16,7 @@ Field metadata (:func:`setting`):
 ``help``         the flag's help text;
 ``choices``      allowed values;
 ``ge``/``gt``/``le``/``lt``  bounds of a number (floats must also be finite);
+``max_len``      the most items a list may hold (checked before its items);
 ``fingerprint``  ``False`` for settings that do not change a run's results (output folder,
                  device, worker processes, progress display); the others make up the
                  fingerprint a checkpoint must match to be resumed, and a pipeline run's identity.
@@ -55,7 +56,7 @@ def flag(name: str) -> str:
 
 
 def setting(default: Any, help: str = "", **meta: Any) -> Any:
-    """A settings field with help text and metadata (``choices``, ``ge``, ``gt``, ``le``, ``lt``, ``fingerprint``)."""
+    """A settings field with help text and metadata (``choices``, ``ge``, ``gt``, ``le``, ``lt``, ``max_len``, ``fingerprint``)."""
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help, **meta})
     return dataclasses.field(default=default, metadata={"help": help, **meta})
@@ -158,6 +159,9 @@ def check_value(value: Any, ftype: FieldType, meta: dict[str, Any]) -> Any:
         raise ValueError(f"must be a list, got {bounded(value)}")
     if not value and not meta.get("empty_ok", False):
         raise ValueError("must be a non-empty list")
+    cap = meta.get("max_len")
+    if cap is not None and len(value) > cap:
+        raise ValueError(f"lists {len(value)} values, at most {cap} are allowed; list fewer")
     items = []
     for i, item in enumerate(value):
         try:

@@ -116,10 +116,12 @@ CHECKPOINT_SCHEMA = {
 FAST_CHECKPOINT_SCHEMA = {"epoch": int, "model": dict, "step": dict, "rng": dict, "history": list}
 
 
-def _check_memory(cfg: SearchConfig, space, data: SearchData, device: torch.device, build_options: dict) -> None:
+def check_memory(cfg: SearchConfig, space, data: SearchData, device: torch.device, build_options: dict,
+                 copies: int = 1) -> None:  # fmt: skip
+    """Refuse the search (``copies`` of it: stacked seeds) if its estimated memory exceeds what is free."""
     cells = cfg.layers * 3 if cfg.space == "nb201" else cfg.layers
     factor = 2 if cfg.unrolled else 1
-    if clearly_fits(factor * cfg.batch_size * cfg.init_channels * cells * data.image_size**2, device):
+    if clearly_fits(copies * factor * cfg.batch_size * cfg.init_channels * cells * data.image_size**2, device):
         return  # the exact estimate (a meta-device forward, seconds) is only needed near the limit
     shape = (cfg.batch_size, data.channels, data.image_size, data.image_size)
     need = training_step_bytes(
@@ -129,7 +131,10 @@ def _check_memory(cfg: SearchConfig, space, data: SearchData, device: torch.devi
         need *= 2  # the unrolled weights and their graph live beside the supernet's
     if cfg.method == "sd-darts":
         need += TeacherCache.bytes_needed(cfg.window, data.num_samples, data.num_classes)
-    check_fits(need, device, "this search", "lower --batch-size, --init-channels, --layers or --image-size")
+    what, hint = "this search", "lower --batch-size, --init-channels, --layers or --image-size"
+    if copies > 1:
+        what, hint = f"these {copies} stacked seeds", f"{hint}, or stack fewer --seeds"
+    check_fits(copies * need, device, what, hint)
 
 
 def _reference_run(cfg: SearchConfig, out: Path, device: torch.device, data: SearchData, model, cache) -> SearchRun:
@@ -181,7 +186,7 @@ def prepare(cfg: SearchConfig) -> SearchRun:
         limit=cfg.limit_samples,
     )
     build_options = {"primitives": cfg.primitives.split(",")} if cfg.primitives else {}
-    _check_memory(cfg, space, data, device, build_options)
+    check_memory(cfg, space, data, device, build_options)
     if cfg.cuda_graph and device.type != "cuda":
         raise UserError(f"--cuda-graph needs a CUDA device, this run is on {device}; drop --cuda-graph")
     base_schema = FAST_CHECKPOINT_SCHEMA if cfg.fast_step else CHECKPOINT_SCHEMA

@@ -13,6 +13,8 @@ METHODS = ("darts", "sd-darts")
 KD_DIRECTIONS = ("student_teacher", "teacher_student")
 DATASETS = ("cifar10", "digits")
 MAX_EPOCHS = 10_000
+#: The most seeds ``--seeds`` stacks in one process (their memory is checked too: ×S one seed's).
+MAX_SEEDS = 64
 #: The section of a params file that ``sd-darts search --params FILE`` reads, by ``--space``.
 PARAMS_SECTIONS = {"darts": "search", "nb201": "nb201"}
 
@@ -91,9 +93,10 @@ class SearchConfig:
     )
     seeds: list[int] | None = setting(
         None,
-        "search these seeds together, stacked in one process (with --fast-step --impl fused; --out with {seed}; docs/speed.md)",
+        f"search these seeds together, stacked in one process, at most {MAX_SEEDS} (with --fast-step --impl fused; --out with {{seed}}; docs/speed.md)",
         ge=0,
         le=2**32 - 1,
+        max_len=MAX_SEEDS,
         fingerprint=False,
     )
     cuda_graph: bool = setting(

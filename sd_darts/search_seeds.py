@@ -15,20 +15,30 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import string
 import time
 from pathlib import Path
 
 from . import config as cfgmod
 from . import files
-from .checkpoint import check_epoch, load_checkpoint_if_any, restore, save_checkpoint
+from .checkpoint import CheckpointGroup, check_epoch, restore
 from .config import SettingError
 from .data import load_search_data
 from .data.batched import BatchedLoader, DeviceImages
 from .errors import UserError
 from .genotypes import count_op, genotype_to_dict, save_genotype
 from .runtime import get_rng_state, interrupted, pick_device, set_rng_state
-from .search import VALID_SEED_OFFSET, SearchConfig, SearchResult, evaluate_supernet, learning_rate, step_metrics
+from .search import (
+    VALID_SEED_OFFSET,
+    SearchConfig,
+    SearchResult,
+    check_memory,
+    evaluate_supernet,
+    learning_rate,
+    step_metrics,
+)
 from .search_step import FirstOrderStep, GraphedStep, StackedTeacherCache, StepSettings, configure_backends
+from .spaces import get_space
 from .stacked import build_stacked, load_seed_checkpoint, seed_checkpoint, stack_batches
 from .tracking import log_epoch, replay_live
 
@@ -45,11 +55,26 @@ CHECKPOINT_SCHEMA = {
 }
 
 
+def template_problem(out: str) -> str | None:
+    """What is wrong with ``out`` as a folder template of ``--seeds`` (None: nothing)."""
+    fix = "use only {seed}, bare (write {{ and }} for a literal brace), e.g. runs/search/sd-darts-s{seed}"
+    try:
+        fields = [(name, spec, conv) for _text, name, spec, conv in string.Formatter().parse(out) if name is not None]
+    except ValueError as exc:
+        return f"{files.bounded(out)} is not a valid template ({exc}); {fix}"
+    for name, spec, conv in fields:
+        if name != "seed" or spec or conv is not None:
+            text = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            return f"{files.bounded(out)} has the field {files.bounded(text)}; {fix}"
+    if not fields:
+        return f"{files.bounded(out)} must contain {{seed}} with --seeds, e.g. runs/search/sd-darts-s{{seed}}"
+    return None
+
+
 def seed_configs(cfg: SearchConfig) -> list[SearchConfig]:
     """The settings of each seed's run: ``cfg`` with that seed, one seed, its own output folder."""
     problems = [
         (cfg.space == "darts", "space", "--seeds runs the DARTS space (the NAS-Bench-201 supernet has one seed only)"),
-        ("{seed}" in cfg.out, "out", "must contain {seed} with --seeds, e.g. runs/search/sd-darts-s{seed}"),
         (
             cfg.fast_step and cfg.impl == "fused",
             "seeds",
@@ -61,10 +86,29 @@ def seed_configs(cfg: SearchConfig) -> list[SearchConfig]:
             "is not computed for stacked seeds; run the seeds one by one for Fig. 2",
         ),
     ]
+    problem = template_problem(cfg.out)
+    problems.insert(1, (problem is None, "out", problem or ""))
     for ok, name, message in problems:
         if not ok:
             raise UserError(str(SettingError(name, message)))
     return [dataclasses.replace(cfg, seed=s, seeds=None, out=cfg.out.format(seed=s)) for s in cfg.seeds]
+
+
+def check_distinct_folders(cfgs: list[SearchConfig]) -> None:
+    """Refuse two seeds whose folders are one (by ``..`` or a symbolic link), before anything is touched."""
+    seen: dict[Path, SearchConfig] = {}
+    for c in cfgs:
+        try:
+            real = Path(c.out).resolve()
+        except (OSError, RuntimeError) as exc:  # a symbolic link loop
+            raise UserError(f"--out {c.out} cannot be resolved ({exc}); choose another --out") from None
+        if real in seen:
+            first = seen[real]
+            raise UserError(
+                f"--out gives seeds {first.seed} and {c.seed} one folder: {first.out} and {c.out} are both {real} "
+                "(through '..' or a symbolic link); put {seed} in the folder's own name, with no link in between"
+            )
+        seen[real] = c
 
 
 class SeededRuns:
@@ -74,23 +118,22 @@ class SeededRuns:
         self.cfg = cfg
         self.cfgs = seed_configs(cfg)
         self.outs = [files.check_writable_dir(c.out) for c in self.cfgs]
-        if len(set(self.outs)) != len(self.outs):
-            raise UserError("--out gives the same folder to two seeds; put {seed} in it")
         self.device = pick_device(cfg.device)
         self.data = load_search_data(cfg.dataset, cfg.data_root, portion=cfg.train_portion, image_size=cfg.image_size,
                                      download=cfg.download, limit=cfg.limit_samples)  # fmt: skip
+        primitives = cfg.primitives.split(",") if cfg.primitives else None
+        build_options = {"primitives": primitives} if primitives else {}
+        check_memory(cfg, get_space(cfg.space), self.data, self.device, build_options, copies=len(self.cfgs))
         if cfg.cuda_graph and self.device.type != "cuda":
             raise UserError(f"--cuda-graph needs a CUDA device, this run is on {self.device}; drop --cuda-graph")
         schema = dict(CHECKPOINT_SCHEMA, **({"teacher_cache": dict} if cfg.method == "sd-darts" else {}))
-        self.ckpts = [
-            load_checkpoint_if_any(o / "checkpoint.pt", c, "search", schema) for o, c in zip(self.outs, self.cfgs)
-        ]
+        self.group = CheckpointGroup([o / "checkpoint.pt" for o in self.outs], "search")
+        self.ckpts = self.group.load(self.cfgs, schema)
         if any(c is None for c in self.ckpts) and any(c is not None for c in self.ckpts):
             raise UserError(
                 "some seeds' folders have a checkpoint and some do not; resume them one by one or start afresh"
             )
         S, data = len(self.cfgs), self.data
-        primitives = cfg.primitives.split(",") if cfg.primitives else None
         self.model = build_stacked(cfg.seeds, cfg.init_channels, cfg.layers, data.num_classes, primitives).to(
             self.device
         )
@@ -144,11 +187,12 @@ class SeededRuns:
         return [step_metrics(sums, cfg.sd_lambda, lr) for sums in step.read_metrics()]
 
     def save(self, epoch: int, rows: list[dict[str, float]], lives: list, started: float) -> None:
-        """Per seed: genotype, alphas, metrics and its checkpoint of this epoch."""
+        """Per seed: genotype, alphas and metrics of this epoch; then all seeds' checkpoints as one commit."""
         genotypes = self.model.genotype()
         lr = learning_rate(self.cfg, epoch)
         rng = get_rng_state()
-        for i, (c, out, row) in enumerate(zip(self.cfgs, self.outs, rows)):
+        states = []
+        for i, (out, row) in enumerate(zip(self.outs, rows)):
             cache = self.step.cache.cache(i) if self.step.cache is not None else None
             row["teacher_coverage"] = float(cache.coverage(epoch + 1)) if cache is not None else 0.0
             row["num_skip_connect"] = count_op(genotypes[i], "skip_connect")
@@ -159,11 +203,26 @@ class SeededRuns:
             files.torch_save(out / "alphas" / f"epoch_{epoch:03d}.pt", alphas)
             self.histories[i].append({"epoch": epoch, **row})
             log_epoch(lives[i], epoch, self.histories[i][-1])
-            save_checkpoint(
-                out / "checkpoint.pt", c, "search", {"epoch": epoch, "rng": rng, "history": self.histories[i], **state}
-            )
+            states.append({"epoch": epoch, "rng": rng, "history": self.histories[i], **state})
+        self.group.save(self.cfgs, states)
         log.info("epoch %d/%d: %s", epoch + 1, self.cfg.epochs,
                  " | ".join(f"seed {c.seed} valid acc {r['valid/acc']:.2f}" for c, r in zip(self.cfgs, rows)))  # fmt: skip
+
+    def saved(self) -> str:
+        """What the seeds' checkpoints hold now, for the message of an interruption."""
+        total, pending = self.cfg.epochs, self.group.pending()
+        done = [0 if e is None else e + 1 for e in self.group.committed()]
+        if len(set(done)) > 1:
+            held = "the seeds' checkpoint.pt hold epochs " + ", ".join(
+                f"{d}/{total} (seed {c.seed})" for c, d in zip(self.cfgs, done)
+            )
+        elif done[0]:
+            held = f"each seed's checkpoint.pt holds epoch {done[0]}/{total}"
+        else:
+            held = "no seed's checkpoint.pt holds an epoch yet" if pending is not None else "no epoch was completed"
+        if pending is not None:
+            held += f"; epoch {pending + 1}/{total} is written for every seed and the rerun commits it"
+        return held
 
     def finish(self) -> list[SearchResult]:
         """Per seed: the final supernet measured in eval mode on the alpha half, genotype.json, summary.json."""
@@ -190,8 +249,10 @@ class SeededRuns:
 def run_search_seeds(cfg: SearchConfig) -> list[SearchResult]:
     """Run (or resume) the searches of ``cfg.seeds`` stacked in one process; one result per seed."""
     locks = []
+    cfgs = seed_configs(cfg)
+    check_distinct_folders(cfgs)
     try:
-        for c in seed_configs(cfg):
+        for c in cfgs:
             if Path(c.out).is_dir():
                 locks.append(files.RunLock(c.out).acquire())
         runs = SeededRuns(cfg)
@@ -199,6 +260,8 @@ def run_search_seeds(cfg: SearchConfig) -> list[SearchResult]:
             out.mkdir(parents=True, exist_ok=True)
             if not any(lock.folder == Path(c.out) for lock in locks):
                 locks.append(files.RunLock(c.out).acquire())
+        runs.group.settle()  # an interrupted commit: finished or discarded, as the checkpoints were read
+        for c, out in zip(runs.cfgs, runs.outs):
             files.remove_stale_temporaries(out)
             files.write_yaml(out / "config.yaml", cfgmod.to_dict(c))
         lives = [replay_live(out / "dvclive", h) for out, h in zip(runs.outs, runs.histories)]
@@ -212,9 +275,7 @@ def run_search_seeds(cfg: SearchConfig) -> list[SearchResult]:
         except KeyboardInterrupt as exc:
             for live in lives:
                 live.end()
-            done = len(runs.histories[0])
-            saved = f"each seed's checkpoint.pt holds epoch {done}/{cfg.epochs}" if done else "no epoch was completed"
-            raise interrupted(exc, f"{saved}; rerun the same command to resume") from None
+            raise interrupted(exc, f"{runs.saved()}; rerun the same command to resume") from None
     finally:
         for lock in locks:
             lock.release()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sd_darts import search as search_mod
-from sd_darts import search_seeds as search_seeds_mod
+from sd_darts import checkpoint as checkpoint_mod
 from sd_darts.cli import main
 
 TINY = [
@@ -320,19 +320,19 @@ def test_stacked_seeds_write_ordinary_run_folders_that_follow_their_single_seed_
         assert abs(sa["final_valid_acc"] - sb["final_valid_acc"]) <= 100.0 / 16 + 1e-9  # at most one image of 16
 
     # an interrupted stacked run resumes all seeds to the same end
-    real_save = search_seeds_mod.save_checkpoint
+    real_save = checkpoint_mod.save_checkpoint
     calls = []
 
     def save_then_die(path, cfg, kind, state):
         real_save(path, cfg, kind, state)
         calls.append(cfg.seed)
-        if len(calls) == 2:  # both seeds saved epoch 0
+        if len(calls) == 2:  # both seeds wrote epoch 0's checkpoint.pt.next, none is committed yet
             raise KeyboardInterrupt
 
     resumed = tmp_path / "resumed" / "s{seed}"
-    monkeypatch.setattr(search_seeds_mod, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", save_then_die)
     assert main(["search", *TINY[:-2], "--seeds", "0,1", "--out", str(resumed), *common]) == 130
-    monkeypatch.setattr(search_seeds_mod, "save_checkpoint", real_save)
+    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", real_save)
     assert main(["search", *TINY[:-2], "--seeds", "0,1", "--out", str(resumed), *common]) == 0
     for seed in (0, 1):
         a = final_alphas(Path(str(stacked).format(seed=seed)), 2)
