@@ -61,13 +61,13 @@ def template_problem(out: str) -> str | None:
     try:
         fields = [(name, spec, conv) for _text, name, spec, conv in string.Formatter().parse(out) if name is not None]
     except ValueError as exc:
-        return f"{files.bounded(out)} is not a valid template ({exc}); {fix}"
+        return f"{files.bounded(out, 200)} is not a valid template ({exc}); {fix}"
     for name, spec, conv in fields:
         if name != "seed" or spec or conv is not None:
             text = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
-            return f"{files.bounded(out)} has the field {files.bounded(text)}; {fix}"
+            return f"{files.bounded(out, 200)} has the field {files.bounded(text)}; {fix}"
     if not fields:
-        return f"{files.bounded(out)} must contain {{seed}} with --seeds, e.g. runs/search/sd-darts-s{{seed}}"
+        return f"{files.bounded(out, 200)} must contain {{seed}} with --seeds, e.g. runs/search/sd-darts-s{{seed}}"
     return None
 
 
