@@ -129,10 +129,10 @@ class SeededRuns:
         schema = dict(CHECKPOINT_SCHEMA, **({"teacher_cache": dict} if cfg.method == "sd-darts" else {}))
         self.group = CheckpointGroup([o / "checkpoint.pt" for o in self.outs], "search")
         self.ckpts = self.group.load(self.cfgs, schema)
+        fix = "stacked seeds resume together from one epoch: delete their checkpoint.pt to start afresh, or use a new --out"
         if any(c is None for c in self.ckpts) and any(c is not None for c in self.ckpts):
-            raise UserError(
-                "some seeds' folders have a checkpoint and some do not; resume them one by one or start afresh"
-            )
+            missing = ", ".join(str(c.seed) for c, ckpt in zip(self.cfgs, self.ckpts) if ckpt is None)
+            raise UserError(f"some seeds' folders have a checkpoint and some (seeds {missing}) do not; {fix}")
         S, data = len(self.cfgs), self.data
         self.model = build_stacked(cfg.seeds, cfg.init_channels, cfg.layers, data.num_classes, primitives).to(
             self.device
@@ -158,9 +158,8 @@ class SeededRuns:
         if self.ckpts[0] is not None:
             epochs = {int(c["epoch"]) for c in self.ckpts}
             if len(epochs) != 1:
-                raise UserError(
-                    f"the seeds' checkpoints hold different epochs {sorted(epochs)}; resume them one by one"
-                )
+                held = ", ".join(f"seed {c.seed}: {int(ckpt['epoch']) + 1}" for c, ckpt in zip(self.cfgs, self.ckpts))
+                raise UserError(f"the seeds' checkpoints hold different epochs ({held}); {fix}")
             for i, (out, ckpt) in enumerate(zip(self.outs, self.ckpts)):
                 path = out / "checkpoint.pt"
                 self.start_epoch = check_epoch(path, ckpt["epoch"], cfg.epochs - 1) + 1

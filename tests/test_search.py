@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sd_darts import search as search_mod
 from sd_darts import checkpoint as checkpoint_mod
+from sd_darts import search as search_mod
 from sd_darts.cli import main
 
 TINY = [

@@ -176,6 +176,27 @@ def test_start_up_discards_a_partial_phase_one_and_finishes_phase_two(tmp_path):
     assert true_epochs(template) == [2, 2, 2] and not any(n.exists() for n in nexts)
 
 
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [("epoch", "different epochs (seed 0: 2, seed 1: 1, seed 2: 2)"), ("missing", "some (seeds 1) do not")],
+)
+def test_seeds_left_at_different_epochs_are_refused_with_a_fix_that_works(tmp_path, capsys, damage, named):
+    """Files edited by hand (no group commit leaves them so): one line, and the advice is not the
+    impossible one-by-one resume."""
+    template = tmp_path / "run" / "s{seed}"
+    assert stacked(str(template)) == 0
+    path = folders(template)[1] / "checkpoint.pt"
+    if damage == "epoch":
+        _with_epoch(path, 0, path)
+    else:
+        path.unlink()
+    capsys.readouterr()
+    assert stacked(str(template)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err and "one by one" not in err, err
+    assert "delete their checkpoint.pt to start afresh" in err
+
+
 def test_stacked_seeds_memory_is_checked_times_s_before_any_folder_exists(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(memory_mod, "available_bytes", lambda device: 1)
     big = ["--batch-size", "2048", "--init-channels", "64"]
