@@ -18,7 +18,7 @@ from sd_darts import checkpoint as checkpoint_mod
 from sd_darts import config
 from sd_darts import memory as memory_mod
 from sd_darts.cli import main
-from sd_darts.search import MAX_SEEDS, SearchConfig
+from sd_darts.search_config import MAX_SEEDS, SearchConfig
 from sd_darts.search_seeds import CHECKPOINT_SCHEMA, seed_configs, template_problem
 
 TINY = [
