@@ -6,7 +6,8 @@ data order, augmentation, alphas, optimiser state, teacher cache and gradient cl
 ``s`` follows its own ``--fast-step --impl fused`` trajectory up to float rounding.  The result
 is S ordinary run folders, one per seed (``--out`` with ``{seed}``), each with its own
 ``config.yaml`` (its seed), per-epoch genotypes, alphas and DVCLive metrics, a checkpoint after
-every epoch (the single-seed reference format of :func:`sd_darts.stacked.seed_checkpoint`),
+every epoch (the single-seed reference format of :func:`sd_darts.stacked.seed_checkpoint`; the S
+checkpoints of an epoch are committed all or none, :class:`sd_darts.checkpoint.CheckpointGroup`),
 ``genotype.json`` and ``summary.json``.  Rerunning the same command resumes all seeds together.
 DARTS space, first order, without the Fig. 2 Hessian (run single seeds for that).
 """
