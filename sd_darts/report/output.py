@@ -53,6 +53,10 @@ def _refuse(out: Path, problem: str) -> UserError:
 def _read_manifest(out: Path) -> dict[str, dict[str, str]]:
     path = out / MANIFEST
     hint = f"delete {path} only if every file it lists is yours to lose, or choose another --out"
+    if path.is_symlink():  # the report writes a regular file; a link is not its manifest
+        raise UserError(
+            f"report manifest {path} is a symbolic link to {os.readlink(path)}, not a file the report wrote; {hint}"
+        )
     try:
         data = json.loads(files.read_text(path, "report manifest"))
     except (json.JSONDecodeError, RecursionError):
