@@ -23,7 +23,7 @@ trap "\"$REPO/scripts/slurm/stop.sh\"" EXIT
 "$REPO/scripts/slurm/start.sh"
 export SLURM_CONF=$ROOT/etc/slurm.conf
 cd "$REPO"
-OMP_NUM_THREADS=1 "$PYTHON" -m pytest -q -m slurm -p no:cacheprovider "$@" tests
+DVC_NO_ANALYTICS=1 OMP_NUM_THREADS=1 "$PYTHON" -m pytest -q -m slurm -p no:cacheprovider "${@:-tests}"
 ' slurm_check "$@" || status=$?
 t2=$(date +%s)
 echo "slurm check: install $((t1 - t0)) s, cluster + tests $((t2 - t1)) s, total $((t2 - t0)) s (exit $status)"
