@@ -274,3 +274,24 @@ def test_a_failing_job_fails_the_stage_with_its_exit_code_and_log(slurm_ws):
     assert res.returncode == 2, res.stdout + res.stderr
     assert " ended FAILED (exit 2); last lines of " in res.stderr
     assert "search.learning_rate" in res.stderr, res.stderr
+
+
+@pytest.mark.slurm
+@needs_cluster
+def test_a_stage_whose_job_still_runs_is_not_submitted_twice(slurm_ws):
+    ws, _ = slurm_ws
+    _set(ws, runner="slurm")
+    held = subprocess.run(["sbatch", "--parsable", "--hold", f"--job-name=sd-darts:{STAGE}", f"--chdir={ws}",
+                           "-o", "/dev/null", "--wrap", "true"], capture_output=True, text=True, check=True)  # fmt: skip
+    job_id = held.stdout.strip()
+    try:
+        env = {**_env(ws), "DVC_STAGE": STAGE}
+        res = subprocess.run([sys.executable, "pipelines/search.py", "--method", "darts", "--seed", "0"], cwd=ws,
+                             env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    finally:
+        subprocess.run(["scancel", job_id], check=True)
+    assert res.returncode == 2
+    assert res.stderr.strip() == (
+        f"search: error: SLURM job {job_id} of {STAGE} is still queued or running in this checkout (its waiting "
+        f"stage was stopped); wait for it to end or scancel {job_id}, then rerun"
+    )

@@ -14,7 +14,8 @@ Preemption and time limits: jobs are submitted with ``--requeue`` and
 SIGTERM) into a SIGTERM for the stage, which stops at its last checkpoint (exit 143); after a
 SIGUSR2 the script requeues its own job (``scontrol requeue``), and the requeued job resumes from
 that checkpoint (the run folder's identity, :mod:`~sd_darts.experiment.runs`).  Ctrl-C of the
-waiting stage cancels the job.
+waiting stage cancels the job; a stage whose job (same name, same checkout) is still queued or
+running, because an earlier waiting stage was killed, is refused instead of submitted twice.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def batch_script(flags: list[str], command: list[str], env: dict[str, str]) -> s
 
 
 def _tools() -> None:
-    for tool in ("sbatch", "scontrol", "scancel"):
+    for tool in ("sbatch", "squeue", "scontrol", "scancel"):
         if shutil.which(tool) is None:
             raise UserError(
                 f"pipeline.runner is slurm but {tool} is not on PATH; run dvc repro on a SLURM login node "
@@ -120,6 +121,17 @@ def _slurm(cmd: list[str], what: str) -> str:
         detail = (res.stderr.strip() or res.stdout.strip()).splitlines()
         raise UserError(f"{what} failed (exit {res.returncode}): {detail[-1] if detail else 'no message'}")
     return res.stdout
+
+
+def running_elsewhere(name: str, workdir: Path) -> str | None:
+    """The id of a queued or running job of this stage in this checkout (its waiting stage died), or None."""
+    res = subprocess.run(["squeue", "-h", "--me", "-n", f"sd-darts:{name}", "-o", "%A %Z"], capture_output=True,
+                         text=True)  # fmt: skip
+    for line in res.stdout.splitlines() if res.returncode == 0 else []:
+        job_id, _, folder = line.partition(" ")
+        if Path(folder.strip()).resolve() == workdir.resolve():
+            return job_id
+    return None
 
 
 def job_state(job_id: str) -> tuple[str, int] | None:
@@ -168,6 +180,12 @@ def run_as_job(p: Params, kind: str, module: str, argv: list[str], params_file: 
     _tools()
     workdir = Path.cwd()
     name = job_name(module.rpartition(".")[2], argv)
+    other = running_elsewhere(name, workdir)
+    if other is not None:
+        raise UserError(
+            f"SLURM job {other} of {name} is still queued or running in this checkout (its waiting stage was "
+            f"stopped); wait for it to end or scancel {other}, then rerun"
+        )
     folder = (workdir / Layout(p.profile).runs / "slurm").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"{name}-%j.out"
