@@ -8,6 +8,7 @@
 set -euo pipefail
 if [ "${SD_DARTS_SKIP_SLURM:-0}" = 1 ]; then echo "slurm check: skipped (SD_DARTS_SKIP_SLURM=1)"; exit 0; fi
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+[ "$(id -u)" = 0 ] || { echo "slurm check: needs root (a private network namespace, unshare --net); run as root or set SD_DARTS_SKIP_SLURM=1" >&2; exit 2; }
 export ACCOUNTING=${ACCOUNTING:-1}
 PYTHON=${PYTHON:-$( [ -x "$REPO/.venv/bin/python" ] && echo "$REPO/.venv/bin/python" || command -v python3 )}
 export PYTHON
