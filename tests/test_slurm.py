@@ -295,3 +295,37 @@ def test_a_stage_whose_job_still_runs_is_not_submitted_twice(slurm_ws):
         f"search: error: SLURM job {job_id} of {STAGE} is still queued or running in this checkout (its waiting "
         f"stage was stopped); wait for it to end or scancel {job_id}, then rerun"
     )
+
+
+def _overlap(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+@pytest.mark.slurm
+@needs_cluster
+def test_pipeline_submit_runs_the_stale_stages_as_arrays_in_parallel_and_records_them(slurm_ws):
+    """Two searches (one job array after the data stage's, afterok) ran at the same time, search@darts-0
+    ends as with the local runner, and dvc.lock records both (dvc status clean for them)."""
+    ws, reference = slurm_ws
+    _fresh(ws)
+    raw = yaml.safe_load((ws / "params.yaml").read_text())
+    raw["seeds"]["search"] = [0, 1]
+    raw["pipeline"]["runner"] = "local"  # submit needs no runner: its jobs run the stage commands
+    _write(ws / "params.yaml", raw)
+    cli = [sys.executable, "-m", "sd_darts", "pipeline"]
+    res = subprocess.run([*cli, "submit", "--stages", "search@*", "--wait"], cwd=ws, env=_env(ws),
+                         capture_output=True, text=True, timeout=400)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "pipeline submit: data: job array " in res.stdout and "(2 stages), after data" in res.stdout, res.stdout
+    assert "2 stages completed and recorded in dvc.lock" in res.stdout or "3 stages completed" in res.stdout
+    assert _outputs(ws) == reference
+    status = json.loads(_dvc(ws, "status", "--json", "search@darts-0", "search@darts-1", check=True).stdout)
+    assert status == {}, status
+    manifest = json.loads((ws / "runs/smoke/slurm/submission.json").read_text())
+    searches = [j["job"] for j in manifest["jobs"] if j["stage"].startswith("search@")]
+    times = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(searches), "-o", "JobID,Start,End"],
+                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    spans = {row.split("|")[0]: tuple(row.split("|")[1:]) for row in times}
+    assert _overlap(spans[searches[0]], spans[searches[1]]), spans
+    shown = subprocess.run([*cli, "status"], cwd=ws, env=_env(ws), capture_output=True, text=True, check=True)
+    assert [line.split("\t")[2] for line in shown.stdout.splitlines()] == ["COMPLETED"] * len(manifest["jobs"])

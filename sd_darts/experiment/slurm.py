@@ -75,9 +75,18 @@ def sbatch_flags(s: SlurmParams, r: SlurmResources, name: str, log: Path, workdi
     return flags + list(s.extra_flags)
 
 
-def batch_script(flags: list[str], command: list[str], env: dict[str, str]) -> str:
+def batch_script(flags: list[str], command: list[str] | list[tuple[str, list[str]]], env: dict[str, str]) -> str:
     """The job: run ``command`` in the background, forward SIGUSR2/SIGTERM to it as SIGTERM, wait for
-    it, and after a SIGUSR2 (the time limit is near) requeue the job unless the stage finished."""
+    it, and after a SIGUSR2 (the time limit is near) requeue the job unless the stage finished.
+    A list of ``(stage name, command)`` makes an array job: task *i* runs the *i*-th stage."""
+    if command and isinstance(command[0], tuple):
+        choose = ['case "$SLURM_ARRAY_TASK_ID" in']
+        choose += [
+            f"  {i}) export DVC_STAGE={shlex.quote(n)}; cmd=({shlex.join(c)}) ;;" for i, (n, c) in enumerate(command)
+        ]
+        choose += ['  *) echo "sd-darts: no stage for array task $SLURM_ARRAY_TASK_ID"; exit 2 ;;', "esac"]
+    else:
+        choose = [f"cmd=({shlex.join(command)})"]
     lines = ["#!/bin/bash", *(f"#SBATCH {f}" for f in flags)]
     lines += [
         "# written by sd-darts (pipeline.runner: slurm, docs/cluster.md); `sbatch` this file to run the stage again",
@@ -91,7 +100,8 @@ def batch_script(flags: list[str], command: list[str], env: dict[str, str]) -> s
         ' [ -n "$child" ] && kill -TERM "$child" 2>/dev/null; }',
         "trap on_usr2 USR2",
         "trap on_term TERM",
-        f"{shlex.join(command)} &",
+        *choose,
+        '"${cmd[@]}" &',
         "child=$!",
         'while kill -0 "$child" 2>/dev/null; do wait "$child"; done',
         'wait "$child"; rc=$?',
@@ -106,7 +116,7 @@ def batch_script(flags: list[str], command: list[str], env: dict[str, str]) -> s
     return "\n".join(lines)
 
 
-def _tools() -> None:
+def check_tools() -> None:
     for tool in ("sbatch", "squeue", "scontrol", "scancel"):
         if shutil.which(tool) is None:
             raise UserError(
@@ -177,7 +187,7 @@ def _tail(log: Path, n: int = 20) -> str:
 def run_as_job(p: Params, kind: str, module: str, argv: list[str], params_file: str, params_env: str) -> int:
     """Submit the stage ``module argv`` as one batch job, wait for it; its exit code."""
     s, resources = slurm_settings(p.pipeline.slurm, f"{p.path}: pipeline.slurm")
-    _tools()
+    check_tools()
     workdir = Path.cwd()
     name = job_name(module.rpartition(".")[2], argv)
     other = running_elsewhere(name, workdir)
