@@ -116,9 +116,14 @@ def batch_script(flags: list[str], command: list[str] | list[tuple[str, list[str
     return "\n".join(lines)
 
 
-def check_tools() -> None:
+def check_tools(command: str | None = None) -> None:
+    """One line if a SLURM client tool is missing (``command``: the sd-darts command that needs it)."""
     for tool in ("sbatch", "squeue", "scontrol", "scancel"):
         if shutil.which(tool) is None:
+            if command:
+                raise UserError(
+                    f"{command} needs {tool}, which is not on PATH; run it on a SLURM login node (docs/cluster.md)"
+                )
             raise UserError(
                 f"pipeline.runner is slurm but {tool} is not on PATH; run dvc repro on a SLURM login node "
                 "or set pipeline.runner: local (docs/cluster.md)"

@@ -85,6 +85,20 @@ def plan(globs: list[str], python: list[str]) -> list[Array]:
     return list(arrays.values())
 
 
+def inputs_digest(params_file: str) -> str:
+    """sha256 over what every stage depends on besides upstream outputs: the params file, dvc.yaml,
+    the code (``sd_darts/``, ``pipelines/``)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    paths = [Path(params_file), Path("dvc.yaml"), *sorted(Path("sd_darts").rglob("*.py")),
+             *sorted(Path("pipelines").rglob("*.py"))]  # fmt: skip
+    for path in paths:
+        if path.is_file():
+            h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def _sbatch(script: Path) -> str:
     res = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True)
     if res.returncode != 0:
@@ -95,7 +109,7 @@ def _sbatch(script: Path) -> str:
 def submit(params_file: str, globs: list[str], wait: bool) -> int:
     p = read_params(params_file)
     s, resources = slurm_settings(p.pipeline.slurm, f"{p.path}: pipeline.slurm")
-    slurm.check_tools()
+    slurm.check_tools("sd-darts pipeline submit")
     from .stage import PARAMS_ENV
 
     workdir = Path.cwd()
@@ -131,7 +145,9 @@ def submit(params_file: str, globs: list[str], wait: bool) -> int:
             )
         print(f"pipeline submit: {a.family}: job array {ids[a.family]} ({len(a.stages)} stages)"
               + (f", after {', '.join(sorted(a.after))}" if a.after else ""), flush=True)  # fmt: skip
-    files.write_json(folder / MANIFEST, {"workdir": str(workdir), "jobs": jobs})
+    files.write_json(
+        folder / MANIFEST, {"params": params_file, "inputs_sha256": inputs_digest(params_file), "jobs": jobs}
+    )
     if not wait:
         return 0
     return wait_and_commit(folder / MANIFEST, s.poll_seconds)
@@ -173,15 +189,29 @@ def wait_and_commit(manifest: Path, poll: float) -> int:
         if not pending:
             break
         time.sleep(poll)
+    return record(manifest, st)
+
+
+def record(manifest: Path, st: dict[str, tuple[str, str]]) -> int:
+    """``dvc commit`` exactly the completed stages of the submission; name each failed one and its log."""
+    data = _manifest(manifest)
+    jobs = data["jobs"]
     done = [j["stage"] for j in jobs if st[j["job"]][0] == "COMPLETED"]
+    if inputs_digest(data["params"]) != data["inputs_sha256"]:
+        raise UserError(
+            f"{data['params']}, dvc.yaml or the code changed since the submission, so the jobs' outputs are not "
+            "what DVC would record; nothing recorded: run sd-darts pipeline submit again"
+        )
     with _repo() as repo:
         for name in done:
             repo.commit(name, force=True)
-    failed = [j for j in jobs if st[j["job"]][0] != "COMPLETED"]
+    failed = [j for j in jobs if st[j["job"]][0] not in ("COMPLETED", "CANCELLED")]
+    cancelled = [j for j in jobs if st[j["job"]][0] == "CANCELLED"]
     for j in failed:
-        print(f"pipeline submit: {j['stage']} (job {j['job']}) {st[j['job']][0]}; log {j['log']}", file=sys.stderr)
-    print(f"pipeline submit: {len(done)} stages completed and recorded in dvc.lock, {len(failed)} not", flush=True)
-    return 1 if failed else 0
+        print(f"pipeline submit: {j['stage']} {st[j['job']][0]} (job {j['job']}); log {j['log']}", file=sys.stderr)
+    print(f"pipeline submit: {len(done)} stages completed and recorded in dvc.lock, {len(failed)} failed, "
+          f"{len(cancelled)} cancelled", flush=True)  # fmt: skip
+    return 1 if failed or cancelled else 0
 
 
 def status(params_file: str) -> int:
