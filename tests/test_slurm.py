@@ -381,3 +381,31 @@ def test_a_failed_submission_cancels_its_dependents_records_nothing_and_a_rerun_
     res = subprocess.run([*cli, "submit", "--stages", "search@*", "--wait"], cwd=ws, env=_env(ws),
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert res.returncode == 0 and "nothing to run" in res.stdout, res.stdout + res.stderr
+
+
+@pytest.mark.slurm
+@needs_cluster
+def test_pipeline_cancel_cancels_the_jobs_of_the_last_submission(slurm_ws):
+    ws, _ = slurm_ws
+    good = (ws / "params.yaml").read_text()
+    raw = yaml.safe_load(good)
+    raw["search"]["epochs"] = 5
+    _write(ws / "params.yaml", raw)
+    cli = [sys.executable, "-m", "sd_darts", "pipeline"]
+    try:
+        res = subprocess.run([*cli, "submit", "--stages", "search@darts-0"], cwd=ws, env=_env(ws),
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert res.returncode == 0 and "pipeline submit: search: job array " in res.stdout, res.stdout + res.stderr
+        res = subprocess.run([*cli, "cancel"], cwd=ws, env=_env(ws), capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and res.stdout.startswith("pipeline cancel: scancel "), res.stdout + res.stderr
+        deadline = time.monotonic() + 60
+        while True:
+            shown = subprocess.run([*cli, "status"], cwd=ws, env=_env(ws), capture_output=True, text=True, check=True)
+            states = {line.split("\t")[0]: line.split("\t")[2] for line in shown.stdout.splitlines()}
+            if states.get(STAGE) == "CANCELLED" or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        # the data stage checks every section, so it is stale too: its job ran first or was cancelled
+        assert set(states) == {"data", STAGE} and states[STAGE] == "CANCELLED", states
+    finally:
+        (ws / "params.yaml").write_text(good)
