@@ -80,13 +80,15 @@ class Interrupted(Exception):
         self.exit_code = 143 if signal_name == "SIGTERM" else 130
 
 
-def install_signal_handlers() -> None:
-    """Make SIGTERM raise :class:`Terminated` (Python's default is to die silently)."""
+def install_signal_handlers(also: tuple[signal.Signals, ...] = ()) -> None:
+    """Make SIGTERM (and the signals ``also``) raise :class:`Terminated` (Python's default is to die
+    silently).  Inside a SLURM job the stages add SIGUSR2, the signal before the time limit."""
 
     def handler(signum, frame):
         raise Terminated()
 
-    signal.signal(signal.SIGTERM, handler)
+    for sig in (signal.SIGTERM, *also):
+        signal.signal(sig, handler)
 
 
 def interrupted(exc: KeyboardInterrupt, saved: str) -> Interrupted:

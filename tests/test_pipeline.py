@@ -292,6 +292,8 @@ WIRING = [
     ("pipeline", "train_imagenet", True, ("train_imagenet",)),
     ("pipeline", "stack_search_seeds", True, ("search",)),
     ("pipeline", "imagenet_nproc", 3, ("train_imagenet",)),
+    ("pipeline", "runner", "slurm", ()),  # where a stage runs changes none of its results
+    ("pipeline", "slurm", {"partition": "gpu"}, ()),
     ("train_imagenet", "epochs", 7, ("train_imagenet",)),
     ("data", "download", True, ()),
     ("data", "nb201_benchmark_sha256", "0" * 64, ("nb201_query",)),

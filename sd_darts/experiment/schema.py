@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,30 @@ METHODS = ("darts", "sd-darts")
 EVAL_GENOTYPES = ("selected", "paper")
 #: How the genotype stage picks the search to evaluate (docs/pipeline.md).
 SELECT_CRITERIA = ("supernet_valid_acc", "retrain")
-RUNNERS = ("local", "docker")
+RUNNERS = ("local", "docker", "slurm")
+#: The stages ``runner: slurm`` submits as batch jobs, each kind with its own resources
+#: (``pipeline.slurm.<kind>``); the other stages (data, genotype, nb201_query, curves, report) are light
+#: and run where ``dvc repro`` runs.
+SLURM_STAGE_KINDS = ("search", "select_retrain", "train_cifar", "train_imagenet", "nb201", "ablation")
+#: sbatch flags the runner sets itself: the key of pipeline.slurm that holds each, or why it is refused.
+SLURM_OWN_FLAGS = {
+    "--partition": "pipeline.slurm.partition", "-p": "pipeline.slurm.partition",
+    "--account": "pipeline.slurm.account", "-A": "pipeline.slurm.account",
+    "--qos": "pipeline.slurm.qos", "-q": "pipeline.slurm.qos",
+    "--time": "pipeline.slurm.<kind>.time_minutes", "-t": "pipeline.slurm.<kind>.time_minutes",
+    "--gres": "pipeline.slurm.<kind>.gpus", "--gpus": "pipeline.slurm.<kind>.gpus", "-G": "pipeline.slurm.<kind>.gpus",
+    "--cpus-per-task": "pipeline.slurm.<kind>.cpus", "-c": "pipeline.slurm.<kind>.cpus",
+    "--mem": "pipeline.slurm.<kind>.mem_gb",
+    "--signal": "pipeline.slurm.signal_seconds",
+    "--output": "the runner (the job log under runs/<profile>/slurm/)", "-o": "the runner (the job log)",
+    "--error": "the runner (the job log)", "-e": "the runner (the job log)",
+    "--open-mode": "the runner (the log is appended across requeues)",
+    "--job-name": "the runner (the DVC stage name)", "-J": "the runner (the DVC stage name)",
+    "--chdir": "the runner (the repository root)", "-D": "the runner (the repository root)",
+    "--requeue": "the runner (always set)", "--no-requeue": "the runner (jobs are requeued on preemption)",
+    "--wait": "the runner (it polls the job)", "-W": "the runner (it polls the job)",
+    "--parsable": "the runner", "--array": "the runner (one job per stage)", "-a": "the runner (one job per stage)",
+}  # fmt: skip
 
 
 @dataclass
@@ -113,10 +137,26 @@ class PipelineParams:
     train_imagenet: bool = setting(False, "switch: true needs ImageNet in data.imagenet_root (3 GPU-days on 3 GPUs)")
     imagenet_nproc: int = setting(1, "processes (GPUs) per ImageNet run: > 1 launches torchrun (paper: 3)", ge=1, le=64)
     runner: str = setting(
-        "local", "run each stage here, or inside the image (pipeline.image) through the Docker SDK", choices=RUNNERS
+        "local",
+        "run each stage here, inside the image (pipeline.image) through the Docker SDK, or as a SLURM batch job "
+        "(pipeline.slurm; docs/cluster.md)",
+        choices=RUNNERS,
     )
     image: str = setting("sd-darts:latest", "image of the docker runner (sd-darts container build)")
     gpus: str | None = setting("all", "GPUs the docker runner requests (all, N or 0,1; null: none)")
+    slurm: dict = setting(
+        {
+            "partition": None, "account": None, "qos": None, "extra_flags": [], "command_prefix": None,
+            "signal_seconds": 120, "poll_seconds": 30,
+            "search": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
+            "select_retrain": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
+            "train_cifar": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
+            "train_imagenet": {"time_minutes": 1440, "gpus": 3, "cpus": 24, "mem_gb": 96},
+            "nb201": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
+            "ablation": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
+        },
+        "the slurm runner's jobs: site flags, command prefix, resources per stage kind (SlurmParams; docs/cluster.md)",
+    )  # fmt: skip
 
     def validate(self) -> None:
         require(
@@ -124,6 +164,84 @@ class PipelineParams:
             "select_method",
             f"{self.select_method!r} is not in pipeline.search_methods {self.search_methods}; add it there or select from another method",
         )
+
+
+_SLURM_NAME = re.compile(r"[A-Za-z0-9_.+:-]+(,[A-Za-z0-9_.+:-]+)*")
+
+
+@dataclass
+class SlurmResources:
+    """``pipeline.slurm.<kind>``: what one job of a stage kind asks for."""
+
+    time_minutes: int = setting(1440, "time limit (--time); a longer run continues across requeues", ge=1, le=525_600)
+    gpus: int = setting(1, "GPUs (--gres=gpu:N); 0: none", ge=0, le=64)
+    cpus: int = setting(8, "CPUs of the job's one task (--cpus-per-task)", ge=1, le=1024)
+    mem_gb: int | None = setting(32, "memory in GB (--mem=NG); null: the site's default", ge=1, le=100_000)
+
+
+@dataclass
+class SlurmParams:
+    """``pipeline.slurm``: the jobs of ``runner: slurm`` (one batch job per heavy stage)."""
+
+    partition: str | None = setting(None, "--partition (null: the site's default)")
+    account: str | None = setting(None, "--account (null: your default account)")
+    qos: str | None = setting(None, "--qos (null: the default QOS)")
+    extra_flags: list[str] = setting([], "more sbatch flags, one --flag=value per item (e.g. --constraint=a100)",
+                                     empty_ok=True)  # fmt: skip
+    command_prefix: str | None = setting(
+        None, "wraps the job's command, e.g. 'apptainer exec --nv sd-darts.sif' (then python is the image's)"
+    )
+    signal_seconds: int = setting(
+        120, "SIGUSR2 this many seconds before the time limit: checkpoint, then requeue", ge=1, le=3600
+    )
+    poll_seconds: float = setting(30.0, "how often the waiting stage asks SLURM about its job", gt=0, le=3600)
+    search: dict = setting({}, "resources of the search stages (SlurmResources)")
+    select_retrain: dict = setting({}, "resources of the select_retrain stages")
+    train_cifar: dict = setting({}, "resources of the train_cifar stages")
+    train_imagenet: dict = setting({}, "resources of the train_imagenet stage")
+    nb201: dict = setting({}, "resources of the nb201_search stages")
+    ablation: dict = setting({}, "resources of the ablation stages")
+
+    def validate(self) -> None:
+        for key in ("partition", "account", "qos"):
+            value = getattr(self, key)
+            require(
+                value is None or _SLURM_NAME.fullmatch(value) is not None,
+                key,
+                f"{files.bounded(value)} is not a SLURM name (letters, digits, _.+:- ; a comma-separated list); or null",
+            )
+        for item in self.extra_flags:
+            name = item.split("=", 1)[0]
+            require(
+                item.startswith("-") and not any(c.isspace() for c in item),
+                "extra_flags",
+                f"{files.bounded(item)}: write each flag as one item --flag=value, without spaces",
+            )
+            require(
+                name not in SLURM_OWN_FLAGS,
+                "extra_flags",
+                f"{name} is set by {SLURM_OWN_FLAGS.get(name)}; remove it from extra_flags",
+            )
+        if self.command_prefix is not None:
+            try:
+                words = shlex.split(self.command_prefix)
+            except ValueError as exc:
+                words, problem = [], f"does not parse as a command line ({exc})"
+            else:
+                problem = "must name a command (or be null)"
+            require(bool(words), "command_prefix", problem)
+
+
+def slurm_settings(raw: Any, where: str) -> tuple[SlurmParams, dict[str, SlurmResources]]:
+    """``pipeline.slurm`` checked: its settings and the resources of each stage kind."""
+    defaults = dataclasses.fields(PipelineParams)
+    default = next(f for f in defaults if f.name == "slurm").default_factory()
+    s = config.build(SlurmParams, [(default, where), (raw, where)])
+    resources = {
+        kind: config.build(SlurmResources, [(default[kind], f"{where}.{kind}"), (getattr(s, kind), f"{where}.{kind}")])
+        for kind in SLURM_STAGE_KINDS
+    }
+    return s, resources
 
 
 @dataclass
@@ -254,6 +372,7 @@ def read_params(path: str | Path = "params.yaml") -> Params:
     check_reserved(path, "search", ablation.search, "ablation.search")
     check_reserved(path, "train_cifar", ablation.train_cifar, "ablation.train_cifar")
     check_reserved(path, "train_cifar", sections["pipeline"].select_retrain, "pipeline.select_retrain")
+    slurm_settings(sections["pipeline"].slurm, f"{path}: pipeline.slurm")
     for key in ("warmup_epochs", "window"):
         if key in ablation.search:
             raise UserError(

@@ -1,11 +1,15 @@
 """What every DVC stage does before its own work: read the params file, and run itself inside
-the image when ``pipeline.runner`` is ``docker``.
+the image when ``pipeline.runner`` is ``docker``, or as a SLURM batch job when it is ``slurm``
+(:mod:`sd_darts.experiment.slurm`).
 
 A stage is a module of :mod:`sd_darts.experiment.stages` with a ``main(argv)`` made by
 :func:`stage`; ``pipelines/<stage>.py`` calls it.  With ``runner: docker`` the stage re-runs the
 same module with the same arguments inside ``pipeline.image`` through :mod:`sd_darts.container`
 (the checkout mounted at the same place, as the caller's user), so the outputs land in the
-same files as with ``runner: local``; inside the container the stage runs locally.
+same files as with ``runner: local``; inside the container the stage runs locally.  With
+``runner: slurm`` the heavy stages submit the same module with the same arguments as one batch
+job and wait for it; inside the job the stage runs locally, and SIGUSR2 (sent before the time
+limit) stops it at its checkpoint like SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import argparse
 import functools
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from .. import container
 from ..runtime import exit_code, install_signal_handlers, setup_logging
+from . import slurm
 from .schema import Params, read_params
 
 #: The params file the stages read (``dvc repro`` runs them in the repository root).
@@ -73,6 +79,10 @@ def stage(configure: Callable[[argparse.ArgumentParser], None] | None = None):
                 p = read_params(params_path())
                 if p.pipeline.runner == "docker" and not container.image_provenance():
                     return in_image(p, module, argv)
+                if slurm.inside_job():
+                    install_signal_handlers(also=(signal.SIGUSR2,))
+                elif p.pipeline.runner == "slurm" and (kind := slurm.stage_kind(name, args)) is not None:
+                    return slurm.run_as_job(p, kind, module, argv, params_path(), PARAMS_ENV)
                 return int(work(p, args) or 0)
 
             return exit_code(name, run)

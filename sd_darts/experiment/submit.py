@@ -1,0 +1,233 @@
+"""``sd-darts pipeline submit | status | cancel``: the pipeline's stale stages as SLURM job arrays.
+
+DVC's own view of the pipeline (its Python API: ``repo.status()`` for the stale stages,
+``repo.index.graph`` for the DAG) decides what runs, as ``dvc repro`` would: every stale stage and
+those downstream of it; with ``--stages GLOB...`` the matching stale stages and the stale stages
+upstream of them.  Each stage family (``search``, ``train_cifar``, ...) becomes one
+job array (task *i*: the *i*-th stage's own command, run by the same batch script as
+``runner: slurm``: requeue, checkpoint on SIGUSR2), with ``--dependency=afterok`` on the arrays of
+its upstream stages and ``--kill-on-invalid-dep=yes``.  Jobs run the stage commands, never
+``dvc repro``, so no job touches DVC's lock.  The submission (job ids, stages, logs) is
+``runs/<profile>/slurm/submission.json``; ``submit --wait`` waits for the jobs and records the
+completed stages in ``dvc.lock`` (``dvc commit`` of exactly those stages).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import files
+from ..errors import UserError
+from . import slurm
+from .layout import Layout
+from .schema import SlurmResources, read_params, slurm_settings
+
+#: Stage family -> its ``pipeline.slurm`` kind; the other families (data, genotype, nb201_query,
+#: curves, report) are light: one CPU, no GPU, :data:`LIGHT` minutes.
+KIND = {"search": "search", "nb201_search": "nb201", "select_retrain": "select_retrain",
+        "train_cifar": "train_cifar", "train_imagenet": "train_imagenet", "ablation_warmup": "ablation",
+        "ablation_window": "ablation"}  # fmt: skip
+LIGHT = SlurmResources(time_minutes=60, gpus=0, cpus=1, mem_gb=None)
+MANIFEST = "submission.json"
+
+
+@dataclass
+class Array:
+    family: str
+    stages: list[str]
+    commands: list[list[str]]
+    after: set[str]
+
+
+def _repo():
+    try:
+        from dvc.repo import Repo
+    except ImportError:
+        raise UserError("sd-darts pipeline needs DVC; pip install 'sd-darts[pipeline]'") from None
+    return Repo(".")
+
+
+def plan(globs: list[str], python: list[str]) -> list[Array]:
+    """The job arrays of what ``dvc repro [globs]`` would run, upstream first."""
+    import networkx as nx
+
+    with _repo() as repo:
+        graph = repo.index.graph
+        by_name = {s.addressing: s for s in graph.nodes}
+        stale = {n for n in repo.status() if n in by_name}
+        if globs:  # as dvc repro TARGETS: the matching stale stages and the stale stages upstream of them
+            run = {n for n in stale if any(fnmatch.fnmatch(n, g) for g in globs)}
+            for name in list(run):
+                run |= {s.addressing for s in nx.descendants(graph, by_name[name])} & stale  # edges point upstream
+        else:  # as dvc repro: the stale stages and every stage downstream of them
+            run = set(stale)
+            for name in stale:
+                run |= {s.addressing for s in nx.ancestors(graph, by_name[name])}
+        order = [s.addressing for s in reversed(list(nx.topological_sort(graph))) if s.addressing in run]
+        arrays: dict[str, Array] = {}
+        for name in order:
+            stage = by_name[name]
+            family = name.split("@")[0]
+            words = shlex.split(stage.cmd if isinstance(stage.cmd, str) else " ".join(stage.cmd))
+            if words[:1] == ["python"]:
+                words = [*python, *words[1:]]
+            ups = {s.addressing.split("@")[0] for s in graph.successors(stage) if s.addressing in run}
+            a = arrays.setdefault(family, Array(family, [], [], set()))
+            a.stages.append(name)
+            a.commands.append(words)
+            a.after |= ups - {family}
+    return list(arrays.values())
+
+
+def inputs_digest(params_file: str) -> str:
+    """sha256 over what every stage depends on besides upstream outputs: the params file, dvc.yaml,
+    the code (``sd_darts/``, ``pipelines/``)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    paths = [Path(params_file), Path("dvc.yaml"), *sorted(Path("sd_darts").rglob("*.py")),
+             *sorted(Path("pipelines").rglob("*.py"))]  # fmt: skip
+    for path in paths:
+        if path.is_file():
+            h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _sbatch(script: Path) -> str:
+    res = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise UserError(f"sbatch {script} failed: {(res.stderr.strip().splitlines() or ['no message'])[-1]}")
+    return res.stdout.strip().split(";")[0]
+
+
+def submit(params_file: str, globs: list[str], wait: bool) -> int:
+    p = read_params(params_file)
+    s, resources = slurm_settings(p.pipeline.slurm, f"{p.path}: pipeline.slurm")
+    slurm.check_tools("sd-darts pipeline submit")
+    from .stage import PARAMS_ENV
+
+    workdir = Path.cwd()
+    folder = (workdir / Layout(p.profile).runs / "slurm").resolve()
+    python = [*shlex.split(s.command_prefix), "python"] if s.command_prefix else [sys.executable]
+    arrays = plan(globs, python)
+    if not arrays:
+        print("pipeline submit: nothing to run (dvc status is clean for the chosen stages)")
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {PARAMS_ENV: params_file}
+    ids: dict[str, str] = {}
+    jobs = []
+    for a in arrays:
+        r = resources[KIND[a.family]] if a.family in KIND else LIGHT
+        flags = slurm.sbatch_flags(s, r, a.family, folder / f"{a.family}-%A_%a.out", workdir)
+        flags.append(f"--array=0-{len(a.stages) - 1}")
+        if a.after:
+            flags += [
+                "--dependency=" + ",".join(f"afterok:{ids[f]}" for f in sorted(a.after)),
+                "--kill-on-invalid-dep=yes",
+            ]
+        script = folder / f"{a.family}.array.sbatch"
+        script.write_text(slurm.batch_script(flags, list(zip(a.stages, a.commands, strict=True)), env))
+        ids[a.family] = _sbatch(script)
+        for i, name in enumerate(a.stages):
+            jobs.append(
+                {
+                    "stage": name,
+                    "job": f"{ids[a.family]}_{i}",
+                    "log": str(folder / f"{a.family}-{ids[a.family]}_{i}.out"),
+                }
+            )
+        print(f"pipeline submit: {a.family}: job array {ids[a.family]} ({len(a.stages)} stages)"
+              + (f", after {', '.join(sorted(a.after))}" if a.after else ""), flush=True)  # fmt: skip
+    files.write_json(
+        folder / MANIFEST, {"params": params_file, "inputs_sha256": inputs_digest(params_file), "jobs": jobs}
+    )
+    if not wait:
+        return 0
+    return wait_and_commit(folder / MANIFEST, s.poll_seconds)
+
+
+def states(jobs: list[dict]) -> dict[str, tuple[str, str]]:
+    """``job id -> (state, elapsed)`` of array tasks, from sacct, else squeue (queued or running only)."""
+    ids = sorted({j["job"].split("_")[0] for j in jobs})
+    res = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", "JobID,State,Elapsed"],
+                         capture_output=True, text=True)  # fmt: skip
+    out: dict[str, tuple[str, str]] = {}
+    if res.returncode == 0:
+        for row in res.stdout.splitlines():
+            job, state, elapsed = row.split("|")
+            out[job] = (state.split()[0], elapsed)
+    for j in jobs:  # tasks that never started (cancelled by a failed dependency) have one row per array
+        array = j["job"].split("_")[0]
+        rows = [v for k, v in out.items() if k.startswith(f"{array}_[")]
+        if j["job"] not in out and rows and rows[0][0] in slurm.FINAL:
+            out[j["job"]] = rows[0]
+    res = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(ids), "-o", "%i|%T|%M"], capture_output=True, text=True)
+    for row in res.stdout.splitlines() if res.returncode == 0 else []:
+        job, state, elapsed = row.split("|")
+        out.setdefault(job, (state, elapsed))
+    return out
+
+
+def _manifest(path: Path) -> dict:
+    if not path.exists():
+        raise UserError(f"{path} does not exist; run sd-darts pipeline submit first")
+    return files.read_json(path, what="submission manifest")
+
+
+def wait_and_commit(manifest: Path, poll: float) -> int:
+    jobs = _manifest(manifest)["jobs"]
+    while True:
+        st = states(jobs)
+        pending = [j for j in jobs if st.get(j["job"], ("PENDING", ""))[0] not in slurm.FINAL]
+        if not pending:
+            break
+        time.sleep(poll)
+    return record(manifest, st)
+
+
+def record(manifest: Path, st: dict[str, tuple[str, str]]) -> int:
+    """``dvc commit`` exactly the completed stages of the submission; name each failed one and its log."""
+    data = _manifest(manifest)
+    jobs = data["jobs"]
+    done = [j["stage"] for j in jobs if st[j["job"]][0] == "COMPLETED"]
+    if inputs_digest(data["params"]) != data["inputs_sha256"]:
+        raise UserError(
+            f"{data['params']}, dvc.yaml or the code changed since the submission, so the jobs' outputs are not "
+            "what DVC would record; nothing recorded: run sd-darts pipeline submit again"
+        )
+    with _repo() as repo:
+        for name in done:
+            repo.commit(name, force=True)
+    failed = [j for j in jobs if st[j["job"]][0] not in ("COMPLETED", "CANCELLED")]
+    cancelled = [j for j in jobs if st[j["job"]][0] == "CANCELLED"]
+    for j in failed:
+        print(f"pipeline submit: {j['stage']} {st[j['job']][0]} (job {j['job']}); log {j['log']}", file=sys.stderr)
+    print(f"pipeline submit: {len(done)} stages completed and recorded in dvc.lock, {len(failed)} failed, "
+          f"{len(cancelled)} cancelled", flush=True)  # fmt: skip
+    return 1 if failed or cancelled else 0
+
+
+def status(params_file: str) -> int:
+    p = read_params(params_file)
+    jobs = _manifest(Path(Layout(p.profile).runs) / "slurm" / MANIFEST)["jobs"]
+    st = states(jobs)
+    for j in jobs:
+        state, elapsed = st.get(j["job"], ("UNKNOWN", ""))
+        print(f"{j['stage']}\t{j['job']}\t{state}\t{elapsed}\t{j['log']}")
+    return 0
+
+
+def cancel(params_file: str) -> int:
+    p = read_params(params_file)
+    jobs = _manifest(Path(Layout(p.profile).runs) / "slurm" / MANIFEST)["jobs"]
+    ids = sorted({j["job"].split("_")[0] for j in jobs})
+    subprocess.run(["scancel", *ids], check=False)
+    print(f"pipeline cancel: scancel {' '.join(ids)}")
+    return 0
