@@ -73,6 +73,8 @@ git clone -q --no-hardlinks "$REPO" "$WORK/repo"
     git ls-files -z --deleted | while IFS= read -r -d '' f; do rm -f "$WORK/repo/$f"; done
 )
 cd "$WORK/repo"
+# The clone's own code runs (pipelines/*.py would otherwise import the editable install's sd_darts).
+export PYTHONPATH="$WORK/repo${PYTHONPATH:+:$PYTHONPATH}"
 cp params-smoke.yaml params.yaml
 start=$(date +%s)
 python -m sd_darts check-params params.yaml

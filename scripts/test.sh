@@ -21,6 +21,9 @@ fi
 # The `dvc plots show` page rendered offline by headless Chromium (Debian's, installed if missing;
 # SD_DARTS_REQUIRE_BROWSER=0 lets a machine without it skip the check).
 SD_DARTS_REQUIRE_BROWSER=${SD_DARTS_REQUIRE_BROWSER:-1} PATH="$PWD/.venv/bin:$PATH" bash scripts/plots_check.sh
+# The slurm runner and `sd-darts pipeline submit` against a one-node SLURM in a private network
+# namespace (SD_DARTS_SKIP_SLURM=1 skips it).
+PATH="$PWD/.venv/bin:$PATH" bash scripts/slurm_check.sh
 # The image built and run against a real Docker engine (SD_DARTS_SKIP_DOCKER=1 skips it).
 if [ "${SD_DARTS_SKIP_DOCKER:-0}" != 1 ]; then
     PATH="$PWD/.venv/bin:$PATH" bash scripts/docker_check.sh
