@@ -7,8 +7,9 @@
 #   4. in that clone, DVC shows the results where its users look (`dvc metrics show`, `dvc plots
 #      show`, `dvc exp show` with metrics columns), results are shared through a DVC remote (a
 #      local folder: push, then a second clone pulls data, checkpoints and results and finds
-#      nothing to rerun), and a sweep runs through the experiment queue (`dvc exp run --queue -S
-#      ...`, `dvc queue start -j 2`).
+#      nothing to rerun), a sweep runs through the experiment queue (`dvc exp run --queue -S
+#      ...`, `dvc queue start -j 2`), and a search.window sweep fits `dvc exp show --only-changed`
+#      in 30 columns.
 # Environment: SD_DARTS_SKIP_SMOKE=1 stops after step 2 (quick local check).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -102,4 +103,12 @@ dvc queue stop >/dev/null 2>&1 || true
 dvc exp show --no-pager --md > "$WORK/exps.md"
 grep -q "sweep A" "$WORK/exps.md" && grep -q "sweep B" "$WORK/exps.md" || fail "the sweep's experiments are missing from dvc exp show"
 grep -q "supernet_valid_acc" "$WORK/exps.md" || fail "dvc exp show has no metrics columns"
+# A one-parameter sweep of the search (K = 3) is compared at a glance: `dvc exp show
+# --only-changed` has at most 30 columns (metadata, the swept param, the numbers it changed).
+dvc exp run -q -S search.window=3 >/dev/null || fail "dvc exp run -S search.window=3 failed"
+dvc exp show --only-changed --csv > "$WORK/changed.csv" || fail "dvc exp show --only-changed failed"
+columns=$(head -n 1 "$WORK/changed.csv" | tr , '\n' | wc -l)
+echo "dvc exp show --only-changed after the search.window sweep: $columns columns"
+head -n 1 "$WORK/changed.csv" | grep -q "search.window" || fail "dvc exp show --only-changed lacks search.window"
+[ "$columns" -le 30 ] || fail "dvc exp show --only-changed has $columns columns (at most 30): $(head -n 1 "$WORK/changed.csv")"
 echo "pipeline checks passed"
