@@ -28,7 +28,8 @@ def main(p, args) -> int:
         for stale in (folder, layout.headline / "train_imagenet"):
             if stale.exists():
                 shutil.rmtree(stale)
-        (layout.headline / "train_imagenet").mkdir(parents=True)  # the stage's (empty) metrics output
+        # the stage's metrics output holds a file (git keeps no empty folder: a clone would rerun the stage)
+        files.write_json(layout.headline / "train_imagenet" / "not_run.json", {"finished_runs": 0})
         reason = "pipeline.train_imagenet is false; set it to true with ImageNet in data.imagenet_root"
         # the persisted run folder is a stage output: it must exist, and says why it is empty
         files.write_json(layout.runs / "train_imagenet" / "status.json", {"status": "not run", "reason": reason})
