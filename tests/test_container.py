@@ -392,3 +392,27 @@ def test_dockerfile_dependency_layer_reads_only_pyproject_and_constraints():
     assert copies[0] == "COPY pyproject.toml constraints.txt /tmp/deps/"
     deps_run = next(i for i, ln in enumerate(lines) if ln.startswith("RUN pip install -c /tmp/deps/constraints.txt"))
     assert lines.index(copies[1]) > deps_run and copies[1].startswith("COPY --chown=")
+
+
+def test_build_context_leaves_out_every_folder_git_ignores(tmp_path):
+    """A folder .gitignore keeps out of the repository (a second venv, runs, data) must stay
+    out of the image's build context too: CI once sent .venv-py3.12 (5 GB) to the daemon."""
+    build = pytest.importorskip("docker.utils.build")
+    root = Path(__file__).resolve().parents[1]
+    folders = []
+    for line in (root / ".gitignore").read_text().splitlines():
+        line = line.strip()
+        if line.endswith("/") and not line.startswith("#"):
+            name = line.strip("/").replace("*", "x")
+            folders.append(name)
+            (tmp_path / name).mkdir(parents=True, exist_ok=True)
+            (tmp_path / name / "file").write_text("x")
+    (tmp_path / "sd_darts").mkdir()
+    (tmp_path / "sd_darts" / "kept.py").write_text("x")
+    patterns = [
+        ln.strip() for ln in (root / ".dockerignore").read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    ]
+    context = build.exclude_paths(str(tmp_path), patterns)
+    assert "sd_darts/kept.py" in context
+    leaked = sorted(f"{name}/file" for name in folders if f"{name}/file" in context)
+    assert not leaked, f"in the build context although .gitignore ignores them: {leaked}"
