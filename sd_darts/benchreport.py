@@ -54,7 +54,7 @@ _TRAIN_QUICK = ("--batch-size", "8", "--init-channels", "8", "--layers", "5")
 
 #: What ``sd-darts bench`` runs: the search step of DARTS and SD-DARTS -- the reference path, the
 #: fused path, four stacked seeds and the xautodl peer, in the DARTS and the NAS-Bench-201 spaces
-#: (paper §3.3-3.4, Table 4; issue 11's comparisons) -- and the training step of the evaluation
+#: (paper §3.3-3.4, Table 4; docs/speed.md) -- and the training step of the evaluation
 #: networks (Tables 2 and 3); at the paper's sizes, or with ``--quick`` at the CPU sizes.
 INVOCATIONS: tuple[Invocation, ...] = (
     Invocation("search_step.py", ("--space", "all", "--method", "sd-darts"), (*_SEARCH_CPU, *_SEARCH_ROUNDS)),

@@ -18,9 +18,6 @@ reads and writes the official architecture string.
 Genotypes are stored as ``genotype.json`` (:func:`save_genotype`, :func:`load_genotype`); a file
 from elsewhere is validated strictly and any problem is reported as a one-line
 :class:`~sd_darts.errors.UserError`.
-
-Length: the genotypes of both search spaces, their derivation rules and one strict JSON format,
-about 440 lines.
 """
 
 from __future__ import annotations

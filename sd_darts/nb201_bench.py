@@ -31,9 +31,6 @@ per architecture), but without the constructor's ``copy.deepcopy`` of the whole 
 the results are referenced, not copied, so memory stays at one copy of the benchmark (the
 pickle stream of a zip-format file is read into memory once, i.e. at most the file's size
 again, and freed).  Load once, query many genotypes.
-
-Length: the safe loader, the file-layout checks and the query wrapper belong together (every
-error message names the same file and the same source); about 500 lines.
 """
 
 from __future__ import annotations
@@ -193,14 +190,24 @@ def _refusal_reason(exc: BaseException) -> str:
     return _first_line(exc)
 
 
-def _unsafe_global(exc: BaseException) -> str | None:
-    """The Python global a refused pickle asked for, from torch's weights_only error text.
+def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
+    """The Python globals a refused pickle asks for beyond the allowed ones.
 
-    torch words it "Unsupported global: GLOBAL x.y ..." or "unsupported GLOBAL x.y whose
-    module x is blocked" depending on the module.
+    torch lists them for a zip-format file (``get_unsafe_globals_in_checkpoint``, a static scan,
+    run only after a refusal since it reads the whole pickle once more); a legacy-format file
+    has no such scan, and its refusal message names the global instead.
     """
-    m = re.search(r"GLOBAL\s+([A-Za-z_][\w.]*)", str(exc))
-    return m.group(1) if m else None
+    import torch
+
+    try:
+        with (
+            open_regular(path, "NAS-Bench-201 benchmark file") as fh,
+            torch.serialization.safe_globals(_safe_globals()),
+        ):
+            return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(fh))
+    except ValueError:  # not a zip-format checkpoint
+        m = re.search(r"GLOBAL\s+([A-Za-z_][\w.]*)", str(exc))
+        return [m.group(1)] if m else []
 
 
 def _torch_load_safely(path: Path) -> Any:
@@ -216,10 +223,10 @@ def _torch_load_safely(path: Path) -> Any:
         with open_regular(path, "NAS-Bench-201 benchmark file") as fh, safe(_safe_globals()):
             return torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        bad = _unsafe_global(exc)
-        if bad is not None:
+        bad = _unsafe_globals(path, exc)
+        if bad:
             raise UserError(
-                f"benchmark file {path} asks to load the Python object '{bad}', which reading NAS-Bench-201 results "
+                f"benchmark file {path} asks to load the Python object '{', '.join(bad)}', which reading NAS-Bench-201 results "
                 "does not need: the file is not the official benchmark or was tampered with; it was not loaded, "
                 f"download it again from {BENCHMARK_SOURCE}"
             ) from None

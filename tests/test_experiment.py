@@ -138,6 +138,89 @@ def test_stage_outputs_are_where_the_layout_says(dvc_stages):
     assert declared == expected
 
 
+_MODULE_A = '''"""Schedules."""
+
+import math
+
+from .ops import thing
+
+
+def cosine(e, n):
+    """Cosine annealing."""
+    return 0.5 * (1 + math.cos(math.pi * e / n))
+
+
+def step(e):
+    return 0.1 ** (e // 30)
+'''
+
+
+def _identity(folder, **modules):
+    folder.mkdir()
+    for name, text in modules.items():
+        (folder / f"{name}.py").write_text(text)
+    return deps.source_identity(folder / f"{name}.py" for name in modules)
+
+
+_STEP = "def step(e):\n    return 0.1 ** (e // 30)\n"
+
+
+def test_run_identity_ignores_documentation_and_moves_but_not_code(tmp_path):
+    base = _identity(tmp_path / "base", a=_MODULE_A, b="X = 1\n")
+    same = {
+        "docstrings and comments": _MODULE_A.replace("Cosine annealing.", "Cosine annealing (DARTS).")
+        .replace('"""Schedules."""', '"""Schedules of the search and the evaluation."""')
+        .replace("def step(e):", "# the ImageNet recipe\ndef step(e):  # decays by 10 every 30 epochs"),
+        "a new docstring": _MODULE_A.replace("def step(e):\n", 'def step(e):\n    """Step decay."""\n'),
+        "reformatting": _MODULE_A.replace(
+            "(1 + math.cos(math.pi * e / n))", "(\n        1 + math.cos(math.pi * e / n)\n    )"
+        ),
+    }
+    for i, (what, text) in enumerate(same.items()):
+        assert _identity(tmp_path / f"same{i}", a=text, b="X = 1\n") == base, what
+    # step() moved from a to b; a imports it from there, b now needs math too
+    moved_a = _MODULE_A.replace("\n\n" + _STEP, "").replace(
+        "from .ops import thing", "from .b import step\nfrom .ops import thing"
+    )
+    assert moved_a != _MODULE_A and _STEP not in moved_a
+    moved = _identity(tmp_path / "moved", a=moved_a, b="import math\n\nX = 1\n\n\n" + _STEP)
+    assert moved == base, "a pure move between modules of the closure"
+    changed = {
+        "a constant": _MODULE_A.replace("0.5 *", "0.4 *"),
+        "an operator": _MODULE_A.replace("e // 30", "e / 30"),
+        "a default argument": _MODULE_A.replace("def step(e):", "def step(e=0):"),
+        "a string that is not a docstring": _MODULE_A.replace("def step(e):\n", 'def step(e):\n    print("x")\n'),
+        "a library import": _MODULE_A.replace("import math", "import cmath as math"),
+        "a removed definition": _MODULE_A.replace("\n\n" + _STEP, ""),
+    }
+    for i, (what, text) in enumerate(changed.items()):
+        assert text != _MODULE_A, what
+        assert _identity(tmp_path / f"changed{i}", a=text, b="X = 1\n") != base, what
+    assert _identity(tmp_path / "other", a=_MODULE_A, b="X = 2\n") != base, "a change in another file of the closure"
+
+
+def test_run_identity_of_the_search_survives_a_docstring_edit(tmp_path):
+    """The real closure: rewriting every docstring of the search's modules keeps code_hash."""
+    import ast
+
+    rewritten = []
+    for i, path in enumerate(deps.closure("sd_darts.search")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            first = body[0] if isinstance(body, list) and body else None
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                first.value.value = "rewritten"
+        out = tmp_path / f"m{i}.py"
+        out.write_text(ast.unparse(tree))
+        rewritten.append(out)
+    assert deps.source_identity(rewritten) == deps.code_hash("sd_darts.search")
+
+
 def test_run_identity_is_the_settings_fingerprint_plus_code():
     cfg = SearchConfig(dataset="digits", epochs=2, warmup_epochs=1)
     cfg.validate()

@@ -17,16 +17,11 @@ from pathlib import Path
 from ..errors import UserError
 from ..files import open_regular
 
-CHUNK = 4 * 2**20
-
 
 def sha256_file(path: str | os.PathLike, what: str = "data file") -> str:
     """SHA-256 of a regular file's content (a folder, device or FIFO is a one-line error)."""
-    h = hashlib.sha256()
     with open_regular(path, what) as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def listing_sha256(root: str | os.PathLike) -> str:

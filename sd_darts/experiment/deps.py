@@ -2,8 +2,9 @@
 
 One list serves two purposes, so they cannot disagree: ``dvc.yaml`` declares it as the stage's
 ``deps`` (a test compares the two, ``tests/test_experiment.py``), and the identity of a
-persisted run folder includes its hash (:mod:`sd_darts.experiment.runs`), so code that a stage
-does not import never invalidates its runs, and code it does import always does.
+persisted run folder includes the hash of what it executes (:func:`source_identity`), so code
+that a stage does not import never invalidates its runs, a docstring edit or a move neither,
+and any change to executed code does.
 
 The closure is found statically by reading the sources (``ast``): every ``import`` statement
 (inside functions too) and every string literal naming an ``sd_darts`` module (lazy registries
@@ -16,6 +17,7 @@ import ast
 import functools
 import hashlib
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 PACKAGE = "sd_darts"
@@ -101,9 +103,54 @@ def closure_paths(module: str) -> list[str]:
     return [p.relative_to(REPO).as_posix() for p in closure(module)]
 
 
-def code_hash(module: str) -> str:
-    """Hash of the contents of :func:`closure` (part of a run's identity)."""
+def _without_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
+    first = body[0] if body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        return body[1:] or [ast.Pass()]
+    return body
+
+
+def _internal(node: ast.Import | ast.ImportFrom) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return bool(node.level) or (node.module or "").split(".")[0] == PACKAGE
+    return all(alias.name.split(".")[0] == PACKAGE for alias in node.names)
+
+
+def _meaning(path: Path) -> tuple[list[str], set[str]]:
+    """What one module executes: its top-level statements as AST dumps without docstrings
+    (comments are not in the AST), and apart from them its imports of other libraries.
+    Imports inside the package are wiring, and ``__all__`` lists re-exports: both follow moves."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            node.body = _without_docstring(node.body)
+    statements, imports = [], set()
+    for node in _without_docstring(tree.body):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if not _internal(node):
+                imports.add(ast.dump(node, annotate_fields=False))
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            continue
+        elif not isinstance(node, ast.Pass):
+            statements.append(ast.dump(node, annotate_fields=False))
+    return statements, imports
+
+
+def source_identity(paths: Iterable[Path]) -> str:
+    """Hash of what the sources in ``paths`` execute (:func:`_meaning` of each, as one sorted
+    multiset of statements and one set of library imports): a documentation edit or a move of
+    a definition between these files keeps it, any change to executed code changes it."""
+    statements, imports = [], set()
+    for path in paths:
+        s, i = _meaning(path)
+        statements += s
+        imports |= i
     h = hashlib.sha256()
-    for path in closure(module):
-        h.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
+    for item in [*sorted(imports), "", *sorted(statements)]:
+        h.update(item.encode() + b"\0")
     return h.hexdigest()[:16]
+
+
+def code_hash(module: str) -> str:
+    """:func:`source_identity` of :func:`closure` (part of a run's identity)."""
+    return source_identity(closure(module))

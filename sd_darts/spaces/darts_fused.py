@@ -1,46 +1,9 @@
-"""The DARTS search supernet with fewer, bigger kernels (issue 11); the same function as
-:class:`~sd_darts.spaces.darts.DartsSupernet`.
-
-The reference supernet runs the 8 candidate ops of each of the 14 edges of a cell one after the
-other.  This module computes the same function (DARTS Eq. 2: every edge is the softmax(alpha)
-weighted sum of its ops, every node the sum of its incoming edges) in ``steps`` *rounds* per
-cell, one per node that has outgoing edges: round 0 reads both cell inputs (2 x 4 edges), round
-``r >= 1`` reads node ``r - 1`` (``steps - r`` edges).  Within a round every op type runs once
-for all the round's edges (docs/speed.md has the full account):
-
-* one ReLU of the round's input, shared by every op that starts with it (sep/dil convolutions
-  and the factorized reduce of a stride-2 ``skip_connect``);
-* the first depthwise convolutions of ``sep_conv_3x3``, ``sep_conv_5x5`` and ``dil_conv_3x3``
-  of all the edges are ONE grouped 5x5 convolution (each 3x3 kernel embedded in a 5x5 one: in the
-  middle for ``sep_conv_3x3``, on the even taps for the dilation-2 ``dil_conv_3x3``; the other
-  taps are held at exactly zero, :data:`TAP_MASKS`), ``dil_conv_5x5`` one dilated grouped
-  convolution; the pointwise convolutions of all the (op, edge) pairs one grouped 1x1
-  convolution; the second stage of the separable convolutions one 5x5 depthwise and one grouped
-  1x1 convolution;
-* one BatchNorm call for all the final outputs of the convolution ops, with the edge weight
-  ``w[e, o]`` as the per-channel BN scale (exactly ``w * BN(x)``), so that the weighted sum
-  over (op, source) is one reduction;
-* pooling and its BN (affine=False) have no parameters, so ``max_pool_3x3``, ``avg_pool_3x3``
-  and the stride-1 ``skip_connect`` are computed once per input and shared by all the edges
-  that read it; their weighted sum over (op, source) for every edge is one matrix product;
-* ``none`` is never computed (its alpha still takes part in the softmax).
-
-Memory layout: every activation is ``channels_last`` (oneDNN and cuDNN run grouped convolutions
-fastest in it); channels of a round are ordered (op, edge, source, seed, c).  Several
-independent supernets ("seeds") can live in one model (``num_seeds = S``): every convolution is
-grouped by seed, so S seeds cost the same number of operator calls as one
-(:mod:`sd_darts.stacked`).
-
-Running statistics: every BN that tracks running statistics in the reference
-(``BatchNorm2d(affine=False)`` does) tracks the same ones here, updated inside the same BN call,
-so ``model.eval()`` means what it means for the reference (BN normalises with the running
-statistics).  The pooling BNs of the edges that read the same input see identical batches in the
-reference, so their running statistics are identical and are stored once here.
-
-Conversion from and to the reference layout, exact: :meth:`FusedDartsSupernet.from_reference`,
-:meth:`~FusedDartsSupernet.load_reference_state_dict`,
-:meth:`~FusedDartsSupernet.reference_state_dict` (tests/test_fused_darts.py checks logits, losses,
-gradients and optimiser trajectories against the reference).
+"""The DARTS search supernet with fewer, bigger kernels: the same function as
+:class:`~sd_darts.spaces.darts.DartsSupernet` (DARTS Eq. 2), computed in one round per node
+with outgoing edges, every op type once for all the round's edges (grouped convolutions, one
+BatchNorm call with the edge weights as scales, channels_last), optionally for S stacked seeds.
+Running statistics and the reference <-> fused conversion are exact; docs/speed.md has the
+full account and tests/test_fused_darts.py the equality checks.
 """
 
 from __future__ import annotations

@@ -1,19 +1,7 @@
-"""The NAS-Bench-201 search supernet with fewer, bigger kernels (issue 11); the same function as
-:class:`~sd_darts.spaces.nb201.NB201Supernet`.
-
-As for the DARTS space (:mod:`sd_darts.spaces.darts_fused`), a search cell is computed in rounds,
-one per node with outgoing edges (node 0 -> nodes 1, 2, 3; node 1 -> 2, 3; node 2 -> 3), every op
-type once for all the edges of a round: one ReLU, one 1x1 and one 3x3 convolution (with bias, as
-NB201's non-affine ReLU-Conv-BN) producing all the edges' channels, one BatchNorm call with the
-edge weights as per-channel scales (``w · BN(x)``), a reduction over the ops; ``avg_pool_3x3``
-(no BN at equal widths) and ``skip_connect`` once per round, their weighted sum for all edges one
-matrix product; ``none`` never computed.  Activations are channels_last; node partial sums are
-edge-major.  The stem, the ResNet blocks between the stages, the last BN-ReLU and the classifier
-are the reference modules themselves (same names in ``state_dict``).
-
-BatchNorm statistics: the cells' BNs track running statistics as in the reference (NB201's
-DARTS baseline, ``track_running_stats=True``), inside the same BN calls; eval mode normalises with
-them, as the reference does.  One seed per model.
+"""The NAS-Bench-201 search supernet with fewer, bigger kernels: the same function as
+:class:`~sd_darts.spaces.nb201.NB201Supernet`, computed in three rounds (node 0 -> 1, 2, 3;
+node 1 -> 2, 3; node 2 -> 3) as :mod:`sd_darts.spaces.darts_fused` does for DARTS; the cells'
+BNs track running statistics as the reference's do.  One seed per model; docs/speed.md.
 """
 
 from __future__ import annotations
