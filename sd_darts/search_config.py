@@ -11,7 +11,7 @@ from .spaces import SPACE_NAMES, get_space
 
 METHODS = ("darts", "sd-darts")
 KD_DIRECTIONS = ("student_teacher", "teacher_student")
-DATASETS = ("cifar10", "digits")
+DATASETS = ("cifar10", "fashion-mnist", "digits")
 MAX_EPOCHS = 10_000
 #: The most seeds ``--seeds`` stacks in one process (their memory is checked too: ×S one seed's).
 MAX_SEEDS = 64
@@ -26,11 +26,11 @@ class SearchConfig:
     method: str = setting("sd-darts", "search method: plain DARTS or SD-DARTS", choices=METHODS)
     space: str = setting("darts", "search space", choices=SPACE_NAMES)
     dataset: str = setting(
-        "cifar10", "search dataset (digits: scikit-learn's bundled digits, offline)", choices=DATASETS
+        "cifar10", "search dataset (fashion-mnist: Debian's package; digits: scikit-learn's, offline)", choices=DATASETS
     )
     data_root: str = setting(
         "data",
-        "folder holding the dataset (CIFAR-10: cifar-10-python.tar.gz or cifar-10-batches-py)",
+        "folder holding the dataset (CIFAR-10: cifar-10-python.tar.gz or cifar-10-batches-py; Fashion-MNIST: FashionMNIST/raw/)",
         fingerprint=False,
     )
     download: bool = setting(False, "download CIFAR-10 through torchvision if it is missing", fingerprint=False)

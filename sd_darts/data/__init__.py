@@ -1,5 +1,6 @@
-"""Datasets of the package: CIFAR-10 (the paper's), scikit-learn's digits (offline smoke
-runs and tests) and, in :mod:`sd_darts.data.imagenet`, ImageNet folders.
+"""Datasets of the package: CIFAR-10 (the paper's), Fashion-MNIST (the real benchmark this
+package can hold offline), scikit-learn's digits (offline smoke runs and tests) and, in
+:mod:`sd_darts.data.imagenet`, ImageNet folders.
 
 The search split follows DARTS: the training images [0, portion·N) train the weights, the
 images [portion·N, N) train the alphas (portion 0.5: CIFAR-10 [0, 25000) / [25000, 50000)),
@@ -28,7 +29,7 @@ from .common import (
     train_transform,
 )
 
-DATASETS = ("cifar10", "digits")
+DATASETS = ("cifar10", "fashion-mnist", "digits")
 
 __all__ = [
     "DATASETS",
@@ -82,8 +83,8 @@ def _check_image_size(dataset: str, image_size: int | None) -> int:
     if image_size is None:
         return 32
     image_size = int(image_size)
-    if dataset == "cifar10" and image_size != 32:
-        raise UserError(f"image_size {image_size}: only the digits dataset can be resized (CIFAR-10 is 32x32)")
+    if dataset != "digits" and image_size != 32:
+        raise UserError(f"image_size {image_size}: only the digits dataset can be resized ({dataset} is 32x32)")
     if image_size < 8:
         raise UserError(f"image_size must be at least 8, got {image_size}")
     return image_size
@@ -94,11 +95,23 @@ def _training_images(dataset: str, data_root: str | os.PathLike, image_size: int
     if dataset == "cifar10":
         images, labels, classes = load_cifar10(data_root, train=True, download=download)
         return images, labels, CIFAR10_MEAN, CIFAR10_STD, len(classes)
+    if dataset == "fashion-mnist":
+        from . import fashion_mnist as fm
+
+        images, labels = _fashion_mnist(data_root, train=True)
+        return images, labels, fm.MEAN, fm.STD, fm.NUM_CLASSES
     from .digits import NUM_CLASSES, NUM_TRAIN, digits_mean_std, load_digits_images
 
     images, labels = load_digits_images(image_size)
     mean, std = digits_mean_std(image_size)
     return images[:NUM_TRAIN], labels[:NUM_TRAIN], mean, std, NUM_CLASSES
+
+
+def _fashion_mnist(data_root: str | os.PathLike, train: bool):
+    from .fashion_mnist import load_fashion_mnist, prepare_fashion_mnist
+
+    prepare_fashion_mnist(data_root)  # from Debian's folder unless the data stage prepared it
+    return load_fashion_mnist(data_root, train=train)
 
 
 def search_split(num_samples: int, portion: float) -> int:
@@ -124,7 +137,8 @@ def load_search_data(
 ) -> SearchData:
     """The DARTS search split of ``dataset``'s training images, in file order.
 
-    CIFAR-10: [0, portion·50000) train the weights, [portion·50000, 50000) the alphas.
+    CIFAR-10: [0, portion·50000) train the weights, [portion·50000, 50000) the alphas;
+    Fashion-MNIST the same over its 60,000 training images (padded to 32x32, 3 channels).
     digits: the same over its 1,500 training images (``data_root`` is not used).
     Both halves use the training augmentation (random crop with 4-pixel zero padding,
     horizontal flip, normalisation; no cutout during the search, as in DARTS).
@@ -161,7 +175,8 @@ def load_eval_data(
     holdout_portion: float | None = None,
 ) -> EvalData:
     """Training set (augmentation + cutout after normalisation) and test set (normalised only)
-    for training an evaluation network.  CIFAR-10: the 50,000 / 10,000 official sets; digits:
+    for training an evaluation network.  CIFAR-10: the 50,000 / 10,000 official sets;
+    Fashion-MNIST: its 60,000 / 10,000; digits:
     the first 1,500 / last 297 images.  Items are ``(image, label, index)`` in both.
 
     With ``holdout_portion`` the test set is never read: the training images are split as in
@@ -178,6 +193,14 @@ def load_eval_data(
         if holdout_portion is None:
             test_x, test_y, _ = load_cifar10(data_root, train=False, download=False)
         mean, std, num_classes = CIFAR10_MEAN, CIFAR10_STD, len(classes)
+    elif dataset == "fashion-mnist":
+        from . import fashion_mnist as fm
+
+        train_x, train_y = _fashion_mnist(data_root, train=True)
+        test_x = test_y = None
+        if holdout_portion is None:
+            test_x, test_y = _fashion_mnist(data_root, train=False)
+        mean, std, num_classes = fm.MEAN, fm.STD, fm.NUM_CLASSES
     else:
         from .digits import NUM_CLASSES, NUM_TRAIN, digits_mean_std, load_digits_images
 

@@ -10,6 +10,7 @@ them) and checked before a stage uses the data.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 from pathlib import Path
@@ -22,6 +23,17 @@ def sha256_file(path: str | os.PathLike, what: str = "data file") -> str:
     """SHA-256 of a regular file's content (a folder, device or FIFO is a one-line error)."""
     with open_regular(path, what) as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def gunzip_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a ``.gz`` file's decompressed content (a file that is not gzip is a one-line error)."""
+    with open_regular(path, "gzip file") as raw, gzip.GzipFile(fileobj=raw) as fh:
+        try:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+        except (OSError, EOFError) as exc:
+            raise UserError(
+                f"{path} is not a readable gzip file ({exc}); check the file or hash it without --gunzip"
+            ) from None
 
 
 def listing_sha256(root: str | os.PathLike) -> str:

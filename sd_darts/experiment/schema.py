@@ -29,6 +29,7 @@ from typing import Any
 from .. import config, files
 from ..config import require, setting
 from ..errors import UserError
+from ..search_config import DATASETS
 
 PROFILE_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SEED_BOUNDS = {"ge": 0, "le": 2**32 - 1}
@@ -38,6 +39,13 @@ EVAL_GENOTYPES = ("selected", "paper")
 #: How the genotype stage picks the search to evaluate (docs/pipeline.md).
 SELECT_CRITERIA = ("supernet_valid_acc", "retrain")
 RUNNERS = ("local", "docker", "slurm")
+#: sd_darts.data.fashion_mnist.SHA256's values, here without importing torch (a test ties them)
+FASHION_MNIST_SHA256 = (
+    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+)
 #: The stages ``runner: slurm`` submits as batch jobs, each kind with its own resources
 #: (``pipeline.slurm.<kind>``); the other stages (data, genotype, nb201_query, curves, report) are light
 #: and run where ``dvc repro`` runs.
@@ -82,12 +90,22 @@ class SeedsParams:
 class DataParams:
     """``data:``: what the runs read, and the checksums that pin it."""
 
-    dataset: str = setting("cifar10", "cifar10 (paper) or digits (offline smoke runs)", choices=("cifar10", "digits"))
-    root: str = setting("data/cifar10", "CIFAR-10 folder (fetched and md5-checked by the data stage)")
+    dataset: str = setting(
+        "cifar10", "cifar10 (paper), fashion-mnist (real, offline) or digits (offline smoke runs)", choices=DATASETS
+    )
+    root: str = setting("data/cifar10", "dataset folder (prepared and checked by the data stage)")
     download: bool = setting(True, "let the data stage download CIFAR-10")
     imagenet_root: str = setting("data/imagenet", "ILSVRC2012 folder (train/<wnid>/, val/<wnid>/), yours to provide")
     imagenet_listing_sha256: str | None = setting(
         None, "sha256 of the ImageNet folder listing (sd-darts checksum --imagenet DIR); null = record only"
+    )
+    fashion_mnist_source: str = setting(
+        "/usr/share/datasets/fashion-mnist", "folder with the four Fashion-MNIST idx files, .gz or not (Debian's)"
+    )
+    fashion_mnist_sha256: list[str] = setting(
+        list(FASHION_MNIST_SHA256),
+        "sha256 of the decompressed train images, train labels, t10k images, t10k labels (sd-darts checksum --gunzip)",
+        max_len=4,
     )
     nb201_benchmark: str = setting("data/NAS-Bench-201-v1_1-096897.pth", "the NAS-Bench-201 file, yours to download")
     nb201_benchmark_sha256: str | None = setting(
@@ -102,7 +120,13 @@ class DataParams:
                 key,
                 "must be 64 lowercase hex digits (a sha256) or null",
             )
-        for key in ("root", "imagenet_root", "nb201_benchmark"):
+        require(
+            len(self.fashion_mnist_sha256) == 4
+            and all(re.fullmatch(r"[0-9a-f]{64}", v) is not None for v in self.fashion_mnist_sha256),
+            "fashion_mnist_sha256",
+            "must list 4 sha256s (64 lowercase hex digits each), in the order of its help",
+        )
+        for key in ("root", "imagenet_root", "nb201_benchmark", "fashion_mnist_source"):
             require(getattr(self, key).strip() != "", key, "must name a path")
 
 

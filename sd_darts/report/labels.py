@@ -14,8 +14,8 @@ from .read import Metrics, Run
 
 #: How the report names a dataset, the image size it is published at, and the size a run
 #: without ``image_size`` reads it at (:mod:`sd_darts.data`: 32 but for ImageNet's 224 crops).
-DATASET_NAMES = {"cifar10": "CIFAR-10", "digits": "digits", "imagenet": "ImageNet"}
-NATIVE_SIZE = {"cifar10": 32, "imagenet": 224}
+DATASET_NAMES = {"cifar10": "CIFAR-10", "fashion-mnist": "Fashion-MNIST", "digits": "digits", "imagenet": "ImageNet"}
+NATIVE_SIZE = {"cifar10": 32, "fashion-mnist": 32, "imagenet": 224}  # Fashion-MNIST: 28x28 padded
 DEFAULT_SIZE = {"imagenet": 224}
 #: The profile and dataset of the paper's numbers.
 PAPER_PROFILE = "paper"

@@ -3,7 +3,8 @@ check the dataset the runs read.
 
 CIFAR-10 (paper): downloaded into ``data.root`` when ``data.download`` is true and every file
 checked against torchvision's md5 table; the folder is the stage's output, so ``dvc.lock`` pins
-its content.  digits (smoke profile): bundled with scikit-learn; the manifest records its
+its content.  Fashion-MNIST: decompressed from ``data.fashion_mnist_source`` into
+``data.root/FashionMNIST/raw/``, each file checked against ``data.fashion_mnist_sha256``.  digits (smoke profile): bundled with scikit-learn; the manifest records its
 checksum.  ImageNet and the NAS-Bench-201 file are checked by the stages that read them
 (against ``data.imagenet_listing_sha256`` / ``data.nb201_benchmark_sha256``).
 """
@@ -30,6 +31,12 @@ def main(p, args) -> int:
         folder = prepare_cifar10(root, download=p.data.download)
         manifest["folder"] = folder.relative_to(root).as_posix() if folder.is_relative_to(root) else str(folder)
         manifest["md5"] = {f.name: calculate_md5(str(f)) for f in sorted(folder.iterdir()) if f.is_file()}
+    elif p.data.dataset == "fashion-mnist":
+        from ...data.fashion_mnist import SHA256, prepare_fashion_mnist
+
+        expected = dict(zip(SHA256, p.data.fashion_mnist_sha256, strict=True))
+        raw = prepare_fashion_mnist(root, p.data.fashion_mnist_source, expected)
+        manifest.update(folder=raw.relative_to(root).as_posix(), source=p.data.fashion_mnist_source, sha256=expected)
     else:
         import sklearn
         from sklearn.datasets import load_digits
@@ -37,8 +44,12 @@ def main(p, args) -> int:
         bunch = load_digits()
         h = hashlib.md5(bunch.images.astype("float64").tobytes())
         h.update(bunch.target.astype("int64").tobytes())
-        manifest.update({"source": "sklearn.datasets.load_digits", "scikit_learn": sklearn.__version__,
-                         "images": int(bunch.images.shape[0]), "md5": h.hexdigest()})  # fmt: skip
+        manifest.update(
+            source="sklearn.datasets.load_digits",
+            scikit_learn=sklearn.__version__,
+            images=int(bunch.images.shape[0]),
+            md5=h.hexdigest(),
+        )
     files.write_json(root / "manifest.json", manifest)
     print(f"data: {p.data.dataset} ready in {root}")
     return 0
