@@ -67,7 +67,7 @@ PARAMS_SECTION = "nb201_query"
 
 
 @dataclass
-class Nb201QueryConfig:
+class NB201QueryConfig:
     """Settings of ``sd-darts nb201-query`` (section ``nb201_query:`` of a params file)."""
 
     benchmark: str = setting(

@@ -252,9 +252,13 @@ class CifarRecipe:
 
         c = self.cfg
         return load_eval_data(
-            c.dataset, c.data_root, cutout_length=c.cutout_length, image_size=c.image_size, download=c.download,
+            c.dataset,
+            c.data_root,
+            cutout_length=c.cutout_length,
+            image_size=c.image_size,
+            download=c.download,
             holdout_portion=c.holdout_portion,
-        )  # fmt: skip
+        )
 
     def build_network(self, genotype: Genotype, num_classes: int) -> nn.Module:
         c = self.cfg

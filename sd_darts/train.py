@@ -91,10 +91,16 @@ def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...
 # --------------------------------------------------------------------------------------------
 
 METRIC_NAMES = (
-    "train/loss", "train/top1_error", "train/top5_error",
-    "test/loss", "test/top1_error", "test/top5_error",
-    "lr", "drop_path_prob", "epoch_seconds",
-)  # fmt: skip
+    "train/loss",
+    "train/top1_error",
+    "train/top5_error",
+    "test/loss",
+    "test/top1_error",
+    "test/top5_error",
+    "lr",
+    "drop_path_prob",
+    "epoch_seconds",
+)
 CHECKPOINT_SCHEMA = {"epochs_done": int, "model": dict, "optimizer": dict, "history": list}
 
 
@@ -196,8 +202,16 @@ def prepare(cfg, dist_info: DistInfo) -> TrainRun:
     data = recipe.load_data()
     shape = (cfg.batch_size // dist_info.world_size, data.channels, data.image_size, data.image_size)
     units = shape[0] * cfg.init_channels * cfg.layers * data.image_size**2
-    need = 0 if clearly_fits(units, device) else training_step_bytes(lambda: recipe.build_network(genotype, data.num_classes), shape, optimizer_slots=1,
-                               forward=lambda m, x: m(x)[0])  # fmt: skip
+    need = (
+        0
+        if clearly_fits(units, device)
+        else training_step_bytes(
+            lambda: recipe.build_network(genotype, data.num_classes),
+            shape,
+            optimizer_slots=1,
+            forward=lambda m, x: m(x)[0],
+        )
+    )
     check_fits(need, device, f"{recipe.name}", "lower --batch-size, --init-channels, --layers or --image-size")
     ckpt = load_checkpoint_if_any(out / "checkpoint.pt", cfg, recipe.name, CHECKPOINT_SCHEMA)
 
@@ -228,12 +242,28 @@ def _loaders(run: TrainRun, epoch: int, train_sampler, test_loader=None):
         test_sampler = (
             ShardSampler(len(run.data.test), dist_info.rank, dist_info.world_size) if dist_info.enabled else None
         )
-        return make_loader(run.data.test, per_rank, shuffle=False, seed=cfg.seed, epoch=0,
-                           num_workers=cfg.num_workers, pin_memory=pin, sampler=test_sampler)  # fmt: skip
+        return make_loader(
+            run.data.test,
+            per_rank,
+            shuffle=False,
+            seed=cfg.seed,
+            epoch=0,
+            num_workers=cfg.num_workers,
+            pin_memory=pin,
+            sampler=test_sampler,
+        )
     if train_sampler is not None:
         train_sampler.set_epoch(epoch)
-    return make_loader(run.data.train, per_rank, shuffle=train_sampler is None, seed=cfg.seed, epoch=epoch,
-                       num_workers=cfg.num_workers, pin_memory=pin, sampler=train_sampler)  # fmt: skip
+    return make_loader(
+        run.data.train,
+        per_rank,
+        shuffle=train_sampler is None,
+        seed=cfg.seed,
+        epoch=epoch,
+        num_workers=cfg.num_workers,
+        pin_memory=pin,
+        sampler=train_sampler,
+    )
 
 
 def train_one_epoch(run: TrainRun, train_model: nn.Module, loader, epoch: int) -> torch.Tensor:
@@ -259,8 +289,9 @@ def train_one_epoch(run: TrainRun, train_model: nn.Module, loader, epoch: int) -
 
 
 @torch.no_grad()
-def evaluate(module: nn.Module, loader, device, amp: bool = False, channels_last: bool = False,
-             dist_info: DistInfo | None = None) -> torch.Tensor:  # fmt: skip
+def evaluate(
+    module: nn.Module, loader, device, amp: bool = False, channels_last: bool = False, dist_info: DistInfo | None = None
+) -> torch.Tensor:
     """Sums over the test set (all ranks): ``[loss·n, top-1 hits, top-5 hits, n]``.
 
     The loss is the plain cross-entropy (no label smoothing), as DARTS and PC-DARTS report.
@@ -337,20 +368,29 @@ def finish(run: TrainRun) -> TrainResult:
     metrics = final_metrics(run)
     if run.dist_info.is_main:
         cfg = run.cfg
-        files.torch_save(run.out / "model.pt", {
-            "format": "sd-darts-weights-v1",
-            "recipe": run.recipe.name,
-            "state_dict": run.model.state_dict(),
-            "genotype": genotype_to_dict(run.genotype),
-            "init_channels": cfg.init_channels,
-            "layers": cfg.layers,
-            "num_classes": run.data.num_classes,
-            "auxiliary": cfg.auxiliary_weight > 0,
-        })  # fmt: skip
+        files.torch_save(
+            run.out / "model.pt",
+            {
+                "format": "sd-darts-weights-v1",
+                "recipe": run.recipe.name,
+                "state_dict": run.model.state_dict(),
+                "genotype": genotype_to_dict(run.genotype),
+                "init_channels": cfg.init_channels,
+                "layers": cfg.layers,
+                "num_classes": run.data.num_classes,
+                "auxiliary": cfg.auxiliary_weight > 0,
+            },
+        )
         files.write_json(run.out / "metrics.json", metrics)
-        log.info("%s done: final-epoch top-1 error %.2f%% (top-5 %.2f%%); best epoch %d: %.2f%%; %s",
-                 run.recipe.name, metrics["test_error"], metrics["top5_error"], metrics["best_epoch"],
-                 metrics["best_test_error"], run.out)  # fmt: skip
+        log.info(
+            "%s done: final-epoch top-1 error %.2f%% (top-5 %.2f%%); best epoch %d: %.2f%%; %s",
+            run.recipe.name,
+            metrics["test_error"],
+            metrics["top5_error"],
+            metrics["best_epoch"],
+            metrics["best_test_error"],
+            run.out,
+        )
     return TrainResult(out=run.out, metrics=metrics, is_main=run.dist_info.is_main)
 
 
@@ -387,23 +427,44 @@ def _train(run: TrainRun) -> None:
             seed_everything(rank_epoch_seed(cfg.seed, epoch, dist_info.rank))
             train_loader = _loaders(run, epoch, train_sampler, test_loader)
             train_sums = train_one_epoch(run, train_model, train_loader, epoch)
-            test_sums = evaluate(model, test_loader, run.device, amp=use_bf16(cfg, run.device),
-                                 channels_last=use_channels_last(cfg, run.device), dist_info=dist_info)  # fmt: skip
+            test_sums = evaluate(
+                model,
+                test_loader,
+                run.device,
+                amp=use_bf16(cfg, run.device),
+                channels_last=use_channels_last(cfg, run.device),
+                dist_info=dist_info,
+            )
             train_vals, test_vals = torch.stack([train_sums, test_sums]).tolist()  # one host sync per epoch
             train_loss, train_e1, train_e5 = _rates(train_vals)
             test_loss, test_e1, test_e5 = _rates(test_vals)
             row = {
                 "epoch": epoch,
-                "train/loss": train_loss, "train/top1_error": train_e1, "train/top5_error": train_e5,
-                "test/loss": test_loss, "test/top1_error": test_e1, "test/top5_error": test_e5,
-                "lr": lr, "drop_path_prob": drop_path_prob_at(cfg, epoch),
+                "train/loss": train_loss,
+                "train/top1_error": train_e1,
+                "train/top5_error": train_e5,
+                "test/loss": test_loss,
+                "test/top1_error": test_e1,
+                "test/top5_error": test_e5,
+                "lr": lr,
+                "drop_path_prob": drop_path_prob_at(cfg, epoch),
                 "epoch_seconds": time.perf_counter() - started,
-            }  # fmt: skip
+            }
             run.history.append(row)
             if dist_info.is_main:
-                log.info("epoch %d/%d: lr %.3g | train loss %.4f err %.2f%% | test loss %.4f top-1 err %.2f%% "
-                         "top-5 err %.2f%% | %.1fs", epoch + 1, cfg.epochs, lr, train_loss, train_e1,
-                         test_loss, test_e1, test_e5, row["epoch_seconds"])  # fmt: skip
+                log.info(
+                    "epoch %d/%d: lr %.3g | train loss %.4f err %.2f%% | test loss %.4f top-1 err %.2f%% "
+                    "top-5 err %.2f%% | %.1fs",
+                    epoch + 1,
+                    cfg.epochs,
+                    lr,
+                    train_loss,
+                    train_e1,
+                    test_loss,
+                    test_e1,
+                    test_e5,
+                    row["epoch_seconds"],
+                )
                 _save_epoch(run, row, live)
     finally:
         if live is not None:
@@ -427,8 +488,12 @@ def run_training(cfg) -> TrainResult:
         if run.device.type == "cuda" and run.device.index is not None:
             torch.cuda.set_device(run.device)
         if own_group:
-            dist.init_process_group(backend="nccl" if run.device.type == "cuda" else "gloo", init_method="env://",
-                                    rank=dist_info.rank, world_size=dist_info.world_size)  # fmt: skip
+            dist.init_process_group(
+                backend="nccl" if run.device.type == "cuda" else "gloo",
+                init_method="env://",
+                rank=dist_info.rank,
+                world_size=dist_info.world_size,
+            )
         if dist_info.is_main:
             run.out.mkdir(parents=True, exist_ok=True)
             lock.acquire()
@@ -436,9 +501,15 @@ def run_training(cfg) -> TrainResult:
             files.write_yaml(run.out / "config.yaml", cfgmod.to_dict(cfg))
             if run.start_epoch:
                 log.info("resuming %s after epoch %d of %d", run.out, run.start_epoch, cfg.epochs)
-            log.info("%s: %s, %d cells, C=%d, %.2fM parameters (without the auxiliary head), %d process(es)",
-                     run.recipe.name, cfg.genotype, cfg.layers, cfg.init_channels, run.params / 1e6,
-                     dist_info.world_size)  # fmt: skip
+            log.info(
+                "%s: %s, %d cells, C=%d, %.2fM parameters (without the auxiliary head), %d process(es)",
+                run.recipe.name,
+                cfg.genotype,
+                cfg.layers,
+                cfg.init_channels,
+                run.params / 1e6,
+                dist_info.world_size,
+            )
         if run.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         try:
@@ -458,7 +529,20 @@ def run_training(cfg) -> TrainResult:
 
 
 __all__ = [
-    "TrainCifarConfig", "TrainImageNetConfig", "TrainResult", "TrainRun", "run_training", "prepare", "train_step",
-    "train_one_epoch", "evaluate", "finish", "classification_loss", "topk_correct", "report_line", "DistInfo",
-    "dist_info_from_env", "METRIC_NAMES",
-]  # fmt: skip
+    "TrainCifarConfig",
+    "TrainImageNetConfig",
+    "TrainResult",
+    "TrainRun",
+    "run_training",
+    "prepare",
+    "train_step",
+    "train_one_epoch",
+    "evaluate",
+    "finish",
+    "classification_loss",
+    "topk_correct",
+    "report_line",
+    "DistInfo",
+    "dist_info_from_env",
+    "METRIC_NAMES",
+]

@@ -14,7 +14,7 @@ import yaml
 
 from sd_darts.experiment import deps, layout, schema, settings
 from sd_darts.experiment.runs import run_identity
-from sd_darts.nb201_bench import Nb201QueryConfig
+from sd_darts.nb201_bench import NB201QueryConfig
 from sd_darts.recipes import TrainCifarConfig, TrainImageNetConfig
 from sd_darts.search import SearchConfig
 
@@ -34,7 +34,7 @@ COMMAND_CLASSES = {
     "nb201": SearchConfig,
     "train_cifar": TrainCifarConfig,
     "train_imagenet": TrainImageNetConfig,
-    "nb201_query": Nb201QueryConfig,
+    "nb201_query": NB201QueryConfig,
 }
 
 

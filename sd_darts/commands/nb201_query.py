@@ -21,7 +21,7 @@ from ..files import check_writable_dir, write_json
 from ..nb201_bench import (
     BENCHMARK_FILES,
     PARAMS_SECTION,
-    Nb201QueryConfig,
+    NB201QueryConfig,
     format_table,
     load_benchmark,
     parse_genotype_arg,
@@ -39,11 +39,11 @@ def register(parser) -> None:
         metavar="GENOTYPE_JSON_OR_ARCH",
         help="NB201 arch string, genotype.json or search run folder (several: one load, one row each)",
     )
-    config.add_arguments(parser, Nb201QueryConfig, f"'{PARAMS_SECTION}:'")
+    config.add_arguments(parser, NB201QueryConfig, f"'{PARAMS_SECTION}:'")
 
 
 def run(args) -> int:
-    cfg = config.resolve(Nb201QueryConfig, PARAMS_SECTION, args)
+    cfg = config.resolve(NB201QueryConfig, PARAMS_SECTION, args)
     # Parse every genotype and check the output before the (long) benchmark load.
     parsed = [parse_genotype_arg(a) for a in args.genotypes]
     if cfg.out:

@@ -36,11 +36,13 @@ def _numbers(d: dict[str, Any]) -> dict[str, Any]:
 
 def search_headline(summary: dict[str, Any], curves: pd.DataFrame | None) -> dict[str, float]:
     """Supernet validation accuracy (eval mode, alpha half), skip connections, final eigenvalue."""
-    return _numbers({
-        "supernet_valid_acc": float(summary["supernet_valid_acc"]),
-        "skip_connections": summary.get("num_skip_connect"),
-        "eigenvalue": final_eigenvalue(curves),
-    })  # fmt: skip
+    return _numbers(
+        {
+            "supernet_valid_acc": float(summary["supernet_valid_acc"]),
+            "skip_connections": summary.get("num_skip_connect"),
+            "eigenvalue": final_eigenvalue(curves),
+        }
+    )
 
 
 def train_headline(metrics: dict[str, Any]) -> dict[str, float]:

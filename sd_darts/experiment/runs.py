@@ -94,8 +94,16 @@ def environment() -> dict[str, Any]:
 
 def provenance(profile: str, stage: str, run: str | Path, device: str, command: str, **extra: Any) -> dict[str, Any]:
     """What produced a run: profile, stage, run folder, device, environment, git revision, command."""
-    return {"profile": profile, "stage": stage, "run": str(run), "device": device, "command": command,
-            **environment(), **git_info(), **extra}  # fmt: skip
+    return {
+        "profile": profile,
+        "stage": stage,
+        "run": str(run),
+        "device": device,
+        "command": command,
+        **environment(),
+        **git_info(),
+        **extra,
+    }
 
 
 def command_line(command: str, cfg) -> str:

@@ -52,23 +52,38 @@ FASHION_MNIST_SHA256 = (
 SLURM_STAGE_KINDS = ("search", "select_retrain", "train_cifar", "train_imagenet", "nb201", "ablation")
 #: sbatch flags the runner sets itself: the key of pipeline.slurm that holds each, or why it is refused.
 SLURM_OWN_FLAGS = {
-    "--partition": "pipeline.slurm.partition", "-p": "pipeline.slurm.partition",
-    "--account": "pipeline.slurm.account", "-A": "pipeline.slurm.account",
-    "--qos": "pipeline.slurm.qos", "-q": "pipeline.slurm.qos",
-    "--time": "pipeline.slurm.<kind>.time_minutes", "-t": "pipeline.slurm.<kind>.time_minutes",
-    "--gres": "pipeline.slurm.<kind>.gpus", "--gpus": "pipeline.slurm.<kind>.gpus", "-G": "pipeline.slurm.<kind>.gpus",
-    "--cpus-per-task": "pipeline.slurm.<kind>.cpus", "-c": "pipeline.slurm.<kind>.cpus",
+    "--partition": "pipeline.slurm.partition",
+    "-p": "pipeline.slurm.partition",
+    "--account": "pipeline.slurm.account",
+    "-A": "pipeline.slurm.account",
+    "--qos": "pipeline.slurm.qos",
+    "-q": "pipeline.slurm.qos",
+    "--time": "pipeline.slurm.<kind>.time_minutes",
+    "-t": "pipeline.slurm.<kind>.time_minutes",
+    "--gres": "pipeline.slurm.<kind>.gpus",
+    "--gpus": "pipeline.slurm.<kind>.gpus",
+    "-G": "pipeline.slurm.<kind>.gpus",
+    "--cpus-per-task": "pipeline.slurm.<kind>.cpus",
+    "-c": "pipeline.slurm.<kind>.cpus",
     "--mem": "pipeline.slurm.<kind>.mem_gb",
     "--signal": "pipeline.slurm.signal_seconds",
-    "--output": "the runner (the job log under runs/<profile>/slurm/)", "-o": "the runner (the job log)",
-    "--error": "the runner (the job log)", "-e": "the runner (the job log)",
+    "--output": "the runner (the job log under runs/<profile>/slurm/)",
+    "-o": "the runner (the job log)",
+    "--error": "the runner (the job log)",
+    "-e": "the runner (the job log)",
     "--open-mode": "the runner (the log is appended across requeues)",
-    "--job-name": "the runner (the DVC stage name)", "-J": "the runner (the DVC stage name)",
-    "--chdir": "the runner (the repository root)", "-D": "the runner (the repository root)",
-    "--requeue": "the runner (always set)", "--no-requeue": "the runner (jobs are requeued on preemption)",
-    "--wait": "the runner (it polls the job)", "-W": "the runner (it polls the job)",
-    "--parsable": "the runner", "--array": "the runner (one job per stage)", "-a": "the runner (one job per stage)",
-}  # fmt: skip
+    "--job-name": "the runner (the DVC stage name)",
+    "-J": "the runner (the DVC stage name)",
+    "--chdir": "the runner (the repository root)",
+    "-D": "the runner (the repository root)",
+    "--requeue": "the runner (always set)",
+    "--no-requeue": "the runner (jobs are requeued on preemption)",
+    "--wait": "the runner (it polls the job)",
+    "-W": "the runner (it polls the job)",
+    "--parsable": "the runner",
+    "--array": "the runner (one job per stage)",
+    "-a": "the runner (one job per stage)",
+}
 
 
 @dataclass
@@ -170,8 +185,13 @@ class PipelineParams:
     gpus: str | None = setting("all", "GPUs the docker runner requests (all, N or 0,1; null: none)")
     slurm: dict = setting(
         {
-            "partition": None, "account": None, "qos": None, "extra_flags": [], "command_prefix": None,
-            "signal_seconds": 120, "poll_seconds": 30,
+            "partition": None,
+            "account": None,
+            "qos": None,
+            "extra_flags": [],
+            "command_prefix": None,
+            "signal_seconds": 120,
+            "poll_seconds": 30,
             "search": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
             "select_retrain": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
             "train_cifar": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
@@ -180,7 +200,7 @@ class PipelineParams:
             "ablation": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
         },
         "the slurm runner's jobs: site flags, command prefix, resources per stage kind (SlurmParams; docs/cluster.md)",
-    )  # fmt: skip
+    )
 
     def validate(self) -> None:
         require(
@@ -210,8 +230,9 @@ class SlurmParams:
     partition: str | None = setting(None, "--partition (null: the site's default)")
     account: str | None = setting(None, "--account (null: your default account)")
     qos: str | None = setting(None, "--qos (null: the default QOS)")
-    extra_flags: list[str] = setting([], "more sbatch flags, one --flag=value per item (e.g. --constraint=a100)",
-                                     empty_ok=True)  # fmt: skip
+    extra_flags: list[str] = setting(
+        [], "more sbatch flags, one --flag=value per item (e.g. --constraint=a100)", empty_ok=True
+    )
     command_prefix: str | None = setting(
         None, "wraps the job's command, e.g. 'apptainer exec --nv sd-darts.sif' (then python is the image's)"
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import config
 from ..errors import UserError
-from ..nb201_bench import Nb201QueryConfig
+from ..nb201_bench import NB201QueryConfig
 from ..recipes import TrainCifarConfig, TrainImageNetConfig
 from ..search_config import SearchConfig
 from .layout import ABLATIONS, Layout
@@ -46,8 +46,9 @@ def _build(cls, p: Params, layers: list[tuple[dict[str, Any], str | None]]):
     return config.build(cls, [(values, where or str(p.path)) for values, where in layers])
 
 
-def search_settings(p: Params, method: str, seed: int, out: str | None = None, overrides: dict | None = None,
-                    where: str | None = None) -> SearchConfig:  # fmt: skip
+def search_settings(
+    p: Params, method: str, seed: int, out: str | None = None, overrides: dict | None = None, where: str | None = None
+) -> SearchConfig:
     """One DARTS-space search of the pipeline."""
     out = out or str(Layout(p.profile).search(method, seed).run)
     fixed = {**_data(p), "method": method, "seed": seed, "out": out, "space": "darts"}
@@ -63,8 +64,14 @@ def stacked_search_settings(p: Params, method: str) -> tuple[SearchConfig, list[
     from ..search_seeds import seed_configs
 
     out = str(Layout(p.profile).search(method, "{seed}").run)
-    group = search_settings(p, method, p.seeds.search[0], out=out, overrides={"seeds": list(p.seeds.search)},
-                            where="pipeline.stack_search_seeds")  # fmt: skip
+    group = search_settings(
+        p,
+        method,
+        p.seeds.search[0],
+        out=out,
+        overrides={"seeds": list(p.seeds.search)},
+        where="pipeline.stack_search_seeds",
+    )
     needs = {"fast_step": True, "impl": "fused", "hessian_every": 0}
     wrong = [f"search.{k}: {v}" for k, v in needs.items() if getattr(group, k) != v]
     if wrong:
@@ -87,8 +94,9 @@ def nb201_search_settings(p: Params, seed: int) -> SearchConfig:
     return _build(SearchConfig, p, [(p.section("nb201"), p.where("nb201")), (fixed, "the pipeline")])
 
 
-def train_cifar_settings(p: Params, genotype_file: str, seed: int, out: str, overrides: dict | None = None,
-                         where: str | None = None) -> TrainCifarConfig:  # fmt: skip
+def train_cifar_settings(
+    p: Params, genotype_file: str, seed: int, out: str, overrides: dict | None = None, where: str | None = None
+) -> TrainCifarConfig:
     fixed = {**_data(p), "genotype": genotype_file, "seed": seed, "out": out}
     return _build(
         TrainCifarConfig,
@@ -117,21 +125,25 @@ def select_retrain_settings(p: Params, seed: int) -> TrainCifarConfig:
 
 def train_imagenet_settings(p: Params, genotype: str, seed: int) -> TrainImageNetConfig:
     layout = Layout(p.profile)
-    fixed = {"data_root": p.data.imagenet_root, "genotype": str(layout.genotype_file(genotype)), "seed": seed,
-             "out": str(layout.train_imagenet(genotype, seed).run)}  # fmt: skip
+    fixed = {
+        "data_root": p.data.imagenet_root,
+        "genotype": str(layout.genotype_file(genotype)),
+        "seed": seed,
+        "out": str(layout.train_imagenet(genotype, seed).run),
+    }
     return _build(
         TrainImageNetConfig, p, [(p.section("train_imagenet"), p.where("train_imagenet")), (fixed, "the pipeline")]
     )
 
 
-def nb201_query_settings(p: Params) -> Nb201QueryConfig:
+def nb201_query_settings(p: Params) -> NB201QueryConfig:
     fixed = {
         "benchmark": p.data.nb201_benchmark,
         "json": True,
         "table4": True,
         "out": str(Layout(p.profile).nb201_query),
     }
-    return _build(Nb201QueryConfig, p, [(p.section("nb201_query"), p.where("nb201_query")), (fixed, "the pipeline")])
+    return _build(NB201QueryConfig, p, [(p.section("nb201_query"), p.where("nb201_query")), (fixed, "the pipeline")])
 
 
 def ablation_values(p: Params, kind: str) -> list[int]:
@@ -151,8 +163,14 @@ def ablation_settings(p: Params, kind: str, value: int, seed: int) -> tuple[Sear
     run = Layout(p.profile).ablation(kind, value, seed).run
     where = f"{p.path}: ablation ({kind} point {value})"
     scfg = search_settings(p, "sd-darts", seed, str(run / "search"), {**ab.search, swept: value, **fixed}, where)
-    tcfg = train_cifar_settings(p, str(run / "search" / "genotype.json"), seed, str(run / "eval"), ab.train_cifar,
-                                p.where("ablation.train_cifar"))  # fmt: skip
+    tcfg = train_cifar_settings(
+        p,
+        str(run / "search" / "genotype.json"),
+        seed,
+        str(run / "eval"),
+        ab.train_cifar,
+        p.where("ablation.train_cifar"),
+    )
     return scfg, tcfg
 
 

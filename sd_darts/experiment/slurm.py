@@ -62,9 +62,17 @@ def job_name(module_name: str, argv: list[str]) -> str:
 
 
 def sbatch_flags(s: SlurmParams, r: SlurmResources, name: str, log: Path, workdir: Path) -> list[str]:
-    flags = [f"--job-name=sd-darts:{name}", f"--output={log}", "--open-mode=append", f"--chdir={workdir}",
-             f"--time={r.time_minutes}", "--ntasks=1", f"--cpus-per-task={r.cpus}", "--requeue",
-             f"--signal=B:USR2@{s.signal_seconds}"]  # fmt: skip
+    flags = [
+        f"--job-name=sd-darts:{name}",
+        f"--output={log}",
+        "--open-mode=append",
+        f"--chdir={workdir}",
+        f"--time={r.time_minutes}",
+        "--ntasks=1",
+        f"--cpus-per-task={r.cpus}",
+        "--requeue",
+        f"--signal=B:USR2@{s.signal_seconds}",
+    ]
     if r.gpus:
         flags.append(f"--gres=gpu:{r.gpus}")
     if r.mem_gb is not None:
@@ -140,8 +148,9 @@ def _slurm(cmd: list[str], what: str) -> str:
 
 def running_elsewhere(name: str, workdir: Path) -> str | None:
     """The id of a queued or running job of this stage in this checkout (its waiting stage died), or None."""
-    res = subprocess.run(["squeue", "-h", "--me", "-n", f"sd-darts:{name}", "-o", "%A %Z"], capture_output=True,
-                         text=True)  # fmt: skip
+    res = subprocess.run(
+        ["squeue", "-h", "--me", "-n", f"sd-darts:{name}", "-o", "%A %Z"], capture_output=True, text=True
+    )
     for line in res.stdout.splitlines() if res.returncode == 0 else []:
         job_id, _, folder = line.partition(" ")
         if Path(folder.strip()).resolve() == workdir.resolve():
@@ -155,8 +164,9 @@ def job_state(job_id: str) -> tuple[str, int] | None:
     if res.returncode == 0 and "JobState=" in res.stdout:
         fields = dict(tok.split("=", 1) for tok in res.stdout.split() if "=" in tok)
         return fields["JobState"], int(fields.get("ExitCode", "0:0").split(":")[0])
-    res = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"],
-                         capture_output=True, text=True)  # fmt: skip
+    res = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"], capture_output=True, text=True
+    )
     rows = [r for r in res.stdout.splitlines() if r.strip()] if res.returncode == 0 else []
     if rows:
         state, code = rows[-1].split("|")
@@ -226,6 +236,9 @@ def run_as_job(p: Params, kind: str, module: str, argv: list[str], params_file: 
     if state == "COMPLETED" and code == 0:
         print(f"{name}: SLURM job {job_id} completed; log {log}", flush=True)
         return 0
-    print(f"{name}: SLURM job {job_id} ended {state} (exit {code}); last lines of {log}:\n{_tail(log)}",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"{name}: SLURM job {job_id} ended {state} (exit {code}); last lines of {log}:\n{_tail(log)}",
+        file=sys.stderr,
+        flush=True,
+    )
     return code or 1

@@ -30,9 +30,15 @@ from .schema import SlurmResources, read_params, slurm_settings
 
 #: Stage family -> its ``pipeline.slurm`` kind; the other families (data, genotype, nb201_query,
 #: curves, report) are light: one CPU, no GPU, :data:`LIGHT` minutes.
-KIND = {"search": "search", "nb201_search": "nb201", "select_retrain": "select_retrain",
-        "train_cifar": "train_cifar", "train_imagenet": "train_imagenet", "ablation_warmup": "ablation",
-        "ablation_window": "ablation"}  # fmt: skip
+KIND = {
+    "search": "search",
+    "nb201_search": "nb201",
+    "select_retrain": "select_retrain",
+    "train_cifar": "train_cifar",
+    "train_imagenet": "train_imagenet",
+    "ablation_warmup": "ablation",
+    "ablation_window": "ablation",
+}
 LIGHT = SlurmResources(time_minutes=60, gpus=0, cpus=1, mem_gb=None)
 MANIFEST = "submission.json"
 
@@ -91,8 +97,12 @@ def inputs_digest(params_file: str) -> str:
     import hashlib
 
     h = hashlib.sha256()
-    paths = [Path(params_file), Path("dvc.yaml"), *sorted(Path("sd_darts").rglob("*.py")),
-             *sorted(Path("pipelines").rglob("*.py"))]  # fmt: skip
+    paths = [
+        Path(params_file),
+        Path("dvc.yaml"),
+        *sorted(Path("sd_darts").rglob("*.py")),
+        *sorted(Path("pipelines").rglob("*.py")),
+    ]
     for path in paths:
         if path.is_file():
             h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
@@ -143,8 +153,11 @@ def submit(params_file: str, globs: list[str], wait: bool) -> int:
                     "log": str(folder / f"{a.family}-{ids[a.family]}_{i}.out"),
                 }
             )
-        print(f"pipeline submit: {a.family}: job array {ids[a.family]} ({len(a.stages)} stages)"
-              + (f", after {', '.join(sorted(a.after))}" if a.after else ""), flush=True)  # fmt: skip
+        print(
+            f"pipeline submit: {a.family}: job array {ids[a.family]} ({len(a.stages)} stages)"
+            + (f", after {', '.join(sorted(a.after))}" if a.after else ""),
+            flush=True,
+        )
     files.write_json(
         folder / MANIFEST, {"params": params_file, "inputs_sha256": inputs_digest(params_file), "jobs": jobs}
     )
@@ -156,8 +169,9 @@ def submit(params_file: str, globs: list[str], wait: bool) -> int:
 def states(jobs: list[dict]) -> dict[str, tuple[str, str]]:
     """``job id -> (state, elapsed)`` of array tasks, from sacct, else squeue (queued or running only)."""
     ids = sorted({j["job"].split("_")[0] for j in jobs})
-    res = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", "JobID,State,Elapsed"],
-                         capture_output=True, text=True)  # fmt: skip
+    res = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", "JobID,State,Elapsed"], capture_output=True, text=True
+    )
     out: dict[str, tuple[str, str]] = {}
     if res.returncode == 0:
         for row in res.stdout.splitlines():
@@ -209,8 +223,11 @@ def record(manifest: Path, st: dict[str, tuple[str, str]]) -> int:
     cancelled = [j for j in jobs if st[j["job"]][0] == "CANCELLED"]
     for j in failed:
         print(f"pipeline submit: {j['stage']} {st[j['job']][0]} (job {j['job']}); log {j['log']}", file=sys.stderr)
-    print(f"pipeline submit: {len(done)} stages completed and recorded in dvc.lock, {len(failed)} failed, "
-          f"{len(cancelled)} cancelled", flush=True)  # fmt: skip
+    print(
+        f"pipeline submit: {len(done)} stages completed and recorded in dvc.lock, {len(failed)} failed, "
+        f"{len(cancelled)} cancelled",
+        flush=True,
+    )
     return 1 if failed or cancelled else 0
 
 

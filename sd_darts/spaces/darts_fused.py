@@ -623,9 +623,16 @@ class FusedDartsSupernet(Supernet):
     def reference_model(self) -> DartsSupernet:
         """A new :class:`DartsSupernet` (on the CPU) built with this model's arguments: the
         shape of one seed in the reference layout."""
-        return DartsSupernet(self.C, self.num_classes, self.layers, steps=self.steps, multiplier=self.multiplier,
-                             stem_multiplier=self.stem_multiplier, in_channels=self.in_channels,
-                             primitives=self.primitives)  # fmt: skip
+        return DartsSupernet(
+            self.C,
+            self.num_classes,
+            self.layers,
+            steps=self.steps,
+            multiplier=self.multiplier,
+            stem_multiplier=self.stem_multiplier,
+            in_channels=self.in_channels,
+            primitives=self.primitives,
+        )
 
     @torch.no_grad()
     def reference_state_dict(self, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -52,17 +52,22 @@ def main(p, args) -> int:
     selected = genotype_from_dict(best["genotype"], source=best["run"])
     files.write_json(layout.genotype_file("selected"), genotype_to_dict(selected))
     files.write_json(layout.genotype_file("paper"), genotype_to_dict(SD_DARTS))
-    files.write_json(layout.genotype / "selection.json", {
-        "profile": p.profile,
-        "rule": f"the {method} search with the best {criterion}: {RULES[criterion]}; ties go to the lower seed; the test set is not used",
-        "selected": best["run"],
-        "candidates": [{k: v for k, v in c.items() if k != "genotype"} for c in candidates],
-    })  # fmt: skip
+    files.write_json(
+        layout.genotype / "selection.json",
+        {
+            "profile": p.profile,
+            "rule": f"the {method} search with the best {criterion}: {RULES[criterion]}; ties go to the lower seed; the test set is not used",
+            "selected": best["run"],
+            "candidates": [{k: v for k, v in c.items() if k != "genotype"} for c in candidates],
+        },
+    )
     stats = {}
     for key, genotype, name in (("selected", selected, None), ("paper", SD_DARTS, "SD_DARTS")):
         st = genotype_stats(genotype, name)
-        stats[key] = {net: {k: st[net][k] for k in ("params_m", "mult_adds_m", "init_channels", "layers", "image_size")}
-                      for net in ("cifar", "imagenet")}  # fmt: skip
+        stats[key] = {
+            net: {k: st[net][k] for k in ("params_m", "mult_adds_m", "init_channels", "layers", "image_size")}
+            for net in ("cifar", "imagenet")
+        }
         stats[key]["counter"] = st["counter"]
     files.write_json(layout.genotype / "stats.json", stats)
     files.write_json(layout.headline / "genotype.json", headline.genotype_headline(stats))

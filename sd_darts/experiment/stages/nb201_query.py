@@ -25,10 +25,14 @@ def main(p, args) -> int:
     runs = [layout.nb201_search(seed) for seed in p.seeds.nb201]
     benchmark = Path(cfg.benchmark)
     if not benchmark.is_file():
-        reason = (f"benchmark file not provided: {benchmark} does not exist; download NAS-Bench-201-v1_1-096897.pth "
-                  "and set data.nb201_benchmark (docs/pipeline.md)")  # fmt: skip
-        files.write_json(layout.nb201_query, {"status": "not run", "reason": reason, "profile": p.profile,
-                                              "searched": [r.name for r in runs]})  # fmt: skip
+        reason = (
+            f"benchmark file not provided: {benchmark} does not exist; download NAS-Bench-201-v1_1-096897.pth "
+            "and set data.nb201_benchmark (docs/pipeline.md)"
+        )
+        files.write_json(
+            layout.nb201_query,
+            {"status": "not run", "reason": reason, "profile": p.profile, "searched": [r.name for r in runs]},
+        )
         files.write_json(layout.headline / "nb201_query.json", {})
         print(f"nb201_query: {reason}")
         return 0

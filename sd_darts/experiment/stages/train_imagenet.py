@@ -37,8 +37,12 @@ def main(p, args) -> int:
         print(f"train_imagenet: not run ({reason})")
         return 0
     settings = [train_imagenet_settings(p, g, s) for g in p.pipeline.eval_genotypes for s in p.seeds.train_imagenet]
-    verify(listing_sha256(p.data.imagenet_root), p.data.imagenet_listing_sha256, f"ImageNet folder {p.data.imagenet_root}",
-           "data.imagenet_listing_sha256")  # fmt: skip
+    verify(
+        listing_sha256(p.data.imagenet_root),
+        p.data.imagenet_listing_sha256,
+        f"ImageNet folder {p.data.imagenet_root}",
+        "data.imagenet_listing_sha256",
+    )
     done = []
     for cfg in settings:
         genotype = "selected" if cfg.genotype == str(layout.genotype_file("selected")) else "paper"
