@@ -21,12 +21,17 @@ plain DARTS architect:
   gradients), never from the virtual weights ``w'``: the paper's teacher is the supernet's output.
 
 All weight replacements go through :func:`torch.func.functional_call`, so the supernet is
-never copied and its parameters are never modified here.  No host synchronisation happens
-in a step (``R`` stays a tensor).
+never copied and its parameters are never modified here.  BatchNorm running statistics (train
+mode) follow DARTS's ``cnn/architect.py``: the forwards on the training half at ``w`` and
+``w ± R·v`` update them (DARTS runs those on the supernet itself), while the forward at ``w'``
+(DARTS runs it on a separate copy, ``_construct_model_from_theta``) and the teacher's recording
+forward (not in DARTS) leave them as they were.  No host synchronisation happens in a step
+(``R`` stays a tensor).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -73,7 +78,8 @@ class Architect:
         """
         if self.unrolled:
             grads = self._unrolled_gradients(train_batch, valid_batch, eta, w_optimizer)
-            with torch.no_grad():  # the supernet's own outputs: recorded for the teacher, logged
+            # the supernet's own outputs: recorded for the teacher, logged
+            with torch.no_grad(), self._statistics_kept():
                 loss, logits = self.objective(*valid_batch, record=True)
         else:
             loss, logits = self.objective(*valid_batch, record=True)
@@ -85,6 +91,23 @@ class Architect:
         return loss.detach(), logits.detach()
 
     # -- second order --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _statistics_kept(self):
+        """The supernet's buffers (BatchNorm running statistics) restored after a forward that
+        DARTS does not run (no gradient through it: the restore would break a backward)."""
+        saved = [(b, b.clone()) for b in self.model.buffers()]
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for b, old in saved:
+                    b.copy_(old)
+
+    def _buffer_copies(self) -> dict[str, torch.Tensor]:
+        """Copies of the supernet's buffers, for a forward DARTS runs on a separate network
+        (``_construct_model_from_theta``): train-mode BatchNorm updates the copies only."""
+        return {name: b.clone() for name, b in self.model.named_buffers()}
 
     def _weight_items(self):
         return list(self.model.named_weights())
@@ -119,7 +142,8 @@ class Architect:
     def _unrolled_gradients(self, train_batch, valid_batch, eta, w_optimizer) -> list[torch.Tensor]:
         unrolled = self._unrolled_weights(train_batch, eta, w_optimizer)
         names = list(unrolled)
-        loss, _ = self.objective(*valid_batch, params=unrolled, record=False)
+        params = {**unrolled, **self._buffer_copies()}  # DARTS: a forward of the unrolled copy
+        loss, _ = self.objective(*valid_batch, params=params, record=False)
         grads = torch.autograd.grad(loss, self.alphas + [unrolled[n] for n in names], allow_unused=True)
         n_alpha = len(self.alphas)
         dalpha = [torch.zeros_like(a) if g is None else g for a, g in zip(self.alphas, grads[:n_alpha])]

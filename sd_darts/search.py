@@ -158,14 +158,12 @@ def _fast_run(cfg: SearchConfig, out: Path, device: torch.device, data: SearchDa
     configure_backends(device)
     compile_mode = None if cfg.compile == "none" else cfg.compile
     step = FirstOrderStep(model, StepSettings.from_config(cfg), cache, amp=cfg.amp == "bf16", compile=compile_mode)
+    # the ragged last batch is kept, as DARTS's loaders do: an epoch visits every sample
+    train, valid = (DeviceImages.from_dataset(d, device) for d in (data.train, data.valid))
     loaders = (
-        BatchedLoader(DeviceImages.from_dataset(data.train, device), cfg.batch_size, seed=cfg.seed),
-        BatchedLoader(DeviceImages.from_dataset(data.valid, device), cfg.batch_size, seed=cfg.seed + VALID_SEED_OFFSET),
+        BatchedLoader(train, cfg.batch_size, seed=cfg.seed, drop_last=False),
+        BatchedLoader(valid, cfg.batch_size, seed=cfg.seed + VALID_SEED_OFFSET, drop_last=False),
     )
-    if len(loaders[0]) == 0:
-        raise UserError(
-            f"--batch-size {cfg.batch_size} is larger than the weight half; lower it (--fast-step drops the ragged last batch)"
-        )
     runner = GraphedStep(step) if cfg.cuda_graph else step
     return SearchRun(
         cfg, out, device, data, model, None, None, None, None, cache, step=step, runner=runner, loaders=loaders

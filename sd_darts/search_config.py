@@ -82,7 +82,7 @@ class SearchConfig:
     )
     fast_step: bool = setting(
         False,
-        "the capturable first-order step, data resident on the device and augmented by batch (the last ragged batch is dropped; docs/speed.md)",
+        "the capturable first-order step, data resident on the device and augmented by batch (the ragged last batch is kept, as in DARTS; docs/speed.md)",
     )
     amp: str = setting("none", "bf16 autocast of the forward passes (with --fast-step)", choices=("none", "bf16"))
     compile: str = setting(

@@ -150,10 +150,11 @@ class SeededRuns:
             DeviceImages.from_dataset(data.train, self.device),
             DeviceImages.from_dataset(data.valid, self.device),
         )
-        self.train = [BatchedLoader(train, cfg.batch_size, seed=s) for s in cfg.seeds]
-        self.valid = [BatchedLoader(valid, cfg.batch_size, seed=s + VALID_SEED_OFFSET) for s in cfg.seeds]
-        if len(self.train[0]) == 0:
-            raise UserError(f"--batch-size {cfg.batch_size} is larger than the weight half; lower it")
+        # the ragged last batch is kept, as DARTS's loaders do (the same size for every seed)
+        self.train = [BatchedLoader(train, cfg.batch_size, seed=s, drop_last=False) for s in cfg.seeds]
+        self.valid = [
+            BatchedLoader(valid, cfg.batch_size, seed=s + VALID_SEED_OFFSET, drop_last=False) for s in cfg.seeds
+        ]
         self.histories: list[list[dict]] = [[] for _ in self.cfgs]
         self.start_epoch = 0
         if self.ckpts[0] is not None:

@@ -392,37 +392,61 @@ class FirstOrderStep:
             b.copy_(state["momentum_buffer"][n])
 
 
+class GraphRoute:
+    """The host-side bookkeeping of :class:`GraphedStep` (no device needed): ``route(batch)``
+    says what to do with a batch.  The first batch fixes the static shapes (a full batch; when a
+    half is smaller than one batch, every batch has its shape).  Batches of those shapes give
+    ``"warmup"`` ``warmup`` times, then ``"capture"`` once, then ``"replay"``; a batch of other
+    shapes (the ragged last batch of a pass) gives ``"eager"`` and counts for nothing."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.calls, self.captured = warmup, 0, False
+        self.shapes: tuple[tuple[int, ...], ...] | None = None
+
+    def route(self, batch: Sequence[torch.Tensor]) -> str:
+        shapes = tuple(tuple(t.shape) for t in batch)
+        if self.shapes is None:
+            self.shapes = shapes
+        if shapes != self.shapes:
+            return "eager"
+        route = "replay" if self.captured else ("warmup" if self.calls < self.warmup else "capture")
+        self.calls += 1
+        self.captured = self.captured or route == "capture"
+        return route
+
+
 class GraphedStep:
     """Replays a :class:`FirstOrderStep` captured whole in one CUDA graph.
 
     The first ``warmup`` calls run eagerly on a side stream (they are real steps: CUDA graphs
     need warmed-up allocators and cuDNN plans), the next call captures the step into a graph
     with static input buffers, and every later call copies its batch into those buffers and
-    replays the graph.  A batch of another shape (a ragged last batch, when the data is not
-    dropped) runs eagerly: same math, just not captured.  CUDA only.
+    replays the graph.  A batch of other shapes than the first one (the ragged last batch of a
+    pass, which the search keeps as DARTS does) runs eagerly through the wrapped step: same
+    math, its own N in the means and the metric counts, never captured (:class:`GraphRoute`).
+    CUDA only.
     """
 
     def __init__(self, step: FirstOrderStep, warmup: int = 3):
         if step.device.type != "cuda":
             raise ValueError("GraphedStep needs a CUDA device")
-        self.step, self.warmup, self.calls = step, warmup, 0
+        self.step, self.routes = step, GraphRoute(warmup)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: tuple[torch.Tensor, ...] | None = None
 
     def __call__(self, *batch: torch.Tensor) -> None:
-        shapes = tuple(t.shape for t in batch)
-        if self.graph is not None and shapes != tuple(t.shape for t in self.static):
+        route = self.routes.route(batch)
+        if route == "eager":
             self.step(*batch)
             return
-        if self.graph is None and self.calls < self.warmup:
+        if route == "warmup":
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
                 self.step(*batch)
             torch.cuda.current_stream().wait_stream(side)
-            self.calls += 1
             return
-        if self.graph is None:
+        if route == "capture":
             self.static = tuple(t.clone() for t in batch)
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
@@ -430,7 +454,6 @@ class GraphedStep:
         for dst, src in zip(self.static, batch):
             dst.copy_(src, non_blocking=True)
         self.graph.replay()
-        self.calls += 1
 
 
 def configure_backends(device: torch.device, cudnn_benchmark: bool = True) -> None:
@@ -444,6 +467,7 @@ __all__ = [
     "StackedTeacherCache",
     "FirstOrderStep",
     "GraphedStep",
+    "GraphRoute",
     "teacher_lookup",
     "teacher_record",
     "kd_per_seed",

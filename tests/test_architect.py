@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -134,3 +136,58 @@ def test_unrolled_step_records_the_teacher_from_the_real_weights():
     architect.step(batch, batch, 0.1, w_opt)
     assert len(recorded) == 1 and recorded[0][0]  # one recording, from the supernet's own weights
     assert torch.allclose(recorded[0][1], expected)
+
+
+@pytest.mark.parametrize("kind", ["reference", "fused"])
+def test_unrolled_step_leaves_the_bn_statistics_as_darts_does(kind):
+    """quark0/darts ``cnn/architect.py`` runs the supernet itself on the training half at w and
+    w ± R·v, and the forward at w' on a separate copy (``_construct_model_from_theta``); the
+    teacher's recording forward is not in DARTS.  So after the step the supernet's BN running
+    statistics are those of the three training-half forwards only."""
+    from sd_darts.distill import SearchObjective, TeacherCache
+    from sd_darts.search import SearchConfig
+    from sd_darts.spaces.darts import DartsSupernet
+    from sd_darts.spaces.darts_fused import FusedDartsSupernet
+
+    torch.manual_seed(4)
+    model = DartsSupernet(4, 10, 3).double()
+    if kind == "fused":
+        model = FusedDartsSupernet.from_reference(model)
+    replay, initial = copy.deepcopy(model), copy.deepcopy(model)
+    cfg = SearchConfig(method="sd-darts", epochs=2, warmup_epochs=1, window=1, init_channels=4, layers=3)
+    cfg.validate()
+    real = SearchObjective(model, cfg, TeacherCache(16, 10, 1))
+    real.set_epoch(1)  # KD and recording on
+    weight_names = {n for n, _ in model.named_weights()}
+    calls = []
+
+    def objective(x, y, idx, params=None, record=False):
+        weights = None if params is None else {n: v.detach().clone() for n, v in params.items() if n in weight_names}
+        calls.append((x, weights, record))
+        return real(x, y, idx, params=params, record=record)
+
+    g = torch.Generator().manual_seed(5)
+    train = (torch.randn(4, 3, 16, 16, generator=g, dtype=torch.float64), torch.randint(0, 10, (4,), generator=g),
+             torch.arange(4))  # fmt: skip
+    valid = (torch.randn(4, 3, 16, 16, generator=g, dtype=torch.float64), torch.randint(0, 10, (4,), generator=g),
+             torch.arange(4, 8))  # fmt: skip
+    w_opt = torch.optim.SGD(model.weights(), lr=0.1, momentum=0.9, weight_decay=3e-4)
+    architect = Architect(model, objective, arch_learning_rate=3e-4, arch_weight_decay=1e-3, unrolled=True)
+    model.train()
+    architect.step(train, valid, 0.1, w_opt)
+    assert [(x is train[0], w is None, r) for x, w, r in calls] == [
+        (True, True, False),  # w: the gradient of the unrolled step
+        (False, False, False),  # w' (DARTS: the unrolled copy)
+        (True, False, False),  # w + R·v
+        (True, False, False),  # w − R·v
+        (False, True, True),  # w: the teacher's recording forward
+    ]
+    assert bool((real.cache.epochs[0, 4:8] == 1).all())  # the recording forward did record
+    replay.train()
+    with torch.no_grad():  # DARTS's forwards of the supernet itself, with the same weights
+        for x, weights, _ in calls:
+            if x is train[0]:
+                replay(x) if weights is None else torch.func.functional_call(replay, weights, (x,), strict=False)
+    for (name, got), want in zip(model.named_buffers(), replay.buffers()):
+        assert torch.equal(got, want), name
+    assert any(not torch.equal(a, b) for a, b in zip(model.buffers(), initial.buffers()))  # they did move

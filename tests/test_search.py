@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -282,6 +283,30 @@ def test_fast_step_searches_and_resumes_exactly(tmp_path, monkeypatch):
     assert (full / "genotype.json").read_bytes() == (tmp_path / "resumed" / "genotype.json").read_bytes()
     # a reference-step checkpoint is never resumed by the fast step
     assert search(full, "--impl", "fused", "--epochs", "3", "--warmup-epochs", "1", "--window", "1") == 2
+
+
+def test_fast_step_epochs_visit_every_sample_as_the_reference_loaders_do(tmp_path):
+    """--batch-size 6 over halves of 16: batches 6, 6, 4.  The fast step keeps the short batch
+    (DARTS's loaders do not drop it): the reference path's indices, batch for batch, on both
+    halves, and every sample recorded in the teacher cache (coverage 1.0)."""
+    fast = ("--fast-step", "--impl", "fused", "--epochs", "2", "--warmup-epochs", "1", "--window", "1")
+    assert search(tmp_path / "run", *fast, "--batch-size", "6") == 0
+    assert metric_series(tmp_path / "run", "teacher_coverage") == [1.0, 1.0]
+    cfg = search_mod.SearchConfig(dataset="digits", image_size=16, init_channels=4, layers=5, batch_size=6,
+                                  limit_samples=32, device="cpu", seed=3, epochs=2, warmup_epochs=1, window=1,
+                                  impl="fused", out=str(tmp_path / "unused"))  # fmt: skip
+    cfg.validate()
+    reference = search_mod.prepare(cfg)
+    fast_run = search_mod.prepare(dataclasses.replace(cfg, fast_step=True))
+    train, valid = fast_run.loaders
+    for epoch in range(2):
+        ref_train, ref_valid = search_mod._loaders(reference, epoch)
+        want = [idx for _, _, idx in ref_train]
+        assert [len(i) for i in want] == [6, 6, 4]
+        assert [idx.tolist() for _, _, idx in train.batches(epoch)] == [i.tolist() for i in want]
+        stream = valid.stream(epoch)
+        for _ in range(len(want) + 1):  # into the second pass
+            assert next(stream)[2].tolist() == next(ref_valid)[2].tolist()
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ the host."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 
 import pytest
@@ -15,7 +16,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from sd_darts.architect import Architect
 from sd_darts.distill import TeacherCache, distillation_loss
 from sd_darts.search import SearchConfig, SearchObjective, reference_step
-from sd_darts.search_step import FirstOrderStep, GraphedStep, StepSettings, kd_per_seed
+from sd_darts.search_step import FirstOrderStep, GraphedStep, GraphRoute, StepSettings, kd_per_seed
 from sd_darts.spaces.darts import DartsSupernet
 from sd_darts.spaces.darts_fused import FusedDartsSupernet
 
@@ -39,27 +40,43 @@ def _lr(epoch):
     return 0.1 * 0.5**epoch
 
 
-def _batches(dtype=torch.float64):
-    for epoch in range(EPOCHS):
-        for b in range(STEPS_PER_EPOCH):
+def _batches(dtype=torch.float64, epochs=EPOCHS, ragged=False):
+    """Per epoch: STEPS_PER_EPOCH batches of B drawn from one permutation; ``ragged``: the two
+    halves (samples 0..9 and 10..19) each as one pass of batches 4, 4, 2, the last one short,
+    as DARTS's loaders (no drop_last) give them."""
+    halves = RAGGED_HALVES if ragged else None
+    for epoch in range(epochs):
+        g = torch.Generator().manual_seed(1000 + epoch)
+        if halves is not None:
+            train, valid = (h[torch.randperm(len(h), generator=g)] for h in halves)
+            sizes = [B] * (len(train) // B) + ([len(train) % B] if len(train) % B else [])
+            bounds = torch.tensor([0, *sizes]).cumsum(0).tolist()
+        for b in range(STEPS_PER_EPOCH if halves is None else len(sizes)):
             g = torch.Generator().manual_seed(100 * epoch + b)
-            perm = torch.randperm(N_SAMPLES, generator=g)
+            if halves is None:
+                perm = torch.randperm(N_SAMPLES, generator=g)
+                i, iv = perm[:B], perm[B : 2 * B]
+            else:
+                i, iv = train[bounds[b] : bounds[b + 1]], valid[bounds[b] : bounds[b + 1]]
             yield (
                 epoch,
-                torch.randn(B, 3, 16, 16, generator=g, dtype=dtype),
-                torch.randint(0, CLASSES, (B,), generator=g),
-                perm[:B],
-                torch.randn(B, 3, 16, 16, generator=g, dtype=dtype),
-                torch.randint(0, CLASSES, (B,), generator=g),
-                perm[B : 2 * B],
+                torch.randn(len(i), 3, 16, 16, generator=g, dtype=dtype),
+                torch.randint(0, CLASSES, (len(i),), generator=g),
+                i,
+                torch.randn(len(iv), 3, 16, 16, generator=g, dtype=dtype),
+                torch.randint(0, CLASSES, (len(iv),), generator=g),
+                iv,
             )
 
 
-def _reference_run(model, s: StepSettings):
+RAGGED_HALVES = (torch.arange(0, 10), torch.arange(10, 20))
+
+
+def _reference_run(model, s: StepSettings, epochs=EPOCHS, ragged=False):
     """sd_darts.search's loop body, first order, with the step's settings."""
     cfg = SearchConfig(
         method=s.method,
-        epochs=EPOCHS,
+        epochs=epochs,
         warmup_epochs=s.warmup_epochs,
         window=s.window,
         sd_lambda=s.sd_lambda,
@@ -74,7 +91,7 @@ def _reference_run(model, s: StepSettings):
     architect = Architect(model, objective, arch_learning_rate=s.arch_learning_rate,
                           arch_weight_decay=s.arch_weight_decay, betas=(s.arch_beta1, s.arch_beta2))  # fmt: skip
     valid_losses, train_losses = [], []
-    for epoch, x, y, i, xv, yv, iv in _batches(model.alphas_normal.dtype):
+    for epoch, x, y, i, xv, yv, iv in _batches(model.alphas_normal.dtype, epochs, ragged):
         objective.set_epoch(epoch)
         for group in w_opt.param_groups:
             group["lr"] = _lr(epoch)
@@ -86,17 +103,18 @@ def _reference_run(model, s: StepSettings):
     return valid_losses, train_losses, cache
 
 
-def _step_run(model, s: StepSettings):
+def _step_run(model, s: StepSettings, epochs=EPOCHS, ragged=False):
     cache = TeacherCache(N_SAMPLES, CLASSES, s.window) if s.method == "sd-darts" else None
     step = FirstOrderStep(model, s, cache)
     valid_losses, train_losses = [], []
-    for epoch, x, y, i, xv, yv, iv in _batches(model.alphas_normal.dtype):
+    for epoch, x, y, i, xv, yv, iv in _batches(model.alphas_normal.dtype, epochs, ragged):
         step.set_epoch(epoch, _lr(epoch))
         step.reset_metrics()
         step(x, y, i, xv, yv, iv)
         m = step.read_metrics()
-        valid_losses.append(m["valid_loss"] / B)
-        train_losses.append(m["train_loss"] / B)
+        assert (m["train_count"], m["valid_count"]) == (len(i), len(iv))  # a short batch counts its own N
+        valid_losses.append(m["valid_loss"] / m["valid_count"])
+        train_losses.append(m["train_loss"] / m["train_count"])
     return valid_losses, train_losses, cache, step
 
 
@@ -111,23 +129,53 @@ def _state(model):
     return model.reference_state_dict() if isinstance(model, FusedDartsSupernet) else model.state_dict()
 
 
+def _assert_equal_runs(ref, model, reference, mine, method):
+    """Losses to float32's precision (the metrics accumulate in float32), weights, BN statistics
+    and alphas to float64's, the teacher cache to float32's (it stores float32)."""
+    (rv, rt, rcache), (sv, st, scache, _) = reference, mine
+    torch.testing.assert_close(torch.tensor(sv), torch.tensor(rv), rtol=1e-6, atol=0)
+    torch.testing.assert_close(torch.tensor(st), torch.tensor(rt), rtol=1e-6, atol=0)
+    state = _state(model)
+    for name, t in ref.state_dict().items():
+        torch.testing.assert_close(state[name], t, rtol=0, atol=1e-12, msg=name)
+    if method == "sd-darts":
+        assert torch.equal(scache.epochs, rcache.epochs)
+        torch.testing.assert_close(scache.probs, rcache.probs, rtol=0, atol=1e-6)
+        assert bool((rcache.epochs >= 0).any())  # the cache was used
+
+
 @pytest.mark.parametrize("kind", ["reference", "fused"])
 @pytest.mark.parametrize("method", ["sd-darts", "darts"])
 def test_steps_equal_the_reference_loop(kind, method):
     s = _settings(method)
     ref, model = _models(kind)
-    rv, rt, rcache = _reference_run(ref, s)
-    sv, st, scache, _ = _step_run(model, s)
-    # the metrics accumulate in float32; losses agree to its precision, weights to float64's
-    torch.testing.assert_close(torch.tensor(sv), torch.tensor(rv), rtol=1e-6, atol=0)
-    torch.testing.assert_close(torch.tensor(st), torch.tensor(rt), rtol=1e-6, atol=0)
-    mine = _state(model)
-    for name, t in ref.state_dict().items():
-        torch.testing.assert_close(mine[name], t, rtol=0, atol=1e-12, msg=name)
-    if method == "sd-darts":
-        assert torch.equal(scache.epochs, rcache.epochs)
-        torch.testing.assert_close(scache.probs, rcache.probs, rtol=0, atol=1e-6)
-        assert bool((rcache.epochs >= 0).any())  # the cache was used
+    _assert_equal_runs(ref, model, _reference_run(ref, s), _step_run(model, s), method)
+
+
+@pytest.mark.parametrize("kind", ["reference", "fused"])
+def test_ragged_last_batches_equal_the_reference_loop_and_every_sample_is_recorded(kind):
+    """Halves of 10 samples in batches of 4: the short batch of 2 is a step of its own N (KD and
+    the means divide by it), and every sample of both halves is recorded in every epoch."""
+    s = _settings()
+    ref, model = _models(kind)
+    mine = _step_run(model, s, ragged=True)
+    _assert_equal_runs(ref, model, _reference_run(ref, s, ragged=True), mine, "sd-darts")
+    epochs = mine[2].epochs[:, :20]  # slot e % K holds epoch e: the last K epochs, for all 20 samples
+    assert (epochs[(EPOCHS - 1) % 2] == EPOCHS - 1).all() and (epochs[(EPOCHS - 2) % 2] == EPOCHS - 2).all()
+
+
+@pytest.mark.parametrize("window", [2, 3])
+def test_steps_equal_the_reference_loop_across_the_warmup_boundary(window):
+    """ξ = 3 over 4 epochs: recording starts at max(0, ξ − K) (epoch 1 for K = 2, 0 for K = 3), KD
+    in epoch 3, whose records overwrite the ring slot of epoch 3 − K while it is read; reference
+    loop = reference-module step = fused step."""
+    s = dataclasses.replace(_settings(), warmup_epochs=3, window=window)
+    ref, _ = _models("reference")
+    reference = _reference_run(ref, s, epochs=4)
+    for kind in ("reference", "fused"):
+        _, model = _models(kind)
+        _assert_equal_runs(ref, model, reference, _step_run(model, s, epochs=4), "sd-darts")
+    assert int(reference[2].epochs.max()) == 3
 
 
 def test_lambda_zero_is_darts_bit_for_bit():
@@ -263,6 +311,44 @@ def test_cuda_step_and_graph_replay_do_not_synchronise():
     assert graphed.graph is not None
     for (name, a), b in zip(model.state_dict().items(), eager.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_graph_route_runs_ragged_batches_eagerly_and_captures_the_full_shapes():
+    """GraphedStep's bookkeeping: the ragged batch (before or after the capture) runs eagerly and
+    is no warm-up call; the graph is captured and replayed on the first batch's shapes only."""
+    full = [torch.zeros(4, 3), torch.zeros(4, dtype=torch.int64), torch.zeros(3, 3)]
+    short = [torch.zeros(2, 3), torch.zeros(2, dtype=torch.int64), torch.zeros(3, 3)]
+    routes = GraphRoute(warmup=2)
+    got = [routes.route(b) for b in (full, short, full, full, short, full, [t[:2] for t in full], full)]
+    assert got == ["warmup", "eager", "warmup", "capture", "eager", "replay", "eager", "replay"]
+    assert routes.shapes == ((4, 3), (4,), (3, 3))
+    stacked = GraphRoute(warmup=0)  # stacked seeds: (S, N, ...)
+    assert [stacked.route([torch.zeros(2, n, 3)]) for n in (4, 2, 4)] == ["capture", "eager", "replay"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_runs_the_ragged_batches_eagerly_with_the_same_result():
+    """Halves of 10 in batches of 4 (4, 4, 2 per epoch): the graphed step equals the eager one."""
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    model = FusedDartsSupernet.from_reference(DartsSupernet(C, CLASSES, LAYERS)).to(dev)
+    eager = copy.deepcopy(model)
+    s = _settings()
+    step = FirstOrderStep(model, s, TeacherCache(N_SAMPLES, CLASSES, 2, dev))
+    ref_step = FirstOrderStep(eager, s, TeacherCache(N_SAMPLES, CLASSES, 2, dev))
+    graphed = GraphedStep(step, warmup=2)
+    for epoch, *batch in _batches(torch.float32, ragged=True):
+        batch = [t.to(dev) for t in batch]
+        for st in (step, ref_step):
+            st.set_epoch(epoch, _lr(epoch))
+        graphed(*batch)
+        ref_step(*batch)
+    assert graphed.graph is not None
+    for (name, a), b in zip(model.state_dict().items(), eager.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+    assert torch.equal(step.cache.epochs, ref_step.cache.epochs)
+    counts = step.read_metrics()
+    assert counts["train_count"] == counts["valid_count"] == ref_step.read_metrics()["train_count"] == EPOCHS * 10
 
 
 @pytest.mark.skipif(

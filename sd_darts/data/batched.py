@@ -19,7 +19,8 @@ cropped, flipped, normalised and cut out by a few tensor operations:
 * the last ragged batch is dropped by default (``drop_last=True``): the step then has one static
   shape (CUDA graphs, ``torch.compile``).  Padding it would change the BatchNorm batch statistics,
   i.e. the math; dropping loses fewer than ``batch_size`` samples per pass, a different set every
-  pass since the order is reshuffled.  ``drop_last=False`` keeps it (ragged, as the reference).
+  pass since the order is reshuffled.  ``drop_last=False`` keeps it (ragged, as the reference);
+  the search does, so that an epoch visits every sample as DARTS's loaders do.
 """
 
 from __future__ import annotations
