@@ -287,8 +287,8 @@ def test_a_step_never_reads_a_tensor_on_the_host(method):
     assert d.hits == []
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_step_and_graph_replay_do_not_synchronise():
+def _cuda_steps():
+    """A fused supernet on CUDA with a graphed step, and an identical one with an eager step."""
     dev = torch.device("cuda")
     torch.manual_seed(0)
     model = FusedDartsSupernet.from_reference(DartsSupernet(C, CLASSES, LAYERS)).to(dev)
@@ -297,6 +297,12 @@ def test_cuda_step_and_graph_replay_do_not_synchronise():
     step = FirstOrderStep(model, s, TeacherCache(N_SAMPLES, CLASSES, 2, dev))
     ref_step = FirstOrderStep(eager, s, TeacherCache(N_SAMPLES, CLASSES, 2, dev))
     graphed = GraphedStep(step, warmup=2)
+    return dev, model, eager, step, ref_step, graphed
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_step_and_graph_replay_do_not_synchronise():
+    dev, model, eager, step, ref_step, graphed = _cuda_steps()
     batches = [[t.to(dev) for t in b[1:]] for b in _batches(torch.float32)]
     step.set_epoch(1, 0.1)
     ref_step.set_epoch(1, 0.1)
@@ -329,14 +335,7 @@ def test_graph_route_runs_ragged_batches_eagerly_and_captures_the_full_shapes():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_graph_runs_the_ragged_batches_eagerly_with_the_same_result():
     """Halves of 10 in batches of 4 (4, 4, 2 per epoch): the graphed step equals the eager one."""
-    dev = torch.device("cuda")
-    torch.manual_seed(0)
-    model = FusedDartsSupernet.from_reference(DartsSupernet(C, CLASSES, LAYERS)).to(dev)
-    eager = copy.deepcopy(model)
-    s = _settings()
-    step = FirstOrderStep(model, s, TeacherCache(N_SAMPLES, CLASSES, 2, dev))
-    ref_step = FirstOrderStep(eager, s, TeacherCache(N_SAMPLES, CLASSES, 2, dev))
-    graphed = GraphedStep(step, warmup=2)
+    dev, model, eager, step, ref_step, graphed = _cuda_steps()
     for epoch, *batch in _batches(torch.float32, ragged=True):
         batch = [t.to(dev) for t in batch]
         for st in (step, ref_step):
