@@ -82,7 +82,6 @@ def _batches(args, device, seeds=None):
 def _filled_cache(n, device, seeds=None):
     """A teacher cache holding one earlier epoch for every sample: the KD term is live."""
     from sd_darts.distill import TeacherCache
-    from sd_darts.search_step import StackedTeacherCache
 
     g = torch.Generator().manual_seed(2)
     if seeds is None:
@@ -91,10 +90,10 @@ def _filled_cache(n, device, seeds=None):
             torch.arange(n, device=device), torch.softmax(torch.randn(n, CLASSES, generator=g), -1).to(device), 0
         )
         return cache
-    cache = StackedTeacherCache(seeds, n, CLASSES, 2, device)
+    cache = TeacherCache(n, CLASSES, 2, device, num_seeds=seeds)
     for s in range(seeds):
         probs = torch.softmax(torch.randn(n, CLASSES, generator=g), -1).to(device)
-        cache.cache(s).record(torch.arange(n, device=device), probs, 0)
+        cache.seed(s).record(torch.arange(n, device=device), probs, 0)
     return cache
 
 

@@ -107,40 +107,35 @@ def distillation_loss(
     temperature: float = 1.0,
     direction: str = "student_teacher",
 ) -> torch.Tensor:
-    """The self-distillation term H of Eq. (2), averaged over the batch (a scalar).
+    """The self-distillation term H of Eq. (2) (§3.3), per batch: logits (N, C) -> a scalar,
+    (S, N, C) -> one value per seed (S,).
 
-    * student distribution ``s = softmax(student_logits / T)`` (with ``log_softmax`` for log s);
-    * ``teacher_probs`` are the voting teacher's probabilities (:meth:`TeacherCache.teacher`),
-      used exactly as given.  They must already be at temperature T: the search records
-      ``softmax(logits / T)`` in the cache, so the voting teacher is the mean of the softened
-      outputs of the previous K epochs (Hinton's soft targets, averaged);
-    * ``direction="student_teacher"`` (default) is KL(s ‖ t), the paper's formula (§3.3);
+    * student ``s = softmax(student_logits / T)``; ``teacher_probs`` (the voting teacher of
+      :meth:`TeacherCache.teacher`, recorded at temperature T) are used as given, detached;
+    * ``direction="student_teacher"`` (default) is KL(s ‖ t), the paper's formula;
       ``"teacher_student"`` is KL(t ‖ s), what ``F.kl_div(log_softmax(s), t)`` computes;
-    * the result is multiplied by T² (Hinton et al. 2015) so the gradient scale does not
-      depend on T.  At T = 1 the factor is 1 and the loss is exactly the paper's term;
-    * samples with ``mask`` False (no stored teacher yet) contribute 0.  The sum is divided
-      by the full batch size, not by the number of unmasked samples: every sample keeps the
-      same weight λ/N whatever the coverage, and no data-dependent division (or host sync)
-      is needed.  With every mask False the loss is exactly 0.
+    * masked samples (no stored teacher) count 0 and the sum is divided by the full batch N,
+      so every sample weighs λ/N whatever the coverage; times T² (Hinton et al. 2015).
 
-    No host synchronisation: no ``.item()`` and no Python branching on tensor values.  The
-    value is always finite, so ``loss + 0 * kd`` is bit-identical to ``loss`` (λ = 0).
+    Computed in the logits' dtype (at least float32); no host synchronisation, always finite,
+    so ``loss + 0 * kd`` is bit-identical to ``loss``.
     """
     if direction not in DIRECTIONS:
         raise UserError(f"distillation direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
     temperature = float(temperature)
     if not temperature > 0:
         raise UserError(f"distillation temperature must be > 0, got {temperature}")
-    log_s = F.log_softmax(student_logits.float() / temperature, dim=-1)
-    t = teacher_probs.detach().float()
+    dtype = torch.promote_types(student_logits.dtype, torch.float32)
+    log_s = F.log_softmax(student_logits.to(dtype) / temperature, dim=-1)
+    t = teacher_probs.detach().to(dtype)
     if direction == "student_teacher":
         kl = kl_divergence(None, t, log_p=log_s)
     else:
         kl = kl_divergence(t, None, log_q=log_s)
     mask = mask.to(device=kl.device, dtype=torch.bool)
     kl = torch.where(mask, kl, torch.zeros((), dtype=kl.dtype, device=kl.device))
-    batch = max(int(student_logits.shape[0]), 1)
-    return kl.sum() / batch * (temperature**2)
+    batch = max(int(student_logits.shape[-2]), 1)
+    return kl.sum(-1) / batch * (temperature**2)
 
 
 def recording_start_epoch(warmup_epochs: int, window: int) -> int:
@@ -164,45 +159,47 @@ def kd_active(epoch: int, warmup_epochs: int) -> bool:
 
 
 class TeacherCache:
-    """Per-sample voting teacher of SD-DARTS (§3.3 "store the output probability ... in the
-    memory", §3.4 Algorithm 2), as a ring buffer of the last ``window`` (= K) epochs.
+    """Per-sample voting teacher of SD-DARTS (§3.3 outputs stored "in the memory", §3.4
+    Algorithm 2): a ring buffer of the last K = ``window`` epochs, for ``num_seeds`` = S
+    independent searches side by side (S = 1 for a single run).
 
-    Buffers, both on ``device``:
+    Buffers on ``device``: ``probs`` float32 (S, K, num_samples, num_classes), slot ``e % K``
+    holding epoch ``e``'s output probabilities (at temperature T); ``epochs`` int64
+    (S, K, num_samples), the epoch in each slot, -1 = empty.  CIFAR-10 (50,000 samples, 10
+    classes), K = 2: 4 MB of probabilities per seed (:attr:`nbytes`).
 
-    * ``probs``: float32, shape (window, num_samples, num_classes); slot ``e % window`` holds
-      the supernet's output probabilities from epoch ``e``;
-    * ``epochs``: int64, shape (window, num_samples); the epoch stored in each slot for each
-      sample, -1 = empty.
-
-    Memory: ``window * num_samples * num_classes * 4`` bytes for the probabilities (plus
-    ``window * num_samples * 8`` for the epochs): CIFAR-10 search (50,000 samples, 10
-    classes) with K = 2 takes 4 MB.  See :attr:`nbytes`.
-
-    Usage in epoch t: for each batch, first ``teacher(indices, epoch=t)``, then
-    ``record(indices, probs, epoch=t)`` with the probabilities of that same forward pass, at
-    the distillation temperature (``softmax(logits / T)``, see :func:`distillation_loss`).
-    Recording epoch t overwrites epoch t-K in the same slot, so a sample must be queried
-    before it is recorded within an epoch (each sample is seen once per epoch in the search).
-
-    Index tensors may live on any device; they are moved to the cache's device (no sync).
-    Duplicate indices within one ``record`` call are not supported (a loader never yields
-    them).
+    In epoch t, per batch: ``teacher(indices, t)``, then ``record(indices, probs, t)`` with the
+    same forward pass (recording t overwrites t-K).  ``indices`` are positions in the training
+    set, (N,) for one seed or (S, N); duplicates within one ``record`` are not supported.  The
+    epoch is a python int, or a 0-dim device tensor (no host sync: a CUDA graph can hold it).
     """
 
-    def __init__(self, num_samples: int, num_classes: int, window: int, device: torch.device | str | None = None):
-        num_samples, num_classes, window = int(num_samples), int(num_classes), int(window)
+    def __init__(
+        self,
+        num_samples: int,
+        num_classes: int,
+        window: int,
+        device: torch.device | str | None = None,
+        *,
+        num_seeds: int = 1,
+    ):
+        num_samples, num_classes, window, num_seeds = int(num_samples), int(num_classes), int(window), int(num_seeds)
         if window < 1:
             raise UserError(f"voting-teacher window K must be >= 1, got {window}")
         if num_samples < 1 or num_classes < 1:
             raise UserError(
                 f"teacher cache needs num_samples >= 1 and num_classes >= 1, got {num_samples}, {num_classes}"
             )
+        if num_seeds < 1:
+            raise ValueError(f"teacher cache needs num_seeds >= 1, got {num_seeds}")
         self.num_samples = num_samples
         self.num_classes = num_classes
         self.window = window
+        self.num_seeds = num_seeds
         device = torch.device("cpu") if device is None else torch.device(device)
-        self.probs = torch.zeros(window, num_samples, num_classes, dtype=torch.float32, device=device)
-        self.epochs = torch.full((window, num_samples), -1, dtype=torch.int64, device=device)
+        shape = (num_seeds, window, num_samples)
+        self.probs = torch.zeros(*shape, num_classes, dtype=torch.float32, device=device)
+        self.epochs = torch.full(shape, -1, dtype=torch.int64, device=device)
 
     # ------------------------------------------------------------------ basics
     @property
@@ -215,86 +212,138 @@ class TeacherCache:
         return self.probs.numel() * self.probs.element_size() + self.epochs.numel() * self.epochs.element_size()
 
     @staticmethod
-    def bytes_needed(window: int, num_samples: int, num_classes: int) -> int:
+    def bytes_needed(window: int, num_samples: int, num_classes: int, num_seeds: int = 1) -> int:
         """What :attr:`nbytes` will be for a cache of this shape, before allocating it."""
-        return int(window) * int(num_samples) * (int(num_classes) * 4 + 8)
+        return int(num_seeds) * int(window) * int(num_samples) * (int(num_classes) * 4 + 8)
 
     def to(self, device: torch.device | str) -> TeacherCache:
+        """Move the buffers (views from :meth:`seed` taken before keep the old ones)."""
         self.probs = self.probs.to(device)
         self.epochs = self.epochs.to(device)
         return self
 
+    def seed(self, seed: int) -> TeacherCache:
+        """Seed ``seed``'s one-seed cache, sharing this cache's buffers (a view, not a copy):
+        its checkpoint state and coverage are a single run's."""
+        view = TeacherCache.__new__(TeacherCache)
+        view.num_samples, view.num_classes, view.window, view.num_seeds = (
+            self.num_samples, self.num_classes, self.window, 1,
+        )  # fmt: skip
+        view.probs, view.epochs = self.probs[seed : seed + 1], self.epochs[seed : seed + 1]
+        return view
+
     def __repr__(self) -> str:
+        seeds = f", num_seeds={self.num_seeds}" if self.num_seeds > 1 else ""
         return (
             f"TeacherCache(num_samples={self.num_samples}, num_classes={self.num_classes}, "
-            f"window={self.window}, device={self.device})"
+            f"window={self.window}{seeds}, device={self.device})"
         )
 
     def _indices(self, indices: torch.Tensor) -> torch.Tensor:
-        indices = torch.as_tensor(indices)
-        return indices.to(device=self.device, dtype=torch.int64, non_blocking=True).reshape(-1)
+        """(N,) or (S, N) indices -> (S, N) int64 on the cache's device."""
+        indices = torch.as_tensor(indices).to(device=self.device, dtype=torch.int64, non_blocking=True)
+        if indices.dim() <= 1:
+            if self.num_seeds != 1:
+                raise ValueError(f"a cache of {self.num_seeds} seeds needs (S, N) indices, got {tuple(indices.shape)}")
+            return indices.reshape(1, -1)
+        if indices.dim() != 2 or indices.shape[0] != self.num_seeds:
+            raise ValueError(f"expected ({self.num_seeds}, N) indices, got {tuple(indices.shape)}")
+        return indices
+
+    def _epoch(self, epoch: int | torch.Tensor) -> torch.Tensor | int:
+        if isinstance(epoch, torch.Tensor):
+            return epoch.to(device=self.device, dtype=torch.int64, non_blocking=True)
+        return int(epoch)
 
     # ------------------------------------------------------------------ record / query
     @torch.no_grad()
-    def record(self, indices: torch.Tensor, probs: torch.Tensor, epoch: int) -> None:
-        """Store ``probs`` (N, num_classes), detached, as the outputs of ``epoch`` for the
-        samples ``indices`` (their positions in the full training set)."""
-        epoch = int(epoch)
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
+    def record(
+        self,
+        indices: torch.Tensor,
+        probs: torch.Tensor,
+        epoch: int | torch.Tensor,
+        active: torch.Tensor | None = None,
+    ) -> None:
+        """Store ``probs`` ((N, C) or (S, N, C), detached) in slot ``epoch % K`` of the samples
+        ``indices`` as epoch ``epoch``'s outputs; with ``active`` (a 0-dim bool tensor), only
+        where it holds, without reading it on the host."""
+        epoch = self._epoch(epoch)
+        if not isinstance(epoch, torch.Tensor):
+            if epoch < 0:
+                raise ValueError(f"epoch must be >= 0, got {epoch}")
+            # a fill kernel, not a host-to-device copy
+            epoch = torch.full((), epoch, dtype=torch.int64, device=self.device)
         idx = self._indices(indices)
-        slot = epoch % self.window
-        self.probs[slot].index_copy_(0, idx, probs.detach().to(device=self.device, dtype=torch.float32))
-        self.epochs[slot].index_fill_(0, idx, epoch)
+        S, N = idx.shape
+        seeds = torch.arange(S, device=self.device).view(S, 1).expand(S, N)
+        where = (seeds, torch.remainder(epoch, self.window).expand(S, N), idx)
+        values = probs.detach().to(device=self.device, dtype=self.probs.dtype).reshape(S, N, self.num_classes)
+        stamps = epoch.expand(S, N)
+        if active is not None:
+            values = torch.where(active, values, self.probs[where])
+            stamps = torch.where(active, stamps, self.epochs[where])
+        self.probs.index_put_(where, values)
+        self.epochs.index_put_(where, stamps)
 
-    def _valid(self, stored: torch.Tensor, epoch: int | None) -> torch.Tensor:
+    def _valid(self, stored: torch.Tensor, epoch: int | torch.Tensor | None) -> torch.Tensor:
         valid = stored >= 0
         if epoch is not None:
-            epoch = int(epoch)
             valid = valid & (stored >= epoch - self.window) & (stored <= epoch - 1)
         return valid
 
     @torch.no_grad()
-    def teacher(self, indices: torch.Tensor, epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Voting teacher (Algorithm 2): the mean of the stored probabilities of each sample.
+    def teacher(
+        self, indices: torch.Tensor, epoch: int | torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Voting teacher (Algorithm 2): per sample, the mean of its stored probabilities of
+        epochs in [epoch - K, epoch - 1] (every stored slot without ``epoch``); fewer than K
+        stored epochs vote with those they have.
 
-        With ``epoch`` given, only the stored epochs in [epoch - K, epoch - 1] vote (stale
-        entries and the current epoch never do); without it, every stored slot votes.
-        Samples with fewer than K stored epochs vote with those they have.
-
-        Returns ``(probs, mask)``: probs (N, num_classes) float32, mask (N,) bool = at least
-        one vote.  Samples without a vote get the uniform distribution 1/num_classes (finite
-        everywhere; :func:`distillation_loss` gives them weight 0 through the mask).
+        Returns ``(probs, mask)`` shaped like ``indices`` (+ C): float32 probabilities and mask =
+        at least one vote.  Samples without a vote get the uniform 1/C (finite;
+        :func:`distillation_loss` gives them weight 0 through the mask).
         """
+        single = torch.as_tensor(indices).dim() <= 1
         idx = self._indices(indices)
-        stored = self.epochs.index_select(1, idx)  # (K, N)
-        valid = self._valid(stored, epoch)
-        probs = self.probs.index_select(1, idx)  # (K, N, C)
-        weights = valid.to(probs.dtype).unsqueeze(-1)
-        total = (probs * weights).sum(0)
-        votes = valid.sum(0)
+        S, N = idx.shape
+        K, C = self.window, self.num_classes
+        gather = idx.unsqueeze(1).expand(S, K, N)
+        valid = self._valid(self.epochs.gather(2, gather), None if epoch is None else self._epoch(epoch))
+        probs = self.probs.gather(2, gather.unsqueeze(-1).expand(S, K, N, C))  # (S, K, N, C)
+        total = (probs * valid.to(probs.dtype).unsqueeze(-1)).sum(1)
+        votes = valid.sum(1)
         mask = votes > 0
         mean = total / votes.clamp_min(1).to(probs.dtype).unsqueeze(-1)
-        uniform = torch.full((), 1.0 / self.num_classes, dtype=probs.dtype, device=probs.device)
-        return torch.where(mask.unsqueeze(-1), mean, uniform), mask
+        uniform = torch.full((), 1.0 / C, dtype=probs.dtype, device=probs.device)
+        out = torch.where(mask.unsqueeze(-1), mean, uniform)
+        return (out[0], mask[0]) if single else (out, mask)
 
     @torch.no_grad()
     def coverage(self, epoch: int | None = None) -> torch.Tensor:
-        """Fraction of all samples with at least one valid vote (0-dim float tensor)."""
-        return self._valid(self.epochs, epoch).any(0).float().mean()
+        """Fraction of all samples with at least one valid vote: 0-dim for one seed, (S,) for S."""
+        cov = self._valid(self.epochs, epoch).any(1).float().mean(-1)
+        return cov[0] if self.num_seeds == 1 else cov
 
     # ------------------------------------------------------------------ checkpoints
+    def _single(self) -> None:
+        if self.num_seeds != 1:
+            raise ValueError(f"a cache of {self.num_seeds} seeds is saved seed by seed: use cache.seed(s)")
+
     def state_dict(self) -> dict[str, Any]:
+        """A single run's cache state: window, num_samples, num_classes, probs (K, N, C),
+        epochs (K, N)."""
+        self._single()
         return {
             "num_samples": self.num_samples,
             "num_classes": self.num_classes,
             "window": self.window,
-            "probs": self.probs.detach().clone(),
-            "epochs": self.epochs.detach().clone(),
+            "probs": self.probs[0].detach().clone(),
+            "epochs": self.epochs[0].detach().clone(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore bit for bit; a cache of another shape or window raises UserError."""
+        self._single()
         try:
             shape = (int(state["window"]), int(state["num_samples"]), int(state["num_classes"]))
             probs, epochs = state["probs"], state["epochs"]
@@ -321,8 +370,8 @@ class TeacherCache:
                 "teacher cache tensors in the checkpoint have the wrong shape or dtype; "
                 "delete the checkpoint or start a new run folder"
             )
-        self.probs.copy_(probs)
-        self.epochs.copy_(epochs)
+        self.probs[0].copy_(probs)
+        self.epochs[0].copy_(epochs)
 
 
 class SearchObjective:

@@ -26,6 +26,7 @@ from .checkpoint import CheckpointGroup, check_epoch, restore
 from .config import SettingError
 from .data import load_search_data
 from .data.batched import BatchedLoader, DeviceImages
+from .distill import TeacherCache
 from .errors import UserError
 from .genotypes import count_op, genotype_to_dict, save_genotype
 from .runtime import get_rng_state, interrupted, pick_device, set_rng_state
@@ -38,7 +39,7 @@ from .search import (
     learning_rate,
     step_metrics,
 )
-from .search_step import FirstOrderStep, GraphedStep, StackedTeacherCache, StepSettings, configure_backends
+from .search_step import FirstOrderStep, GraphedStep, StepSettings, configure_backends
 from .spaces import get_space
 from .stacked import build_stacked, load_seed_checkpoint, seed_checkpoint, stack_batches
 from .tracking import log_epoch, replay_live
@@ -140,7 +141,7 @@ class SeededRuns:
         )
         cache = None
         if cfg.method == "sd-darts":
-            cache = StackedTeacherCache(S, data.num_samples, data.num_classes, cfg.window, self.device)
+            cache = TeacherCache(data.num_samples, data.num_classes, cfg.window, self.device, num_seeds=S)
         configure_backends(self.device)
         compile_mode = None if cfg.compile == "none" else cfg.compile
         self.step = FirstOrderStep(self.model, StepSettings.from_config(cfg), cache, amp=cfg.amp == "bf16",
@@ -194,7 +195,7 @@ class SeededRuns:
         rng = get_rng_state()
         states = []
         for i, (out, row) in enumerate(zip(self.outs, rows)):
-            cache = self.step.cache.cache(i) if self.step.cache is not None else None
+            cache = self.step.cache.seed(i) if self.step.cache is not None else None
             row["teacher_coverage"] = float(cache.coverage(epoch + 1)) if cache is not None else 0.0
             row["num_skip_connect"] = count_op(genotypes[i], "skip_connect")
             row["epoch_seconds"] = time.perf_counter() - started

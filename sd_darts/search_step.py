@@ -38,7 +38,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .distill import DIRECTIONS, kd_active, kl_divergence, recording_active
+from .distill import DIRECTIONS, distillation_loss, kd_active, recording_active
 
 METRICS = (
     "train_loss", "train_correct", "valid_loss", "valid_ce", "valid_correct", "kd_loss", "train_count", "valid_count",
@@ -72,97 +72,6 @@ class StepSettings:
         return cls(**{n: getattr(cfg, n) for n in names})
 
 
-class StackedTeacherCache:
-    """Voting-teacher caches of S seeds in two tensors: ``probs`` (S, K, num_samples,
-    num_classes) float32 and ``epochs`` (S, K, num_samples) int64 (-1 = empty), the layout of S
-    :class:`~sd_darts.distill.TeacherCache` s side by side.  :meth:`cache` returns seed ``s``'s
-    :class:`TeacherCache` whose buffers are views into these tensors (for checkpoints,
-    ``coverage`` and the reference code); with ``S = 1`` that is the whole cache."""
-
-    def __init__(self, num_seeds: int, num_samples: int, num_classes: int, window: int, device=None):
-        from .distill import TeacherCache
-
-        self.num_seeds, self.num_samples, self.num_classes, self.window = num_seeds, num_samples, num_classes, window
-        device = torch.device("cpu") if device is None else torch.device(device)
-        self.probs = torch.zeros(num_seeds, window, num_samples, num_classes, device=device)
-        self.epochs = torch.full((num_seeds, window, num_samples), -1, dtype=torch.int64, device=device)
-        self._caches = []
-        for s in range(num_seeds):
-            c = TeacherCache(1, 1, window, device)  # tiny buffers, replaced by views below
-            c.num_samples, c.num_classes = num_samples, num_classes
-            c.probs, c.epochs = self.probs[s], self.epochs[s]
-            self._caches.append(c)
-
-    def cache(self, seed: int = 0):
-        """Seed ``seed``'s :class:`~sd_darts.distill.TeacherCache` (a view, not a copy)."""
-        return self._caches[seed]
-
-    @classmethod
-    def wrap(cls, cache) -> StackedTeacherCache:
-        """A one-seed stacked cache sharing the buffers of an existing ``TeacherCache``."""
-        self = cls.__new__(cls)
-        self.num_seeds, self.num_samples, self.num_classes = 1, cache.num_samples, cache.num_classes
-        self.window = cache.window
-        self.probs, self.epochs = cache.probs.unsqueeze(0), cache.epochs.unsqueeze(0)
-        self._caches = [cache]
-        return self
-
-
-def teacher_lookup(
-    probs: torch.Tensor, epochs: torch.Tensor, indices: torch.Tensor, epoch: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:meth:`TeacherCache.teacher` for S caches with the epoch a device tensor: ``indices``
-    (S, N) -> voting-teacher probabilities (S, N, C) and mask (S, N) (same values)."""
-    S, K, _, C = probs.shape
-    N = indices.shape[1]
-    gather = indices.unsqueeze(1).expand(S, K, N)
-    stored = epochs.gather(2, gather)
-    valid = (stored >= 0) & (stored >= epoch - K) & (stored <= epoch - 1)
-    p = probs.gather(2, gather.unsqueeze(-1).expand(S, K, N, C))
-    total = (p * valid.to(p.dtype).unsqueeze(-1)).sum(1)
-    votes = valid.sum(1)
-    mask = votes > 0
-    mean = total / votes.clamp_min(1).to(p.dtype).unsqueeze(-1)
-    return torch.where(mask.unsqueeze(-1), mean, torch.full((), 1.0 / C, dtype=p.dtype, device=p.device)), mask
-
-
-def teacher_record(
-    probs: torch.Tensor,
-    epochs: torch.Tensor,
-    indices: torch.Tensor,
-    values: torch.Tensor,
-    epoch: torch.Tensor,
-    active: torch.Tensor,
-    seeds: torch.Tensor,
-) -> None:
-    """:meth:`TeacherCache.record` for S caches, written only where ``active`` (a 0-dim bool
-    tensor) holds: slot ``epoch % K`` of the samples ``indices`` (S, N) gets ``values`` (S, N, C)
-    and ``epoch``.  ``seeds`` is ``arange(S)`` on the device."""
-    S, K = epochs.shape[:2]
-    N = indices.shape[1]
-    where = (seeds.view(S, 1).expand(S, N), torch.remainder(epoch, K).expand(S, N), indices)
-    old_p, old_e = probs[where], epochs[where]
-    probs.index_put_(where, torch.where(active, values.detach().to(probs.dtype), old_p))
-    epochs.index_put_(where, torch.where(active, epoch.expand(S, N), old_e))
-
-
-def kd_per_seed(
-    logits: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, temperature: float, direction: str
-) -> torch.Tensor:
-    """:func:`~sd_darts.distill.distillation_loss` of every seed: logits (S, N, C) -> (S,)
-    (the same formula: KL in the paper's direction by default, masked samples count 0, sum
-    divided by the full batch, times T²)."""
-    S, N, C = logits.shape
-    log_s = F.log_softmax(logits.float().reshape(S * N, C) / temperature, dim=-1)
-    t = teacher.detach().float().reshape(S * N, C)
-    if direction == "student_teacher":
-        kl = kl_divergence(None, t, log_p=log_s)
-    else:
-        kl = kl_divergence(t, None, log_q=log_s)
-    kl = torch.where(mask.reshape(-1), kl, torch.zeros((), dtype=kl.dtype, device=kl.device))
-    return kl.view(S, N).sum(1) / max(N, 1) * (temperature**2)
-
-
 @contextlib.contextmanager
 def _frozen(params: Sequence[torch.nn.Parameter]):
     """Parameters that take no gradient inside the block (no activation is saved for them)."""
@@ -179,8 +88,8 @@ class FirstOrderStep:
     """The first-order SD-DARTS step; see the module docstring.
 
     ``model`` follows the supernet contract (reference or fused, one seed or S); ``cache`` is a
-    :class:`~sd_darts.distill.TeacherCache` (one seed) or a :class:`StackedTeacherCache` (None
-    for ``method="darts"``).  Call :meth:`set_epoch` at the start of every epoch (outside a CUDA
+    :class:`~sd_darts.distill.TeacherCache` of ``model.num_seeds`` seeds (None for
+    ``method="darts"``).  Call :meth:`set_epoch` at the start of every epoch (outside a CUDA
     graph), then ``step(x, y, idx, xv, yv, iv)`` per batch; metric sums accumulate on the device
     (:meth:`reset_metrics`, :meth:`read_metrics` — the only host synchronisation, once per epoch).
     """
@@ -204,8 +113,8 @@ class FirstOrderStep:
         self.sd = settings.method == "sd-darts"
         if self.sd and cache is None:
             raise ValueError("method sd-darts needs a teacher cache")
-        if cache is not None and not isinstance(cache, StackedTeacherCache):
-            cache = StackedTeacherCache.wrap(cache)
+        if cache is not None and cache.num_seeds != self.num_seeds:
+            raise ValueError(f"the model has {self.num_seeds} seeds but the teacher cache {cache.num_seeds}")
         self.cache = cache
         self.alphas = list(model.arch_parameters())
         named = list(model.named_weights())
@@ -220,7 +129,6 @@ class FirstOrderStep:
         self.epoch = torch.zeros((), dtype=torch.int64, device=dev)
         self.kd_on = torch.zeros((), **f32)  # 1.0 / 0.0: multiplies λ·KD
         self.recording = torch.zeros((), dtype=torch.bool, device=dev)
-        self.seeds = torch.arange(self.num_seeds, device=dev)
         # ---- optimiser state
         self.adam_step = torch.zeros((), device=dev, dtype=self.alphas[0].dtype)
         self.exp_avg = [torch.zeros_like(a) for a in self.alphas]
@@ -280,11 +188,11 @@ class FirstOrderStep:
         ce = F.cross_entropy(logits.reshape(S * N, C), y.reshape(-1), reduction="none").view(S, N).mean(1)
         if self.sd:
             s = self.settings
-            teacher, mask = teacher_lookup(self.cache.probs, self.cache.epochs, idx, self.epoch)
-            kd = kd_per_seed(logits, teacher, mask, s.temperature, s.kd_direction)
+            teacher, mask = self.cache.teacher(idx, self.epoch)
+            kd = distillation_loss(logits, teacher, mask, s.temperature, s.kd_direction)
             loss = ce + (s.sd_lambda * self.kd_on) * kd
             probs = F.softmax(logits.detach() / s.temperature, dim=-1)
-            teacher_record(self.cache.probs, self.cache.epochs, idx, probs, self.epoch, self.recording, self.seeds)
+            self.cache.record(idx, probs, self.epoch, active=self.recording)
         else:
             kd, loss = None, ce
         return loss, ce, kd, logits.detach(), y
@@ -464,13 +372,9 @@ def configure_backends(device: torch.device, cudnn_benchmark: bool = True) -> No
 
 __all__ = [
     "StepSettings",
-    "StackedTeacherCache",
     "FirstOrderStep",
     "GraphedStep",
     "GraphRoute",
-    "teacher_lookup",
-    "teacher_record",
-    "kd_per_seed",
     "configure_backends",
     "METRICS",
 ]

@@ -11,7 +11,7 @@ step of one and the GPU gets S times more work per kernel.  Nothing is shared be
   seed, :func:`stack_batches`);
 * loss, BatchNorm statistics, alphas, Adam and SGD state, teacher cache rows and gradient-norm
   clipping are per seed (:class:`~sd_darts.search_step.FirstOrderStep` with a
-  :class:`~sd_darts.search_step.StackedTeacherCache`).
+  :class:`~sd_darts.distill.TeacherCache` of S seeds).
 
 So seed ``s``'s trajectory is its single-seed trajectory up to float rounding
 (tests/test_stacked.py).  :func:`seed_checkpoint` / :func:`load_seed_checkpoint` convert seed
@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from .search_step import FirstOrderStep, StackedTeacherCache
+from .search_step import FirstOrderStep
 from .spaces.darts import DartsSupernet
 from .spaces.darts_fused import FusedDartsSupernet
 
@@ -128,7 +128,7 @@ def seed_checkpoint(step: FirstOrderStep, seed: int, lr: float) -> dict[str, Any
         }
     out = {"model": ref.state_dict(), "w_optimizer": w_state, "a_optimizer": a_state}
     if step.cache is not None:
-        out["teacher_cache"] = step.cache.cache(seed).state_dict()
+        out["teacher_cache"] = step.cache.seed(seed).state_dict()
     return out
 
 
@@ -154,7 +154,7 @@ def load_seed_checkpoint(step: FirstOrderStep, seed: int, state: dict[str, Any])
             step.exp_avg_sq[i].view(-1, n_e, n_p)[seed].copy_(a_state[i]["exp_avg_sq"])
         step.adam_step.fill_(float(a_state[0]["step"]))
     if step.cache is not None and "teacher_cache" in state:
-        step.cache.cache(seed).load_state_dict(state["teacher_cache"])
+        step.cache.seed(seed).load_state_dict(state["teacher_cache"])
 
 
 __all__ = [
@@ -162,5 +162,4 @@ __all__ = [
     "stack_batches",
     "seed_checkpoint",
     "load_seed_checkpoint",
-    "StackedTeacherCache",
 ]

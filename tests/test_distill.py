@@ -233,6 +233,40 @@ def test_bad_direction_or_temperature_is_a_user_error():
         distillation_loss(s, t, m, temperature=0.0)
 
 
+def test_distillation_loss_of_stacked_logits_is_the_loss_of_each_seed():
+    """(S, N, C) logits give one value per seed, each exactly the (N, C) loss of that seed."""
+    g = torch.Generator().manual_seed(0)
+    teacher = torch.softmax(torch.randn(2, 6, 10, generator=g), -1)
+    mask = torch.rand(2, 6, generator=g) > 0.3
+    for dtype in (torch.float32, torch.float64):
+        logits = torch.randn(2, 6, 10, generator=g, dtype=dtype)
+        for direction in ("student_teacher", "teacher_student"):
+            got = distillation_loss(logits, teacher, mask, 2.0, direction)
+            assert got.shape == (2,) and got.dtype == dtype
+            for s in range(2):
+                want = distillation_loss(logits[s], teacher[s], mask[s], temperature=2.0, direction=direction)
+                assert torch.equal(got[s], want), (dtype, direction, s)
+
+
+@SETTINGS
+@given(student_teacher_mask(), st.sampled_from(["student_teacher", "teacher_student"]), st.sampled_from([1.0, 2.0]))
+def test_distillation_loss_follows_the_logits_dtype(stm, direction, temperature):
+    """Float64 logits keep the KD term in float64 (a float32 teacher is widened exactly), so
+    the reference loop and the fused step agree to float64 precision; half precision is upcast."""
+    s, t, mask = stm
+    s64 = s.double()
+    loss = distillation_loss(s64, t, mask, temperature=temperature, direction=direction)
+    assert loss.dtype == torch.float64
+    log_s = F.log_softmax(s64 / temperature, -1)
+    if direction == "student_teacher":
+        kl = kl_divergence(None, t.double(), log_p=log_s)
+    else:
+        kl = kl_divergence(t.double(), None, log_q=log_s)
+    want = torch.where(mask, kl, torch.zeros((), dtype=torch.float64)).sum() / s.shape[0] * temperature**2
+    assert torch.equal(loss, want)
+    assert distillation_loss(s.half(), t, mask, temperature, direction).dtype == torch.float32
+
+
 # ---------------------------------------------------------------------------- teacher cache
 @st.composite
 def record_history(draw):
@@ -420,6 +454,94 @@ def test_memory_is_as_documented():
 def test_bad_window_is_a_user_error():
     with pytest.raises(UserError, match="window"):
         TeacherCache(10, 10, 0)
+
+
+# ---------------------------------------------------------------------------- seed axis
+@st.composite
+def stacked_history(draw):
+    """S, K, N, C and a call sequence of records: per call one epoch, per seed its own random
+    subset (all of one size) and probabilities."""
+    seeds = draw(st.integers(1, 4))
+    window = draw(st.integers(1, 4))
+    n = draw(st.integers(1, 8))
+    c = draw(st.integers(2, 5))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    epoch = draw(st.integers(0, 3))
+    calls = []
+    for _ in range(draw(st.integers(0, 10))):
+        epoch += draw(st.integers(0, 2))
+        size = draw(st.integers(1, n))
+        subsets = [draw(st.permutations(range(n)))[:size] for _ in range(seeds)]
+        probs = F.softmax(torch.randn(seeds, size, c, generator=gen) * 3, -1)
+        calls.append((epoch, torch.tensor(subsets), probs))
+    return seeds, window, n, c, calls
+
+
+@SETTINGS
+@given(stacked_history(), st.data())
+def test_a_stacked_cache_is_s_independent_single_caches(hist, data):
+    """Seed by seed, a cache of S seeds records and looks up exactly what S one-seed caches do."""
+    seeds, window, n, c, calls = hist
+    stacked = TeacherCache(n, c, window, num_seeds=seeds)
+    singles = [TeacherCache(n, c, window) for _ in range(seeds)]
+    for epoch, idx, probs in calls:
+        stacked.record(idx, probs, epoch)
+        for s, single in enumerate(singles):
+            single.record(idx[s], probs[s], epoch)
+    for s, single in enumerate(singles):
+        assert torch.equal(stacked.probs[s], single.probs[0]) and torch.equal(stacked.epochs[s], single.epochs[0])
+        view = stacked.seed(s)
+        assert torch.equal(view.state_dict()["probs"], single.state_dict()["probs"])
+        assert torch.equal(view.state_dict()["epochs"], single.state_dict()["epochs"])
+    query = torch.tensor(data.draw(st.lists(st.lists(st.integers(0, n - 1), min_size=3, max_size=3), min_size=seeds,
+                                            max_size=seeds)))  # fmt: skip
+    for epoch in (None, data.draw(st.integers(0, 20))):
+        probs, mask = stacked.teacher(query, epoch)
+        assert probs.shape == (seeds, 3, c) and mask.shape == (seeds, 3)
+        coverage = stacked.coverage(epoch)
+        for s, single in enumerate(singles):
+            want, want_mask = single.teacher(query[s], epoch)
+            assert torch.equal(probs[s], want) and torch.equal(mask[s], want_mask)
+            assert torch.equal(stacked.seed(s).teacher(query[s], epoch)[0], want)
+            assert torch.equal(coverage[s] if seeds > 1 else coverage, single.coverage(epoch))
+
+
+@SETTINGS
+@given(stacked_history(), st.data())
+def test_the_tensor_epoch_path_equals_the_int_epoch_path(hist, data):
+    """The graph-capturable path (0-dim device epoch, ``active`` switch) records and looks up
+    exactly what the python-int path does; ``active`` False leaves the cache untouched."""
+    seeds, window, n, c, calls = hist
+    by_int = TeacherCache(n, c, window, num_seeds=seeds)
+    by_tensor = TeacherCache(n, c, window, num_seeds=seeds)
+    for epoch, idx, probs in calls:
+        active = data.draw(st.booleans())
+        if active:
+            by_int.record(idx, probs, epoch)
+        by_tensor.record(idx, probs, torch.tensor(epoch), active=torch.tensor(active))
+        assert torch.equal(by_int.probs, by_tensor.probs) and torch.equal(by_int.epochs, by_tensor.epochs)
+    query = torch.randint(0, n, (seeds, 5), generator=torch.Generator().manual_seed(data.draw(st.integers(0, 99))))
+    epoch = data.draw(st.integers(0, 20))
+    a, ma = by_int.teacher(query, epoch)
+    b, mb = by_tensor.teacher(query, torch.tensor(epoch))
+    assert torch.equal(a, b) and torch.equal(ma, mb)
+
+
+def test_a_seed_view_shares_the_buffers_and_checkpoints_as_a_single_run():
+    stacked = TeacherCache(4, 3, 2, num_seeds=3)
+    single = TeacherCache(4, 3, 2)
+    single.record(torch.tensor([0, 2]), torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]), 1)
+    stacked.seed(1).load_state_dict(single.state_dict())
+    assert torch.equal(stacked.probs[1], single.probs[0]) and torch.equal(stacked.epochs[1], single.epochs[0])
+    assert (stacked.epochs[[0, 2]] == -1).all()
+    state = stacked.seed(1).state_dict()
+    assert set(state) == {"window", "num_samples", "num_classes", "probs", "epochs"}
+    assert state["probs"].shape == (2, 4, 3) and state["epochs"].shape == (2, 4)
+    with pytest.raises(ValueError, match="seed by seed"):
+        stacked.state_dict()
+    with pytest.raises(ValueError, match="indices"):
+        stacked.teacher(torch.tensor([0, 1]))
+    assert TeacherCache.bytes_needed(2, 4, 3, num_seeds=3) == stacked.nbytes
 
 
 # ---------------------------------------------------------------------------- schedule

@@ -12,7 +12,7 @@ from sd_darts.architect import Architect
 from sd_darts.distill import TeacherCache
 from sd_darts.runtime import seed_everything
 from sd_darts.search import SearchConfig, SearchObjective, reference_step
-from sd_darts.search_step import FirstOrderStep, StackedTeacherCache, StepSettings
+from sd_darts.search_step import FirstOrderStep, StepSettings
 from sd_darts.spaces import get_space
 from sd_darts.spaces.darts import DartsSupernet
 from sd_darts.stacked import build_stacked, load_seed_checkpoint, seed_checkpoint, stack_batches
@@ -65,7 +65,7 @@ def test_each_seed_follows_its_single_seed_trajectory():
             step(*_batch(seed, epoch, b))
         singles.append((model, step))
     stacked = build_stacked(SEEDS, C, LAYERS, CLASSES).double()
-    step = FirstOrderStep(stacked, SETTINGS, StackedTeacherCache(len(SEEDS), N_SAMPLES, CLASSES, 2))
+    step = FirstOrderStep(stacked, SETTINGS, TeacherCache(N_SAMPLES, CLASSES, 2, num_seeds=len(SEEDS)))
     for epoch, b in _schedule():
         step.set_epoch(epoch, _lr(epoch))
         step(*stack_batches([_batch(seed, epoch, b) for seed in SEEDS]))
@@ -86,7 +86,7 @@ def test_each_seed_follows_its_single_seed_trajectory():
 def test_gradient_clipping_is_per_seed():
     """A seed whose gradient is huge is clipped; the others are not scaled with it."""
     stacked = build_stacked(SEEDS[:2], C, LAYERS, CLASSES).double()
-    step = FirstOrderStep(stacked, SETTINGS, StackedTeacherCache(2, N_SAMPLES, CLASSES, 2))
+    step = FirstOrderStep(stacked, SETTINGS, TeacherCache(N_SAMPLES, CLASSES, 2, num_seeds=2))
     grads = [torch.ones_like(w) for w in step.weights]
     views = [g.view(step._seed_views[k]) for k, g in enumerate(grads)]
     for v in views:
@@ -105,7 +105,7 @@ def test_a_seed_resumes_in_the_reference_loop_from_its_single_seed_checkpoint():
     """seed_checkpoint writes what a single-seed reference run would; the reference loop resumed
     from it continues as the stacked run does; load_seed_checkpoint restores it exactly."""
     stacked = build_stacked(SEEDS[:2], C, LAYERS, CLASSES).double()
-    step = FirstOrderStep(stacked, SETTINGS, StackedTeacherCache(2, N_SAMPLES, CLASSES, 2))
+    step = FirstOrderStep(stacked, SETTINGS, TeacherCache(N_SAMPLES, CLASSES, 2, num_seeds=2))
     schedule = _schedule()
     for epoch, b in schedule[:3]:
         step.set_epoch(epoch, _lr(epoch))
