@@ -67,8 +67,14 @@ class Architect:
     @classmethod
     def from_config(cls, model: nn.Module, objective: Objective, cfg) -> Architect:
         """The architect of a search's settings (``arch_*`` and ``unrolled`` of a SearchConfig)."""
-        return cls(model, objective, arch_learning_rate=cfg.arch_learning_rate, arch_weight_decay=cfg.arch_weight_decay,
-                   betas=(cfg.arch_beta1, cfg.arch_beta2), unrolled=cfg.unrolled)  # fmt: skip
+        return cls(
+            model,
+            objective,
+            arch_learning_rate=cfg.arch_learning_rate,
+            arch_weight_decay=cfg.arch_weight_decay,
+            betas=(cfg.arch_beta1, cfg.arch_beta2),
+            unrolled=cfg.unrolled,
+        )
 
     def step(self, train_batch, valid_batch, eta: float, w_optimizer: torch.optim.Optimizer):
         """One alpha update; returns ``(valid_loss, valid_logits)`` of the forward pass used.

@@ -227,8 +227,11 @@ class TeacherCache:
         its checkpoint state and coverage are a single run's."""
         view = TeacherCache.__new__(TeacherCache)
         view.num_samples, view.num_classes, view.window, view.num_seeds = (
-            self.num_samples, self.num_classes, self.window, 1,
-        )  # fmt: skip
+            self.num_samples,
+            self.num_classes,
+            self.window,
+            1,
+        )
         view.probs, view.epochs = self.probs[seed : seed + 1], self.epochs[seed : seed + 1]
         return view
 

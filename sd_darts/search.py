@@ -21,10 +21,8 @@ Outputs in ``--out``: ``config.yaml``, ``checkpoint.pt`` (every epoch, atomic, e
 ``genotypes/epoch_XXX.json``, ``alphas/epoch_XXX.pt``, ``dvclive/`` (per-epoch metrics),
 ``genotype.json`` (final) and ``summary.json``.
 
-Length: one concept, read top to bottom -- the run's state and the loop split into prepare /
-train_epoch / end_of_epoch / finish -- about 480 lines; the settings (one line per flag) live in
-:mod:`sd_darts.search_config`, the objective in :mod:`sd_darts.distill`, the alpha step in
-:mod:`sd_darts.architect`.
+The settings live in :mod:`sd_darts.search_config`, the objective in :mod:`sd_darts.distill`,
+the alpha step in :mod:`sd_darts.architect`.
 """
 
 from __future__ import annotations
@@ -116,8 +114,9 @@ CHECKPOINT_SCHEMA = {
 FAST_CHECKPOINT_SCHEMA = {"epoch": int, "model": dict, "step": dict, "rng": dict, "history": list}
 
 
-def check_memory(cfg: SearchConfig, space, data: SearchData, device: torch.device, build_options: dict,
-                 copies: int = 1) -> None:  # fmt: skip
+def check_memory(
+    cfg: SearchConfig, space, data: SearchData, device: torch.device, build_options: dict, copies: int = 1
+) -> None:
     """Refuse the search (``copies`` of it: stacked seeds) if its estimated memory exceeds what is free."""
     cells = cfg.layers * 3 if cfg.space == "nb201" else cfg.layers
     factor = 2 if cfg.unrolled else 1
@@ -283,8 +282,16 @@ def step_metrics(sums: dict[str, float], sd_lambda: float, lr: float) -> dict[st
     }
 
 
-def reference_step(architect: Architect, objective: SearchObjective, w_optimizer: torch.optim.Optimizer,
-                   train_batch, valid_batch, lr: float, grad_clip: float, track_kd: bool = False):  # fmt: skip
+def reference_step(
+    architect: Architect,
+    objective: SearchObjective,
+    w_optimizer: torch.optim.Optimizer,
+    train_batch,
+    valid_batch,
+    lr: float,
+    grad_clip: float,
+    track_kd: bool = False,
+):
     """One step of the reference search (DARTS's loop body): the architect's alpha step on the
     alpha-half batch, then the weight step on the weight-half batch (recording the teacher,
     gradient-norm clipping when ``grad_clip`` > 0).  Returns ``(loss, logits, v_loss, v_logits)``."""
@@ -379,15 +386,25 @@ def end_of_epoch(run: SearchRun, epoch: int, metrics: dict[str, float], live, st
     log_epoch(live, epoch, run.history[-1])
     log.info(
         "epoch %d/%d: train acc %.2f loss %.4f | valid acc %.2f loss %.4f | kd %.4f | skip %d | %.1fs",
-        epoch + 1, cfg.epochs, metrics["train/acc"], metrics["train/loss"], metrics["valid/acc"],
-        metrics["valid/loss"], metrics["kd_loss"], metrics["num_skip_connect"], metrics["epoch_seconds"],
-    )  # fmt: skip
+        epoch + 1,
+        cfg.epochs,
+        metrics["train/acc"],
+        metrics["train/loss"],
+        metrics["valid/acc"],
+        metrics["valid/loss"],
+        metrics["kd_loss"],
+        metrics["num_skip_connect"],
+        metrics["epoch_seconds"],
+    )
     state = {"epoch": epoch, "model": model.state_dict(), "rng": get_rng_state(), "history": run.history}
     if run.step is not None:
         state["step"] = run.step.state_dict()
     else:
-        state.update(w_optimizer=run.w_optimizer.state_dict(), a_optimizer=run.architect.state_dict(),
-                     scheduler=run.scheduler.state_dict())  # fmt: skip
+        state.update(
+            w_optimizer=run.w_optimizer.state_dict(),
+            a_optimizer=run.architect.state_dict(),
+            scheduler=run.scheduler.state_dict(),
+        )
     if run.cache is not None:
         state["teacher_cache"] = run.cache.state_dict()
     save_checkpoint(run.ckpt_path, cfg, "search", state)

@@ -121,8 +121,14 @@ class SeededRuns:
         self.cfgs = seed_configs(cfg)
         self.outs = [files.check_writable_dir(c.out) for c in self.cfgs]
         self.device = pick_device(cfg.device)
-        self.data = load_search_data(cfg.dataset, cfg.data_root, portion=cfg.train_portion, image_size=cfg.image_size,
-                                     download=cfg.download, limit=cfg.limit_samples)  # fmt: skip
+        self.data = load_search_data(
+            cfg.dataset,
+            cfg.data_root,
+            portion=cfg.train_portion,
+            image_size=cfg.image_size,
+            download=cfg.download,
+            limit=cfg.limit_samples,
+        )
         primitives = cfg.primitives.split(",") if cfg.primitives else None
         build_options = {"primitives": primitives} if primitives else {}
         check_memory(cfg, get_space(cfg.space), self.data, self.device, build_options, copies=len(self.cfgs))
@@ -144,8 +150,9 @@ class SeededRuns:
             cache = TeacherCache(data.num_samples, data.num_classes, cfg.window, self.device, num_seeds=S)
         configure_backends(self.device)
         compile_mode = None if cfg.compile == "none" else cfg.compile
-        self.step = FirstOrderStep(self.model, StepSettings.from_config(cfg), cache, amp=cfg.amp == "bf16",
-                                   compile=compile_mode)  # fmt: skip
+        self.step = FirstOrderStep(
+            self.model, StepSettings.from_config(cfg), cache, amp=cfg.amp == "bf16", compile=compile_mode
+        )
         self.runner = GraphedStep(self.step) if cfg.cuda_graph else self.step
         train, valid = (
             DeviceImages.from_dataset(data.train, self.device),
@@ -207,8 +214,12 @@ class SeededRuns:
             log_epoch(lives[i], epoch, self.histories[i][-1])
             states.append({"epoch": epoch, "rng": rng, "history": self.histories[i], **state})
         self.group.save(self.cfgs, states)
-        log.info("epoch %d/%d: %s", epoch + 1, self.cfg.epochs,
-                 " | ".join(f"seed {c.seed} valid acc {r['valid/acc']:.2f}" for c, r in zip(self.cfgs, rows)))  # fmt: skip
+        log.info(
+            "epoch %d/%d: %s",
+            epoch + 1,
+            self.cfg.epochs,
+            " | ".join(f"seed {c.seed} valid acc {r['valid/acc']:.2f}" for c, r in zip(self.cfgs, rows)),
+        )
 
     def saved(self) -> str:
         """What the seeds' checkpoints hold now, for the message of an interruption."""
@@ -236,12 +247,21 @@ class SeededRuns:
             loss, acc = evaluate_supernet(ref, self.data.valid_plain, c.batch_size, self.device)
             best = max(history, key=lambda h: h["valid/acc"])
             summary = {
-                "method": c.method, "space": c.space, "dataset": c.dataset, "seed": c.seed, "epochs": c.epochs,
-                "device": str(self.device), "supernet_valid_acc": acc, "supernet_valid_loss": loss,
-                "final_valid_acc": history[-1]["valid/acc"], "best_valid_acc": best["valid/acc"],
-                "best_epoch": best["epoch"], "num_skip_connect": count_op(genotype, "skip_connect"),
-                "genotype": genotype_to_dict(genotype), "stacked_with_seeds": list(self.cfg.seeds),
-            }  # fmt: skip
+                "method": c.method,
+                "space": c.space,
+                "dataset": c.dataset,
+                "seed": c.seed,
+                "epochs": c.epochs,
+                "device": str(self.device),
+                "supernet_valid_acc": acc,
+                "supernet_valid_loss": loss,
+                "final_valid_acc": history[-1]["valid/acc"],
+                "best_valid_acc": best["valid/acc"],
+                "best_epoch": best["epoch"],
+                "num_skip_connect": count_op(genotype, "skip_connect"),
+                "genotype": genotype_to_dict(genotype),
+                "stacked_with_seeds": list(self.cfg.seeds),
+            }
             save_genotype(out / "genotype.json", genotype)
             files.write_json(out / "summary.json", summary)
             results.append(SearchResult(out=out, genotype=genotype, summary=summary))

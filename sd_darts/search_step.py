@@ -1,4 +1,4 @@
-"""A capturable first-order SD-DARTS step (issue 11): alpha step, then weight step, no host
+"""A capturable first-order SD-DARTS step: alpha step, then weight step, no host
 synchronisation, static shapes, every changing setting a device tensor.
 
 One call of :class:`FirstOrderStep` does what one iteration of the reference loop in
@@ -41,8 +41,15 @@ import torch.nn.functional as F
 from .distill import DIRECTIONS, distillation_loss, kd_active, recording_active
 
 METRICS = (
-    "train_loss", "train_correct", "valid_loss", "valid_ce", "valid_correct", "kd_loss", "train_count", "valid_count",
-)  # fmt: skip
+    "train_loss",
+    "train_correct",
+    "valid_loss",
+    "valid_ce",
+    "valid_correct",
+    "kd_loss",
+    "train_count",
+    "valid_count",
+)
 
 
 @dataclass

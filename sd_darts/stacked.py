@@ -1,4 +1,4 @@
-"""Several search seeds in one process, trained as one stacked model (issue 11).
+"""Several search seeds in one process, trained as one stacked model.
 
 ``S`` independent DARTS supernets become one :class:`~sd_darts.spaces.darts_fused.FusedDartsSupernet`
 with ``num_seeds = S``: every parameter holds the S seeds' copies, every convolution is grouped

@@ -1,4 +1,4 @@
-"""Images resident on a device and augmented a whole batch at a time (issue 11).
+"""Images resident on a device and augmented a whole batch at a time.
 
 The DataLoader path of :mod:`sd_darts.data.common` augments one image at a time in Python
 (``torchvision.transforms.v2`` per sample).  Here the uint8 images of the training set live on
