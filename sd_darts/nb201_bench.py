@@ -165,6 +165,10 @@ def _safe_globals() -> list[Any]:
     return allowed
 
 
+#: What the API raises on malformed results: it checks its inputs with ``assert`` too.
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError, AssertionError)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -328,7 +332,7 @@ class Benchmark:
             return self._row(index)
         except UserError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as exc:
+        except _MALFORMED as exc:
             raise self._malformed(index, exc) from None
 
     def _row(self, index: int) -> dict[str, Any]:
@@ -374,7 +378,7 @@ class Benchmark:
                 if col.dataset not in archres.get_dataset_names():
                     continue
                 acc = float(archres.get_metrics(col.dataset, col.split, iepoch=None, is_random=False)["accuracy"])
-            except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as exc:
+            except _MALFORMED as exc:
                 raise self._malformed(index, exc) from None
             if acc > best_acc:
                 best_index, best_acc = index, acc
@@ -425,7 +429,7 @@ def load_benchmark(path: str | os.PathLike) -> Benchmark:
                     ("200", ArchResults.create_from_state_dict(info["full"])),
                 ]
             )
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        except _MALFORMED as exc:
             raise UserError(
                 f"benchmark file {path} has malformed results for architecture {index} ({_first_line(exc)}); "
                 f"download it again from {BENCHMARK_SOURCE}"
