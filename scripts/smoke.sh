@@ -11,7 +11,7 @@
 #     --out DIR      where to leave the report (default: runs/smoke-report)
 #     --workdir DIR  make the clone in DIR/repo and keep it (default: a temporary folder, removed)
 #     --committed    run the committed HEAD only, without your uncommitted changes
-#     --update       also replace metrics/smoke/ and reports/smoke/ of this checkout (maintainers:
+#     --update       also replace metrics/smoke/, metrics/headline/smoke/ and reports/smoke/ here (maintainers:
 #                    refresh the committed smoke results that CI regenerates the report from;
 #                    implies --committed, so that their provenance names a real revision): refused
 #                    before anything runs if the working tree has uncommitted changes, and after
@@ -102,10 +102,11 @@ if bad:
     sys.exit(f"smoke.sh: --update refused: {len(bad)} run(s) do not come from the clean revision {rev}: "
              + ", ".join(bad[:5]) + "; rerun them (dvc repro --force) or check why they were not rerun")
 PY
-    rm -rf "$REPO/reports/smoke" "$REPO/metrics/smoke"
-    mkdir -p "$REPO/reports" "$REPO/metrics"
+    rm -rf "$REPO/reports/smoke" "$REPO/metrics/smoke" "$REPO/metrics/headline/smoke"
+    mkdir -p "$REPO/reports" "$REPO/metrics/headline"
     cp -r reports/smoke "$REPO/reports/smoke"
     cp -r metrics/smoke "$REPO/metrics/smoke"
-    echo "smoke.sh: metrics/smoke/ and reports/smoke/ of $REPO updated" >&2
+    cp -r metrics/headline/smoke "$REPO/metrics/headline/smoke"
+    echo "smoke.sh: metrics/smoke/, metrics/headline/smoke/ and reports/smoke/ of $REPO updated" >&2
 fi
 echo "smoke pipeline: done in $((end - start)) s; report: $OUT/README.md"
