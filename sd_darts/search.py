@@ -151,18 +151,23 @@ def _reference_run(cfg: SearchConfig, out: Path, device: torch.device, data: Sea
     return SearchRun(cfg, out, device, data, model, w_optimizer, scheduler, architect, objective, cache)
 
 
+def fast_loaders(train: DeviceImages, valid: DeviceImages, batch_size: int, seed: int):
+    """The fast path's (weight half, alpha half) loaders of one seed; the ragged last batch is
+    kept, as DARTS's loaders do, so that an epoch visits every sample."""
+    return (
+        BatchedLoader(train, batch_size, seed=seed, drop_last=False),
+        BatchedLoader(valid, batch_size, seed=seed + VALID_SEED_OFFSET, drop_last=False),
+    )
+
+
 def _fast_run(cfg: SearchConfig, out: Path, device: torch.device, data: SearchData, model, cache) -> SearchRun:
     """The capturable first-order step (:mod:`sd_darts.search_step`) on batches of images
     resident on the device (:mod:`sd_darts.data.batched`), in the DataLoader path's order."""
     configure_backends(device)
     compile_mode = None if cfg.compile == "none" else cfg.compile
     step = FirstOrderStep(model, StepSettings.from_config(cfg), cache, amp=cfg.amp == "bf16", compile=compile_mode)
-    # the ragged last batch is kept, as DARTS's loaders do: an epoch visits every sample
     train, valid = (DeviceImages.from_dataset(d, device) for d in (data.train, data.valid))
-    loaders = (
-        BatchedLoader(train, cfg.batch_size, seed=cfg.seed, drop_last=False),
-        BatchedLoader(valid, cfg.batch_size, seed=cfg.seed + VALID_SEED_OFFSET, drop_last=False),
-    )
+    loaders = fast_loaders(train, valid, cfg.batch_size, cfg.seed)
     runner = GraphedStep(step) if cfg.cuda_graph else step
     return SearchRun(
         cfg, out, device, data, model, None, None, None, None, cache, step=step, runner=runner, loaders=loaders
@@ -428,12 +433,19 @@ def evaluate_supernet(model, dataset, batch_size: int, device: torch.device) -> 
     return float(loss) / max(n, 1), 100.0 * float(correct) / max(n, 1)
 
 
-def finish(run: SearchRun) -> SearchResult:
-    """Measure the final supernet on the whole alpha half (eval mode, no augmentation) and write
-    ``genotype.json`` and ``summary.json``.  The measurement is what the pipeline selects by."""
-    cfg, history = run.cfg, run.history
-    genotype = run.model.genotype()
-    loss, acc = evaluate_supernet(run.model, run.data.valid_plain, cfg.batch_size, run.device)
+SUMMARY_NOTE = (
+    "supernet_valid_*: the final supernet in eval mode on every image of the alpha half, without "
+    "augmentation (the selection criterion); final/best_valid_acc: running accuracy of the alpha steps "
+    "(train mode, augmented batches, before each update)"
+)
+
+
+def write_result(cfg: SearchConfig, out: Path, model, data: SearchData, history, device, **extra) -> SearchResult:
+    """Measure the final supernet ``model`` on the whole alpha half (eval mode, no augmentation)
+    and write ``genotype.json`` and ``summary.json`` (``extra`` keys last).  The measurement is
+    what the pipeline selects by."""
+    genotype = model.genotype()
+    loss, acc = evaluate_supernet(model, data.valid_plain, cfg.batch_size, device)
     best = max(history, key=lambda h: h["valid/acc"])
     summary = {
         "method": cfg.method,
@@ -441,7 +453,7 @@ def finish(run: SearchRun) -> SearchResult:
         "dataset": cfg.dataset,
         "seed": cfg.seed,
         "epochs": cfg.epochs,
-        "device": str(run.device),
+        "device": str(device),
         "supernet_valid_acc": acc,
         "supernet_valid_loss": loss,
         "final_valid_acc": history[-1]["valid/acc"],
@@ -449,15 +461,16 @@ def finish(run: SearchRun) -> SearchResult:
         "best_epoch": best["epoch"],
         "num_skip_connect": count_op(genotype, "skip_connect"),
         "genotype": genotype_to_dict(genotype),
-        "note": (
-            "supernet_valid_*: the final supernet in eval mode on every image of the alpha half, without "
-            "augmentation (the selection criterion); final/best_valid_acc: running accuracy of the alpha steps "
-            "(train mode, augmented batches, before each update)"
-        ),
+        **extra,
     }
-    save_genotype(run.out / "genotype.json", genotype)
-    files.write_json(run.out / "summary.json", summary)
-    return SearchResult(out=run.out, genotype=genotype, summary=summary)
+    save_genotype(out / "genotype.json", genotype)
+    files.write_json(out / "summary.json", summary)
+    return SearchResult(out=out, genotype=genotype, summary=summary)
+
+
+def finish(run: SearchRun) -> SearchResult:
+    """The run's final measurement, genotype and summary (:func:`write_result`)."""
+    return write_result(run.cfg, run.out, run.model, run.data, run.history, run.device, note=SUMMARY_NOTE)
 
 
 def run_search(cfg: SearchConfig) -> SearchResult:

@@ -25,19 +25,19 @@ from . import files
 from .checkpoint import CheckpointGroup, check_epoch, restore
 from .config import SettingError
 from .data import load_search_data
-from .data.batched import BatchedLoader, DeviceImages
+from .data.batched import DeviceImages
 from .distill import TeacherCache
 from .errors import UserError
-from .genotypes import count_op, genotype_to_dict, save_genotype
+from .genotypes import count_op, save_genotype
 from .runtime import get_rng_state, interrupted, pick_device, set_rng_state
 from .search import (
-    VALID_SEED_OFFSET,
     SearchConfig,
     SearchResult,
     check_memory,
-    evaluate_supernet,
+    fast_loaders,
     learning_rate,
     step_metrics,
+    write_result,
 )
 from .search_step import FirstOrderStep, GraphedStep, StepSettings, configure_backends
 from .spaces import get_space
@@ -158,11 +158,7 @@ class SeededRuns:
             DeviceImages.from_dataset(data.train, self.device),
             DeviceImages.from_dataset(data.valid, self.device),
         )
-        # the ragged last batch is kept, as DARTS's loaders do (the same size for every seed)
-        self.train = [BatchedLoader(train, cfg.batch_size, seed=s, drop_last=False) for s in cfg.seeds]
-        self.valid = [
-            BatchedLoader(valid, cfg.batch_size, seed=s + VALID_SEED_OFFSET, drop_last=False) for s in cfg.seeds
-        ]
+        self.train, self.valid = map(list, zip(*(fast_loaders(train, valid, cfg.batch_size, s) for s in cfg.seeds)))
         self.histories: list[list[dict]] = [[] for _ in self.cfgs]
         self.start_epoch = 0
         if self.ckpts[0] is not None:
@@ -243,28 +239,8 @@ class SeededRuns:
         for i, (c, out, history) in enumerate(zip(self.cfgs, self.outs, self.histories)):
             ref = self.model.reference_model().to(self.device)
             ref.load_state_dict(self.model.reference_state_dict(i))
-            genotype = ref.genotype()
-            loss, acc = evaluate_supernet(ref, self.data.valid_plain, c.batch_size, self.device)
-            best = max(history, key=lambda h: h["valid/acc"])
-            summary = {
-                "method": c.method,
-                "space": c.space,
-                "dataset": c.dataset,
-                "seed": c.seed,
-                "epochs": c.epochs,
-                "device": str(self.device),
-                "supernet_valid_acc": acc,
-                "supernet_valid_loss": loss,
-                "final_valid_acc": history[-1]["valid/acc"],
-                "best_valid_acc": best["valid/acc"],
-                "best_epoch": best["epoch"],
-                "num_skip_connect": count_op(genotype, "skip_connect"),
-                "genotype": genotype_to_dict(genotype),
-                "stacked_with_seeds": list(self.cfg.seeds),
-            }
-            save_genotype(out / "genotype.json", genotype)
-            files.write_json(out / "summary.json", summary)
-            results.append(SearchResult(out=out, genotype=genotype, summary=summary))
+            stacked = list(self.cfg.seeds)
+            results.append(write_result(c, out, ref, self.data, history, self.device, stacked_with_seeds=stacked))
         return results
 
 
