@@ -18,16 +18,15 @@ from sd_darts.errors import UserError
 from sd_darts.experiment import schema
 
 DEBIAN = Path(fm.DEBIAN_DIR)
-real = pytest.mark.skipif(
-    not all((DEBIAN / f"{name}.gz").is_file() for name in fm.SHA256),
-    reason=f"Fashion-MNIST is not installed in {fm.DEBIAN_DIR} (apt-get install dataset-fashion-mnist)",
-)
+INSTALLED = all((DEBIAN / f"{name}.gz").is_file() for name in fm.SHA256)
+NOT_INSTALLED = f"Fashion-MNIST is not installed in {fm.DEBIAN_DIR} (apt-get install dataset-fashion-mnist)"
+real = pytest.mark.skipif(not INSTALLED, reason=NOT_INSTALLED)
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    if not all((DEBIAN / f"{name}.gz").is_file() for name in fm.SHA256):
-        pytest.skip(f"Fashion-MNIST is not installed in {fm.DEBIAN_DIR} (apt-get install dataset-fashion-mnist)")
+    if not INSTALLED:
+        pytest.skip(NOT_INSTALLED)
     root = tmp_path_factory.mktemp("fmnist")
     fm.prepare_fashion_mnist(root)
     return root

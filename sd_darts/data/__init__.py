@@ -98,7 +98,7 @@ def _training_images(dataset: str, data_root: str | os.PathLike, image_size: int
     if dataset == "fashion-mnist":
         from . import fashion_mnist as fm
 
-        images, labels = _fashion_mnist(data_root, train=True)
+        ((images, labels),) = _fashion_mnist(data_root, True)
         return images, labels, fm.MEAN, fm.STD, fm.NUM_CLASSES
     from .digits import NUM_CLASSES, NUM_TRAIN, digits_mean_std, load_digits_images
 
@@ -107,11 +107,12 @@ def _training_images(dataset: str, data_root: str | os.PathLike, image_size: int
     return images[:NUM_TRAIN], labels[:NUM_TRAIN], mean, std, NUM_CLASSES
 
 
-def _fashion_mnist(data_root: str | os.PathLike, train: bool):
+def _fashion_mnist(data_root: str | os.PathLike, *train: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The sets ``train`` asks for (True: training, False: test), the folder prepared once."""
     from .fashion_mnist import load_fashion_mnist, prepare_fashion_mnist
 
     prepare_fashion_mnist(data_root)  # from Debian's folder unless the data stage prepared it
-    return load_fashion_mnist(data_root, train=train)
+    return [load_fashion_mnist(data_root, train=t) for t in train]
 
 
 def search_split(num_samples: int, portion: float) -> int:
@@ -196,10 +197,11 @@ def load_eval_data(
     elif dataset == "fashion-mnist":
         from . import fashion_mnist as fm
 
-        train_x, train_y = _fashion_mnist(data_root, train=True)
-        test_x = test_y = None
         if holdout_portion is None:
-            test_x, test_y = _fashion_mnist(data_root, train=False)
+            (train_x, train_y), (test_x, test_y) = _fashion_mnist(data_root, True, False)
+        else:
+            ((train_x, train_y),) = _fashion_mnist(data_root, True)
+            test_x = test_y = None
         mean, std, num_classes = fm.MEAN, fm.STD, fm.NUM_CLASSES
     else:
         from .digits import NUM_CLASSES, NUM_TRAIN, digits_mean_std, load_digits_images

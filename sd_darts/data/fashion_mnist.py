@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from .. import files
 from ..errors import UserError
+from .checksums import sha256_file
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 RAW = Path("FashionMNIST") / "raw"
@@ -56,8 +57,7 @@ def _open(path: Path):
 
 
 def _check(path: Path, sha256: str) -> bool:
-    with files.open_regular(path, "Fashion-MNIST file") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest() == sha256
+    return sha256_file(path, "Fashion-MNIST file") == sha256
 
 
 def prepare_fashion_mnist(
@@ -89,9 +89,13 @@ def prepare_fashion_mnist(
     return raw
 
 
-def _read_idx(path: Path, magic: int, count: int) -> np.ndarray:
+def _read_idx(path: Path, name: str, magic: int, count: int) -> np.ndarray:
+    if not path.is_file():
+        raise UserError(f"Fashion-MNIST file {path} is missing; run the data stage (sd-darts data) or {_HOWTO}")
     with files.open_regular(path, "Fashion-MNIST file") as fh:
         data = fh.read()
+    if hashlib.sha256(data).hexdigest() != SHA256[name]:  # the bytes read, checked once
+        raise UserError(f"Fashion-MNIST file {path} fails its sha256 check; delete it and prepare the folder again")
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(data) < header or int.from_bytes(data[:4], "big") != magic:
@@ -104,18 +108,13 @@ def _read_idx(path: Path, magic: int, count: int) -> np.ndarray:
 
 def load_fashion_mnist_raw(root: str | os.PathLike, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The original images (uint8 (N, 28, 28)) and labels (int64), in file order, from a folder
-    :func:`prepare_fashion_mnist` made (each file's checksum is verified first)."""
+    :func:`prepare_fashion_mnist` made (each file's checksum is verified as it is read)."""
     raw = Path(root) / RAW
     split, count = ("train", NUM_TRAIN) if train else ("t10k", NUM_TEST)
     arrays = []
     for kind, magic in (("images-idx3", 0x803), ("labels-idx1", 0x801)):
         name = f"{split}-{kind}-ubyte"
-        path = raw / name
-        if not path.is_file():
-            raise UserError(f"Fashion-MNIST file {path} is missing; run the data stage (sd-darts data) or {_HOWTO}")
-        if not _check(path, SHA256[name]):
-            raise UserError(f"Fashion-MNIST file {path} fails its sha256 check; delete it and prepare the folder again")
-        arrays.append(_read_idx(path, magic, count))
+        arrays.append(_read_idx(raw / name, name, magic, count))
     return torch.from_numpy(arrays[0].copy()), torch.from_numpy(arrays[1].astype(np.int64))
 
 

@@ -4,8 +4,8 @@ check the dataset the runs read.
 CIFAR-10 (paper): downloaded into ``data.root`` when ``data.download`` is true and every file
 checked against torchvision's md5 table; the folder is the stage's output, so ``dvc.lock`` pins
 its content.  Fashion-MNIST: decompressed from ``data.fashion_mnist_source`` into
-``data.root/FashionMNIST/raw/``, each file checked against ``data.fashion_mnist_sha256``.  digits (smoke profile): bundled with scikit-learn; the manifest records its
-checksum.  ImageNet and the NAS-Bench-201 file are checked by the stages that read them
+``data.root/FashionMNIST/raw/``, each file checked against ``data.fashion_mnist_sha256``.
+digits (smoke profile): bundled with scikit-learn; the manifest records its checksum.  ImageNet and the NAS-Bench-201 file are checked by the stages that read them
 (against ``data.imagenet_listing_sha256`` / ``data.nb201_benchmark_sha256``).
 """
 
