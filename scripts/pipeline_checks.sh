@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Pipeline checks run by CI after the test suite (scripts/test.sh):
-#   1. the pipeline is valid: both params files pass check-params, `dvc dag` resolves dvc.yaml;
-#   2. reports/<profile>/ regenerates byte for byte from the committed metrics/<profile>/ for both
-#      profiles (git diff --exit-code);
+#   1. the pipeline is valid: every committed params file (params.yaml, params-*.yaml) passes
+#      check-params, `dvc dag` resolves dvc.yaml;
+#   2. reports/<profile>/ regenerates byte for byte from the committed metrics/<profile>/ for every
+#      profile (git diff --exit-code);
 #   3. the smoke pipeline runs end to end (`dvc repro`) in a temporary clone and leaves a report;
 #   4. in that clone, DVC shows the results where its users look (`dvc metrics show`, `dvc plots
 #      show`, `dvc exp show` with metrics columns), results are shared through a DVC remote (a
@@ -23,13 +24,12 @@ say() { printf '\n== pipeline check: %s\n' "$*" >&2; }
 fail() { echo "pipeline check FAILED: $*" >&2; exit 1; }
 
 say "1/4 params files and dvc.yaml are valid"
-python -m sd_darts check-params params.yaml
-python -m sd_darts check-params params-smoke.yaml
+mapfile -t PARAMS_FILES < <(git ls-files 'params.yaml' 'params-*.yaml')
+for f in "${PARAMS_FILES[@]}"; do python -m sd_darts check-params "$f"; done
 dvc dag --md >/dev/null || fail "dvc dag could not resolve dvc.yaml"
 
 say "2/4 reports/<profile>/ regenerates byte for byte from the committed metrics/<profile>/"
-python -m sd_darts report --params params.yaml
-python -m sd_darts report --params params-smoke.yaml
+for f in "${PARAMS_FILES[@]}"; do python -m sd_darts report --params "$f"; done
 git diff --exit-code --stat -- reports/ || fail "reports/ differs from what metrics/ regenerates; run 'sd-darts report --params FILE' and commit"
 untracked=$(git ls-files --others --exclude-standard -- reports/)
 [ -z "$untracked" ] || fail "reports/ has files that are not committed: $untracked"

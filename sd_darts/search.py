@@ -114,6 +114,18 @@ CHECKPOINT_SCHEMA = {
 FAST_CHECKPOINT_SCHEMA = {"epoch": int, "model": dict, "step": dict, "rng": dict, "history": list}
 
 
+def search_data(cfg: SearchConfig) -> SearchData:
+    """The search split of ``cfg``'s dataset (:func:`~sd_darts.data.load_search_data`)."""
+    return load_search_data(
+        cfg.dataset,
+        cfg.data_root,
+        portion=cfg.train_portion,
+        image_size=cfg.image_size,
+        download=cfg.download,
+        limit=cfg.limit_samples,
+    )
+
+
 def check_memory(
     cfg: SearchConfig, space, data: SearchData, device: torch.device, build_options: dict, copies: int = 1
 ) -> None:
@@ -179,14 +191,7 @@ def prepare(cfg: SearchConfig) -> SearchRun:
     out = files.check_writable_dir(cfg.out)
     device = pick_device(cfg.device)
     space = get_space(cfg.space)
-    data = load_search_data(
-        cfg.dataset,
-        cfg.data_root,
-        portion=cfg.train_portion,
-        image_size=cfg.image_size,
-        download=cfg.download,
-        limit=cfg.limit_samples,
-    )
+    data = search_data(cfg)
     build_options = {"primitives": cfg.primitives.split(",")} if cfg.primitives else {}
     check_memory(cfg, space, data, device, build_options)
     if cfg.cuda_graph and device.type != "cuda":

@@ -24,7 +24,6 @@ from . import config as cfgmod
 from . import files
 from .checkpoint import CheckpointGroup, check_epoch, restore
 from .config import SettingError
-from .data import load_search_data
 from .data.batched import DeviceImages
 from .distill import TeacherCache
 from .errors import UserError
@@ -36,6 +35,7 @@ from .search import (
     check_memory,
     fast_loaders,
     learning_rate,
+    search_data,
     step_metrics,
     write_result,
 )
@@ -121,14 +121,7 @@ class SeededRuns:
         self.cfgs = seed_configs(cfg)
         self.outs = [files.check_writable_dir(c.out) for c in self.cfgs]
         self.device = pick_device(cfg.device)
-        self.data = load_search_data(
-            cfg.dataset,
-            cfg.data_root,
-            portion=cfg.train_portion,
-            image_size=cfg.image_size,
-            download=cfg.download,
-            limit=cfg.limit_samples,
-        )
+        self.data = search_data(cfg)
         primitives = cfg.primitives.split(",") if cfg.primitives else None
         build_options = {"primitives": primitives} if primitives else {}
         check_memory(cfg, get_space(cfg.space), self.data, self.device, build_options, copies=len(self.cfgs))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sd_darts.errors import UserError
 from sd_darts.experiment import deps, layout, schema, settings
 from sd_darts.experiment.runs import run_identity
 from sd_darts.nb201_bench import NB201QueryConfig
@@ -61,10 +62,17 @@ def test_params_yaml_equals_the_defaults_except_the_intended_differences():
     assert marked == {key for _, key in INTENDED_DIFFERENCES}
 
 
-@pytest.mark.parametrize("params", ["params.yaml", "params-smoke.yaml"])
-def test_both_profiles_check(params):
+PROFILES = {"params.yaml": "paper", "params-smoke.yaml": "smoke", "params-fmnist.yaml": "fmnist"}
+
+
+def test_every_committed_profile_is_listed():
+    assert {"params.yaml", *(f.name for f in ROOT.glob("params-*.yaml"))} >= set(PROFILES)
+
+
+@pytest.mark.parametrize("params", sorted(PROFILES))
+def test_every_profile_checks(params):
     p = settings.check_all(str(ROOT / params))
-    assert p.profile == {"params.yaml": "paper", "params-smoke.yaml": "smoke"}[params]
+    assert p.profile == PROFILES[params]
 
 
 @pytest.fixture(scope="module")
@@ -120,13 +128,12 @@ def test_stage_outputs_are_where_the_layout_says(dvc_stages):
         run = lay.nb201_search(seed)
         expected |= {str(run.run), str(lay.curves(run)), str(lay.headline_run(run))}
         expected |= {str(run.metrics / f) for f in (*layout.SEARCH_FILES, *layout.COLLECTED)}
+    expected.add(str(lay.genotype))  # the genotype stage's folder: every genotype file it writes
     for genotype in p.pipeline.eval_genotypes:
-        expected.add(str(lay.genotype_file(genotype)))
         for seed in p.seeds.train_cifar:
             run = lay.train_cifar(genotype, seed)
             expected |= {str(run.run), str(lay.curves(run)), str(lay.headline_run(run))}
             expected |= {str(run.metrics / f) for f in (*layout.TRAIN_FILES, *layout.COLLECTED)}
-    expected |= {str(lay.genotype / "selection.json"), str(lay.genotype / "stats.json")}
     expected |= {str(lay.runs / "train_imagenet"), str(lay.metrics / "train_imagenet")}
     expected |= {str(lay.headline / f) for f in ("genotype.json", "nb201_query.json", "summary.json", "train_imagenet")}
     for kind in layout.ABLATIONS:
@@ -261,6 +268,48 @@ def test_genotype_selection_picks_the_best_then_the_lower_seed(tmp_path, monkeyp
     assert json.loads((lay.genotype / "selection.json").read_text())["selected"] == "sd-darts-s0"
 
 
+def test_genotype_stage_writes_the_darts_baseline_by_the_supernet_criterion(tmp_path, monkeypatch):
+    import json
+
+    from sd_darts.experiment.stages import genotype as genotype_stage
+    from sd_darts.genotypes import DARTS_V1, DARTS_V2, SD_DARTS, genotype_to_dict
+
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params-fmnist.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SD_DARTS_PARAMS", str(params))
+    p = schema.read_params(params)
+    lay = layout.Layout(p.profile)
+    runs = {("sd-darts", 0): (70.0, SD_DARTS), ("sd-darts", 1): (60.0, DARTS_V1), ("darts", 0): (55.0, DARTS_V1)}
+    runs[("darts", 1)] = (65.0, DARTS_V2)
+    for (method, seed), (acc, g) in runs.items():
+        folder = lay.search(method, seed).metrics
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({"supernet_valid_acc": acc, "genotype": genotype_to_dict(g)}))
+    assert genotype_stage.main([]) == 0
+    assert json.loads(lay.genotype_file("selected").read_text()) == genotype_to_dict(SD_DARTS)
+    assert json.loads(lay.genotype_file("darts").read_text()) == genotype_to_dict(DARTS_V2)
+    selection = json.loads((lay.genotype / "selection.json").read_text())
+    assert selection["selected"] == "sd-darts-s0" and selection["darts_baseline"] == "darts-s1"
+    assert [c["run"] for c in selection["darts_candidates"]] == ["darts-s0", "darts-s1"]
+    stats = json.loads((lay.genotype / "stats.json").read_text())
+    assert set(stats) >= {"selected", "paper", "darts"} and stats["darts"]["cifar"]["params_m"] > 0
+
+
+def test_evaluating_the_darts_baseline_needs_darts_searches(tmp_path):
+    text = (
+        (ROOT / "params-fmnist.yaml")
+        .read_text()
+        .replace("search_methods: [darts, sd-darts]", "search_methods: [sd-darts]")
+    )
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(
+        UserError,
+        match=r"pipeline.eval_genotypes: darts \(the DARTS baseline.s genotype\) needs darts in pipeline.search_methods",
+    ):
+        settings.check_all(str(tmp_path / "params.yaml"))
+
+
 def test_a_bad_params_file_fails_in_one_line_naming_the_key(tmp_path, capsys):
     from sd_darts.cli import main
 
@@ -299,7 +348,7 @@ def test_imports_point_downwards():
         ], entry
 
 
-@pytest.mark.parametrize("name", ["params.yaml", "params-smoke.yaml"])
+@pytest.mark.parametrize("name", sorted(PROFILES))
 def test_committed_headline_metrics_are_what_the_stages_write(name):
     """``metrics/headline/<profile>/`` is regenerated from the committed run records by the same
     code the stages call (a run's headline, the genotype counts, the report's summary)."""

@@ -34,7 +34,7 @@ def _params(name="params.yaml"):
 # ---------------------------------------------------------------- params files
 
 
-@pytest.mark.parametrize("name", ["params.yaml", "params-smoke.yaml"])
+@pytest.mark.parametrize("name", ["params.yaml", "params-smoke.yaml", "params-fmnist.yaml"])
 def test_shipped_params_files_are_valid_and_complete(name):
     p = check_all(str(ROOT / name))
     assert set(_params(name)) == set(SECTIONS)
@@ -46,16 +46,27 @@ def test_shipped_params_files_are_valid_and_complete(name):
         assert s["hessian_every"] == 1
         assert p.ablation.warmup_epochs_values == list(range(0, 41, 5)) and p.ablation.window_for_warmup_sweep == 1
         assert p.ablation.window_values == [1, 2, 3, 4, 5, 6] and p.ablation.warmup_epochs_for_window_sweep == 25
+    elif name == "params-fmnist.yaml":
+        # real data, the fast path, both methods searched and both genotypes trained from scratch
+        assert p.profile == "fmnist" and p.data.dataset == "fashion-mnist"
+        s = p.section("search")
+        assert (s["impl"], s["fast_step"]) == ("fused", True) and s["hessian_every"] > 0
+        assert len(p.seeds.search) >= 2 and set(p.pipeline.search_methods) == {"darts", "sd-darts"}
+        assert (
+            set(p.pipeline.eval_genotypes) == {"selected", "darts"}
+            and p.section("train_cifar")["max_steps_per_epoch"] is None
+        )
     else:
         assert p.profile == "smoke" and p.data.dataset == "digits"
 
 
-def test_both_profiles_share_one_structure():
-    paper, smoke = _params(), _params("params-smoke.yaml")
-    assert set(paper) == set(smoke)
+@pytest.mark.parametrize("name", ["params-smoke.yaml", "params-fmnist.yaml"])
+def test_every_profile_shares_one_structure(name):
+    paper, other = _params(), _params(name)
+    assert set(paper) == set(other)
     for section in paper:
         if isinstance(paper[section], dict):
-            assert set(paper[section]) == set(smoke[section]), section
+            assert set(paper[section]) == set(other[section]), section
 
 
 BAD = [

@@ -33,6 +33,8 @@ EXPECTED_FILES = {
     "README.md",
     "comparison.csv",
     "comparison.md",
+    "methods.csv",
+    "methods.md",
     "provenance.csv",
     "provenance.md",
     "table1_hyperparameters.csv",

@@ -104,7 +104,7 @@ def test_rerun_replaces_its_own_files_and_removes_only_its_own_stale_ones(tmp_pa
     metrics, params2 = nb201_only(tmp_path, [0, 1])
     out = tmp_path / "out"
     code, stdout, _ = cli("--metrics", metrics, "--params", params2, "--out", out)
-    assert code == 0 and "19 files" in stdout
+    assert code == 0 and "21 files" in stdout
     manifest = json.loads((out / MANIFEST).read_text())
     assert "search_curves_nb201.png" in manifest["files"] and "pending" not in manifest
     assert all(output.sha256((out / n).read_bytes()) == h for n, h in manifest["files"].items())
@@ -118,7 +118,7 @@ def test_rerun_replaces_its_own_files_and_removes_only_its_own_stale_ones(tmp_pa
     # Without the NB201 searches the NB201 curves are stale: removed, because the report wrote them.
     _, params0 = nb201_only(tmp_path, [])
     code, stdout, _ = cli("--metrics", metrics, "--params", params0, "--out", out)
-    assert code == 0 and "18 files" in stdout
+    assert code == 0 and "20 files" in stdout
     assert not (out / "search_curves_nb201.png").exists()
     assert (out / "notes.txt").read_text() == "kept" and (out / "fig9_old.png").read_bytes() == b"x"
     assert "search_curves_nb201.png" not in json.loads((out / MANIFEST).read_text())["files"]

@@ -18,7 +18,9 @@ def _git(repo: Path, *args: str) -> None:
 def test_update_refuses_a_dirty_tree_before_any_work(tmp_path):
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
-    shutil.copy(SCRIPTS / "smoke.sh", repo / "scripts" / "smoke.sh")
+    for name in ("smoke.sh", "profile.sh"):
+        shutil.copy(SCRIPTS / name, repo / "scripts" / name)
+    shutil.copy(SCRIPTS.parent / "params-smoke.yaml", repo / "params-smoke.yaml")
     (repo / "code.py").write_text("x = 1\n")
     _git(repo, "init", "-q")
     _git(repo, "add", "-A")

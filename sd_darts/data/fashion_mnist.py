@@ -42,7 +42,7 @@ SHA256 = {
     "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
     "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
-_HOWTO = f"apt-get install dataset-fashion-mnist (files in {DEBIAN_DIR}) or set data.source to a folder holding it"
+_HOWTO = f"apt-get install dataset-fashion-mnist (files in {DEBIAN_DIR}) or set data.fashion_mnist_source to a folder holding the four files"
 
 
 def _source_file(source: Path, name: str) -> Path:

@@ -105,7 +105,7 @@ class Layout:
 
     @property
     def genotype(self) -> Path:
-        """The genotype stage's folder: ``selected.json``, ``paper.json``, ``selection.json``, ``stats.json``."""
+        """The genotype stage's folder: ``selected.json``, ``paper.json``, ``darts.json``, ``selection.json``, ``stats.json``."""
         return self.metrics / "genotype"
 
     def genotype_file(self, which: str) -> Path:

@@ -34,8 +34,9 @@ from ..search_config import DATASETS
 PROFILE_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SEED_BOUNDS = {"ge": 0, "le": 2**32 - 1}
 METHODS = ("darts", "sd-darts")
-#: Genotypes the pipeline evaluates: the one selected from its searches, the paper's Fig. 4 cells.
-EVAL_GENOTYPES = ("selected", "paper")
+#: Genotypes the pipeline evaluates: the one selected from its searches, the paper's Fig. 4 cells,
+#: and the DARTS baseline's (the best plain-DARTS search by the same supernet criterion).
+EVAL_GENOTYPES = ("selected", "paper", "darts")
 #: How the genotype stage picks the search to evaluate (docs/pipeline.md).
 SELECT_CRITERIA = ("supernet_valid_acc", "retrain")
 RUNNERS = ("local", "docker", "slurm")
@@ -165,7 +166,7 @@ class PipelineParams:
     )
     eval_genotypes: list[str] = setting(
         ["selected", "paper"],
-        "selected = from the searches above; paper = the paper's Fig. 4 cells",
+        "selected = from the searches above; paper = the paper's Fig. 4 cells; darts = the best darts search's (baseline)",
         choices=EVAL_GENOTYPES,
     )
     stack_search_seeds: bool = setting(
@@ -207,6 +208,11 @@ class PipelineParams:
             self.select_method in self.search_methods,
             "select_method",
             f"{self.select_method!r} is not in pipeline.search_methods {self.search_methods}; add it there or select from another method",
+        )
+        require(
+            "darts" not in self.eval_genotypes or "darts" in self.search_methods,
+            "eval_genotypes",
+            "darts (the DARTS baseline's genotype) needs darts in pipeline.search_methods; add it there or remove it here",
         )
 
 

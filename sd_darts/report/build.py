@@ -6,25 +6,34 @@ import os
 from pathlib import Path
 
 from ..paper import FIGURES
-from .cells import fig4_cells
+from .cells import baseline_cells, fig4_cells
 from .compare import comparison, provenance
 from .figures import ablation_figure, fig2_hessian, search_curves
 from .fmt import NOT_RUN, csv_text, md_table
 from .labels import stamp
+from .methods import methods
 from .output import check_output, write_output
 from .read import Metrics, load_metrics
 from .readme import figures_fixed, readme
 from .spec import ReportSpec
 from .tables import imagenet_status_text, nb201_reason, table1, table2, table3, table4
 
-TABLES = ("table1_hyperparameters", "table2_cifar10", "table3_imagenet", "table4_nb201", "comparison", "provenance")
+TABLES = (
+    "table1_hyperparameters",
+    "table2_cifar10",
+    "table3_imagenet",
+    "table4_nb201",
+    "methods",
+    "comparison",
+    "provenance",
+)
 FIGURES_FILES = ("fig2_hessian.png", "fig4_cells.png", "fig5_warmup.png", "fig6_window.png", "search_curves.png")
 
 
 #: Every file the report can make: the only names its manifest may make it replace or delete.
 ALL_NAMES = tuple(
     sorted([f"{stem}.{ext}" for stem in TABLES for ext in ("md", "csv")] + [*FIGURES_FILES, "README.md"])
-    + ["search_curves_nb201.png"]
+    + ["cells_darts.png", "search_curves_nb201.png"]
 )
 
 
@@ -35,7 +44,11 @@ def ablation_runs(points) -> list:
 
 def output_names(metrics: Metrics) -> list[str]:
     """The files :func:`render` makes for ``metrics`` (known before anything is drawn)."""
-    return sorted(n for n in ALL_NAMES if n != "search_curves_nb201.png" or metrics.nb201_searches)
+    present = {
+        "cells_darts.png": metrics.darts_genotype is not None,
+        "search_curves_nb201.png": bool(metrics.nb201_searches),
+    }
+    return sorted(n for n in ALL_NAMES if present.get(n, True))
 
 
 def render(metrics: Metrics, where: str) -> dict[str, bytes]:
@@ -43,7 +56,7 @@ def render(metrics: Metrics, where: str) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     tables = {}
     frames = (table1(metrics.spec.table1), table2(metrics), table3(metrics), table4(metrics))
-    for stem, df in zip(TABLES, (*frames, comparison(metrics), provenance(metrics))):
+    for stem, df in zip(TABLES, (*frames, methods(metrics), comparison(metrics), provenance(metrics))):
         tables[stem] = md_table(df)
         out[f"{stem}.md"] = tables[stem].encode()
         out[f"{stem}.csv"] = csv_text(df).encode()
@@ -73,6 +86,9 @@ def render(metrics: Metrics, where: str) -> dict[str, bytes]:
             metrics.searches, "Search curves (DARTS space)", stamp(metrics, metrics.searches)
         ),
     }
+    if metrics.darts_genotype is not None:
+        source = f"the genotype of run {metrics.selection['darts_baseline']}"
+        figures["cells_darts.png"] = baseline_cells(metrics.darts_genotype, source, stamp(metrics, metrics.searches))
     if metrics.nb201_searches:
         figures["search_curves_nb201.png"] = search_curves(
             metrics.nb201_searches, "Search curves (NAS-Bench-201 space)", stamp(metrics, metrics.nb201_searches)

@@ -180,3 +180,19 @@ def fig4_cells(genotype: dict[str, Any] | None, source: str, stamped: dict[str, 
         status = "the paper's SD_DARTS cells; searched cells: " + (source if darts else reason)
         data = png_bytes(fig, title, stamped)
     return status, data
+
+
+def baseline_cells(genotype: dict[str, Any], source: str, stamped: dict[str, str]) -> tuple[str, bytes]:
+    """The DARTS baseline's cells as (status, PNG bytes): the genotype the pipeline trains as
+    DARTS's (``source``: the search it comes from)."""
+    with style():
+        fig = figure(11.0, 4.6)
+        fig.subplots_adjust(left=0.01, right=0.99, top=0.84, bottom=0.01, wspace=0.04)
+        searched = f"DARTS, searched on {stamped['Dataset']} ({stamped['Profile']} profile)"
+        ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+        _draw_cell(ax1, genotype["normal"], genotype["normal_concat"], f"{searched}: normal cell")
+        _draw_cell(ax2, genotype["reduce"], genotype["reduce_concat"], f"{searched}: reduction cell")
+        title = "Cells of the DARTS baseline"
+        fig.suptitle(f"{title}: {source}", fontsize=10)
+        data = png_bytes(fig, title, stamped)
+    return f"the DARTS baseline's cells: {source}", data

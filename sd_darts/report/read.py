@@ -86,6 +86,7 @@ class Metrics:
     points: dict[str, list[AblationPoint]]
     selection: dict[str, Any] | None = None
     selected_genotype: dict[str, Any] | None = None
+    darts_genotype: dict[str, Any] | None = None
     genotype_stats: dict[str, Any] | None = None
     imagenet_status: dict[str, Any] | None = None
     nb201_query: dict[str, Any] | None = None
@@ -270,6 +271,8 @@ def load_metrics(root: str | Path, spec: ReportSpec) -> Metrics:
             metrics.selection = selection
             if (folder / "selected.json").exists():
                 metrics.selected_genotype = schema.genotype(folder / "selected.json")
+            if (folder / "darts.json").exists() and selection.get("darts_baseline"):
+                metrics.darts_genotype = schema.genotype(folder / "darts.json")
             metrics.genotype_stats = _stage_file(root, f"{spec.genotype_dir}/stats.json", schema.genotype_stats)
     for attr, rel, reader in (
         ("nb201_query", spec.nb201_query, schema.nb201_query),

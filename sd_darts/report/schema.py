@@ -172,7 +172,8 @@ def provenance(path: Path) -> dict:
 
 
 def search_summary(path: Path) -> dict:
-    return check(path, read_json(path), {"method": "str"}, {"seed": "int", "device": "str?"})
+    optional = {"seed": "int", "device": "str?", "supernet_valid_acc": "num", "num_skip_connect": "int"}
+    return check(path, read_json(path), {"method": "str"}, optional)
 
 
 def train_metrics(path: Path, top5: bool) -> dict:

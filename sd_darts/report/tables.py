@@ -16,7 +16,13 @@ from .read import Metrics, Run
 GENOTYPE_LABELS = {
     "selected": "searched by this pipeline",
     "paper": "paper's Fig. 4 genotype",
+    "darts": "baseline searched by this pipeline",
 }
+
+
+def architecture(key: str) -> str:
+    """The method whose cells a training's genotype ``key`` holds (the DARTS baseline's, or SD-DARTS)."""
+    return "DARTS" if key == "darts" else "SD-DARTS"
 
 
 #: The column naming what a row was measured on (the paper's dataset, or a run's dataset and profile).
@@ -105,7 +111,7 @@ def table2(metrics: Metrics) -> pd.DataFrame:
         label = GENOTYPE_LABELS.get(key, key)
         rows.append(
             {
-                "Architecture": f"SD-DARTS ({label})",
+                "Architecture": f"{architecture(key)} ({label})",
                 ON: measured_on(metrics, runs),
                 "Test Err. (%)": fmt_pm(errors),
                 "Params (M)": fmt(runs[0].summary.get("params_m"), 2),
@@ -116,7 +122,7 @@ def table2(metrics: Metrics) -> pd.DataFrame:
         )
         rows.append(
             {
-                "Architecture": f"SD-DARTS ({label}, best)",
+                "Architecture": f"{architecture(key)} ({label}, best)",
                 ON: measured_on(metrics, runs),
                 "Test Err. (%)": fmt(min(errors)),
                 "Params (M)": fmt(runs[0].summary.get("params_m"), 2),
@@ -178,16 +184,16 @@ def table3(metrics: Metrics) -> pd.DataFrame:
             sources.append("train_imagenet " + imagenet_status_text(metrics))
         if st:
             sources.append("params/×+ counted by genotype stage (sd_darts.stats)")
-        searched = metrics.searches if key == "selected" else []
+        searched = metrics.searches if key != "paper" else []
         on = (
             measured_on(metrics, runs)
             if runs
             else "not trained; genotype "
-            + (f"searched on {measured_on(metrics, searched)}" if key == "selected" else "of the paper")
+            + (f"searched on {measured_on(metrics, searched)}" if key != "paper" else "of the paper")
         )
         rows.append(
             {
-                "Architecture": f"SD-DARTS ({label})",
+                "Architecture": f"{architecture(key)} ({label})",
                 ON: on,
                 "Top-1 Err. (%)": fmt_pm([float(r.summary["test_error"]) for r in runs]) if runs else NOT_RUN,
                 "Top-5 Err. (%)": fmt_pm([float(r.summary["top5_error"]) for r in runs]) if runs else NOT_RUN,

@@ -5,8 +5,9 @@ Rule (``pipeline.select_method`` / ``select_criterion``): among the searches of
 image of the alpha half (``supernet_valid_acc``), or -- DARTS's own protocol (§3.2) -- whose
 genotype, trained briefly from scratch, has the lowest error on held-out training images
 (``retrain``, stage ``select_retrain``); ties go to the lower seed.  The test set is never used
-to select.  Also written: the paper's Fig. 4 genotype (``paper.json``) and the parameter and
-mult-add counts of both (``stats.json``).
+to select.  Also written: the paper's Fig. 4 genotype (``paper.json``), the DARTS baseline's
+(``darts.json``: the best darts search by ``supernet_valid_acc``, when darts was searched; with ``select_method: darts`` it is the selected one)
+and the parameter and mult-add counts of each (``stats.json``).
 """
 
 from __future__ import annotations
@@ -37,32 +38,47 @@ def score(p, layout: Layout, seed: int) -> float:
     return float(summary["supernet_valid_acc"])
 
 
-@stage()
-def main(p, args) -> int:
-    layout = Layout(p.profile)
-    method, criterion = p.pipeline.select_method, p.pipeline.select_criterion
+def best_search(p, layout: Layout, method: str, criterion: str) -> tuple[dict, list[dict]]:
+    """The best search of ``method`` by ``criterion`` (ties: the lower seed) and every candidate."""
     candidates = []
     for seed in p.seeds.search:
         run = layout.search(method, seed)
         summary = files.read_json(run.metrics / "summary.json", what="search summary")
-        candidates.append(
-            {"run": run.name, "seed": seed, criterion: score(p, layout, seed), "genotype": summary["genotype"]}
-        )
-    best = sorted(candidates, key=lambda c: (-c[criterion], c["seed"]))[0]
+        value = score(p, layout, seed) if criterion == p.pipeline.select_criterion else float(summary[criterion])
+        candidates.append({"run": run.name, "seed": seed, criterion: value, "genotype": summary["genotype"]})
+    return sorted(candidates, key=lambda c: (-c[criterion], c["seed"]))[0], candidates
+
+
+def _listed(candidates: list[dict]) -> list[dict]:
+    return [{k: v for k, v in c.items() if k != "genotype"} for c in candidates]
+
+
+@stage()
+def main(p, args) -> int:
+    layout = Layout(p.profile)
+    method, criterion = p.pipeline.select_method, p.pipeline.select_criterion
+    best, candidates = best_search(p, layout, method, criterion)
     selected = genotype_from_dict(best["genotype"], source=best["run"])
-    files.write_json(layout.genotype_file("selected"), genotype_to_dict(selected))
-    files.write_json(layout.genotype_file("paper"), genotype_to_dict(SD_DARTS))
-    files.write_json(
-        layout.genotype / "selection.json",
-        {
-            "profile": p.profile,
-            "rule": f"the {method} search with the best {criterion}: {RULES[criterion]}; ties go to the lower seed; the test set is not used",
-            "selected": best["run"],
-            "candidates": [{k: v for k, v in c.items() if k != "genotype"} for c in candidates],
-        },
-    )
+    genotypes = {"selected": (selected, None), "paper": (SD_DARTS, "SD_DARTS")}
+    selection = {
+        "profile": p.profile,
+        "rule": f"the {method} search with the best {criterion}: {RULES[criterion]}; ties go to the lower seed; the test set is not used",
+        "selected": best["run"],
+        "candidates": _listed(candidates),
+    }
+    if "darts" in p.pipeline.search_methods:
+        # the baseline by the supernet criterion: the retrain criterion's short trainings exist for select_method only
+        base, base_candidates = (
+            (best, candidates) if method == "darts" else best_search(p, layout, "darts", "supernet_valid_acc")
+        )
+        genotypes["darts"] = (genotype_from_dict(base["genotype"], source=base["run"]), None)
+        selection["darts_baseline"] = base["run"]
+        selection["darts_candidates"] = _listed(base_candidates)
+    for key, (genotype, _) in genotypes.items():
+        files.write_json(layout.genotype_file(key), genotype_to_dict(genotype))
+    files.write_json(layout.genotype / "selection.json", selection)
     stats = {}
-    for key, genotype, name in (("selected", selected, None), ("paper", SD_DARTS, "SD_DARTS")):
+    for key, (genotype, name) in genotypes.items():
         st = genotype_stats(genotype, name)
         stats[key] = {
             net: {k: st[net][k] for k in ("params_m", "mult_adds_m", "init_channels", "layers", "image_size")}
