@@ -101,6 +101,19 @@ def test_committed_smoke_tables_are_what_the_curves_stage_writes(monkeypatch):
         assert (ROOT / Layout("smoke").plots / f"{kind}.tsv").read_text() == text, kind
 
 
+def test_a_kind_that_did_not_run_has_no_table_and_a_missing_run_is_an_error(monkeypatch, tmp_path):
+    from sd_darts.errors import UserError
+
+    shutil.copytree(ROOT / "metrics" / "smoke" / "curves", tmp_path / "metrics" / "smoke" / "curves")
+    monkeypatch.chdir(tmp_path)
+    p = schema.read_params(ROOT / "params-smoke.yaml")
+    shutil.rmtree(tmp_path / "metrics/smoke/curves/nb201_search")  # e.g. scripts/fmnist.sh runs no NB201 stage
+    assert set(overlay_tables(p)) == {"search", "train_cifar"}
+    (tmp_path / "metrics/smoke/curves/search/darts-s1.tsv").unlink()
+    with pytest.raises(UserError, match="darts-s1.tsv does not exist"):
+        overlay_tables(p)
+
+
 def test_overlay_curves_stacks_runs_and_keeps_values_verbatim():
     a = "epoch\tx\n1\t0.10\n2\t0.2\n"
     b = "epoch\tx\ty\n1\t3\t4\n"

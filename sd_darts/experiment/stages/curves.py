@@ -1,8 +1,9 @@
 """DVC stage ``curves``: the plotted curves of every search, NAS-Bench-201 search and CIFAR-10
 training of the profile in one table per kind, ``metrics/<profile>/plots/<kind>.tsv``
 (:func:`~sd_darts.experiment.execute.overlay_curves`), which ``dvc plots show`` overlays: one
-plot per quantity with every run (DARTS vs SD-DARTS, every seed) in it.  A kind without runs
-(``pipeline.train_imagenet`` off) has no table."""
+plot per quantity with every run (DARTS vs SD-DARTS, every seed) in it.  A kind none of whose
+runs has run (``pipeline.train_imagenet`` off, or a profile that runs only some stages, such as
+``scripts/fmnist.sh``) has no table; a kind with some of its runs missing is an error."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from ..stage import stage
 
 
 def overlay_tables(p) -> dict[str, str]:
-    """``{kind: TSV text}`` of the profile's runs (read from ``metrics/<profile>/curves/``); kinds without runs left out."""
+    """``{kind: TSV text}`` of the profile's runs (read from ``metrics/<profile>/curves/``); kinds
+    without runs, or none of whose runs has run, left out."""
     layout = Layout(p.profile)
     kinds = {
         "search": [(m, s, layout.search(m, s)) for m in p.pipeline.search_methods for s in p.seeds.search],
@@ -30,7 +32,7 @@ def overlay_tables(p) -> dict[str, str]:
             ]
         )
         for kind, runs in kinds.items()
-        if runs
+        if any(layout.curves(r).exists() for _, _, r in runs)
     }
 
 
