@@ -244,11 +244,13 @@ def test_genotype_selection_picks_the_best_then_the_lower_seed(tmp_path, monkeyp
     from sd_darts.experiment.stages import genotype as genotype_stage
     from sd_darts.genotypes import DARTS_V2, SD_DARTS, genotype_to_dict
 
-    params = tmp_path / "params.yaml"
-    params.write_text((ROOT / "params-smoke.yaml").read_text())
+    params = tmp_path / "params.yaml"  # SD-DARTS searched alone: no DARTS baseline to pick
+    text = (ROOT / "params-smoke.yaml").read_text()
+    params.write_text(text.replace("search_methods: [darts, sd-darts]", "search_methods: [sd-darts]"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SD_DARTS_PARAMS", str(params))
     p = schema.read_params(params)
+    assert p.pipeline.search_methods == ["sd-darts"]
     lay = layout.Layout(p.profile)
     scores = {0: 50.0, 1: 80.0}
     for seed, acc in scores.items():
@@ -260,6 +262,7 @@ def test_genotype_selection_picks_the_best_then_the_lower_seed(tmp_path, monkeyp
     assert json.loads(lay.genotype_file("selected").read_text()) == genotype_to_dict(DARTS_V2)
     selection = json.loads((lay.genotype / "selection.json").read_text())
     assert selection["selected"] == "sd-darts-s1" and selection["profile"] == "smoke"
+    assert "darts_baseline" not in selection and not lay.genotype_file("darts").exists()
     # a tie goes to the lower seed
     (lay.search("sd-darts", 0).metrics / "summary.json").write_text(
         json.dumps({"supernet_valid_acc": 80.0, "genotype": genotype_to_dict(SD_DARTS)})

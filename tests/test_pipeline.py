@@ -551,6 +551,7 @@ def test_darts_selection_protocol_trains_each_candidate_on_held_out_data(tmp_pat
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     data = _params("params-smoke.yaml")
     data["seeds"]["search"] = [0, 1]
+    data["pipeline"]["search_methods"] = ["sd-darts"]  # the DARTS baseline is tested in test_experiment.py
     data["train_cifar"].update(init_channels=4, layers=3, max_steps_per_epoch=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     layout = Layout("smoke")

@@ -44,7 +44,8 @@ def best_search(p, layout: Layout, method: str, criterion: str) -> tuple[dict, l
     for seed in p.seeds.search:
         run = layout.search(method, seed)
         summary = files.read_json(run.metrics / "summary.json", what="search summary")
-        value = score(p, layout, seed) if criterion == p.pipeline.select_criterion else float(summary[criterion])
+        # score() reads select_method's runs (and the retrain criterion's trainings): only for that method
+        value = score(p, layout, seed) if method == p.pipeline.select_method else float(summary[criterion])
         candidates.append({"run": run.name, "seed": seed, criterion: value, "genotype": summary["genotype"]})
     return sorted(candidates, key=lambda c: (-c[criterion], c["seed"]))[0], candidates
 
