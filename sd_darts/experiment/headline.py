@@ -22,20 +22,14 @@ from .layout import Layout, RunPaths
 RUN_KINDS = ("search", "nb201_search", "train_cifar", "train_imagenet")
 
 
-def final_eigenvalue(curves: pd.DataFrame | None) -> float | None:
-    """The last epoch's dominant Hessian eigenvalue of a search's per-epoch curves (None if absent)."""
-    if curves is None or "hessian/eigenvalue" not in curves:
-        return None
-    values = curves["hessian/eigenvalue"].dropna()
-    return float(values.iloc[-1]) if len(values) else None
-
-
 def _numbers(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
 def search_headline(summary: dict[str, Any], curves: pd.DataFrame | None) -> dict[str, float]:
     """Supernet validation accuracy (eval mode, alpha half), skip connections, final eigenvalue."""
+    from ..report import final_eigenvalue
+
     return _numbers(
         {
             "supernet_valid_acc": float(summary["supernet_valid_acc"]),

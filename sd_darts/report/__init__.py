@@ -9,12 +9,14 @@ params files or of the pipeline's folder names) and writes into the output folde
 ``table2_cifar10.{md,csv}``         Table 2 (paper rows marked "paper") + reproduced rows
 ``table3_imagenet.{md,csv}``        Table 3, likewise
 ``table4_nb201.{md,csv}``           Table 4, likewise
+``methods.{md,csv}``                DARTS vs SD-DARTS as measured, the dataset's published results quoted
 ``comparison.{md,csv}``             every reproduced number beside the paper's and the difference
 ``provenance.{md,csv}``             stage, run, seed, device, git revision, environment of every run
 ``fig2_hessian.png``                dominant Hessian eigenvalue per epoch, DARTS vs SD-DARTS
 ``fig4_cells.png``                  normal and reduction cells of the selected genotype
 ``fig5_warmup.png``                 accuracy vs warm-up epochs ξ (K fixed)
 ``fig6_window.png``                 accuracy vs time window K (ξ fixed)
+``cells_darts.png``                 cells of the DARTS baseline (when the genotype stage chose one)
 ``search_curves.png``               per-epoch search curves of every search run
 ``search_curves_nb201.png``         likewise for the NAS-Bench-201 searches (when there are any)
 ``.sd-darts-report.json``           the manifest: every file above with its SHA-256
@@ -38,7 +40,7 @@ from __future__ import annotations
 from .build import build_report, render
 from .fmt import NOT_RUN, fmt, fmt_pm, mean_std
 from .output import MANIFEST
-from .read import Metrics, Run, load_metrics
+from .read import Metrics, Run, final_eigenvalue, load_metrics
 from .spec import KINDS, ReportSpec, RunRef
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "Run",
     "RunRef",
     "build_report",
+    "final_eigenvalue",
     "fmt",
     "fmt_pm",
     "load_metrics",

@@ -17,6 +17,8 @@ from .read import Metrics, Run
 DATASET_NAMES = {"cifar10": "CIFAR-10", "fashion-mnist": "Fashion-MNIST", "digits": "digits", "imagenet": "ImageNet"}
 NATIVE_SIZE = {"cifar10": 32, "fashion-mnist": 32, "imagenet": 224}  # Fashion-MNIST: 28x28 padded
 DEFAULT_SIZE = {"imagenet": 224}
+#: Datasets that only check the pipeline runs (every other one is real data).
+TOY_DATASETS = ("digits",)
 #: The profile and dataset of the paper's numbers.
 PAPER_PROFILE = "paper"
 PAPER_DATASET = "cifar10"

@@ -14,19 +14,10 @@ import pandas as pd
 from .baselines import QUOTED, SOURCES
 from .fmt import NOT_RUN, fmt, fmt_pm, mean_std, produced_by
 from .labels import DATASET_NAMES, measured_on, run_dataset
-from .read import Metrics, Run
+from .read import Metrics, Run, final_eigenvalue
 from .tables import ON, train_groups
 
 METHOD_NAMES = {"darts": "DARTS", "sd-darts": "SD-DARTS"}
-
-
-def final_eigenvalue(run: Run) -> float | None:
-    """The last Hessian eigenvalue a search measured (None when it measured none)."""
-    c = run.curves
-    if c is None or "hessian/eigenvalue" not in c.columns:
-        return None
-    d = c["hessian/eigenvalue"].dropna()
-    return None if d.empty else float(d.iloc[-1])
 
 
 def _pm(values: list[float], digits: int = 2) -> str:
@@ -54,7 +45,7 @@ def methods(metrics: Metrics) -> pd.DataFrame:
     """The measured rows of both methods, then the dataset's quoted results."""
     rows = []
     for method, (searches, trainings) in method_runs(metrics).items():
-        eig = [e for e in map(final_eigenvalue, searches) if e is not None]
+        eig = [e for e in (final_eigenvalue(r.curves) for r in searches) if e is not None]
         errors = [float(r.summary["test_error"]) for r in trainings]
         produced = [produced_by("search", searches)] + ([produced_by("train_cifar", trainings)] if trainings else [])
         rows.append(
@@ -101,7 +92,7 @@ def verdict(metrics: Metrics) -> str:
     for what, values_of, digits, lower_is in (
         (
             "final dominant Hessian eigenvalue",
-            lambda s, t: [e for e in map(final_eigenvalue, s) if e is not None],
+            lambda s, t: [e for e in (final_eigenvalue(r.curves) for r in s) if e is not None],
             4,
             "flatter",
         ),

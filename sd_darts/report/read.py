@@ -235,6 +235,14 @@ def _unclaimed_runs(root: Path, spec: ReportSpec) -> list[str]:
     return found
 
 
+def final_eigenvalue(curves: pd.DataFrame | None) -> float | None:
+    """The last dominant Hessian eigenvalue in a search's per-epoch curves (None if it measured none)."""
+    if curves is None or "hessian/eigenvalue" not in curves:
+        return None
+    values = curves["hessian/eigenvalue"].dropna()
+    return float(values.iloc[-1]) if len(values) else None
+
+
 def load_metrics(root: str | Path, spec: ReportSpec) -> Metrics:
     """Read and check every input of the report described by ``spec`` under ``root``."""
     root = Path(root)

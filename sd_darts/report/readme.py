@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .baselines import SOURCES
 from .fmt import NOT_RUN, fmt, md_table
-from .labels import DATASET_NAMES
+from .labels import DATASET_NAMES, TOY_DATASETS
 from .methods import verdict
 from .read import Metrics
 from .spec import ABLATIONS
@@ -62,7 +61,7 @@ def _cell(v) -> str:
 def _profile_line(profile: str, dataset: str | None) -> str:
     if profile == "paper":
         return "Profile: **paper** (the paper's settings)."
-    if dataset in SOURCES:
+    if dataset is not None and dataset not in TOY_DATASETS:
         return (
             f"Profile: **{profile}** — real data ({DATASET_NAMES.get(dataset, dataset)}), networks and schedules sized for a small CPU "
             "machine; the numbers are measured, at that scale, and are NOT comparable to the paper's CIFAR-10 ones."

@@ -6,8 +6,9 @@ image of the alpha half (``supernet_valid_acc``), or -- DARTS's own protocol (§
 genotype, trained briefly from scratch, has the lowest error on held-out training images
 (``retrain``, stage ``select_retrain``); ties go to the lower seed.  The test set is never used
 to select.  Also written: the paper's Fig. 4 genotype (``paper.json``), the DARTS baseline's
-(``darts.json``: the best darts search by ``supernet_valid_acc``, when darts was searched; with ``select_method: darts`` it is the selected one)
-and the parameter and mult-add counts of each (``stats.json``).
+(``darts.json``: the best darts search by ``supernet_valid_acc`` when darts was searched; with
+``select_method: darts``, the selected one) and the parameter and mult-add counts of each
+(``stats.json``).
 """
 
 from __future__ import annotations
