@@ -303,6 +303,7 @@ WIRING = [
     ("pipeline", "train_imagenet", True, ("train_imagenet",)),
     ("pipeline", "stack_search_seeds", True, ("search",)),
     ("pipeline", "imagenet_nproc", 3, ("train_imagenet",)),
+    ("pipeline", "imagenet_nodes", 2, ("train_imagenet",)),
     ("pipeline", "runner", "slurm", ()),  # where a stage runs changes none of its results
     ("pipeline", "slurm", {"partition": "gpu"}, ()),
     ("train_imagenet", "epochs", 7, ("train_imagenet",)),

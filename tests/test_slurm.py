@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from sd_darts.experiment import slurm as slurm_runner
+from sd_darts.experiment.schema import slurm_settings
 from sd_darts.experiment.settings import check_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,6 +123,33 @@ def test_pipeline_submit_without_sbatch_is_one_line_and_exit_2(tmp_path, monkeyp
         "run it on a SLURM login node (docs/cluster.md)"
     )
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_multi_node_imagenet_job_asks_for_one_task_per_node(tmp_path):
+    raw = _smoke(imagenet_nodes=4)
+    raw["pipeline"]["slurm"]["train_imagenet"] = {"gpus": 3, "cpus": 24}
+    p = check_all(str(_write(tmp_path / "params.yaml", raw)))
+    s, res = slurm_settings(p.pipeline.slurm, "x")
+    kind = slurm_runner.tasks_of(p, "train_imagenet")
+    flags = slurm_runner.sbatch_flags(s, res["train_imagenet"], "train_imagenet", tmp_path / "log", tmp_path, kind)
+    assert {"--ntasks=4", "--nodes=4", "--ntasks-per-node=1", "--gres=gpu:3", "--cpus-per-task=24"} <= set(flags)
+    assert slurm_runner.tasks_of(p, "train_cifar") == 1
+    s.imagenet_tasks_per_node = 2  # two torchrun nodes share each machine: the GPUs per node double
+    flags = slurm_runner.sbatch_flags(s, res["train_imagenet"], "train_imagenet", tmp_path / "log", tmp_path, 4)
+    assert {"--ntasks=4", "--nodes=2", "--ntasks-per-node=2", "--gres=gpu:6"} <= set(flags)
+
+
+def test_a_multi_node_run_outside_a_slurm_job_is_one_line(monkeypatch):
+    from sd_darts.errors import UserError
+
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    with pytest.raises(UserError, match="pipeline.imagenet_nodes is 2: a multi-node run starts inside a SLURM job"):
+        slurm_runner.torchrun_per_node(2, 1)
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv(slurm_runner.JOB_ENV, "1")
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    with pytest.raises(UserError, match="pipeline.imagenet_nodes is 2 but SLURM job 7 has 1 tasks"):
+        slurm_runner.torchrun_per_node(2, 1)
 
 
 def test_light_stages_do_not_submit():
@@ -409,3 +437,44 @@ def test_pipeline_cancel_cancels_the_jobs_of_the_last_submission(slurm_ws):
         assert set(states) == {"data", STAGE} and states[STAGE] == "CANCELLED", states
     finally:
         (ws / "params.yaml").write_text(good)
+
+
+@pytest.mark.slurm
+@needs_cluster
+def test_multi_node_imagenet_runs_one_torchrun_per_task_through_srun(tmp_path):
+    """pipeline.imagenet_nodes 2: the train_imagenet stage's job has two tasks, srun starts a
+    torchrun "node" on each (gloo over loopback), and the two train one data-parallel run."""
+    from test_imagenet import make_imagenet
+
+    from sd_darts.genotypes import SD_DARTS, save_genotype
+
+    raw = _smoke(runner="slurm", train_imagenet=True, imagenet_nodes=2, eval_genotypes=["paper"])
+    raw["pipeline"]["slurm"].update(
+        imagenet_tasks_per_node=2, train_imagenet={"time_minutes": 10, "gpus": 0, "cpus": 1, "mem_gb": None}
+    )
+    raw["seeds"]["train_imagenet"] = [0]
+    raw["data"]["imagenet_root"] = str(make_imagenet(tmp_path / "imagenet", per_class_train=4, per_class_val=2))
+    raw["train_imagenet"].update(
+        epochs=1,
+        batch_size=4,
+        init_channels=4,
+        layers=3,
+        image_size=32,
+        max_steps_per_epoch=2,
+        device="cpu",
+        auxiliary_weight=0.0,
+    )
+    _write(tmp_path / "params.yaml", raw)
+    save_genotype(tmp_path / "metrics/smoke/genotype/paper.json", SD_DARTS)
+    env = {**_env(tmp_path), "PYTHONPATH": str(ROOT), "GLOO_SOCKET_IFNAME": "lo"}
+    res = subprocess.run([sys.executable, "-m", "sd_darts.experiment.stage", "sd_darts.experiment.stages.train_imagenet"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    script = (tmp_path / "runs/smoke/slurm/train_imagenet.sbatch").read_text()
+    assert "#SBATCH --ntasks=2" in script and "#SBATCH --ntasks-per-node=2" in script, script
+    metrics = json.loads((tmp_path / "metrics/smoke/train_imagenet/paper-s0/metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["recipe"] == "train-imagenet"
+    prov = json.loads((tmp_path / "metrics/smoke/train_imagenet/paper-s0/provenance.json").read_text())
+    assert prov["command"].startswith(
+        "srun --ntasks=2 torchrun --nnodes 2 --nproc_per_node 1 -m sd_darts train-imagenet "
+    )

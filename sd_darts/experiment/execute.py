@@ -19,7 +19,7 @@ from ..runtime import pick_device
 from ..search import run_search
 from ..search_seeds import run_search_seeds
 from ..train import run_training
-from . import headline
+from . import headline, slurm
 from .deps import REPO
 from .layout import SEARCH_FILES, TRAIN_FILES, Layout, RunPaths
 from .runs import collect_run, command_line, finish_run, prepare_run_dir, provenance, run_identity
@@ -108,20 +108,30 @@ def search_stacked_once(p: Params, method: str, seed: int, stage: str) -> dict[s
     return files.read_json(own.run / "summary.json", what="search summary")
 
 
-def train_once(p: Params, cfg, paths: RunPaths, stage: str, command: str, nproc: int = 1) -> dict[str, Any]:
+def train_once(
+    p: Params, cfg, paths: RunPaths, stage: str, command: str, nproc: int = 1, nodes: int = 1
+) -> dict[str, Any]:
     """Run (resume, or reuse) one training and collect it; returns its metrics.
 
     ``nproc`` > 1 runs the command data-parallel under ``torchrun --standalone`` (one process
-    per GPU) instead of in this process."""
+    per GPU) instead of in this process; ``nodes`` > 1 (inside a SLURM job) one such torchrun
+    per node, started by ``srun``."""
     line = command_line(command, cfg)
-    if nproc > 1:
-        line = f"torchrun --standalone --nproc_per_node {nproc} -m sd_darts " + line.split(" ", 1)[1]
+    args = line.split(" ", 1)[1]
+    if nodes > 1:
+        line = f"srun --ntasks={nodes} torchrun --nnodes {nodes} --nproc_per_node {nproc} -m sd_darts {args}"
+    elif nproc > 1:
+        line = f"torchrun --standalone --nproc_per_node {nproc} -m sd_darts {args}"
     identity = run_identity(cfg, "sd_darts.train")
     if prepare_run_dir(paths.run, identity) == "reuse":
         metrics = files.read_json(paths.run / "metrics.json", what="training metrics")
     else:
-        if nproc > 1:
-            argv = [sys.executable, "-m", "torch.distributed.run"] + shlex.split(line)[1:]
+        if nproc > 1 or nodes > 1:
+            if nodes > 1:
+                launch = slurm.torchrun_per_node(nodes, nproc)
+            else:
+                launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+            argv = [*launch, "-m", "sd_darts", *shlex.split(args)]
             env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
             if subprocess.run(argv, env=env).returncode != 0:
                 raise UserError(

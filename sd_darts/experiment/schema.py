@@ -176,6 +176,12 @@ class PipelineParams:
     )
     train_imagenet: bool = setting(False, "switch: true needs ImageNet in data.imagenet_root (3 GPU-days on 3 GPUs)")
     imagenet_nproc: int = setting(1, "processes (GPUs) per ImageNet run: > 1 launches torchrun (paper: 3)", ge=1, le=64)
+    imagenet_nodes: int = setting(
+        1,
+        "nodes per ImageNet run: > 1 runs one torchrun per node through srun (SLURM jobs only; docs/cluster.md)",
+        ge=1,
+        le=1024,
+    )
     runner: str = setting(
         "local",
         "run each stage here, inside the image (pipeline.image) through the Docker SDK, or as a SLURM batch job "
@@ -193,6 +199,7 @@ class PipelineParams:
             "command_prefix": None,
             "signal_seconds": 120,
             "poll_seconds": 30,
+            "imagenet_tasks_per_node": 1,
             "search": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
             "select_retrain": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
             "train_cifar": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
@@ -246,6 +253,12 @@ class SlurmParams:
         120, "SIGUSR2 this many seconds before the time limit: checkpoint, then requeue", ge=1, le=3600
     )
     poll_seconds: float = setting(30.0, "how often the waiting stage asks SLURM about its job", gt=0, le=3600)
+    imagenet_tasks_per_node: int = setting(
+        1,
+        "torchrun nodes per SLURM node of a multi-node ImageNet job: 1 on a cluster, 2 tests it on one machine",
+        ge=1,
+        le=64,
+    )
     search: dict = setting({}, "resources of the search stages (SlurmResources)")
     select_retrain: dict = setting({}, "resources of the select_retrain stages")
     train_cifar: dict = setting({}, "resources of the train_cifar stages")

@@ -61,20 +61,30 @@ def job_name(module_name: str, argv: list[str]) -> str:
     return re.sub(r"[^A-Za-z0-9@._+-]", "_", name)[:200]
 
 
-def sbatch_flags(s: SlurmParams, r: SlurmResources, name: str, log: Path, workdir: Path) -> list[str]:
+def tasks_of(p: Params, kind: str) -> int:
+    """Tasks of a job of stage kind ``kind``: the ImageNet run's nodes, else one."""
+    return p.pipeline.imagenet_nodes if kind == "train_imagenet" else 1
+
+
+def sbatch_flags(s: SlurmParams, r: SlurmResources, name: str, log: Path, workdir: Path, tasks: int = 1) -> list[str]:
+    """The job's flags; ``tasks`` > 1: a multi-node job, one task (a torchrun node, ``r`` each) per
+    node, or ``s.imagenet_tasks_per_node`` per node."""
+    per_node = min(tasks, s.imagenet_tasks_per_node)
     flags = [
         f"--job-name=sd-darts:{name}",
         f"--output={log}",
         "--open-mode=append",
         f"--chdir={workdir}",
         f"--time={r.time_minutes}",
-        "--ntasks=1",
+        f"--ntasks={tasks}",
         f"--cpus-per-task={r.cpus}",
         "--requeue",
         f"--signal=B:USR2@{s.signal_seconds}",
     ]
+    if tasks > 1:
+        flags += [f"--nodes={-(-tasks // per_node)}", f"--ntasks-per-node={per_node}"]
     if r.gpus:
-        flags.append(f"--gres=gpu:{r.gpus}")
+        flags.append(f"--gres=gpu:{r.gpus * per_node}")  # --gres counts per node
     if r.mem_gb is not None:
         flags.append(f"--mem={r.mem_gb}G")
     for key in ("partition", "account", "qos"):
@@ -122,6 +132,30 @@ def batch_script(flags: list[str], command: list[str] | list[tuple[str, list[str
         "",
     ]
     return "\n".join(lines)
+
+
+def torchrun_per_node(nodes: int, nproc: int) -> list[str]:
+    """Inside a job of ``nodes`` tasks: the argv that starts one torchrun per task (``srun``), node
+    rank = the task's rank, rendezvous at the job's first node; append ``-m MODULE ARGS``."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if job is None or not inside_job():
+        raise UserError(
+            f"pipeline.imagenet_nodes is {nodes}: a multi-node run starts inside a SLURM job; use "
+            "pipeline.runner: slurm or sd-darts pipeline submit, or set pipeline.imagenet_nodes: 1 (docs/cluster.md)"
+        )
+    ntasks = int(os.environ.get("SLURM_NTASKS", "1"))
+    if ntasks != nodes:
+        raise UserError(
+            f"pipeline.imagenet_nodes is {nodes} but SLURM job {job} has {ntasks} tasks; submit it again "
+            "(the runner asks for one task per node)"
+        )
+    hosts = _slurm(["scontrol", "show", "hostnames", os.environ["SLURM_JOB_NODELIST"]], "scontrol show hostnames")
+    master = hosts.split()[0]
+    port = os.environ.get("MASTER_PORT") or str(20000 + int(job.split("_")[0]) % 20000)
+    torchrun = ["--nnodes", str(nodes), "--nproc-per-node", str(nproc), "--master-addr", master, "--master-port", port]
+    # bash expands the task's rank; "$0" is this Python, "$@" the torchrun options and the module's command
+    per_task = 'exec "$0" -m torch.distributed.run --node-rank "$SLURM_PROCID" "$@"'
+    return ["srun", "--kill-on-bad-exit=1", f"--ntasks={nodes}", "bash", "-c", per_task, sys.executable, *torchrun]
 
 
 def check_tools(command: str | None = None) -> None:
@@ -222,7 +256,8 @@ def run_as_job(p: Params, kind: str, module: str, argv: list[str], params_file: 
     env = {k: os.environ[k] for k in container.PASS_ENV if k in os.environ}
     env[params_env] = params_file
     script = folder / f"{name}.sbatch"
-    script.write_text(batch_script(sbatch_flags(s, resources[kind], name, log, workdir), command, env))
+    flags = sbatch_flags(s, resources[kind], name, log, workdir, tasks_of(p, kind))
+    script.write_text(batch_script(flags, command, env))
     job_id = _slurm(["sbatch", "--parsable", str(script)], f"sbatch {script}").strip().split(";")[0]
     log = folder / f"{name}-{job_id}.out"
     print(f"{name}: SLURM job {job_id} submitted; log {log}", flush=True)

@@ -135,7 +135,8 @@ def submit(params_file: str, globs: list[str], wait: bool) -> int:
     jobs = []
     for a in arrays:
         r = resources[KIND[a.family]] if a.family in KIND else LIGHT
-        flags = slurm.sbatch_flags(s, r, a.family, folder / f"{a.family}-%A_%a.out", workdir)
+        tasks = slurm.tasks_of(p, KIND.get(a.family, ""))
+        flags = slurm.sbatch_flags(s, r, a.family, folder / f"{a.family}-%A_%a.out", workdir, tasks)
         flags.append(f"--array=0-{len(a.stages) - 1}")
         if a.after:
             flags += [

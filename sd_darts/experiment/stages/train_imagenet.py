@@ -5,7 +5,8 @@ the run takes about 3 GPU-days on 3 GPUs) the stage only records "not run" and w
 blocks ``dvc repro`` of everything else.  With ``true`` it checks the ImageNet folder against
 ``data.imagenet_listing_sha256`` (when recorded), then trains every genotype of
 ``pipeline.eval_genotypes`` for every ``seeds.train_imagenet``, one run after the other (each
-resumable); ``pipeline.imagenet_nproc`` > 1 trains each data-parallel under ``torchrun``.
+resumable); ``pipeline.imagenet_nproc`` > 1 trains each data-parallel under ``torchrun``, and
+``pipeline.imagenet_nodes`` > 1 on that many nodes of a SLURM job (one torchrun per node).
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def main(p, args) -> int:
     for cfg in settings:
         genotype = "selected" if cfg.genotype == str(layout.genotype_file("selected")) else "paper"
         paths = layout.train_imagenet(genotype, cfg.seed)
-        metrics = train_once(p, cfg, paths, "train_imagenet", "train-imagenet", nproc=p.pipeline.imagenet_nproc)
+        metrics = train_once(
+            p, cfg, paths, "train_imagenet", "train-imagenet", p.pipeline.imagenet_nproc, p.pipeline.imagenet_nodes
+        )
         done.append(paths.name)
         print(f"train_imagenet {paths.name}: top-1 error {metrics['test_error']:.2f}%")
     layout.imagenet_status.unlink(missing_ok=True)
