@@ -111,6 +111,25 @@ def test_missing_sbatch_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+def test_pipeline_submit_of_another_params_file_than_dvcs_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    from sd_darts.cli import main as cli_main
+
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "params.yaml", _smoke())
+    _write(tmp_path / "params-smoke.yaml", _smoke(imagenet_nodes=2))
+    assert cli_main(["pipeline", "submit", "--params", "params-smoke.yaml"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "sd-darts pipeline: error: pipeline submit --params params-smoke.yaml: DVC's stages read params.yaml, "
+        "which differs from it; cp params-smoke.yaml params.yaml (as scripts/profile.sh does), then submit"
+    )
+    # the same content passes this check (and stops at the next one here: no sbatch)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    _write(tmp_path / "params-smoke.yaml", _smoke())
+    assert cli_main(["pipeline", "submit", "--params", "params-smoke.yaml"]) == 2
+    assert "needs sbatch" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_pipeline_submit_without_sbatch_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
     from sd_darts.cli import main as cli_main
 
@@ -354,8 +373,9 @@ def test_pipeline_submit_runs_the_stale_stages_as_arrays_in_parallel_and_records
     raw["seeds"]["search"] = [0, 1]
     raw["pipeline"]["runner"] = "local"  # submit needs no runner: its jobs run the stage commands
     _write(ws / "params.yaml", raw)
+    _write(ws / "params-smoke.yaml", raw)  # the profile's file, copied to params.yaml (DVC's) as profile.sh does
     cli = [sys.executable, "-m", "sd_darts", "pipeline"]
-    res = subprocess.run([*cli, "submit", "--stages", "search@*", "--wait"], cwd=ws, env=_env(ws),
+    res = subprocess.run([*cli, "submit", "--params", "params-smoke.yaml", "--stages", "search@*", "--wait"], cwd=ws, env=_env(ws),
                          capture_output=True, text=True, timeout=400)  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     assert "pipeline submit: data: job array " in res.stdout and "(2 stages), after data" in res.stdout, res.stdout
@@ -369,7 +389,8 @@ def test_pipeline_submit_runs_the_stale_stages_as_arrays_in_parallel_and_records
                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
     spans = {row.split("|")[0]: tuple(row.split("|")[1:]) for row in times}
     assert _overlap(spans[searches[0]], spans[searches[1]]), spans
-    shown = subprocess.run([*cli, "status"], cwd=ws, env=_env(ws), capture_output=True, text=True, check=True)
+    shown = subprocess.run([*cli, "status", "--params", "params-smoke.yaml"], cwd=ws, env=_env(ws), capture_output=True,
+                           text=True, check=True)  # fmt: skip
     assert [line.split("\t")[2] for line in shown.stdout.splitlines()] == ["COMPLETED"] * len(manifest["jobs"])
 
 
@@ -392,7 +413,8 @@ def test_a_failed_submission_cancels_its_dependents_records_nothing_and_a_rerun_
     failed = [line for line in res.stderr.splitlines() if line.startswith("pipeline submit: ")]
     assert len(failed) == 1 and failed[0].startswith("pipeline submit: data FAILED (job "), res.stderr
     assert "0 stages completed and recorded in dvc.lock, 1 failed, " in res.stdout, res.stdout
-    shown = subprocess.run([*cli, "status"], cwd=ws, env=_env(ws), capture_output=True, text=True, check=True)
+    shown = subprocess.run([*cli, "status", "--params", "params-smoke.yaml"], cwd=ws, env=_env(ws), capture_output=True,
+                           text=True, check=True)  # fmt: skip
     states = {line.split("\t")[0]: line.split("\t")[2] for line in shown.stdout.splitlines()}
     assert states.pop("data") == "FAILED" and set(states.values()) == {"CANCELLED"} and "report" in states, states
     assert "data" in json.loads(_dvc(ws, "status", "--json", check=True).stdout)  # nothing recorded
@@ -428,7 +450,8 @@ def test_pipeline_cancel_cancels_the_jobs_of_the_last_submission(slurm_ws):
         assert res.returncode == 0 and res.stdout.startswith("pipeline cancel: scancel "), res.stdout + res.stderr
         deadline = time.monotonic() + 60
         while True:
-            shown = subprocess.run([*cli, "status"], cwd=ws, env=_env(ws), capture_output=True, text=True, check=True)
+            shown = subprocess.run([*cli, "status", "--params", "params-smoke.yaml"], cwd=ws, env=_env(ws), capture_output=True,
+                           text=True, check=True)  # fmt: skip
             states = {line.split("\t")[0]: line.split("\t")[2] for line in shown.stdout.splitlines()}
             if states.get(STAGE) == "CANCELLED" or time.monotonic() > deadline:
                 break

@@ -14,13 +14,15 @@ def register(parser) -> None:
     s.add_argument(
         "--wait", action="store_true", help="wait for the jobs, then record the completed stages in dvc.lock"
     )
-    sub.add_parser("status", help="every job of the last submission: stage, job, state, elapsed, log")
-    sub.add_parser("cancel", help="cancel the jobs of the last submission")
+    st = sub.add_parser("status", help="every job of the last submission: stage, job, state, elapsed, log")
+    c = sub.add_parser("cancel", help="cancel the jobs of the last submission")
+    for a in (s, st, c):  # DVC's stages read params.yaml: submit checks FILE is it, status/cancel pick its profile
+        a.add_argument("--params", default="params.yaml", metavar="FILE", help="the profile's params file")
 
 
 def run(args) -> int:
     from ..experiment import submit
 
     if args.action == "submit":
-        return submit.submit("params.yaml", args.stages, args.wait)
-    return submit.status("params.yaml") if args.action == "status" else submit.cancel("params.yaml")
+        return submit.submit(args.params, args.stages, args.wait)
+    return submit.status(args.params) if args.action == "status" else submit.cancel(args.params)

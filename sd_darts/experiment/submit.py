@@ -116,7 +116,25 @@ def _sbatch(script: Path) -> str:
     return res.stdout.strip().split(";")[0]
 
 
+#: The params file DVC's stages read (dvc.yaml's ``params:`` lists no other file).
+DVC_PARAMS = "params.yaml"
+
+
+def _is_dvc_params(params_file: str) -> None:
+    """Refuse a params file other than the one DVC's stages read: their jobs and dvc.lock follow params.yaml."""
+    here, dvc = Path(params_file), Path(DVC_PARAMS)
+    if not here.is_file():
+        raise UserError(f"pipeline submit --params {params_file}: no such file")
+    if here.resolve() != dvc.resolve() and (not dvc.is_file() or dvc.read_bytes() != here.read_bytes()):
+        raise UserError(
+            f"pipeline submit --params {params_file}: DVC's stages read {DVC_PARAMS}, which differs from it; "
+            f"cp {params_file} {DVC_PARAMS} (as scripts/profile.sh does), then submit"
+        )
+
+
 def submit(params_file: str, globs: list[str], wait: bool) -> int:
+    _is_dvc_params(params_file)
+    params_file = DVC_PARAMS  # the same content: the jobs, the manifest and dvc.lock name DVC's file
     p = read_params(params_file)
     s, resources = slurm_settings(p.pipeline.slurm, f"{p.path}: pipeline.slurm")
     slurm.check_tools("sd-darts pipeline submit")
