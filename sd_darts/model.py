@@ -1,31 +1,8 @@
 """Evaluation networks built from a searched genotype (paper §4.2 CIFAR-10, §4.3 ImageNet).
 
-The macro structure is DARTS's (Liu et al., ICLR 2019, §3.2 and appendix A.2; ``model.py`` of
-quark0/darts), which the paper keeps unchanged:
-
-* :class:`NetworkCIFAR` — stem conv3x3 to ``3·C`` + BN; ``layers`` cells, the cells at
-  ``layers//3`` and ``2·layers//3`` are reduction cells (channels double, resolution halves);
-  global average pooling; linear classifier.  C=36 and 20 cells in the paper.
-* :class:`NetworkImageNet` — two stride-2 stems (``stem0``: conv3x3 s2 → C/2, BN, ReLU,
-  conv3x3 s2 → C, BN; ``stem1``: ReLU, conv3x3 s2, BN) that take 224×224 images to 28×28;
-  the first cell treats its inputs as coming from a reduction; C=48 and 14 cells.
-
-Each cell (:class:`Cell`) preprocesses its two inputs ``c_{k-2}``, ``c_{k-1}`` to C channels
-(``c_{k-2}`` with :class:`~sd_darts.ops.FactorizedReduce` when the previous cell reduced, so
-that both inputs share one resolution), then every intermediate node sums two operations
-applied to earlier states, as listed by the genotype; the cell output concatenates the nodes
-in ``*_concat``.  In a reduction cell, the edges leaving the two cell inputs have stride 2.
-
-Auxiliary heads (DARTS appendix A.2): after cell ``2·layers//3``, trained with weight 0.4,
-never counted in the parameters, used only in training mode.
-
-Drop path (DARTS, after FractalNet): in training, each sampled path's output is zeroed per
-sample with probability ``drop_path_prob`` and rescaled by ``1/(1-p)``, out of place, never on
-identity (``skip_connect`` at stride 1) edges.  The training loop sets
-:attr:`drop_path_prob` every epoch (linear ramp ``p · epoch / epochs``).
-
-``forward`` returns ``(logits, logits_aux)`` as in DARTS; ``logits_aux`` is ``None`` unless the
-network has an auxiliary head and is in training mode.
+DARTS's macro structure (quark0/darts ``model.py``), which the paper keeps: stems, cells,
+auxiliary head and drop path are described in docs/evaluation.md, "Networks".
+``forward`` returns ``(logits, logits_aux)``; ``logits_aux`` is ``None`` outside training.
 """
 
 from __future__ import annotations

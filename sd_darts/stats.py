@@ -1,20 +1,8 @@
 """Parameter and mult-add counts of the evaluation networks (paper Tables 2 and 3).
 
-Conventions (stated in every output, see :data:`COUNTER`):
-
-* parameters: every trainable parameter of the network (convolutions, BatchNorm affine
-  weights, the classifier) except the auxiliary head, DARTS's ``count_parameters_in_MB``;
-* mult-adds: :class:`torch.utils.flop_counter.FlopCounterMode` (in PyTorch) counts 2 FLOPs per
-  multiply-accumulate of every convolution (depthwise and 1×1 included) and matrix product
-  (the linear classifier); mult-adds are half its total.  BatchNorm, ReLU, pooling, the
-  additions of a node and the concatenation are not counted; the network runs in eval mode,
-  so the auxiliary head is not counted either; one image of 32×32 (CIFAR) or 224×224
-  (ImageNet).
-
-No official counter exists for DARTS-family mult-adds (DARTS_V2 is quoted as 574M in the DARTS
-paper, common counters give 523–545M), so the paper's figures are printed beside ours with
-the difference.  Counting runs one CPU forward pass of a single image (about 0.3 s at C=48
-on 224×224).
+Counted as DARTS's ``count_parameters_in_MB`` and with ``FlopCounterMode``; the convention is
+printed with every output (:data:`COUNTER`) because no official DARTS mult-add counter exists
+(docs/evaluation.md, "Model statistics").
 """
 
 from __future__ import annotations

@@ -1,26 +1,9 @@
-"""Training the searched cells from scratch, single process or data-parallel under torchrun:
-the loop shared by every recipe of :mod:`sd_darts.recipes` (CIFAR-10 §4.2, ImageNet §4.3).
+"""Training the searched cells from scratch (CIFAR-10 §4.2, ImageNet §4.3), one process or DDP.
 
-:func:`run_training` reads top to bottom: :func:`prepare` checks and builds everything (the
-settings, genotype, data folder, memory, ``--out`` writability, an existing checkpoint's
-settings and content) before any file is written; then one :func:`train_one_epoch` and one
-:func:`evaluate` per epoch, a checkpoint after each, and :func:`finish`.
-
-* epochs are 0-indexed in code; the lr of epoch ``e`` is set before it starts and the drop
-  path probability is ``p · e / epochs`` (DARTS);
-* every epoch starts by reseeding all RNGs from ``(seed, epoch, rank)`` and the data order is
-  a function of ``(seed, epoch)``, so a run interrupted at any point and resumed from its
-  last checkpoint (rerun the same command) ends bit-identical to an uninterrupted one, and a
-  checkpoint made with one world size resumes with another;
-* under torchrun (``WORLD_SIZE`` > 1) the model is wrapped in DistributedDataParallel, the
-  training set is split with a DistributedSampler, each rank takes ``batch_size /
-  world_size`` images per step (so the global batch is the same for every world size), the
-  test set is split without padding and the counts are summed over ranks; only rank 0
-  writes files.  BatchNorm statistics are per rank (no SyncBN), as in PC-DARTS.
-
-Outputs in ``--out``: ``config.yaml``, ``checkpoint.pt`` (after every epoch, atomic),
-``dvclive/`` (per-epoch metrics), ``metrics.json`` and ``model.pt`` (final weights without
-the DDP wrapper, with the genotype and network settings needed to rebuild the network).
+:func:`run_training` reads top to bottom: :func:`prepare` checks everything before any file is
+written, then :func:`train_one_epoch` and :func:`evaluate` per epoch with a checkpoint after each,
+then :func:`finish`.  Every epoch reseeds from ``(seed, epoch, rank)`` so a resumed run ends
+bit-identical; outputs, resume and multi-GPU rules: docs/evaluation.md.
 """
 
 from __future__ import annotations
