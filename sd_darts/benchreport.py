@@ -1,15 +1,8 @@
 """Run the benchmark scripts of ``benchmarks/`` and report what they measured (``sd-darts bench``).
 
-Speed is measured by scripts, never by tests.  Each script is a subprocess, here or in the
-package's Docker image (:func:`sd_darts.container.run_in_image`), and prints JSON on stdout:
-one object or a list of objects, each with at least :data:`REQUIRED` and any other keys
-(variant, settings, ratios, op counts).  :data:`INVOCATIONS` says which scripts run with which
-arguments, at full size (a GPU) or at quick sizes (a CPU).  The report,
-``reports/benchmarks.{md,csv}``, has one row per measurement, and the machine, the versions
-and the image that produced them; it lists only what was measured.
-
-``python -m sd_darts.benchreport`` prints the environment (:func:`environment`) as JSON; the
-report runs it where the benchmarks run.
+Speed is measured by scripts, never by tests: each runs as a subprocess, here or in the image,
+and prints JSON rows (at least :data:`REQUIRED`); :data:`INVOCATIONS` lists them.  The report
+format: docs/container.md, "Benchmarks in the image".
 """
 
 from __future__ import annotations
@@ -46,7 +39,7 @@ class Invocation:
         return " ".join([Path(self.script).stem, *self.args])
 
 
-#: The CPU sizes of the issue's targets (docs/speed.md): 8 cells, C = 16, 32x32, batch 16.
+#: The CPU sizes of docs/speed.md's measurements: 8 cells, C = 16, 32x32, batch 16.
 _SEARCH_CPU = ("--batch-size", "16", "--init-channels", "16", "--layers", "8", "--image-size", "32")
 _SEARCH_ROUNDS = ("--rounds", "3", "--warmup-steps", "1")
 _STEPS_QUICK = ("--steps", "3", "--warmup-steps", "1")

@@ -1,24 +1,9 @@
 """Run sd-darts inside its Docker image, through the Docker SDK (``pip install 'sd-darts[docker]'``).
 
-The design of the package: the DVC stages call the ``sd_darts`` modules inside a CUDA image
-(docs/container.md).  :func:`build_image` builds that image from a checkout (the repository's
-``Dockerfile``); :func:`run_in_image` runs one command in it and returns its exit code:
-
-- the checkout is bind-mounted at :data:`WORKDIR` (where the image installs the package in
-  editable mode, so the mounted code is what runs) and the command starts in the folder that
-  corresponds to the caller's;
-- it runs as the caller's uid:gid, so what it writes belongs to the caller;
-- GPUs are requested as ``docker run --gpus`` does (``all``, a count, or device ids);
-- shared memory is :data:`DEFAULT_SHM_SIZE` (Docker's 64 MB is too small for DataLoader workers
-  and NCCL) or the host's IPC namespace;
-- data folders are mounted read-only; the run's own environment variables (an allow-list,
-  :data:`PASS_ENV`) are passed through and :data:`IMAGE_ENV` / :data:`IMAGE_ID_ENV` say which image
-  ran, for provenance (:func:`image_provenance`);
-- output is streamed as it comes, and the container is removed whatever happens.
-
-Engine problems (no daemon, no image, no GPU runtime, a malformed image name or ``--gpus``)
-are one-line :class:`~sd_darts.errors.UserError`\\ s.  The SDK is imported lazily: the rest of
-the package does not need it.
+:func:`build_image` builds the image from a checkout; :func:`run_in_image` runs one command in
+it (checkout mounted at :data:`WORKDIR`, the caller's uid:gid, GPUs as ``docker run --gpus``) and
+returns its exit code.  Engine problems are one-line :class:`~sd_darts.errors.UserError`\\ s; the
+SDK is imported lazily.  What a run gets and why: docs/container.md.
 """
 
 from __future__ import annotations
