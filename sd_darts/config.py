@@ -1,28 +1,9 @@
 """Settings: dataclasses that are at once the defaults, the command-line flags and the
 ``params.yaml`` schema.
 
-Each command (and each pipeline section of ``params.yaml``) describes its settings as a
-dataclass whose defaults are the paper's values.  :func:`add_arguments` turns every field into
-a flag (``sd_lambda`` -> ``--sd-lambda``); :func:`resolve` merges, in this order, the dataclass
-defaults, the command's section of a params file (``--params FILE``; keys are the flag names
-with underscores) and the flags given on the command line, and only then checks every value
-once (:func:`build`): type, range, choices, and the dataclass's own ``validate()`` for
-relations between settings.  Every problem is a one-line :class:`UserError` naming the setting
-where it came from (``--warmup-epochs`` or ``params.yaml: search.warmup_epochs``), raised
-before any work is done.
-
-Field metadata (:func:`setting`):
-
-``help``         the flag's help text;
-``choices``      allowed values;
-``ge``/``gt``/``le``/``lt``  bounds of a number (floats must also be finite);
-``max_len``      the most items a list may hold (checked before its items);
-``fingerprint``  ``False`` for settings that do not change a run's results (output folder,
-                 device, worker processes, progress display); the others make up the
-                 fingerprint a checkpoint must match to be resumed, and a pipeline run's identity.
-
-Supported annotations: ``int``, ``float``, ``str``, ``bool``, ``list[int]``, ``list[str]`` and
-``dict`` (a mapping of settings for another dataclass), each optionally ``| None``.
+:func:`resolve` merges defaults, the params file's section and the flags, then checks every value
+once (:func:`build`) so a bad setting is one :class:`UserError` before any work; field metadata
+(:func:`setting`) and the merge order: docs/ARCHITECTURE.md, "Settings".
 """
 
 from __future__ import annotations

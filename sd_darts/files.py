@@ -1,19 +1,8 @@
 """Files: atomic writes, safe loads, and the lock on a run folder.
 
-Every file a run writes goes through a temporary file in the same folder and an
-``os.replace``: a run interrupted at any moment leaves either the old file or the new one,
-never half of one.  The new file gets the permissions a plain ``open()`` would give it
-(``0666`` minus the umask), so outputs written in a container are readable by the host user.
-A temporary file left by a killed write (``.NAME.XXXX.tmp``) is removed by the next run in
-that folder (:func:`remove_stale_temporaries`).
-
-Checkpoints are read with ``torch.load(..., weights_only=True)`` so a file from elsewhere can
-never execute code; JSON and YAML inputs are size- and depth-checked before they are parsed.
-Every read goes through :func:`open_regular`: only regular files are opened (a device, FIFO or
-socket is one line, never a read without end or a hang), and text reads stop at the size cap.
-YAML is read without aliases (no "billion laughs") and with duplicate keys refused.  A run
-folder holding a symbolic link anywhere is refused before anything is written
-(:func:`check_writable_dir`): nothing is written through a link.
+A run interrupted at any moment leaves the old file or the new one, never half; nothing read can
+execute code, hang or exhaust memory, and nothing is written through a link.  The rules and how
+each is kept: docs/ARCHITECTURE.md, "Files".
 """
 
 from __future__ import annotations
