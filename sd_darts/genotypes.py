@@ -1,23 +1,9 @@
-"""Genotypes of the DARTS and NAS-Bench-201 search spaces.
+"""Genotypes of the DARTS and NAS-Bench-201 search spaces: the discrete architecture read off the
+alphas at the end of a search.
 
-A *genotype* is the discrete architecture read off the continuous architecture parameters
-(the alphas) at the end of a search.
-
-DARTS space (Liu et al., "DARTS: Differentiable Architecture Search", ICLR 2019, §2.4).  A cell
-has two inputs (``c_{k-2}``, ``c_{k-1}``, input indices 0 and 1) and ``steps`` intermediate nodes
-(indices 2 .. steps+1).  A :class:`Genotype` lists, for the normal and the reduction cell,
-two ``(op, input_index)`` pairs per intermediate node (8 pairs for 4 nodes) and the nodes whose
-outputs are concatenated to form the cell output.  :func:`derive_genotype` is the DARTS
-derivation rule, which SD-DARTS uses unchanged (paper §4.1: "The search space of our method is
-the same as DARTS").
-
-NAS-Bench-201 space (Dong & Yang, ICLR 2020).  A cell has 4 nodes and 6 edges, one operation per
-edge, ``none`` included.  :class:`NB201Genotype` holds the 6 ops in the official edge order and
-reads and writes the official architecture string.
-
-Genotypes are stored as ``genotype.json`` (:func:`save_genotype`, :func:`load_genotype`); a file
-from elsewhere is validated strictly and any problem is reported as a one-line
-:class:`~sd_darts.errors.UserError`.
+:func:`derive_genotype` is DARTS's rule (§2.4), used unchanged by SD-DARTS (paper §4.1);
+:class:`NB201Genotype` reads and writes NAS-Bench-201's architecture string.  ``genotype.json``
+files from elsewhere are validated strictly (docs/spaces.md, "Genotypes").
 """
 
 from __future__ import annotations

@@ -1,23 +1,8 @@
-"""Candidate operations of the DARTS search space.
+"""Candidate operations of the DARTS search space (DARTS §3.1, quark0/darts ``operations.py``).
 
-Follows the conventions of DARTS (Liu et al., "DARTS: Differentiable Architecture Search",
-ICLR 2019, §3.1 and the reference implementation quark0/darts ``cnn/operations.py``), which
-SD-DARTS uses unchanged (paper §4.1):
-
-* every convolution is applied in ReLU-Conv-BN order;
-* a separable convolution (``sep_conv_kxk``) is a depthwise-separable convolution applied twice;
-* a dilated convolution (``dil_conv_kxk``) is one depthwise-separable convolution with
-  dilation 2;
-* ``skip_connect`` is the identity, or :class:`FactorizedReduce` when it has stride 2;
-* ``none`` is the zero operation;
-* pooling is 3x3 with padding 1 (average pooling excludes the padding).
-
-Every builder in :data:`OPS` has the signature ``(C, stride, affine) -> nn.Module`` and maps
-``C`` channels to ``C`` channels, reducing the spatial size by ``stride``.  The search
-supernet builds them with ``affine=False`` (and adds a ``BatchNorm2d(affine=False)`` after
-pooling in its MixedOp, as DARTS does); the evaluation networks build them with
-``affine=True``.  All modules are device-agnostic and never modify their input or their
-parameters in place, so they work under ``torch.func.functional_call``.
+SD-DARTS uses them unchanged (paper §4.1).  Every builder in :data:`OPS` is
+``(C, stride, affine) -> nn.Module``, C channels to C; nothing works in place, so the ops run
+under ``torch.func.functional_call``.  Conventions: docs/spaces.md.
 """
 
 from __future__ import annotations

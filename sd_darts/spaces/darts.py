@@ -1,23 +1,8 @@
-"""The DARTS search space: MixedOp, search cell and supernet.
+"""The DARTS search space: MixedOp, search cell and supernet (DARTS §2.1-2.2, paper §4.1).
 
-Follows DARTS (Liu et al., "DARTS: Differentiable Architecture Search", ICLR 2019, §2.1-2.2;
-reference implementation quark0/darts ``cnn/model_search.py``), which SD-DARTS searches
-unchanged (paper §4.1: 8 candidate operations, 6 normal and 2 reduction cells with the
-reductions at 1/3 and 2/3 of the depth, C = 16).
-
-* Continuous relaxation (DARTS Eq. 2): every edge ``(i, j)`` is a :class:`MixedOp`, the
-  softmax(alpha)-weighted sum of all candidate operations.
-* A :class:`SearchCell` has two inputs, ``steps = 4`` intermediate nodes (14 edges) and
-  outputs the concatenation of its last ``multiplier = 4`` nodes.
-* :class:`DartsSupernet` stacks cells after a 3x3 conv stem; one pair of alphas is shared by
-  all normal cells and one by all reduction cells: ``alphas_normal`` and ``alphas_reduce``,
-  shape (14, 8), initialised to ``1e-3 * N(0, 1)``.
-
-BatchNorm in the search supernet is ``affine=False`` (except the stem, as in DARTS), and pooling
-is followed by ``BatchNorm2d(affine=False)`` inside the MixedOp, so all candidate outputs have
-comparable scale.  The alphas are registered parameters (they are saved in ``state_dict``), and
-nothing touches parameters in place, so ``torch.func.functional_call`` works with replaced
-weights or alphas.
+quark0/darts ``model_search.py``, searched unchanged: 8 ops, 8 cells, C = 16, alphas (14, 8)
+shared by the cells of one kind.  Non-affine BatchNorm keeps candidate outputs on one scale;
+nothing works in place, so ``functional_call`` can swap weights or alphas (docs/spaces.md).
 """
 
 from __future__ import annotations

@@ -1,33 +1,8 @@
-"""The NAS-Bench-201 search space: candidate ops, search cell and supernet.
+"""The NAS-Bench-201 search space: candidate ops, search cell and supernet (paper §4.4, Table 4).
 
-Follows NAS-Bench-201 (Dong & Yang, "NAS-Bench-201: Extending the Scope of Reproducible Neural
-Architecture Search", ICLR 2020, §2.1) and its DARTS baseline (``TinyNetworkDarts`` /
-``SearchCell`` of the AutoDL-Projects code, published on PyPI as ``xautodl``), which SD-DARTS
-searches in its §4.4 / Table 4 ("we search on NAS-Bench-201 as DARTS does").
-
-* Candidate ops (:data:`~sd_darts.genotypes.NB201_PRIMITIVES`, = alpha columns): ``none``,
-  ``skip_connect``, ``nor_conv_1x1``, ``nor_conv_3x3``, ``avg_pool_3x3``.  ``nor_conv_kxk`` is
-  ReLU-Conv-BN; ``avg_pool_3x3`` is 3x3 average pooling (padding excluded from the average),
-  preceded by a ReLU-Conv1x1-BN only when the channel count changes.
-* The cell is a DAG of 4 nodes; node ``i`` is the sum over ``j < i`` of edge ``i<-j``, each edge
-  a softmax(alpha)-weighted sum of the 5 ops (DARTS Eq. 2).  6 edges, in the official order
-  1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2 (:data:`~sd_darts.genotypes.NB201_EDGES`, = alpha rows);
-  the cell output is node 3.
-* The supernet: conv3x3 stem to C channels + BN; three stages of N search cells with C, 2C
-  and 4C channels, separated by two ResNet basic blocks of stride 2; BN-ReLU, global average
-  pooling, linear classifier.  One alpha matrix ``alphas`` of shape (6, 5), shared by all 3N
-  cells, initialised to ``1e-3 * N(0, 1)`` (DARTS).
-
-BatchNorm follows the NB201 DARTS baseline (``exps/algos/DARTS-V1.py`` with
-``--track_running_stats 1``): inside the search cells BN is ``affine=False`` and tracks running
-statistics, and the convolutions of a non-affine ReLU-Conv-BN carry a bias (NB201's
-``bias = not affine``); the stem, the ResNet blocks and the last BN are affine.  With these
-choices the supernet has exactly the parameters of ``TinyNetworkDarts`` (tested).
-
-Genotype: plain argmax per edge with ``none`` included
-(:func:`~sd_darts.genotypes.derive_nb201_genotype`), written as the official architecture
-string.  Nothing here modifies a parameter or an input in place, so
-``torch.func.functional_call`` works with replaced weights or alphas (second-order architect).
+NAS-Bench-201's DARTS baseline (``TinyNetworkDarts`` of ``xautodl``), with exactly its parameters
+(tested): 5 ops, 6 edges, one alpha matrix (6, 5) shared by all cells; the genotype is the argmax
+per edge with ``none`` included.  Ops, BatchNorm choices and layout: docs/nb201.md, "Search space".
 """
 
 from __future__ import annotations
