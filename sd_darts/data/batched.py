@@ -1,26 +1,9 @@
-"""Images resident on a device and augmented a whole batch at a time.
+"""Images resident on a device and augmented a whole batch at a time (the fast search path).
 
-The DataLoader path of :mod:`sd_darts.data.common` augments one image at a time in Python
-(``torchvision.transforms.v2`` per sample).  Here the uint8 images of the training set live on
-the device as one tensor (CIFAR-10: 50,000 x 3 x 32 x 32 = 150 MB) and every batch is gathered,
-cropped, flipped, normalised and cut out by a few tensor operations:
-
-* order: a pass is the permutation that :func:`~sd_darts.data.common.make_loader` (shuffle) draws
-  for the same ``(seed, epoch, pass_index)`` (a CPU ``torch.Generator``; the same indices, batch
-  for batch), so the batches are those of the DataLoader path;
-* augmentation: the DARTS training augmentation of :func:`~sd_darts.data.common.train_transform`
-  with the same distributions: random crop with ``crop_padding(size)`` pixels of zero padding
-  (offsets uniform over ``0..2p`` in each direction), horizontal flip with probability 1/2,
-  ``to float / 255`` then ``Normalize(mean, std)``, then (optionally) Cutout of a
-  ``length x length`` square whose centre is uniform over the image, clipped at the borders,
-  set to 0 after normalisation.  The random parameters of a whole pass are drawn at its start
-  from a ``torch.Generator`` on the device seeded from ``(seed, epoch, pass_index)`` only, in the
-  main process: results depend on nothing else (no DataLoader workers, no global RNG);
-* the last ragged batch is dropped by default (``drop_last=True``): the step then has one static
-  shape (CUDA graphs, ``torch.compile``).  Padding it would change the BatchNorm batch statistics,
-  i.e. the math; dropping loses fewer than ``batch_size`` samples per pass, a different set every
-  pass since the order is reshuffled.  ``drop_last=False`` keeps it (ragged, as the reference);
-  the search does, so that an epoch visits every sample as DARTS's loaders do.
+The same batches, index for index, as :func:`~sd_darts.data.common.make_loader`, and the same
+augmentation distributions as :func:`~sd_darts.data.common.train_transform`, but a few tensor ops
+per batch instead of Python per image; random parameters come from a device generator seeded
+from ``(seed, epoch, pass_index)`` only (docs/speed.md, "Data on the device").
 """
 
 from __future__ import annotations

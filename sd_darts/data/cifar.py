@@ -1,23 +1,8 @@
 """CIFAR-10 through torchvision, with its md5 checks and a safe offline story.
 
-:func:`prepare_cifar10` finds or builds ``<root>/cifar-10-batches-py``:
-
-1. the extracted folder exists and every file passes torchvision's md5 table: use it;
-   (a folder that fails the check is never deleted for you: the error says which file and
-   asks you to delete the folder);
-2. else ``<root>/cifar-10-python.tar.gz`` exists: its md5 is checked against torchvision's
-   ``CIFAR10.tgz_md5`` (the official c58f30108f718f92721af3b95e74349a), it is extracted into a
-   temporary folder inside ``root``, the result is md5-checked, and only then renamed to
-   ``cifar-10-batches-py``: an interrupted or failed extraction never leaves a half folder;
-3. else with ``download=True`` the archive is downloaded (to a temporary name, renamed once its
-   md5 matches) and extracted as in 2;
-4. else a one-line :class:`UserError` names the folder and the file expected and where to get
-   it.
-
-The images are then loaded with ``torchvision.datasets.CIFAR10(download=False)`` and kept as a
-uint8 tensor (N, 3, 32, 32), in file order (data_batch_1 … data_batch_5).  torchvision unpickles
-the batch files; that only happens after every file has passed its md5 check against the
-official table, so no file from elsewhere is ever unpickled.
+:func:`prepare_cifar10` uses an md5-checked folder, else extracts an md5-checked archive through a
+temporary folder, else downloads it (``download=True``), else fails in one line; nothing is
+unpickled before its md5 matched the official table (docs/data.md, "CIFAR-10").
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
 """Datasets, transforms and loaders shared by every image dataset of the package.
 
-* Images are kept in memory as one uint8 tensor (N, 3, H, W); augmentation runs per sample on
-  tensors with ``torchvision.transforms.v2`` (no PIL round trip).
-* Every item is ``(image, label, index)`` where ``index`` is the sample's position in the full
-  training set: the self-distillation teacher cache is indexed by it (docs/ARCHITECTURE.md).
-* Loader order depends only on ``(seed, epoch)`` (and a pass number), never on the global RNG
-  state, so a run resumed at an epoch boundary sees exactly the same batches.  The random
-  augmentation of an item depends only on ``(seed, epoch, pass, index)`` (:class:`SeededItems`):
-  neither the global RNG nor the number of DataLoader worker processes changes what a run sees.
-* Validation batches for the alpha step come from a :class:`PersistentIterator`, which sees
-  every validation sample once per pass; the DARTS reference code calls
-  ``next(iter(valid_queue))`` every step, which draws batches with replacement and sees only
-  ~63% of the validation half per epoch.
+Items are ``(image, label, index)`` (the teacher cache is indexed by ``index``); loader order and
+augmentation depend only on ``(seed, epoch, pass, index)``, so a resumed run sees the same batches
+whatever the workers.  Why and how: docs/data.md.
 """
 
 from __future__ import annotations
@@ -204,18 +195,11 @@ def make_loader(
 
 
 class PersistentIterator:
-    """One long-lived iterator over the validation (alpha) half.
+    """One long-lived iterator over the validation (alpha) half: every sample once per pass.
 
-    ``next(it)`` yields the next batch and, when a pass is exhausted, transparently starts the
-    next pass, so each validation sample is used exactly once per pass (unlike the DARTS
-    reference code, which re-creates the iterator every step).  ``reset(epoch)`` starts a
-    fresh pass at the beginning of an epoch; a run resumed at an epoch boundary therefore sees
-    the same batches.
-
-    ``make_loader_fn(epoch, pass_index)`` returns an iterable of batches for that pass, e.g.
-    ``lambda e, p: make_loader(valid, 64, True, seed, e, pass_index=p)``.  A one-argument
-    ``make_loader_fn(epoch)`` is accepted too; later passes within an epoch then repeat the
-    first pass's order.
+    ``next(it)`` starts the next pass when one is exhausted; ``reset(epoch)`` starts pass 0 of an
+    epoch.  ``make_loader_fn(epoch, pass_index)`` (or ``(epoch)``) returns a pass's batches; unlike
+    DARTS's ``next(iter(valid_queue))``, nothing is drawn with replacement (docs/data.md).
     """
 
     def __init__(self, make_loader_fn: Callable[..., Iterable], epoch: int = 0):

@@ -1,20 +1,7 @@
 """scikit-learn's bundled handwritten digits as a small real image dataset that works offline.
 
-``sklearn.datasets.load_digits`` ships 1,797 8x8 grey images (values 0..16) of 10 classes
-inside the scikit-learn package.  They are made to look like CIFAR-10 to the networks:
-
-* scaled to [0, 255] (x * 255 / 16), resized bilinearly to ``image_size`` x ``image_size``
-  (default 32), rounded to uint8 and repeated over 3 channels, so exactly the same uint8
-  augmentation pipeline as CIFAR-10 applies;
-* normalised with the digits' own mean and std, computed once per ``image_size`` over the
-  training images (after resizing, on the [0, 1] scale; identical for the 3 channels).
-
-Split (deterministic, in the file order of scikit-learn): the first 1,500 images are the
-training set, the last 297 the test set (used only to evaluate trained networks).  The search
-splits the 1,500 training images like CIFAR-10: [0, 750) train the weights, [750, 1500) the
-alphas (portion 0.5).  The file cycles through the classes, so both parts are balanced.
-
-This is the default dataset of smoke runs and tests.
+The default dataset of smoke runs and tests: 1,797 8x8 images made to look like CIFAR-10 (uint8,
+3 channels, ``image_size``), 1,500 for training and 297 for test (docs/data.md, "Digits").
 """
 
 from __future__ import annotations

@@ -1,19 +1,7 @@
-"""ILSVRC2012 (ImageNet-1k) from a local folder, for the evaluation of paper §4.3.
+"""ILSVRC2012 (ImageNet-1k) from a local class-folder layout, for the evaluation of paper §4.3.
 
-The folder must use the usual class-folder layout::
-
-    <root>/train/<wnid>/*.JPEG      1.28M training images, one folder per class
-    <root>/val/<wnid>/*.JPEG        50K validation images sorted into the same class folders
-
-(The validation archive unpacks flat; sort it into class folders first, e.g. with the widely
-used ``valprep.sh``.)  Labels are the indices of the sorted wnids, as in torchvision's
-``ImageFolder``.  Every item is ``(image, label, index)`` like the other datasets of
-:mod:`sd_darts.data`, ``index`` being the item's position in its split.
-
-Augmentation is the PC-DARTS ImageNet recipe that the paper follows: RandomResizedCrop,
-horizontal flip, ColorJitter(0.4, 0.4, 0.4, 0.2), normalisation with the ImageNet mean and
-standard deviation; evaluation resizes to 256/224 of the crop size and centre-crops.
-A malformed folder is a one-line :class:`~sd_darts.errors.UserError` describing the layout.
+``<root>/train/<wnid>/*.JPEG`` and ``<root>/val/<wnid>/*.JPEG``; PC-DARTS's augmentation, which the
+paper follows.  Layout and recipe: docs/evaluation.md, "Training on ImageNet".
 """
 
 from __future__ import annotations

@@ -470,16 +470,9 @@ class FusedDartsSupernet(Supernet):
     """Fused DARTS search supernet: the function, parameters (in another layout) and supernet
     contract of :class:`~sd_darts.spaces.darts.DartsSupernet`.
 
-    ``num_seeds = 1`` (the default) follows the supernet contract exactly: ``forward(x)`` takes
-    (N, 3, H, W) and returns (N, num_classes); ``alphas_normal``/``alphas_reduce`` are (14, 8).
-    With ``num_seeds = S > 1`` (:mod:`sd_darts.stacked`) ``forward`` takes (S, N, 3, H, W) (seed
-    ``s`` its own batch) and returns (S, N, num_classes), the alphas are (S, 14, 8) and
-    :meth:`genotype` returns one genotype per seed.  ``seed_axes[name]`` gives, for every
-    parameter, the view ``(before, S, after)`` that puts the seed on axis 1 (per-seed gradient
-    clipping).
-
-    Build one from a reference supernet (same initialisation as the reference for the same
-    seed): :meth:`from_reference`, or ``get_space("darts").build(..., impl="fused")``.
+    ``num_seeds = S > 1`` stacks S seeds (:mod:`sd_darts.stacked`): inputs (S, N, 3, H, W), alphas
+    (S, 14, 8), one genotype per seed, ``seed_axes`` for per-seed clipping (docs/speed.md).  Build one
+    with :meth:`from_reference` or ``get_space("darts").build(..., impl="fused")``.
     """
 
     def __init__(
