@@ -1,30 +1,9 @@
 """Numbers quoted from the paper (Zhu et al., "Improving Differentiable Architecture Search via
 Self-Distillation", Neural Networks 2023, arXiv:2302.05629), as package data.
 
-Each CSV is one table transcribed by hand from the paper; every cell is the text the paper
-prints (``-`` where the paper prints ``-``, ``~5`` for its ``∼5``), so the report quotes it
-verbatim and marks it as "paper".  The ``row`` column says what a row is: ``literature`` (a
-baseline the paper quotes from other work), ``sd-darts`` (the paper's own SD-DARTS result,
-which the pipeline's reproduced row is compared with) or ``sd-darts-best`` (Table 2's best
-seed).  Mean and standard deviation are separate columns (``x`` and ``x_std``; empty when the
-paper gives no ±).  Reference numbers ``[n]`` are the paper's bibliography entries.
-
-==========================  =====================================================  =========
-file                        paper table                                            page
-==========================  =====================================================  =========
-``table1_hyperparameters``  Table 1, the hyper-parameters of SD-DARTS: symbol,      17
-``.csv``                    search setting (``SearchConfig`` field), value, meaning
-``table2_cifar10.csv``      Table 2, CIFAR-10 test error (%), params (M),          18
-                            search cost (GPU-days), search method
-``table3_imagenet.csv``     Table 3, ImageNet top-1 / top-5 test error (%),        19
-                            params (M), mult-adds (M), search cost, method
-``table4_nb201.csv``        Table 4, NAS-Bench-201 accuracy (%) on CIFAR-10,       21
-                            CIFAR-100, ImageNet16-120 (valid / test, mean ± std)
-==========================  =====================================================  =========
-
-The report renders Table 1 with the paper's values (:data:`TABLE1`) beside the settings of
-the runs.  Figures 2, 5 and 6 are curves without printed numbers; :data:`FIGURES` records
-only what the text states about them.
+One hand-transcribed CSV per table (Tables 1-4), every cell verbatim, so the report can quote it
+marked "paper"; figures have no printed numbers, so :data:`FIGURES` holds only what the text
+states.  Columns and conventions: docs/pipeline.md, "The paper's numbers".
 """
 
 from __future__ import annotations
