@@ -42,8 +42,7 @@ class _RunSettings:
     max_steps_per_epoch: int | None = setting(None, "cap on training steps per epoch (smoke runs and tests)", ge=1)
     amp: str = setting(
         "none",
-        "mixed precision of the forward pass: none (fp32, the paper's recipe), bf16 autocast, "
-        "or auto (bf16 on CUDA, none on the CPU); bf16 is a speed option that changes the numbers",
+        "forward precision: none (fp32, the paper's), bf16 autocast, or auto (bf16 on CUDA only)",
         choices=AMP_MODES,
     )
     channels_last: bool | None = setting(
@@ -99,7 +98,7 @@ class _CifarSettings:
     image_size: int | None = setting(None, "resize images to this size (digits only; default: 32)", ge=8, le=256)
     holdout_portion: float | None = setting(
         None,
-        "train on this leading fraction of the training set and evaluate on the rest instead of the test set (DARTS's selection protocol)",
+        "train on this leading fraction, evaluate on the rest instead of the test set (DARTS's selection)",
         gt=0.0,
         lt=1.0,
     )
