@@ -138,6 +138,11 @@ def distillation_loss(
     return kl.sum(-1) / batch * (temperature**2)
 
 
+def _check_dtype(dtype) -> None:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise UserError(f"teacher cache dtype must be a floating-point torch.dtype (e.g. torch.float64), got {dtype!r}")
+
+
 def recording_start_epoch(warmup_epochs: int, window: int) -> int:
     """First (0-indexed) epoch whose supernet outputs are stored in the teacher cache.
 
@@ -182,8 +187,10 @@ class TeacherCache:
         device: torch.device | str | None = None,
         *,
         num_seeds: int = 1,
+        dtype: torch.dtype = torch.float32,
     ):
         num_samples, num_classes, window, num_seeds = int(num_samples), int(num_classes), int(window), int(num_seeds)
+        _check_dtype(dtype)
         if window < 1:
             raise UserError(f"voting-teacher window K must be >= 1, got {window}")
         if num_samples < 1 or num_classes < 1:
@@ -198,7 +205,7 @@ class TeacherCache:
         self.num_seeds = num_seeds
         device = torch.device("cpu") if device is None else torch.device(device)
         shape = (num_seeds, window, num_samples)
-        self.probs = torch.zeros(*shape, num_classes, dtype=torch.float32, device=device)
+        self.probs = torch.zeros(*shape, num_classes, dtype=dtype, device=device)
         self.epochs = torch.full(shape, -1, dtype=torch.int64, device=device)
 
     # ------------------------------------------------------------------ basics
@@ -207,14 +214,23 @@ class TeacherCache:
         return self.probs.device
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the stored probabilities (the supernet's, so that KD is computed in it)."""
+        return self.probs.dtype
+
+    @property
     def nbytes(self) -> int:
         """Bytes held by the two buffers."""
         return self.probs.numel() * self.probs.element_size() + self.epochs.numel() * self.epochs.element_size()
 
     @staticmethod
-    def bytes_needed(window: int, num_samples: int, num_classes: int, num_seeds: int = 1) -> int:
-        """What :attr:`nbytes` will be for a cache of this shape, before allocating it."""
-        return int(num_seeds) * int(window) * int(num_samples) * (int(num_classes) * 4 + 8)
+    def bytes_needed(
+        window: int, num_samples: int, num_classes: int, num_seeds: int = 1, *, dtype: torch.dtype = torch.float32
+    ) -> int:
+        """What :attr:`nbytes` will be for a cache of this shape and dtype, before allocating it."""
+        _check_dtype(dtype)
+        size = torch.empty((), dtype=dtype).element_size()
+        return int(num_seeds) * int(window) * int(num_samples) * (int(num_classes) * size + 8)
 
     def to(self, device: torch.device | str) -> TeacherCache:
         """Move the buffers (views from :meth:`seed` taken before keep the old ones)."""
@@ -366,12 +382,16 @@ class TeacherCache:
             or not isinstance(epochs, torch.Tensor)
             or tuple(probs.shape) != mine
             or tuple(epochs.shape) != mine[:2]
-            or probs.dtype != torch.float32
             or epochs.dtype != torch.int64
         ):
             raise UserError(
                 "teacher cache tensors in the checkpoint have the wrong shape or dtype; "
                 "delete the checkpoint or start a new run folder"
+            )
+        if probs.dtype != self.dtype:
+            raise UserError(
+                f"teacher cache in the checkpoint holds {probs.dtype} probabilities but this run's cache holds "
+                f"{self.dtype} (the supernet's dtype); resume with the supernet in {probs.dtype} or start a new run folder"
             )
         self.probs[0].copy_(probs)
         self.epochs[0].copy_(epochs)
