@@ -35,11 +35,13 @@ again, and freed).  Load once, query many genotypes.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
 import pickle
-import re
+import pickletools
+import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -174,32 +176,38 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-_TORCH_BOILERPLATE = (
-    "Weights only load failed",
-    "In PyTorch",
-    "Please file an issue",
-    "Check the documentation",
-    "(1)",
-    "(2)",
-)
+def _legacy_globals(fh) -> set[tuple[str, str]]:
+    """``(module, name)`` of every GLOBAL / INST opcode of a legacy-format ``torch.save`` file: its
+    magic-number, protocol and system-info pickles, then the object's (raw storages follow)."""
+    found = set()
+    for _ in range(4):
+        for op, arg, _pos in pickletools.genops(fh):
+            if op.name in ("GLOBAL", "INST"):
+                module, name = arg.split(" ", 1)
+                found.add((module, name))
+    return found
 
 
-def _refusal_reason(exc: BaseException) -> str:
-    """torch's specific reason for refusing a pickle, without its generic advice."""
-    text = str(exc).replace("WeightsUnpickler error:", "\n")
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(_TORCH_BOILERPLATE):
-            return line
-    return _first_line(exc)
+def _globals_archive(names: Iterable[tuple[str, str]]) -> io.BytesIO:
+    """A zip-format checkpoint whose pickle only references ``names``: torch's static scan reads
+    the zip format only."""
+    body = b"".join(b"c" + f"{module}\n{name}\n".encode() for module, name in sorted(names))
+    pkl = b"\x80\x02](" + body + b"e."  # PROTO 2, EMPTY_LIST, MARK, GLOBAL..., APPENDS, STOP
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data.pkl", pkl)
+        zf.writestr("archive/version", "3\n")
+    buf.seek(0)
+    return buf
 
 
-def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
-    """The Python globals a refused pickle asks for beyond the allowed ones.
+def _unsafe_globals(path: Path) -> list[str]:
+    """The Python globals a refused benchmark pickle asks for beyond the allowed ones, found by
+    torch's static scan (``get_unsafe_globals_in_checkpoint``), never from torch's message text.
 
-    torch lists them for a zip-format file (``get_unsafe_globals_in_checkpoint``, a static scan,
-    run only after a refusal since it reads the whole pickle once more); a legacy-format file
-    has no such scan, and its refusal message names the global instead.
+    Run only after a refusal: the scan reads the whole pickle once more.  A legacy-format file's
+    globals are gathered with :mod:`pickletools` and handed to the same scan.  [] when the file
+    cannot even be scanned (the refusal message then names none).
     """
     import torch
 
@@ -208,10 +216,12 @@ def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
             open_regular(path, "NAS-Bench-201 benchmark file") as fh,
             torch.serialization.safe_globals(_safe_globals()),
         ):
-            return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(fh))
-    except ValueError:  # not a zip-format checkpoint
-        m = re.search(r"GLOBAL\s+([A-Za-z_][\w.]*)", str(exc))
-        return [m.group(1)] if m else []
+            zip_format = fh.read(4) == b"PK\x03\x04"  # torch's own test for the zip format
+            fh.seek(0)
+            scanned = fh if zip_format else _globals_archive(_legacy_globals(fh))
+            return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(scanned))
+    except Exception:  # only the message depends on it: a file that cannot be scanned names nothing
+        return []
 
 
 def _torch_load_safely(path: Path) -> Any:
@@ -226,8 +236,8 @@ def _torch_load_safely(path: Path) -> Any:
     try:
         with open_regular(path, "NAS-Bench-201 benchmark file") as fh, safe(_safe_globals()):
             return torch.load(fh, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        bad = _unsafe_globals(path, exc)
+    except pickle.UnpicklingError:
+        bad = _unsafe_globals(path)
         if bad:
             raise UserError(
                 f"benchmark file {path} asks to load the Python object '{', '.join(bad)}', which reading NAS-Bench-201 results "
@@ -235,8 +245,8 @@ def _torch_load_safely(path: Path) -> Any:
                 f"download it again from {BENCHMARK_SOURCE}"
             ) from None
         raise UserError(
-            f"benchmark file {path} is not a NAS-Bench-201 file or was tampered with: it was not loaded "
-            f"({_refusal_reason(exc)}); download it again from {BENCHMARK_SOURCE}"
+            f"benchmark file {path} is not a NAS-Bench-201 file or was tampered with: torch's weights_only loader "
+            f"refused it and it was not loaded; download it again from {BENCHMARK_SOURCE}"
         ) from None
     except MemoryError:
         raise UserError(

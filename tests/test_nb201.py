@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import pickle
 import sys
 from pathlib import Path
 
@@ -145,6 +146,46 @@ def test_file_carrying_an_arbitrary_object_is_refused_without_running_it(tmp_pat
         nb201.load_benchmark(path)
     assert "mkdir" in str(err.value) and "\n" not in str(err.value)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_refusal_names_the_unsafe_globals_from_the_static_scan_not_torchs_message(
+    tmp_path, legacy, api_module, monkeypatch
+):
+    """The objects named come from torch's static scan of the pickle, whatever torch's refusal
+    message says (here: nothing), and torch's advice to load with weights_only=False is not passed on."""
+    marker = tmp_path / "code-ran"
+    data = benchmark_dict(DEFAULT_ARCHS[:1])
+    data["arch2infos"][0]["full"]["extra"] = _RunsCode(marker)
+    path = tmp_path / "tampered.pth"
+    torch.save(data, path, _use_new_zipfile_serialization=not legacy)
+    real_load = torch.load
+
+    def load_with_a_terse_refusal(*args, **kwargs):
+        try:
+            return real_load(*args, **kwargs)
+        except pickle.UnpicklingError:
+            raise pickle.UnpicklingError("refused") from None
+
+    monkeypatch.setattr(torch, "load", load_with_a_terse_refusal)
+    scans = []
+    real_scan = torch.serialization.get_unsafe_globals_in_checkpoint
+    monkeypatch.setattr(
+        torch.serialization, "get_unsafe_globals_in_checkpoint", lambda f: scans.append(f) or real_scan(f)
+    )
+    with pytest.raises(UserError, match="tampered") as err:
+        nb201.load_benchmark(path)
+    msg = str(err.value)
+    assert f"'{os.mkdir.__module__}.mkdir'" in msg and "\n" not in msg and "weights_only=False" not in msg
+    assert len(scans) == 1 and not marker.exists()
+
+
+def test_refusal_of_a_file_the_scan_cannot_read_names_nothing_and_is_one_line(tmp_path, api_module):
+    path = tmp_path / "garbage.pth"
+    path.write_bytes(b"\x80\x02cposix\nsystem\n" + b"\xff" * 64)  # a GLOBAL, then no valid opcode
+    with pytest.raises(UserError, match="not a (readable )?NAS-Bench-201 file") as err:
+        nb201.load_benchmark(path)
+    assert "\n" not in str(err.value) and "weights_only=False" not in str(err.value)
 
 
 @pytest.mark.parametrize(
