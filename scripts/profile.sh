@@ -98,7 +98,7 @@ fi
     git ls-files -z --deleted | while IFS= read -r -d '' f; do rm -f "$WORK/repo/$f"; done
 )
 cd "$WORK/repo"
-# The clone's own code runs (pipelines/*.py would otherwise import the editable install's sd_darts).
+# The clone's own code runs, not the editable install's sd_darts in $REPO.
 export PYTHONPATH="$WORK/repo${PYTHONPATH:+:$PYTHONPATH}"
 cp "$PARAMS" params.yaml
 start=$(date +%s)

@@ -132,7 +132,7 @@ def test_the_data_stage_refuses_bad_params_before_any_work(tmp_path):
     bad.write_text(yaml.safe_dump(data))
     env = {**os.environ, "SD_DARTS_PARAMS": str(bad), "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
-        [sys.executable, str(ROOT / "pipelines" / "data.py")],
+        [sys.executable, "-m", "sd_darts.experiment.stages.data"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -152,7 +152,7 @@ def test_dvc_yaml_declares_persisted_runs_and_git_tracked_metrics():
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     params = _params()
     for name, stage in spec["stages"].items():
-        assert stage["cmd"].startswith("python pipelines/"), name
+        assert stage["cmd"].startswith("python -m sd_darts.experiment.stages."), name
         for p in stage.get("params", []):
             node = params
             for key in str(p).split("."):
@@ -224,7 +224,7 @@ def workspace(tmp_path_factory):
     if not Path(DVC).exists():
         pytest.skip("dvc is not installed")
     ws = tmp_path_factory.mktemp("pipeline")
-    for name in ("dvc.yaml", "pipelines", "sd_darts"):
+    for name in ("dvc.yaml", "sd_darts"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, ws / name)
     shutil.copy(ROOT / "params-smoke.yaml", ws / "params.yaml")

@@ -227,7 +227,7 @@ def slurm_ws(tmp_path_factory):
     if not _cluster_up() or not Path(DVC).exists():
         pytest.skip("needs a SLURM cluster and dvc")
     ws = tmp_path_factory.mktemp("slurm")
-    for name in ("dvc.yaml", "pipelines", "sd_darts"):
+    for name in ("dvc.yaml", "sd_darts"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(
             src, ws / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {})
@@ -330,7 +330,7 @@ def test_a_failing_job_fails_the_stage_with_its_exit_code_and_log(slurm_ws):
     bad["search"]["learning_rate"] = -1.0  # checked by the search's settings, inside the job
     params = _write(ws / "bad-params.yaml", bad)
     env = {**_env(ws), "SD_DARTS_PARAMS": str(params)}
-    res = subprocess.run([sys.executable, "pipelines/search.py", "--method", "darts", "--seed", "0"], cwd=ws,
+    res = subprocess.run([sys.executable, "-m", "sd_darts.experiment.stages.search", "--method", "darts", "--seed", "0"], cwd=ws,
                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert res.returncode == 2, res.stdout + res.stderr
     assert " ended FAILED (exit 2); last lines of " in res.stderr
@@ -347,7 +347,7 @@ def test_a_stage_whose_job_still_runs_is_not_submitted_twice(slurm_ws):
     job_id = held.stdout.strip()
     try:
         env = {**_env(ws), "DVC_STAGE": STAGE}
-        res = subprocess.run([sys.executable, "pipelines/search.py", "--method", "darts", "--seed", "0"], cwd=ws,
+        res = subprocess.run([sys.executable, "-m", "sd_darts.experiment.stages.search", "--method", "darts", "--seed", "0"], cwd=ws,
                              env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     finally:
         subprocess.run(["scancel", job_id], check=True)
@@ -490,7 +490,7 @@ def test_multi_node_imagenet_runs_one_torchrun_per_task_through_srun(tmp_path):
     _write(tmp_path / "params.yaml", raw)
     save_genotype(tmp_path / "metrics/smoke/genotype/paper.json", SD_DARTS)
     env = {**_env(tmp_path), "PYTHONPATH": str(ROOT), "GLOO_SOCKET_IFNAME": "lo"}
-    res = subprocess.run([sys.executable, "-m", "sd_darts.experiment.stage", "sd_darts.experiment.stages.train_imagenet"],
+    res = subprocess.run([sys.executable, "-m", "sd_darts.experiment.stages.train_imagenet"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     script = (tmp_path / "runs/smoke/slurm/train_imagenet.sbatch").read_text()

@@ -1,14 +1,9 @@
 """The code a pipeline stage depends on: the import closure of its module inside ``sd_darts``.
 
-One list serves two purposes, so they cannot disagree: ``dvc.yaml`` declares it as the stage's
-``deps`` (a test compares the two, ``tests/test_experiment.py``), and the identity of a
-persisted run folder includes the hash of what it executes (:func:`source_identity`), so code
-that a stage does not import never invalidates its runs, a docstring edit or a move neither,
-and any change to executed code does.
-
-The closure is found statically by reading the sources (``ast``): every ``import`` statement
-(inside functions too) and every string literal naming an ``sd_darts`` module (lazy registries
-such as :data:`sd_darts.spaces._REGISTRY`), following packages' ``__init__`` modules.
+One list serves ``dvc.yaml``'s ``deps`` (compared by ``tests/test_experiment.py``) and a run
+folder's identity (:func:`source_identity`), so the two cannot disagree.  The closure is read
+statically (``ast``): every import, and every string literal naming an ``sd_darts`` module
+(lazy registries such as :data:`sd_darts.spaces._REGISTRY`).
 """
 
 from __future__ import annotations

@@ -1,19 +1,7 @@
 """Where the pipeline puts things: one profile's run folders, collected metrics and report.
 
-::
-
-    runs/<profile>/<kind>/<run>/        a run's folder (checkpoints, DVCLive; persisted DVC output)
-    metrics/<profile>/<kind>/<run>/     its small text outputs, committed to git (the report reads them)
-    metrics/<profile>/curves/<kind>/<run>.tsv   per-epoch curves of one search or training (epochs 1-based)
-    metrics/<profile>/plots/<kind>.tsv          every run's curves of a kind in one table, for `dvc plots`
-    metrics/headline/<profile>/...      the DVC metrics: numbers only (sd_darts/experiment/headline.py)
-    reports/<profile>/                  the report
-
-Run names: ``search/<method>-s<seed>``, ``nb201_search/s<seed>``, ``select_retrain/s<seed>``,
-``train_cifar/<genotype>-s<seed>``, ``train_imagenet/<genotype>-s<seed>``,
-``ablation_warmup/xi<ξ>-s<seed>`` and ``ablation_window/k<K>-s<seed>`` (each with ``search/``
-and ``eval/``).  ``dvc.yaml`` spells the same paths with ``${profile}`` and the matrix items;
-``tests/test_experiment.py`` checks every stage's outputs against this module.
+The one place the layout is written (the tree: docs/pipeline.md); ``dvc.yaml`` spells the same
+paths and ``tests/test_experiment.py`` checks them against this module.
 """
 
 from __future__ import annotations

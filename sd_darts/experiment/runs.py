@@ -1,14 +1,9 @@
 """Run folders of the pipeline: identity, resume-or-restart, provenance, and collection of a
 finished run's small outputs into ``metrics/``.
 
-Run folders under ``runs/<profile>/`` are ``persist: true`` DVC outputs, so an interrupted stage
-finds its ``checkpoint.pt`` again and the library resumes it.  Before that,
-:func:`prepare_run_dir` removes a folder that cannot be resumed: one made with other settings,
-another genotype or other code.  The identity (:func:`run_identity`) is derived, not listed:
-the settings that the settings class itself marks as changing results
-(:func:`sd_darts.config.fingerprint_fields`, the same ones a checkpoint must match), the
-content of the genotype file a training reads, and the hash of the code the stage imports
-(:func:`sd_darts.experiment.deps.code_hash`, the same list ``dvc.yaml`` declares).
+A persisted run folder is resumed only while its identity (:func:`run_identity`: the settings
+that change results, the genotype it trains, the code it runs) is unchanged; otherwise
+:func:`prepare_run_dir` starts it afresh (docs/pipeline.md, "Long stages resume").
 """
 
 from __future__ import annotations
@@ -32,7 +27,7 @@ log = logging.getLogger("sd_darts.experiment")
 
 STAMP = "pipeline_stamp.json"
 #: Paths whose uncommitted changes make a run "dirty" (code and configuration, not outputs).
-CODE_PATHS = ("sd_darts", "pipelines", "dvc.yaml", "params.yaml", "pyproject.toml")
+CODE_PATHS = ("sd_darts", "dvc.yaml", "params.yaml", "pyproject.toml")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,19 +1,8 @@
 """The params file (``params.yaml``, ``params-smoke.yaml``): its sections and their checks.
 
-``profile`` names the settings (``paper``, ``smoke``, ...): every output of the pipeline lives
-under it (:mod:`~sd_darts.experiment.layout`), so results of two profiles never mix.
-
-Two kinds of sections:
-
-* the pipeline's own sections, one settings dataclass each (below; defaults = the paper run):
-  ``seeds``, ``data``, ``pipeline``, ``ablation``, ``report``;
-* command sections, the settings of one ``sd-darts`` command, keys = its flag names with
-  underscores, checked by that command's dataclass when a stage builds a run from them
-  (:data:`COMMAND_SECTIONS`).  The keys the pipeline sets itself for every run (method, seed,
-  output folder, dataset, genotype ...) are refused there (:data:`RESERVED`), so a value in the
-  file is never silently ignored.
-
-Every check goes through :func:`sd_darts.config.build`, the one type checker of the package.
+The pipeline's own sections are settings dataclasses here; a command section is checked by its
+command's dataclass, and the keys the pipeline sets itself are refused there (:data:`RESERVED`),
+so no value in the file is silently ignored (docs/pipeline.md, "params.yaml").
 """
 
 from __future__ import annotations

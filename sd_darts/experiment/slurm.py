@@ -1,21 +1,8 @@
 """``pipeline.runner: slurm``: a heavy stage's work as one SLURM batch job that the stage waits for.
 
-``dvc repro`` runs on a login node as usual; each stage of a kind in
-:data:`~sd_darts.experiment.schema.SLURM_STAGE_KINDS` writes a batch script under
-``runs/<profile>/slurm/``, submits it (``sbatch``), prints the job id and its log, polls the
-job (``scontrol``, then ``sacct`` once ``scontrol`` has forgotten it) and returns its exit code.
-The job runs the same stage module with the same arguments (:data:`JOB_ENV` set: inside the job
-the stage runs locally), in the same checkout, so the outputs land in the same files as with
-``runner: local``; the checkout, ``runs/`` and the DVC cache must be on a filesystem the compute
-nodes share.  The light stages (data, genotype, nb201_query, curves, report) run where DVC runs.
-
-Preemption and time limits: jobs are submitted with ``--requeue`` and
-``--signal=B:USR2@<pipeline.slurm.signal_seconds>``.  The batch script turns SIGUSR2 (and SLURM's
-SIGTERM) into a SIGTERM for the stage, which stops at its last checkpoint (exit 143); after a
-SIGUSR2 the script requeues its own job (``scontrol requeue``), and the requeued job resumes from
-that checkpoint (the run folder's identity, :mod:`~sd_darts.experiment.runs`).  Ctrl-C of the
-waiting stage cancels the job; a stage whose job (same name, same checkout) is still queued or
-running, because an earlier waiting stage was killed, is refused instead of submitted twice.
+The job runs the same stage module with the same arguments in the same checkout, so its outputs
+land where ``runner: local`` puts them; requeued on preemption or near its time limit, it resumes
+from the run's checkpoint (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -252,7 +239,7 @@ def run_as_job(p: Params, kind: str, module: str, argv: list[str], params_file: 
         command = [*shlex.split(s.command_prefix), "python"]
     else:
         command = [sys.executable]
-    command += ["-m", "sd_darts.experiment.stage", module, *argv]
+    command += ["-m", module, *argv]
     env = {k: os.environ[k] for k in container.PASS_ENV if k in os.environ}
     env[params_env] = params_file
     script = folder / f"{name}.sbatch"

@@ -1,22 +1,12 @@
 """What every DVC stage does before its own work: read the params file, and run itself inside
-the image when ``pipeline.runner`` is ``docker``, or as a SLURM batch job when it is ``slurm``
-(:mod:`sd_darts.experiment.slurm`).
-
-A stage is a module of :mod:`sd_darts.experiment.stages` with a ``main(argv)`` made by
-:func:`stage`; ``pipelines/<stage>.py`` calls it.  With ``runner: docker`` the stage re-runs the
-same module with the same arguments inside ``pipeline.image`` through :mod:`sd_darts.container`
-(the checkout mounted at the same place, as the caller's user), so the outputs land in the
-same files as with ``runner: local``; inside the container the stage runs locally.  With
-``runner: slurm`` the heavy stages submit the same module with the same arguments as one batch
-job and wait for it; inside the job the stage runs locally, and SIGUSR2 (sent before the time
-limit) stops it at its checkpoint like SIGTERM.
+``pipeline.image`` when ``pipeline.runner`` is ``docker`` or as a SLURM batch job when it is
+``slurm`` (same module, same arguments; docs/pipeline.md, docs/container.md, docs/cluster.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import importlib
 import os
 import signal
 import sys
@@ -50,7 +40,7 @@ def _outside_mounts(p: Params) -> list[str]:
 def in_image(p: Params, module: str, argv: list[str]) -> int:
     """Run the stage ``module`` with ``argv`` inside ``pipeline.image``; its exit code."""
     return container.run_in_image(
-        ["python", "-m", __name__, module, *argv],
+        ["python", "-m", module, *argv],
         image=p.pipeline.image,
         gpus=p.pipeline.gpus,
         data=_outside_mounts(p),
@@ -63,6 +53,8 @@ def stage(configure: Callable[[argparse.ArgumentParser], None] | None = None):
 
     def wrap(work: Callable[[Params, argparse.Namespace], int | None]):
         module = work.__module__
+        if module == "__main__":  # run by ``python -m``: the docker and SLURM runners need its real name
+            module = sys.modules["__main__"].__spec__.name
         name = module.rpartition(".")[2]
 
         @functools.wraps(work)
@@ -70,7 +62,7 @@ def stage(configure: Callable[[argparse.ArgumentParser], None] | None = None):
             argv = sys.argv[1:] if argv is None else list(argv)
             setup_logging()
             install_signal_handlers()
-            parser = argparse.ArgumentParser(prog=f"pipelines/{name}.py", description=sys.modules[module].__doc__)
+            parser = argparse.ArgumentParser(prog=f"python -m {module}", description=work.__globals__["__doc__"])
             if configure is not None:
                 configure(parser)
             args = parser.parse_args(argv)
@@ -79,7 +71,7 @@ def stage(configure: Callable[[argparse.ArgumentParser], None] | None = None):
                 p = read_params(params_path())
                 if p.pipeline.runner == "docker" and not container.image_provenance():
                     return in_image(p, module, argv)
-                if slurm.inside_job():
+                if slurm.inside_job():  # SLURM's SIGUSR2 before the time limit stops at the checkpoint too
                     install_signal_handlers(also=(signal.SIGUSR2,))
                 elif p.pipeline.runner == "slurm" and (kind := slurm.stage_kind(name, args)) is not None:
                     return slurm.run_as_job(p, kind, module, argv, params_path(), PARAMS_ENV)
@@ -90,15 +82,3 @@ def stage(configure: Callable[[argparse.ArgumentParser], None] | None = None):
         return main
 
     return wrap
-
-
-def _run_module(argv: list[str]) -> int:
-    """``python -m sd_darts.experiment.stage MODULE ARGS...``: what :func:`in_image` runs."""
-    module, *rest = argv
-    if not module.startswith("sd_darts.experiment.stages."):
-        raise SystemExit(f"not a stage module: {module}")
-    return importlib.import_module(module).main(rest)
-
-
-if __name__ == "__main__":
-    sys.exit(_run_module(sys.argv[1:]))

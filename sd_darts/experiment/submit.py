@@ -1,15 +1,8 @@
 """``sd-darts pipeline submit | status | cancel``: the pipeline's stale stages as SLURM job arrays.
 
-DVC's own view of the pipeline (its Python API: ``repo.status()`` for the stale stages,
-``repo.index.graph`` for the DAG) decides what runs, as ``dvc repro`` would: every stale stage and
-those downstream of it; with ``--stages GLOB...`` the matching stale stages and the stale stages
-upstream of them.  Each stage family (``search``, ``train_cifar``, ...) becomes one
-job array (task *i*: the *i*-th stage's own command, run by the same batch script as
-``runner: slurm``: requeue, checkpoint on SIGUSR2), with ``--dependency=afterok`` on the arrays of
-its upstream stages and ``--kill-on-invalid-dep=yes``.  Jobs run the stage commands, never
-``dvc repro``, so no job touches DVC's lock.  The submission (job ids, stages, logs) is
-``runs/<profile>/slurm/submission.json``; ``submit --wait`` waits for the jobs and records the
-completed stages in ``dvc.lock`` (``dvc commit`` of exactly those stages).
+DVC decides what runs, as ``dvc repro`` would; each stage family becomes one job array that waits
+for its upstream arrays, and the jobs run the stage commands, never ``dvc repro``, so none takes
+DVC's lock (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -93,7 +86,7 @@ def plan(globs: list[str], python: list[str]) -> list[Array]:
 
 def inputs_digest(params_file: str) -> str:
     """sha256 over what every stage depends on besides upstream outputs: the params file, dvc.yaml,
-    the code (``sd_darts/``, ``pipelines/``)."""
+    the code (``sd_darts/``)."""
     import hashlib
 
     h = hashlib.sha256()
@@ -101,7 +94,6 @@ def inputs_digest(params_file: str) -> str:
         Path(params_file),
         Path("dvc.yaml"),
         *sorted(Path("sd_darts").rglob("*.py")),
-        *sorted(Path("pipelines").rglob("*.py")),
     ]
     for path in paths:
         if path.is_file():

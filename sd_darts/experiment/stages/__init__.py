@@ -1,4 +1,4 @@
-"""The DVC stages of ``dvc.yaml``, one module each; ``pipelines/<stage>.py`` calls its ``main``.
+"""The DVC stages of ``dvc.yaml``, one module each, run as ``python -m sd_darts.experiment.stages.<stage>``.
 
 ``data`` -> ``search`` (method x seed) -> ``select_retrain`` (seed; DARTS's selection protocol,
 when chosen) -> ``genotype`` -> ``train_cifar`` (genotype x seed), ``train_imagenet`` (switch);

@@ -9,6 +9,8 @@ or K with ξ = ``ablation.warmup_epochs_for_window_sweep``; other settings from 
 
 from __future__ import annotations
 
+import sys
+
 from ... import files
 from ..execute import search_once, train_once
 from ..layout import ABLATIONS, Layout, RunPaths
@@ -40,3 +42,7 @@ def main(p, args) -> int:
         f"{stage_name}: supernet valid acc {summary['supernet_valid_acc']:.2f}%, test error {metrics['test_error']:.2f}%"
     )
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,8 @@ runs has run (``pipeline.train_imagenet`` off, or a profile that runs only some 
 
 from __future__ import annotations
 
+import sys
+
 from ... import files
 from ..execute import overlay_curves
 from ..layout import Layout
@@ -43,3 +45,7 @@ def main(p, args) -> int:
         files.write_text(layout.plots / f"{kind}.tsv", table)
         print(f"curves: {len(table.splitlines()) - 1} rows in {layout.plots / kind}.tsv")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,17 +1,12 @@
 """DVC stage ``data``: check the whole params file (every run's settings), then fetch and
-check the dataset the runs read.
-
-CIFAR-10 (paper): downloaded into ``data.root`` when ``data.download`` is true and every file
-checked against torchvision's md5 table; the folder is the stage's output, so ``dvc.lock`` pins
-its content.  Fashion-MNIST: decompressed from ``data.fashion_mnist_source`` into
-``data.root/FashionMNIST/raw/``, each file checked against ``data.fashion_mnist_sha256``.
-digits (smoke profile): bundled with scikit-learn; the manifest records its checksum.  ImageNet and the NAS-Bench-201 file are checked by the stages that read them
-(against ``data.imagenet_listing_sha256`` / ``data.nb201_benchmark_sha256``).
+check the dataset the runs read, so a bad setting or a damaged download fails before any
+training (docs/pipeline.md, "Data").
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 from ... import files
@@ -53,3 +48,7 @@ def main(p, args) -> int:
     files.write_json(root / "manifest.json", manifest)
     print(f"data: {p.data.dataset} ready in {root}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

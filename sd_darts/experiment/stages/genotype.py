@@ -1,17 +1,13 @@
 """DVC stage ``genotype``: the genotype to evaluate, chosen from the searches.
 
-Rule (``pipeline.select_method`` / ``select_criterion``): among the searches of
-``select_method``, the one whose final supernet has the highest accuracy in eval mode on every
-image of the alpha half (``supernet_valid_acc``), or -- DARTS's own protocol (§3.2) -- whose
-genotype, trained briefly from scratch, has the lowest error on held-out training images
-(``retrain``, stage ``select_retrain``); ties go to the lower seed.  The test set is never used
-to select.  Also written: the paper's Fig. 4 genotype (``paper.json``), the DARTS baseline's
-(``darts.json``: the best darts search by ``supernet_valid_acc`` when darts was searched; with
-``select_method: darts``, the selected one) and the parameter and mult-add counts of each
-(``stats.json``).
+By ``pipeline.select_criterion`` (supernet accuracy on the alpha half, or DARTS's short retrain),
+never by the test set (docs/pipeline.md, "Genotype selection"); also writes the paper's Fig. 4
+genotype, the DARTS baseline's and the parameter and mult-add counts of each.
 """
 
 from __future__ import annotations
+
+import sys
 
 from ... import files
 from ...genotypes import SD_DARTS, genotype_from_dict, genotype_to_dict
@@ -91,3 +87,7 @@ def main(p, args) -> int:
     files.write_json(layout.headline / "genotype.json", headline.genotype_headline(stats))
     print(f"genotype: selected {best['run']} ({criterion} {best[criterion]:.2f}%)")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

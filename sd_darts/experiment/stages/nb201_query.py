@@ -7,6 +7,7 @@ recorded) before it is loaded.  Without the file the stage writes
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ... import files
@@ -62,3 +63,7 @@ def main(p, args) -> int:
     files.write_json(layout.headline / "nb201_query.json", headline.nb201_headline(result))
     print(f"nb201_query: {len(rows)} genotypes looked up in {benchmark.name}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

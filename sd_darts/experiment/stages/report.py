@@ -4,6 +4,8 @@ and the profile's summary metric ``metrics/headline/<profile>/summary.json``."""
 
 from __future__ import annotations
 
+import sys
+
 from ... import files
 from ...report import build_report, load_metrics
 from .. import headline
@@ -20,3 +22,7 @@ def main(p, args) -> int:
     files.write_json(layout.headline / "summary.json", headline.summary(load_metrics(layout.metrics, spec)))
     print(f"report: {len(written)} files in {layout.reports}/")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

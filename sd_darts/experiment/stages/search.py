@@ -1,14 +1,13 @@
 """DVC stages ``search@<method>-<seed>`` (DARTS space, Tables 1-2, Fig. 2) and
 ``nb201_search@<seed>`` (NAS-Bench-201 space, Table 4).
 
-Settings: the ``search`` (or ``nb201``) section of the params file, the dataset from ``data``,
-method and seed from the stage matrix; with ``pipeline.stack_search_seeds`` the first stage of a
-method trains all its seeds at once and the others reuse their folders.  The run folder (checkpoints, DVCLive) is persisted and
-resumed after an interruption; its small outputs are collected into the profile's metrics, the
-per-epoch curves of a DARTS-space search also into ``search_curves/`` for ``dvc plots``.
+The run folder is persisted and resumed after an interruption; with ``pipeline.stack_search_seeds``
+the first stage of a method trains all its seeds at once and the others reuse their folders.
 """
 
 from __future__ import annotations
+
+import sys
 
 from ..execute import publish_curves, search_once, search_stacked_once
 from ..layout import Layout
@@ -39,3 +38,7 @@ def main(p, args) -> int:
     publish_curves(p, paths)
     print(f"search {paths.name}: supernet valid acc {summary['supernet_valid_acc']:.2f}% (eval mode, alpha half)")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

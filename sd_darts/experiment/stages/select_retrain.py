@@ -8,6 +8,8 @@ stage records "not run" and why.
 
 from __future__ import annotations
 
+import sys
+
 from ..execute import not_run, train_once
 from ..layout import Layout
 from ..settings import select_retrain_settings
@@ -31,3 +33,7 @@ def main(p, args) -> int:
     metrics = train_once(p, cfg, paths, f"select_retrain@{args.seed}", "train-cifar")
     print(f"select_retrain {paths.name}: held-out error {metrics['test_error']:.2f}%")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

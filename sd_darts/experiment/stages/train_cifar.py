@@ -6,6 +6,8 @@ resumed; its small outputs are collected into the profile's metrics.
 
 from __future__ import annotations
 
+import sys
+
 from ..execute import publish_curves, train_once
 from ..layout import Layout
 from ..schema import EVAL_GENOTYPES
@@ -27,3 +29,7 @@ def main(p, args) -> int:
     publish_curves(p, paths)
     print(f"train_cifar {paths.name}: test error {metrics['test_error']:.2f}%")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,17 +1,14 @@
 """DVC stage ``train_imagenet``: the ImageNet evaluation (Table 3), behind an explicit switch.
 
-With ``pipeline.train_imagenet: false`` (the default: ImageNet is the user's to provide, and
-the run takes about 3 GPU-days on 3 GPUs) the stage only records "not run" and why, so it never
-blocks ``dvc repro`` of everything else.  With ``true`` it checks the ImageNet folder against
-``data.imagenet_listing_sha256`` (when recorded), then trains every genotype of
-``pipeline.eval_genotypes`` for every ``seeds.train_imagenet``, one run after the other (each
-resumable); ``pipeline.imagenet_nproc`` > 1 trains each data-parallel under ``torchrun``, and
-``pipeline.imagenet_nodes`` > 1 on that many nodes of a SLURM job (one torchrun per node).
+With ``pipeline.train_imagenet: false`` (the default: ImageNet is the user's to provide, and the
+run takes about 3 GPU-days) the stage only records "not run" and why, so it never blocks
+``dvc repro`` of everything else.
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 
 from ... import files
 from ...data.checksums import listing_sha256, verify
@@ -59,3 +56,7 @@ def main(p, args) -> int:
         if child.is_dir() and child.name not in done:
             shutil.rmtree(child)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
