@@ -7,6 +7,8 @@ The benchmark tests use a small file in the official format written by
 from __future__ import annotations
 
 import contextlib
+import gzip
+import hashlib
 import io
 import json
 import os
@@ -186,6 +188,23 @@ def test_refusal_of_a_file_the_scan_cannot_read_names_nothing_and_is_one_line(tm
     with pytest.raises(UserError, match="not a (readable )?NAS-Bench-201 file") as err:
         nb201.load_benchmark(path)
     assert "\n" not in str(err.value) and "weights_only=False" not in str(err.value)
+
+
+def test_the_benchmark_pin_hashes_the_whole_file_with_hashlib_file_digest(tmp_path, monkeypatch):
+    """``data.nb201_benchmark_sha256`` is checked with :func:`sha256_file`; it and the
+    ``--gunzip`` hash read the file through ``hashlib.file_digest``."""
+    from sd_darts.data import checksums
+
+    content = np.random.default_rng(0).bytes(3 * 2**18 + 17)  # more than one read buffer
+    path, packed = tmp_path / "bench.pth", tmp_path / "bench.pth.gz"
+    path.write_bytes(content)
+    packed.write_bytes(gzip.compress(content))
+    calls = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda f, digest: calls.append(digest) or real(f, digest))
+    want = hashlib.sha256(content).hexdigest()
+    assert checksums.sha256_file(path) == want and checksums.gunzip_sha256(packed) == want
+    assert calls == ["sha256", "sha256"]
 
 
 @pytest.mark.parametrize(
