@@ -7,8 +7,8 @@ import pandas as pd
 from ..paper import TABLE4_COLUMNS, paper_row
 from .fmt import NOT_RUN, fmt, fmt_pm, fmt_signed, mean_std, paper_float, produced_by
 from .labels import comparable, measured_on, not_comparable
+from .metrics_files import ENVIRONMENT_KEYS
 from .read import Metrics
-from .schema import ENVIRONMENT_KEYS
 from .tables import ON, device_kind, imagenet_status_text, nb201_reason, sd_searches, search_cost_days, train_groups
 
 #: The column of differences to the paper, present only when the report is comparable to it.

@@ -1,21 +1,7 @@
 """Writing the report into its output folder without ever touching a file it did not write.
 
-The output folder holds a manifest, :data:`MANIFEST`, listing every file the report wrote with
-its SHA-256.  :func:`check_output` refuses (one line, nothing written) a folder that
-
-- is not empty and has no manifest (``--out docs``, ``--out .``: not a report folder);
-- holds a file of the report's names that the manifest does not list (somebody else's file);
-- holds a listed file whose bytes differ from the manifest (somebody edited the report).
-
-:func:`write_output` writes the new files into a staging folder next to the output folder,
-then moves them in one by one (``os.replace``), removes the stale files its manifest lists,
-and writes the new manifest last.  While it moves files the manifest accepts both the old and
-the new bytes of each file, so a crash at any point (or a full disk while staging, which
-leaves the old report as it was) never leaves a folder that the next run refuses; a staging
-folder left by a killed run (``.<out>.staging-XXXX``, report files only, ``<out>`` taken literally) is
-removed by the next; a running report's staging folder is locked and left alone.
-Files of other names (``notes.txt``) are kept, even where an edited manifest lists them:
-the report replaces or deletes only files of the names it writes.
+A manifest (:data:`MANIFEST`) lists every file the report wrote with its SHA-256; files are
+staged and moved in so that no crash leaves a folder the next run refuses (docs/report.md).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Reading the metrics tree a :class:`~sd_darts.report.spec.ReportSpec` describes.
 
-:func:`load_metrics` reads and checks every input of the report before anything is written:
-exactly the runs of the spec (a run it expects but cannot find is "not run"), the genotype
-selection, the NAS-Bench-201 query and the ImageNet status.  A run's profile comes from its own
-``provenance.json``: a run of another profile is left out and listed as "not reported (profile
-X)"; a run without a profile is refused.  Run folders of the metrics root that the spec does
-not name are listed as "not reported".
+:func:`load_metrics` reads and checks every input before anything is written; a run the spec
+expects but cannot find is "not run", a run of another profile (its own ``provenance.json``) or
+one the spec does not name is "not reported", so no run is ever shown under the wrong profile.
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import UserError
-from . import schema
+from . import metrics_files
 from .spec import ABLATION_KINDS, ABLATIONS, SEARCH_KINDS, TRAIN_KINDS, ReportSpec, RunRef
 
 #: Files that mark a folder as a run (or an ablation point) in the metrics root.
@@ -135,14 +132,16 @@ def _existing(root: Path, rel: str, folder: bool) -> Path | None:
     if folder and not path.is_dir():
         raise UserError(f"metrics path {path} must be a run folder, not a file; remove it or regenerate it")
     if not folder and path.is_dir():
-        raise schema.bad(path, "is a folder, not a file")
+        raise metrics_files.bad(path, "is a folder, not a file")
     return path
 
 
 def _check_seed(path: Path, data: dict[str, Any], ref: RunRef) -> None:
     seed = data.get("seed")
     if seed is not None and seed != ref.seed:
-        raise schema.bad(path, f"records seed {seed!r}, but the run {ref.path} is expected to be of seed {ref.seed}")
+        raise metrics_files.bad(
+            path, f"records seed {seed!r}, but the run {ref.path} is expected to be of seed {ref.seed}"
+        )
 
 
 def _read_run(root: Path, ref: RunRef, rel: str, kind: str) -> Run | None:
@@ -152,25 +151,27 @@ def _read_run(root: Path, ref: RunRef, rel: str, kind: str) -> Run | None:
         return None
     result = folder / RESULT_FILE[kind]
     if kind in SEARCH_KINDS:
-        summary = schema.search_summary(result)
+        summary = metrics_files.search_summary(result)
         if kind == "search" and ref.label and summary["method"] != ref.label:
-            raise schema.bad(result, f"records method {summary['method']!r}, but {ref.path} is a {ref.label} search")
+            raise metrics_files.bad(
+                result, f"records method {summary['method']!r}, but {ref.path} is a {ref.label} search"
+            )
     else:
-        summary = schema.train_metrics(result, top5=kind == "train_imagenet")
+        summary = metrics_files.train_metrics(result, top5=kind == "train_imagenet")
     _check_seed(result, summary, ref)
     prov_path = folder / "provenance.json"
     if not prov_path.exists():
         raise UserError(
             f"run {folder} has no provenance.json (which names its profile); regenerate it with the pipeline"
         )
-    run = Run(ref=ref, rel=rel, summary=summary, provenance=schema.provenance(prov_path))
+    run = Run(ref=ref, rel=rel, summary=summary, provenance=metrics_files.provenance(prov_path))
     config = _existing(root, f"{rel}/config.yaml", folder=False)
     if config is not None:
-        run.config = schema.read_yaml(config)
+        run.config = metrics_files.read_yaml(config)
         _check_seed(config, run.config, ref)
     curves = _existing(root, f"{rel}/curves.tsv", folder=False)
     if curves is not None:
-        run.curves = schema.read_tsv(curves)
+        run.curves = metrics_files.read_tsv(curves)
     return run
 
 
@@ -179,12 +180,14 @@ def _read_point(root: Path, spec: ReportSpec, ref: RunRef) -> AblationPoint | No
     if folder is None or not (folder / "point.json").exists():
         return None
     point_path = folder / "point.json"
-    point = schema.point(point_path)
+    point = metrics_files.point(point_path)
     swept, fixed, fixed_key = ABLATIONS[ref.kind]
     expected = {"parameter": swept, "value": ref.value, "seed": ref.seed}
     for key, want in expected.items():
         if point[key] != want:
-            raise schema.bad(point_path, f"records {key} {point[key]!r}, but {ref.path} is expected to have {want!r}")
+            raise metrics_files.bad(
+                point_path, f"records {key} {point[key]!r}, but {ref.path} is expected to have {want!r}"
+            )
     search = _read_run(root, ref, f"{ref.path}/search", "search")
     evaluation = _read_run(root, ref, f"{ref.path}/eval", "train_cifar")
     if search is not None:
@@ -194,7 +197,7 @@ def _read_point(root: Path, spec: ReportSpec, ref: RunRef) -> AblationPoint | No
             want[fixed] = spec.ablation_fixed[fixed_key]
         for key, value in want.items():
             if key in search.config and search.config[key] != value:
-                raise schema.bad(
+                raise metrics_files.bad(
                     cfg_path, f"records {key}={search.config[key]!r}, but this ablation expects {key}={value!r}"
                 )
     return AblationPoint(ref=ref, search=search, eval=evaluation)
@@ -272,19 +275,19 @@ def load_metrics(root: str | Path, spec: ReportSpec) -> Metrics:
 
     if spec.genotype_dir is not None and _existing(root, spec.genotype_dir, folder=True) is not None:
         folder = root / spec.genotype_dir
-        selection = _stage_file(root, f"{spec.genotype_dir}/selection.json", schema.selection)
+        selection = _stage_file(root, f"{spec.genotype_dir}/selection.json", metrics_files.selection)
         if selection is not None and selection["profile"] != spec.profile:
             other.setdefault(selection["profile"], set()).add(spec.genotype_dir)
         elif selection is not None:
             metrics.selection = selection
             if (folder / "selected.json").exists():
-                metrics.selected_genotype = schema.genotype(folder / "selected.json")
+                metrics.selected_genotype = metrics_files.genotype(folder / "selected.json")
             if (folder / "darts.json").exists() and selection.get("darts_baseline"):
-                metrics.darts_genotype = schema.genotype(folder / "darts.json")
-            metrics.genotype_stats = _stage_file(root, f"{spec.genotype_dir}/stats.json", schema.genotype_stats)
+                metrics.darts_genotype = metrics_files.genotype(folder / "darts.json")
+            metrics.genotype_stats = _stage_file(root, f"{spec.genotype_dir}/stats.json", metrics_files.genotype_stats)
     for attr, rel, reader in (
-        ("nb201_query", spec.nb201_query, schema.nb201_query),
-        ("imagenet_status", spec.imagenet_status, schema.stage_status),
+        ("nb201_query", spec.nb201_query, metrics_files.nb201_query),
+        ("imagenet_status", spec.imagenet_status, metrics_files.stage_status),
     ):
         data = _stage_file(root, rel, reader)
         if data is not None and data["profile"] != spec.profile:

@@ -1,19 +1,7 @@
 """What a report shows and where its inputs are: :class:`ReportSpec` and :class:`RunRef`.
 
-The report reads a *metrics root* (a folder of small text files collected from runs) but knows
-nothing of how the pipeline names or lays out its folders: the caller (the experiment layer,
-:func:`sd_darts.experiment.report_spec.report_spec`) lists every run the report expects and
-every other input, as paths relative to the metrics root.
-
-Run kinds and the files a run folder holds (every run folder also has ``provenance.json``
-with at least ``{"profile"}``, optionally ``config.yaml`` and ``curves.tsv``):
-
-``search``, ``nb201_search``            ``summary.json`` (``{"method", ...}``); ``label``: the method
-``train_cifar``, ``train_imagenet``     ``metrics.json`` (``{"test_error", "params_m", ...}``);
-                                        ``label``: the genotype (``selected`` or ``paper``)
-``ablation_warmup``, ``ablation_window`` ``point.json`` (``{"parameter", "value", "seed"}``) and
-                                        the sub-runs ``search/`` and ``eval/``; ``value``: the ξ
-                                        (warm-up epochs) or K (time window) of the point
+Paths are relative to the metrics root, so the report knows nothing of the pipeline's layout;
+the run kinds and the files each run folder holds: docs/report.md.
 """
 
 from __future__ import annotations
@@ -91,32 +79,21 @@ class RunRef:
 
 @dataclass(frozen=True)
 class ReportSpec:
-    """A plain description of one report: what to read and where.
+    """A plain description of one report: what to read and where (the fields: docs/report.md).
 
-    ``profile``: the profile this report is of (a run whose ``provenance.json`` names another
-    profile is never shown as this one's); ``title``: the README's title; ``table1``: the search
-    settings Table 1 shows (``SearchConfig`` field names → values; a missing one is shown as the
-    default); ``runs``: every run the report expects; ``genotype_dir`` (``selection.json``,
-    ``selected.json``, ``stats.json``), ``nb201_query`` (a ``query.json``), ``imagenet_status``
-    (a ``status.json``): paths relative to the metrics root, or None when there is none;
-    ``ablation_fixed``: the setting each ablation holds fixed (``window_in_warmup_sweep``,
-    ``warmup_in_window_sweep``; a missing one is read from the runs' ``config.yaml``);
-    ``other_outputs``: folders of the metrics root that hold the pipeline's runs the report does
-    not show (e.g. the short trainings of DARTS's selection protocol): not listed as "not reported";
-    ``dataset``, ``image_size``: what the profile's searches and CIFAR-10 trainings read
-    (``cifar10``, ``digits``; None: the dataset's own size), named where a run records none.
+    Every path is relative to the metrics root; None means the report has no such input.
     """
 
     profile: str
     title: str
-    table1: Mapping[str, Any] = field(default_factory=dict)
+    table1: Mapping[str, Any] = field(default_factory=dict)  # SearchConfig field -> value; missing: the default
     runs: tuple[RunRef, ...] = ()
-    genotype_dir: str | None = None
+    genotype_dir: str | None = None  # selection.json, selected.json, stats.json
     nb201_query: str | None = None
     imagenet_status: str | None = None
-    ablation_fixed: Mapping[str, Any] = field(default_factory=dict)
-    other_outputs: tuple[str, ...] = ()
-    dataset: str | None = None
+    ablation_fixed: Mapping[str, Any] = field(default_factory=dict)  # missing: read from the runs' config.yaml
+    other_outputs: tuple[str, ...] = ()  # folders of runs the report does not show, so not "not reported"
+    dataset: str | None = None  # named where a run records none
     image_size: int | None = None
 
     def __post_init__(self):

@@ -1,10 +1,6 @@
-"""Reading one report input and checking its shape: one line naming the file and the problem.
+"""Readers of the report's input files that check their shape: one line naming the file and the problem.
 
-Every input the report reads goes through a reader here (:func:`read_json`, :func:`read_yaml`,
-:func:`read_tsv`) and a check of the keys and types the tables use (:func:`check`), so a file
-of the wrong shape (``[]`` for an object, a missing key, a string for a number, binary bytes,
-JSON nested too deeply, a folder for a file) is a :class:`~sd_darts.errors.UserError` before
-the report writes anything.
+Every input goes through one of them before the report writes anything (docs/report.md).
 """
 
 from __future__ import annotations
