@@ -24,10 +24,10 @@ def main(p, args) -> int:
     layout = Layout(p.profile)
     cfg = nb201_query_settings(p)
     runs = [layout.nb201_search(seed) for seed in p.seeds.nb201]
-    benchmark = Path(cfg.benchmark)
-    if not benchmark.is_file():
+    benchmark_file = Path(cfg.benchmark)
+    if not benchmark_file.is_file():
         reason = (
-            f"benchmark file not provided: {benchmark} does not exist; download NAS-Bench-201-v1_1-096897.pth "
+            f"benchmark file not provided: {benchmark_file} does not exist; download NAS-Bench-201-v1_1-096897.pth "
             "and set data.nb201_benchmark (docs/pipeline.md)"
         )
         files.write_json(
@@ -39,17 +39,17 @@ def main(p, args) -> int:
         return 0
     genotypes = [parse_genotype_arg(str(r.metrics / "genotype.json"))[1] for r in runs]
     sha256 = verify(
-        sha256_file(benchmark),
+        sha256_file(benchmark_file),
         p.data.nb201_benchmark_sha256,
-        f"benchmark file {benchmark}",
+        f"benchmark file {benchmark_file}",
         "data.nb201_benchmark_sha256",
     )
-    bench = load_benchmark(benchmark)
-    rows = [{"seed": seed, **bench.query(g)} for seed, g in zip(p.seeds.nb201, genotypes)]
+    benchmark = load_benchmark(benchmark_file)
+    rows = [{"seed": seed, **benchmark.query(g)} for seed, g in zip(p.seeds.nb201, genotypes)]
     result = {
         "status": "ok",
         "profile": p.profile,
-        "benchmark": benchmark.name,
+        "benchmark": benchmark_file.name,
         "benchmark_sha256": sha256,
         "hp": "200",
         "seeds": p.seeds.nb201,
@@ -58,10 +58,10 @@ def main(p, args) -> int:
         "std": "population standard deviation over search seeds (ddof=0), as the NAS-Bench-201 baselines",
     }
     if cfg.best:
-        result["best"] = bench.best("cifar10_valid")
+        result["best"] = benchmark.best("cifar10_valid")
     files.write_json(layout.nb201_query, result)
     files.write_json(layout.headline / "nb201_query.json", headline.nb201_headline(result))
-    print(f"nb201_query: {len(rows)} genotypes looked up in {benchmark.name}")
+    print(f"nb201_query: {len(rows)} genotypes looked up in {benchmark_file.name}")
     return 0
 
 
