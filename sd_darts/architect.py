@@ -1,32 +1,10 @@
-"""The architect: updates of the architecture parameters (alphas).
+"""The architect: the alpha update of DARTS (Liu et al., 2019, §2.3), which SD-DARTS keeps
+(paper Eq. 2, Algorithms 1–2); the objective passed in already holds the KD term.
 
-DARTS (Liu et al., 2019, §2.3) optimises the alphas on the validation half of the training
-set with Adam, one alpha step before every weight step.  SD-DARTS (paper Eq. 2, Algorithms
-1–2) keeps that bi-level scheme and adds the self-distillation term to *both* objectives; the
-objective passed in here (``objective``) already contains it, so the architect itself is the
-plain DARTS architect:
-
-* first order (the default; the paper's 0.37 GPU-day search cost points to it): the
-  gradient of ``L_val(w, α)`` with respect to α at the current weights;
-* second order ("unrolled"): ``w'`` = the weights after the SGD step the weight optimizer would
-  take next, with η the weight learning rate actually used in this step: heavy-ball momentum
-  ``w' = w − η (m·buf + d)``, ``d = ∇_w L_train(w, α) + wd·w`` (DARTS ``_compute_unrolled_model``),
-  or PyTorch's Nesterov step ``w' = w − η (d + m (m·buf + d))`` (``buf = d`` before the first
-  step); then the gradient of ``L_val(w', α)`` minus ``η·c`` times the implicit term
-  ``∇²_{α,w} L_train · ∇_{w'} L_val``, estimated by central finite differences with
-  ``R = 0.01 / ‖∇_{w'} L_val‖`` (DARTS Eq. 7–8), where ``c = ∂w'/∂(−η ∇_w L_train)`` is 1 for
-  heavy ball and ``1 + m`` for Nesterov.  With SD-DARTS the KD term is part of both ``L_train``
-  and ``L_val`` in this unrolled objective.  The teacher probabilities of the alpha half are
-  recorded from the supernet itself (the real weights ``w``, one extra forward without
-  gradients), never from the virtual weights ``w'``: the paper's teacher is the supernet's output.
-
-All weight replacements go through :func:`torch.func.functional_call`, so the supernet is
-never copied and its parameters are never modified here.  BatchNorm running statistics (train
-mode) follow DARTS's ``cnn/architect.py``: the forwards on the training half at ``w`` and
-``w ± R·v`` update them (DARTS runs those on the supernet itself), while the forward at ``w'``
-(DARTS runs it on a separate copy, ``_construct_model_from_theta``) and the teacher's recording
-forward (not in DARTS) leave them as they were.  No host synchronisation happens in a step
-(``R`` stays a tensor).
+First order by default; second order (``unrolled=True``, DARTS Eq. 7–8) through
+``torch.func.functional_call``, never a copy of the supernet.  Both leave its BatchNorm running
+statistics as quark0/darts ``cnn/architect.py`` does, and the teacher is recorded from the real
+weights.  The formulas and the BatchNorm account: docs/method.md, "The architect".
 """
 
 from __future__ import annotations
@@ -126,7 +104,7 @@ class Architect:
         return group.get("momentum", 0.0), group.get("weight_decay", 0.0), bool(group.get("nesterov", False))
 
     def _unrolled_weights(self, train_batch, eta: float, w_optimizer) -> dict[str, torch.Tensor]:
-        """The weights after the SGD step ``w_optimizer`` would take next (see the module docstring)."""
+        """The weights after the SGD step ``w_optimizer`` would take next (docs/method.md)."""
         items = self._weight_items()
         weights = [w for _, w in items]
         loss, _ = self.objective(*train_batch, record=False)

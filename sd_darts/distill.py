@@ -1,25 +1,9 @@
-"""Self-distillation of SD-DARTS: the KL term and the voting-teacher cache.
+"""Self-distillation of SD-DARTS (paper §3.3 Eq. 2, §3.4 Algorithm 2): the KL term against
+the supernet's own outputs of the previous K epochs, the per-sample voting-teacher cache that
+holds them ("directly in the memory": no teacher network) and the loss of one batch.
 
-Paper (Zhu et al. 2023), §3.3 Eq. (2): the supernet's output probabilities at earlier epochs
-are the teacher, and the regulariser ``λ·H(f_S(x), f_T(x))`` is added to BOTH the weight loss
-(train half) and the architecture loss (validation half), with
-
-    H(f_S(x), f_T(x)) = Σ_i f_S(x_i) log(f_S(x_i) / f_T(x_i)) = KL(student ‖ teacher).
-
-§3.3 stores the teacher's output probabilities per sample "directly in the memory" (no second
-forward pass, no copy of the teacher weights); §3.4 / Algorithm 2 ("voting teachers") averages
-the stored probabilities of the previous K epochs:
-
-    f_T(x) = (1/K) Σ_{i=1..K} f_{t-i}(x).
-
-Note on the direction: the common PyTorch idiom ``F.kl_div(log_softmax(s), t)`` computes
-KL(teacher ‖ student), the opposite of the paper's formula.  :func:`distillation_loss` computes
-the paper's direction by default and offers the other as ``direction="teacher_student"``.
-
-Epoch convention: epochs are 0-indexed in code.  The paper warms up for ξ epochs (paper epochs
-1..ξ) and distils from paper epoch ξ+1 on, i.e. from code epoch index ``warmup_epochs`` on
-(:func:`kd_active`).  To give every sample K stored epochs at that point, recording starts K
-epochs earlier (:func:`recording_start_epoch`).
+The formulas, the KL direction, the epoch convention and the cache layout: docs/method.md,
+"Self-distillation".
 """
 
 from __future__ import annotations
@@ -56,24 +40,10 @@ def kl_divergence(
 ) -> torch.Tensor:
     """KL(p ‖ q) = Σ p (log p − log q) along ``dim``, one value per sample (paper §3.3).
 
-    Computed in log space so that zeros never give NaN or inf:
-
-    * terms with ``p == 0`` contribute exactly 0 (the limit of p·log p), in value and gradient;
-    * probabilities are floored at ``eps`` (default: the smallest normal float32) before the
-      logarithm.  Both p and q go through the same floor, so ``kl_divergence(p, p)`` is exactly
-      0 for any p, and a q that underflowed to 0 where p > 0 gives a large finite value;
-    * ``log_p`` / ``log_q`` may be passed precomputed (e.g. from ``log_softmax``, which is more
-      accurate than ``log(softmax)``); they are then used as given and must be finite wherever
-      p > 0.  If only ``log_p`` (``log_q``) is given, ``p`` (``q``) may be None and is then
-      ``exp(log_p)``.
-
-    The computation is done in at least float32 (inputs in half precision are upcast).
-
-    The result is clamped at >= 0.  For normalised distributions KL >= 0 (Gibbs' inequality);
-    negative values can only come from float rounding (probability vectors that sum to 1 only
-    up to ~1e-7) or from the eps floor on q.  Both are artefacts of order 1e-7, and they occur
-    only where p ≈ q, where the true gradient is ≈ 0 as well, so the clamp costs nothing and
-    keeps the logged distillation term a valid divergence.
+    In log space and at least float32: terms with p == 0 count 0 (value and gradient), p and q
+    are floored at ``eps`` before the log (so ``kl_divergence(p, p) == 0``), precomputed
+    ``log_p`` / ``log_q`` are used as given (``p`` / ``q`` may then be None), and the result is
+    clamped at >= 0 against rounding.  Why each: docs/method.md, "The KL term".
     """
     if p is None and log_p is None:
         raise ValueError("kl_divergence needs p or log_p")
@@ -110,15 +80,9 @@ def distillation_loss(
     """The self-distillation term H of Eq. (2) (§3.3), per batch: logits (N, C) -> a scalar,
     (S, N, C) -> one value per seed (S,).
 
-    * student ``s = softmax(student_logits / T)``; ``teacher_probs`` (the voting teacher of
-      :meth:`TeacherCache.teacher`, recorded at temperature T) are used as given, detached;
-    * ``direction="student_teacher"`` (default) is KL(s ‖ t), the paper's formula;
-      ``"teacher_student"`` is KL(t ‖ s), what ``F.kl_div(log_softmax(s), t)`` computes;
-    * masked samples (no stored teacher) count 0 and the sum is divided by the full batch N,
-      so every sample weighs λ/N whatever the coverage; times T² (Hinton et al. 2015).
-
-    Computed in the logits' dtype (at least float32); no host synchronisation, always finite,
-    so ``loss + 0 * kd`` is bit-identical to ``loss``.
+    KL(softmax(logits / T) ‖ teacher) (the paper's direction; ``"teacher_student"`` swaps it),
+    masked samples counting 0, divided by the full batch N, times T².  Computed in the logits'
+    dtype (at least float32), finite, no host synchronisation.  docs/method.md has the account.
     """
     if direction not in DIRECTIONS:
         raise UserError(f"distillation direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
@@ -139,6 +103,7 @@ def distillation_loss(
 
 
 def _check_dtype(dtype) -> None:
+    """The cache's dtype: a floating-point ``torch.dtype`` (a one-line UserError otherwise)."""
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise UserError(f"teacher cache dtype must be a floating-point torch.dtype (e.g. torch.float64), got {dtype!r}")
 
@@ -166,17 +131,13 @@ def kd_active(epoch: int, warmup_epochs: int) -> bool:
 class TeacherCache:
     """Per-sample voting teacher of SD-DARTS (§3.3 outputs stored "in the memory", §3.4
     Algorithm 2): a ring buffer of the last K = ``window`` epochs, for ``num_seeds`` = S
-    independent searches side by side (S = 1 for a single run).
-
-    Buffers on ``device``: ``probs`` float32 (S, K, num_samples, num_classes), slot ``e % K``
-    holding epoch ``e``'s output probabilities (at temperature T); ``epochs`` int64
-    (S, K, num_samples), the epoch in each slot, -1 = empty.  CIFAR-10 (50,000 samples, 10
-    classes), K = 2: 4 MB of probabilities per seed (:attr:`nbytes`).
+    searches side by side.  ``probs`` (S, K, num_samples, num_classes) in ``dtype`` (pass the
+    supernet's parameter dtype, so that KD is computed in it), ``epochs`` int64 (S, K,
+    num_samples), -1 = empty.
 
     In epoch t, per batch: ``teacher(indices, t)``, then ``record(indices, probs, t)`` with the
-    same forward pass (recording t overwrites t-K).  ``indices`` are positions in the training
-    set, (N,) for one seed or (S, N); duplicates within one ``record`` are not supported.  The
-    epoch is a python int, or a 0-dim device tensor (no host sync: a CUDA graph can hold it).
+    same forward pass (recording t overwrites t-K).  Layout, sizes and index rules:
+    docs/method.md, "The voting-teacher cache".
     """
 
     def __init__(
@@ -318,8 +279,8 @@ class TeacherCache:
         epochs in [epoch - K, epoch - 1] (every stored slot without ``epoch``); fewer than K
         stored epochs vote with those they have.
 
-        Returns ``(probs, mask)`` shaped like ``indices`` (+ C): float32 probabilities and mask =
-        at least one vote.  Samples without a vote get the uniform 1/C (finite;
+        Returns ``(probs, mask)`` shaped like ``indices`` (+ C): probabilities in the cache's
+        dtype and mask = at least one vote.  Samples without a vote get the uniform 1/C (finite;
         :func:`distillation_loss` gives them weight 0 through the mask).
         """
         single = torch.as_tensor(indices).dim() <= 1

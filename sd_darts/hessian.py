@@ -1,36 +1,10 @@
-"""Sharpness of the supernet: the dominant eigenvalue of the Hessian of the validation loss
-with respect to the architecture parameters (paper Fig. 2, §3.2 Remark 1).
+"""Sharpness of the supernet (paper Fig. 2, §3.2 Remark 1): the dominant eigenvalue of the
+Hessian of the validation cross-entropy with respect to all alphas, weights fixed, as in
+RobustDARTS (Zela et al., 2020) and SDARTS (Chen & Hsieh, 2020).
 
-The quantity follows RobustDARTS (Zela et al., 2020) and SDARTS (Chen & Hsieh, 2020):
-
-    H = d^2 L_val(w, alpha) / d alpha^2,    L_val = mean cross-entropy of the supernet on one
-                                                     validation batch,
-
-where ``alpha`` is the concatenation of every tensor in ``model.arch_parameters()`` (2 x (14, 8)
-= 224 values in the DARTS space, (6, 5) = 30 in NAS-Bench-201).  The weights ``w`` are held
-fixed.  "Dominant eigenvalue" is the largest eigenvalue of H (RobustDARTS takes the maximum of
-the full spectrum); near a minimum of the validation loss it is also the largest in magnitude.
-
-H is never formed for real supernets: the solver only needs Hessian-vector products, obtained
-by double backward (Pearlmutter's trick): ``Hv = d/d alpha <d L/d alpha, v>``.  Two solvers
-are offered:
-
-``lanczos`` (default)  Lanczos with full re-orthogonalisation; converges on the extreme
-                       eigenvalues in far fewer products than power iteration and stops when
-                       the residual bound ``|beta_k * s_k|`` certifies the Ritz value to ``tol``
-                       relative to it.
-``power``              power iteration on H (largest |eigenvalue|), shifted once when that
-                       eigenvalue is negative so that the largest algebraic one is returned.
-
-:func:`full_hessian` builds H exactly, one row per product, for tiny supernets; the tests use
-it with :func:`torch.linalg.eigvalsh` to cross-check both solvers.
-
-Side effects are avoided: the model's train/eval mode and every buffer (BatchNorm running
-statistics) are restored afterwards, and no ``.grad`` is accumulated.  By default the forward
-pass uses BatchNorm in training mode (batch statistics), as in the search forward pass where
-RobustDARTS computes it; ``train_mode=False`` uses the running statistics instead.  Results
-are deterministic given the inputs: the start vector comes from a generator seeded with
-``seed``.
+Hessian-vector products by double backward, solved by Lanczos (default) or power iteration;
+:func:`full_hessian` builds H exactly for tests.  The model's mode and buffers are restored and
+no ``.grad`` accumulates.  The definition and the solvers: docs/method.md, "Sharpness".
 """
 
 from __future__ import annotations

@@ -1,36 +1,10 @@
-"""NAS-Bench-201 benchmark queries behind the paper's Table 4 (§4.4).
+"""NAS-Bench-201 benchmark queries behind the paper's Table 4 (§4.4): the found cell looked up
+in the benchmark (Dong & Yang, ICLR 2020) through its official API (``nas_201_api``), 200-epoch
+results averaged over the benchmark's seeds, as NAS-Bench-201's own tables report them.
 
-SD-DARTS searches the NAS-Bench-201 cell space on CIFAR-10 and looks the found architecture
-up in the benchmark (Dong & Yang, ICLR 2020) on CIFAR-10, CIFAR-100 and ImageNet16-120.
-This module does that lookup through the official API, package ``nas-bench-201``
-(``nas_201_api.NASBench201API``), reading the benchmark file the user downloaded
-(``NAS-Bench-201-v1_1-096897.pth``; ``v1_0-e61699`` is read the same way).
-
-Why the NAS-Bench-201 API and not NATS-Bench's topology API: Table 4 and the rows it copies
-from other papers (DARTS 39.77 / 54.30, ...) are NAS-Bench-201 numbers, and the NB201 file
-is a single file with one documented layout, read by a small, pure-Python API.  NATS-Bench
-``tss`` has the same 15,625 cells but a different file layout (archives of per-cell pickles)
-and it is not the benchmark the compared rows were read from.
-
-What is queried (the convention of NAS-Bench-201's own tables, which Table 4 follows):
-
-* the 200-epoch training results, ``hp='200'`` (the API's default is the 12-epoch ``'12'``);
-* the metric after the last epoch, averaged over all of the benchmark's seeds
-  (``is_random=False``);
-* CIFAR-10 valid = dataset ``cifar10-valid`` split ``x-valid`` (trained on the 25k train half);
-  CIFAR-10 test = dataset ``cifar10`` split ``ori-test`` (trained on train + valid);
-  CIFAR-100 and ImageNet16-120 valid / test = ``x-valid`` / ``x-test``.
-
-Safe loading.  The benchmark file is a ``torch.save`` pickle; the API would ``torch.load`` it
-without restriction.  :func:`load_benchmark` loads it with ``weights_only=True`` and allows
-only what the format needs beyond plain containers and numbers (numpy scalars and their
-dtype), so a tampered file cannot run code: any other Python object in it is reported as a
-:class:`~sd_darts.errors.UserError`.  It then builds the API object from the loaded
-dictionary exactly as the API's own constructor does (``ArchResults.create_from_state_dict``
-per architecture), but without the constructor's ``copy.deepcopy`` of the whole dictionary:
-the results are referenced, not copied, so memory stays at one copy of the benchmark (the
-pickle stream of a zip-format file is read into memory once, i.e. at most the file's size
-again, and freed).  Load once, query many genotypes.
+The file is loaded with ``torch.load(weights_only=True)`` (a tampered file cannot run code) and
+the API object is built without the constructor's deep copy (one copy in memory).  Which API,
+what is queried, safe loading and memory: docs/nb201.md, "Benchmark query".
 """
 
 from __future__ import annotations
