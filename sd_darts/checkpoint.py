@@ -1,21 +1,9 @@
-"""Resumable checkpoints.
+"""Resumable checkpoints: a dict of tensors and plain values written atomically after every
+epoch and read with ``weights_only=True``; a resume with other settings, a damaged or edited
+file, or a state that does not fit is refused in one line, before the run folder is touched.
+Stacked seeds commit their checkpoints as one (:class:`CheckpointGroup`).
 
-A checkpoint is a dict of tensors and plain values written atomically after every epoch
-(``files.torch_save``: temp file + rename) and read with ``weights_only=True``.  It carries:
-
-* the run's settings fingerprint (:func:`sd_darts.config.fingerprint_fields`): resuming with
-  other settings is refused with a message naming each setting that differs;
-* a SHA-256 checksum of its whole content (every tensor's bytes and every plain value): a
-  file damaged or edited after it was written is refused, never resumed silently;
-* a ``kind`` (``search``, ``train-cifar`` ...) and the keys that kind needs, checked with their
-  types (:func:`load_checkpoint_if_any`); the states inside are then restored by
-  :func:`restore`, which turns any mismatch (a state dict of another network, a bad RNG state)
-  into the same one-line error.  The run folder is not touched until all of this succeeded.
-
-Runs trained together (stacked seeds) commit their checkpoints as one (:class:`CheckpointGroup`):
-every run's ``checkpoint.pt.next`` is written first, then each is renamed over ``checkpoint.pt``;
-an interruption in between is settled on the next start (finished if every ``.next`` was
-written, discarded otherwise), so the runs always resume from one epoch.
+What a checkpoint carries and how a group commit settles: docs/ARCHITECTURE.md, "Checkpoints".
 """
 
 from __future__ import annotations
