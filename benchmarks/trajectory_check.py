@@ -139,7 +139,7 @@ def main() -> None:
                 torch.cuda.synchronize(device)
             t0 = time.perf_counter()
             run(*b)
-            m = step.read_metrics()  # synchronises
+            m = step.read_metrics()[0]  # synchronises
             times.append(time.perf_counter() - t0)
             losses.append(m["train_loss"] / B)
             alphas.append(torch.cat([a.detach().flatten() for a in model.arch_parameters()]).cpu())

@@ -199,6 +199,10 @@ class CheckpointGroup:
 
     def save(self, cfgs: list, states: list[dict[str, Any]]) -> None:
         """Commit one checkpoint per run (``state["epoch"]`` the same in all), all or none."""
+        if len(self.paths) == 1:  # one atomic write is all or none already
+            save_checkpoint(self.paths[0], cfgs[0], self.kind, states[0])
+            self.epochs = [int(states[0]["epoch"])]
+            return
         for path, cfg, state in zip(self.paths, cfgs, states):
             save_checkpoint(next_path(path), cfg, self.kind, state)
         self._committing = int(states[0]["epoch"])

@@ -1,117 +1,45 @@
-"""The SD-DARTS search (paper §3.3–3.4, Algorithms 1–2, Table 1).
+"""The SD-DARTS search loop (paper §3.3–3.4, Algorithms 1–2, Table 1), one loop for one run
+folder or S stacked seeds (``--seeds``), every space, and every step of :mod:`sd_darts.search_step`.
 
-One loop for every search space (``--space darts|nb201``): per epoch, for every batch of the
-weight half, one alpha step on the next batch of the alpha half (:class:`Architect`), then one
-weight step (SGD, cosine schedule, gradient clipping).  With ``--method sd-darts`` both
-objectives get ``λ · KL(student ‖ voting teacher)`` once the ξ warm-up epochs are over (Eq. 2),
-the voting teacher being the mean of the supernet's own output probabilities for the same
-sample in the previous K epochs, kept in a :class:`~sd_darts.distill.TeacherCache` filled from
-the forward passes the search already makes.  ``--method darts`` is plain DARTS, and
-``--sd-lambda 0`` reproduces it bit for bit.
-
-Epochs are 0-indexed in code: epoch index ``e`` is the paper's epoch ``e + 1``; the KD term is
-active from index ``warmup_epochs`` (paper epoch ξ + 1) on.
-
-The loop reads top to bottom: :func:`prepare` checks and builds everything (writing nothing),
-:func:`run_search` takes the run folder's lock and runs :func:`train_epoch` /
-:func:`end_of_epoch` per epoch, then :func:`finish` measures the supernet in eval mode on the
-whole alpha half and writes the final genotype and summary.
-
-Outputs in ``--out``: ``config.yaml``, ``checkpoint.pt`` (every epoch, atomic, exact resume),
-``genotypes/epoch_XXX.json``, ``alphas/epoch_XXX.pt``, ``dvclive/`` (per-epoch metrics),
-``genotype.json`` (final) and ``summary.json``.
-
-The settings live in :mod:`sd_darts.search_config`, the objective in :mod:`sd_darts.distill`,
-the alpha step in :mod:`sd_darts.architect`.
+Per epoch, for every batch of the weight half: one alpha step on the next batch of the alpha half,
+then one weight step; with ``--method sd-darts`` both objectives get ``λ·KL(student ‖ voting
+teacher)`` after ξ warm-up epochs (Eq. 2).  Epochs are 0-indexed (index ``e`` is paper epoch e+1).
+:class:`Search` checks and builds everything, writing nothing; :func:`run_search` /
+:func:`run_search_seeds` lock the folders, run the epochs (each ends with a checkpoint, all
+seeds' committed together) and write each folder's genotype and summary.  Outputs: README.md.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from . import config as cfgmod
 from . import files
-from .architect import Architect
-from .checkpoint import check_epoch, load_checkpoint_if_any, restore, save_checkpoint
+from .checkpoint import CheckpointGroup, check_epoch, restore
 from .data import PersistentIterator, SearchData, load_search_data, make_loader
 from .data.batched import BatchedLoader, DeviceImages
 from .distill import SearchObjective, TeacherCache
 from .errors import UserError
-from .genotypes import count_op, genotype_to_dict, save_genotype
+from .genotypes import count_op, save_genotype
 from .hessian import dominant_eigen, fixed_batch
 from .memory import check_fits, clearly_fits, training_step_bytes
-from .runtime import (
-    Progress,
-    get_rng_state,
-    interrupted,
-    pick_device,
-    seed_everything,
-    set_rng_state,
-)
+from .runtime import Progress, get_rng_state, interrupted, pick_device, seed_everything, set_rng_state
 from .schedules import cosine_lr
 from .search_config import METHODS, PARAMS_SECTIONS, SearchConfig
-from .search_step import FirstOrderStep, GraphedStep, StepSettings, configure_backends
+from .search_runs import SUMMARY_NOTE, SearchResult, check_distinct_folders, seed_configs, write_result
+from .search_step import build_step, epoch_metrics, reference_step
 from .spaces import get_space
+from .stacked import build_stacked
 from .tracking import log_epoch, replay_live
 
 log = logging.getLogger("sd_darts.search")
 
-
-@dataclass
-class SearchResult:
-    out: Path
-    genotype: Any
-    summary: dict
-
-
 HESSIAN_BATCH_SEED = 20230210  # the same validation batch for every epoch, seed and method (Fig. 2)
 VALID_SEED_OFFSET = 7919  # the alpha half's order differs from the weight half's
-
-
-@dataclass
-class SearchRun:
-    """Everything a search holds between epochs (built by :func:`prepare`)."""
-
-    cfg: SearchConfig
-    out: Path
-    device: torch.device
-    data: SearchData
-    model: torch.nn.Module
-    w_optimizer: torch.optim.Optimizer | None  # reference step
-    scheduler: Any
-    architect: Architect | None
-    objective: SearchObjective | None
-    cache: TeacherCache | None
-    step: FirstOrderStep | None = None  # --fast-step: optimisers inside, batched device data
-    runner: Any = None  # the step, or its CUDA-graph replay
-    loaders: tuple[BatchedLoader, BatchedLoader] | None = None
-    start_epoch: int = 0
-    history: list[dict] = field(default_factory=list)
-    hessian_batch: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    @property
-    def ckpt_path(self) -> Path:
-        return self.out / "checkpoint.pt"
-
-
-CHECKPOINT_SCHEMA = {
-    "epoch": int,
-    "model": dict,
-    "w_optimizer": dict,
-    "a_optimizer": dict,
-    "scheduler": dict,
-    "rng": dict,
-    "history": list,
-}
-#: With --fast-step the optimisers' state lives in the step (``FirstOrderStep.state_dict``).
-FAST_CHECKPOINT_SCHEMA = {"epoch": int, "model": dict, "step": dict, "rng": dict, "history": list}
 
 
 def search_data(cfg: SearchConfig) -> SearchData:
@@ -148,236 +76,211 @@ def check_memory(
     check_fits(copies * need, device, what, hint)
 
 
-def _reference_run(cfg: SearchConfig, out: Path, device: torch.device, data: SearchData, model, cache) -> SearchRun:
-    """The reference step: SGD + cosine schedule for the weights, the DARTS architect for the alphas."""
-    w_optimizer = torch.optim.SGD(
-        model.weights(),
-        lr=cfg.learning_rate,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        nesterov=cfg.nesterov and cfg.momentum > 0,
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optimizer, T_max=cfg.epochs, eta_min=cfg.learning_rate_min)
-    objective = SearchObjective(model, cfg, cache)
-    architect = Architect.from_config(model, objective, cfg)
-    return SearchRun(cfg, out, device, data, model, w_optimizer, scheduler, architect, objective, cache)
-
-
-def fast_loaders(train: DeviceImages, valid: DeviceImages, batch_size: int, seed: int):
-    """The fast path's (weight half, alpha half) loaders of one seed; the ragged last batch is
-    kept, as DARTS's loaders do, so that an epoch visits every sample."""
-    return (
-        BatchedLoader(train, batch_size, seed=seed, drop_last=False),
-        BatchedLoader(valid, batch_size, seed=seed + VALID_SEED_OFFSET, drop_last=False),
-    )
-
-
-def _fast_run(cfg: SearchConfig, out: Path, device: torch.device, data: SearchData, model, cache) -> SearchRun:
-    """The capturable first-order step (:mod:`sd_darts.search_step`) on batches of images
-    resident on the device (:mod:`sd_darts.data.batched`), in the DataLoader path's order."""
-    configure_backends(device)
-    compile_mode = None if cfg.compile == "none" else cfg.compile
-    step = FirstOrderStep(model, StepSettings.from_config(cfg), cache, amp=cfg.amp == "bf16", compile=compile_mode)
-    train, valid = (DeviceImages.from_dataset(d, device) for d in (data.train, data.valid))
-    loaders = fast_loaders(train, valid, cfg.batch_size, cfg.seed)
-    runner = GraphedStep(step) if cfg.cuda_graph else step
-    return SearchRun(
-        cfg, out, device, data, model, None, None, None, None, cache, step=step, runner=runner, loaders=loaders
-    )
-
-
-def prepare(cfg: SearchConfig) -> SearchRun:
-    """Check every input (data, memory, checkpoint) and build the search; writes nothing."""
-    out = files.check_writable_dir(cfg.out)
-    device = pick_device(cfg.device)
-    space = get_space(cfg.space)
-    data = search_data(cfg)
-    build_options = {"primitives": cfg.primitives.split(",")} if cfg.primitives else {}
-    check_memory(cfg, space, data, device, build_options)
-    if cfg.cuda_graph and device.type != "cuda":
-        raise UserError(f"--cuda-graph needs a CUDA device, this run is on {device}; drop --cuda-graph")
-    base_schema = FAST_CHECKPOINT_SCHEMA if cfg.fast_step else CHECKPOINT_SCHEMA
-    schema = dict(base_schema, **({"teacher_cache": dict} if cfg.method == "sd-darts" else {}))
-    ckpt = load_checkpoint_if_any(out / "checkpoint.pt", cfg, "search", schema)
-
-    seed_everything(cfg.seed)
-    model = space.build(cfg.init_channels, cfg.layers, data.num_classes, **build_options, impl=cfg.impl).to(device)
-    cache = TeacherCache(data.num_samples, data.num_classes, cfg.window, device) if cfg.method == "sd-darts" else None
-    if cfg.fast_step:
-        run = _fast_run(cfg, out, device, data, model, cache)
-    else:
-        run = _reference_run(cfg, out, device, data, model, cache)
-    if ckpt is not None:
-        path = run.ckpt_path
-        run.start_epoch = check_epoch(path, ckpt["epoch"], cfg.epochs - 1) + 1
-        restore(path, "model", lambda: model.load_state_dict(ckpt["model"]))
-        if run.step is not None:
-            restore(path, "step's optimiser state", lambda: run.step.load_state_dict(ckpt["step"]))
-        else:
-            restore(path, "weight optimizer", lambda: run.w_optimizer.load_state_dict(ckpt["w_optimizer"]))
-            restore(path, "alpha optimizer", lambda: run.architect.load_state_dict(ckpt["a_optimizer"]))
-            restore(path, "scheduler", lambda: run.scheduler.load_state_dict(ckpt["scheduler"]))
-        if cache is not None:
-            cache.load_state_dict(ckpt["teacher_cache"])
-        restore(path, "RNG state", lambda: set_rng_state(ckpt["rng"]))
-        run.history = restore(path, "history", lambda: [dict(h) for h in ckpt["history"]])
-        check_epoch(path, len(run.history), run.start_epoch, "history length")
-    if cfg.hessian_every:
-        inputs, targets = fixed_batch(data.valid, cfg.hessian_batch_size, seed=HESSIAN_BATCH_SEED)
-        run.hessian_batch = (inputs.to(device), targets.to(device))
-    return run
-
-
-def _loaders(run: SearchRun, epoch: int):
-    cfg, pin = run.cfg, run.device.type == "cuda"
-    train = make_loader(
-        run.data.train,
-        cfg.batch_size,
-        shuffle=True,
-        seed=cfg.seed,
-        epoch=epoch,
-        num_workers=cfg.num_workers,
-        pin_memory=pin,
-    )
-    valid = PersistentIterator(
-        lambda e, p: make_loader(
-            run.data.valid,
-            cfg.batch_size,
-            shuffle=True,
-            seed=cfg.seed + VALID_SEED_OFFSET,
-            epoch=e,
-            pass_index=p,
-            num_workers=cfg.num_workers,
-            pin_memory=pin,
-        )
-    )
-    valid.reset(epoch)
-    return train, valid
-
-
 def learning_rate(cfg: SearchConfig, epoch: int) -> float:
     """The weights' learning rate of (0-based) ``epoch``: cosine annealing to ``learning_rate_min``."""
     return cosine_lr(epoch, cfg.epochs, cfg.learning_rate, cfg.learning_rate_min)
 
 
-def train_epoch_fast(run: SearchRun, epoch: int) -> dict[str, float]:
-    """One epoch of the capturable first-order step; the same metrics as :func:`train_epoch`."""
-    cfg, step = run.cfg, run.step
-    lr = learning_rate(cfg, epoch)
-    run.model.train()
-    step.set_epoch(epoch, lr)
-    step.reset_metrics()
-    train, valid = run.loaders
-    valid_stream = valid.stream(epoch)
-    steps = len(train) if cfg.max_steps_per_epoch is None else min(len(train), cfg.max_steps_per_epoch)
-    for b, batch in enumerate(Progress(f"search epoch {epoch + 1}/{cfg.epochs}", total=steps)(train.batches(epoch))):
-        if b >= steps:
-            break
-        run.runner(*batch, *next(valid_stream))
-    return step_metrics(step.read_metrics(), cfg.sd_lambda, lr)  # the one host synchronisation of the epoch
+class ReferenceLoaders:
+    """DARTS's loaders: a shuffled DataLoader per epoch over each half, the alpha half's drawn
+    batch by batch across passes; batches moved to the device as the step takes them."""
 
+    def __init__(self, cfg: SearchConfig, data: SearchData, device: torch.device):
+        self.cfg, self.data, self.device = cfg, data, device
 
-def step_metrics(sums: dict[str, float], sd_lambda: float, lr: float) -> dict[str, float]:
-    """The epoch's metrics from the sums of :meth:`FirstOrderStep.read_metrics` (one seed's)."""
-    nt, nv = max(sums["train_count"], 1), max(sums["valid_count"], 1)
-    return {
-        "train/loss": sums["train_loss"] / nt,
-        "train/objective": (sums["train_loss"] + sd_lambda * sums["kd_loss"]) / nt,
-        "train/acc": 100.0 * sums["train_correct"] / nt,
-        "valid/loss": sums["valid_ce"] / nv,
-        "valid/objective": sums["valid_loss"] / nv,
-        "valid/acc": 100.0 * sums["valid_correct"] / nv,
-        "kd_loss": sums["kd_loss"] / nt,
-        "lr": lr,
-    }
-
-
-def reference_step(
-    architect: Architect,
-    objective: SearchObjective,
-    w_optimizer: torch.optim.Optimizer,
-    train_batch,
-    valid_batch,
-    lr: float,
-    grad_clip: float,
-    track_kd: bool = False,
-):
-    """One step of the reference search (DARTS's loop body): the architect's alpha step on the
-    alpha-half batch, then the weight step on the weight-half batch (recording the teacher,
-    gradient-norm clipping when ``grad_clip`` > 0).  Returns ``(loss, logits, v_loss, v_logits)``."""
-    v_loss, v_logits = architect.step(train_batch, valid_batch, lr, w_optimizer)
-    w_optimizer.zero_grad(set_to_none=True)
-    loss, logits = objective(*train_batch, record=True, track_kd=track_kd)
-    loss.backward()
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(architect.model.weights(), grad_clip)
-    w_optimizer.step()
-    return loss, logits, v_loss, v_logits
-
-
-def train_epoch(run: SearchRun, epoch: int) -> dict[str, float]:
-    """One epoch: an alpha step then a weight step per batch; per-epoch means (one host sync)."""
-    if run.step is not None:
-        return train_epoch_fast(run, epoch)
-    cfg, model, device = run.cfg, run.model, run.device
-    run.objective.set_epoch(epoch)
-    lr = run.scheduler.get_last_lr()[0]
-    model.train()
-    train_loader, valid_iter = _loaders(run, epoch)
-    names = ("train_ce", "train_objective", "train_correct", "valid_ce", "valid_objective", "valid_correct")
-    sums = torch.zeros(len(names), device=device, dtype=torch.float64)
-    run.objective.kd_sum = torch.zeros((), device=device)
-    n_train = n_valid = 0
-    steps = len(train_loader) if cfg.max_steps_per_epoch is None else min(len(train_loader), cfg.max_steps_per_epoch)
-    for step, (x, y, idx) in enumerate(Progress(f"search epoch {epoch + 1}/{cfg.epochs}", total=steps)(train_loader)):
-        if step >= steps:
-            break
-        x, y, idx = (t.to(device, non_blocking=True) for t in (x, y, idx))
-        xv, yv, iv = (t.to(device, non_blocking=True) for t in next(valid_iter))
-
-        loss, logits, v_loss, v_logits = reference_step(
-            run.architect, run.objective, run.w_optimizer, (x, y, idx), (xv, yv, iv), lr, cfg.grad_clip, track_kd=True
+    def loaders(self, epoch: int):
+        cfg, pin = self.cfg, self.device.type == "cuda"
+        common = dict(num_workers=cfg.num_workers, pin_memory=pin)
+        train = make_loader(self.data.train, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, **common)
+        valid = PersistentIterator(
+            lambda e, p: make_loader(
+                self.data.valid,
+                cfg.batch_size,
+                shuffle=True,
+                seed=cfg.seed + VALID_SEED_OFFSET,
+                epoch=e,
+                pass_index=p,
+                **common,
+            )
         )
+        valid.reset(epoch)
+        return train, valid
 
-        logits, v_logits = logits.detach(), v_logits.detach()
-        nt, nv = x.shape[0], xv.shape[0]
-        sums += torch.stack(
-            [
-                F.cross_entropy(logits, y) * nt,
-                loss.detach() * nt,
-                (logits.argmax(1) == y).sum(),
-                F.cross_entropy(v_logits, yv) * nv,
-                v_loss * nv,
-                (v_logits.argmax(1) == yv).sum(),
-            ]
-        ).double()
-        n_train, n_valid = n_train + nt, n_valid + nv
-    run.scheduler.step()
-    values = dict(zip(names, sums.tolist()))  # the one host synchronisation of the epoch
-    nt, nv = max(n_train, 1), max(n_valid, 1)
-    return {
-        "train/loss": values["train_ce"] / nt,
-        "train/objective": values["train_objective"] / nt,
-        "train/acc": 100.0 * values["train_correct"] / nt,
-        "valid/loss": values["valid_ce"] / nv,
-        "valid/objective": values["valid_objective"] / nv,
-        "valid/acc": 100.0 * values["valid_correct"] / nv,
-        "kd_loss": float(run.objective.kd_sum) / nt,
-        "lr": lr,
-    }
+    def epoch(self, epoch: int):
+        """``(number of batches, iterator of (x, y, idx, xv, yv, iv))`` of ``epoch``."""
+        train, valid = self.loaders(epoch)
+        dev = self.device
+
+        def batches():
+            for batch in train:
+                yield tuple(t.to(dev, non_blocking=True) for t in (*batch, *next(valid)))
+
+        return len(train), batches()
 
 
-def end_of_epoch(run: SearchRun, epoch: int, metrics: dict[str, float], live, started: float) -> None:
-    """Genotype, teacher coverage, Hessian (Fig. 2), per-epoch files and the checkpoint."""
-    cfg, model = run.cfg, run.model
-    genotype = model.genotype()
-    metrics["teacher_coverage"] = float(run.cache.coverage(epoch + 1)) if run.cache is not None else 0.0
-    metrics["num_skip_connect"] = count_op(genotype, "skip_connect")
-    if run.hessian_batch is not None and ((epoch + 1) % cfg.hessian_every == 0 or epoch + 1 == cfg.epochs):
-        eig = dominant_eigen(model, *run.hessian_batch, iters=cfg.hessian_iters, tol=cfg.hessian_tol)
-        metrics.update(
-            {"hessian/eigenvalue": eig.value, "hessian/residual": eig.residual, "hessian/iterations": eig.iterations}
+class DeviceLoaders:
+    """The fast path's loaders: images resident on the device, augmented by batch, in the
+    reference loaders' order; the ragged last batch is kept, so an epoch visits every sample.
+    One loader pair per seed; with several seeds the batches are stacked (S, N, ...)."""
+
+    def __init__(self, data: SearchData, device: torch.device, batch_size: int, seeds: list[int]):
+        train, valid = (DeviceImages.from_dataset(d, device) for d in (data.train, data.valid))
+        self.pairs = [
+            (
+                BatchedLoader(train, batch_size, seed=s, drop_last=False),
+                BatchedLoader(valid, batch_size, seed=s + VALID_SEED_OFFSET, drop_last=False),
+            )
+            for s in seeds
+        ]
+
+    def epoch(self, epoch: int):
+        trains = [t.batches(epoch) for t, _ in self.pairs]
+        streams = [v.stream(epoch) for _, v in self.pairs]
+
+        def batches():
+            for parts in zip(*trains):
+                parts = [(*b, *next(s)) for b, s in zip(parts, streams)]
+                yield parts[0] if len(parts) == 1 else tuple(torch.stack(ts) for ts in zip(*parts))
+
+        return len(self.pairs[0][0]), batches()
+
+
+def _alpha_names(model: torch.nn.Module) -> list[str]:
+    ids = {id(a) for a in model.arch_parameters()}
+    return [name for name, p in model.named_parameters() if id(p) in ids]
+
+
+class Search:
+    """A search of one run folder or of S stacked seeds, checked and built (nothing written):
+    data, supernet, teacher cache, step, loaders, and the state its checkpoints hold."""
+
+    def __init__(self, cfg: SearchConfig):
+        self.cfg = cfg
+        self.cfgs = seed_configs(cfg)
+        self.outs = [files.check_writable_dir(c.out) for c in self.cfgs]
+        self.device = device = pick_device(cfg.device)
+        space = get_space(cfg.space)
+        self.data = data = search_data(cfg)
+        S = len(self.cfgs)
+        build_options = {"primitives": cfg.primitives.split(",")} if cfg.primitives else {}
+        check_memory(cfg, space, data, device, build_options, copies=S)
+        if cfg.cuda_graph and device.type != "cuda":
+            raise UserError(f"--cuda-graph needs a CUDA device, this run is on {device}; drop --cuda-graph")
+        if cfg.seeds:
+            model = build_stacked(cfg.seeds, cfg.init_channels, cfg.layers, data.num_classes, **build_options)
+        else:
+            seed_everything(cfg.seed)
+            model = space.build(cfg.init_channels, cfg.layers, data.num_classes, **build_options, impl=cfg.impl)
+        self.model = model.to(device)
+        self.cache = None
+        if cfg.method == "sd-darts":
+            dtype = self.model.arch_parameters()[0].dtype  # the KD term in the model's precision
+            self.cache = TeacherCache(data.num_samples, data.num_classes, cfg.window, device, num_seeds=S, dtype=dtype)
+        self.step = build_step(cfg, self.model, self.cache)
+        seeds = [c.seed for c in self.cfgs]
+        self.loaders = (
+            DeviceLoaders(data, device, cfg.batch_size, seeds) if cfg.fast_step else ReferenceLoaders(cfg, data, device)
         )
+        with torch.random.fork_rng(devices=[]):  # the reference form's names; the run's RNG untouched
+            self.alpha_names = _alpha_names(self.model.reference_model() if cfg.seeds else self.model)
+        self.histories: list[list[dict]] = [[] for _ in self.cfgs]
+        self.group = CheckpointGroup([o / "checkpoint.pt" for o in self.outs], "search")
+        self.start_epoch = self._resume()
+        self.hessian_batch = None
+        if cfg.hessian_every:
+            inputs, targets = fixed_batch(data.valid, cfg.hessian_batch_size, seed=HESSIAN_BATCH_SEED)
+            self.hessian_batch = (inputs.to(device), targets.to(device))
+
+    def _resume(self) -> int:
+        """Load the folders' checkpoints, if any (all seeds from one epoch); the next epoch."""
+        schema = dict(self.step.checkpoint_keys, epoch=int, rng=dict, history=list)
+        if self.cache is not None:
+            schema["teacher_cache"] = dict
+        ckpts = self.group.load(self.cfgs, schema)
+        if all(c is None for c in ckpts):
+            return 0
+        fix = "stacked seeds resume together from one epoch: delete their checkpoint.pt to start afresh, or use a new --out"
+        if any(c is None for c in ckpts):
+            missing = ", ".join(str(c.seed) for c, ckpt in zip(self.cfgs, ckpts) if ckpt is None)
+            raise UserError(f"some seeds' folders have a checkpoint and some (seeds {missing}) do not; {fix}")
+        if len({int(c["epoch"]) for c in ckpts}) != 1:
+            held = ", ".join(f"seed {c.seed}: {int(ckpt['epoch']) + 1}" for c, ckpt in zip(self.cfgs, ckpts))
+            raise UserError(f"the seeds' checkpoints hold different epochs ({held}); {fix}")
+        for i, (out, ckpt) in enumerate(zip(self.outs, ckpts)):
+            path = out / "checkpoint.pt"
+            start = check_epoch(path, ckpt["epoch"], self.cfg.epochs - 1) + 1
+            restore(path, "state", lambda ckpt=ckpt, i=i: self.step.load_checkpoint_state(i, ckpt))
+            self.histories[i] = restore(path, "history", lambda ckpt=ckpt: [dict(h) for h in ckpt["history"]])
+            check_epoch(path, len(self.histories[i]), start, "history length")
+        restore(self.outs[0] / "checkpoint.pt", "RNG state", lambda: set_rng_state(ckpts[0]["rng"]))
+        return start
+
+    def seed_models(self) -> list[torch.nn.Module]:
+        """Each seed's supernet in the reference form (the model itself for one run folder)."""
+        if not self.cfg.seeds:
+            return [self.model]
+        models = []
+        for i in range(len(self.cfgs)):
+            ref = self.model.reference_model().to(self.device)
+            ref.load_state_dict(self.model.reference_state_dict(i))
+            models.append(ref)
+        return models
+
+    def train_epoch(self, epoch: int) -> list[dict[str, float]]:
+        """One epoch of every seed: per batch an alpha step then a weight step; per-seed means."""
+        cfg, step = self.cfg, self.step
+        lr = learning_rate(cfg, epoch)
+        self.model.train()
+        step.set_epoch(epoch, lr)
+        step.reset_metrics()
+        total, batches = self.loaders.epoch(epoch)
+        steps = total if cfg.max_steps_per_epoch is None else min(total, cfg.max_steps_per_epoch)
+        for b, batch in enumerate(Progress(f"search epoch {epoch + 1}/{cfg.epochs}", total=steps)(batches)):
+            if b >= steps:
+                break
+            step(*batch)
+        return [epoch_metrics(sums, cfg.sd_lambda, lr) for sums in step.read_metrics()]  # one host sync
+
+    def end_epoch(self, epoch: int, rows: list[dict[str, float]], lives: list, started: float) -> None:
+        """Per seed: genotype, teacher coverage, Hessian (Fig. 2), per-epoch files; then every
+        seed's checkpoint, committed all or none."""
+        cfg = self.cfg
+        genotypes = self.model.genotype()
+        genotypes = genotypes if isinstance(genotypes, list) else [genotypes]
+        for i, row in enumerate(rows):
+            cache = None if self.cache is None else self.cache.seed(i)
+            row["teacher_coverage"] = float(cache.coverage(epoch + 1)) if cache is not None else 0.0
+            row["num_skip_connect"] = count_op(genotypes[i], "skip_connect")
+            if self.hessian_batch is not None and ((epoch + 1) % cfg.hessian_every == 0 or epoch + 1 == cfg.epochs):
+                row.update(self._hessian(epoch))
+            row["epoch_seconds"] = time.perf_counter() - started
+        rng, states = get_rng_state(), []  # after the Hessian's draws, as a resumed run continues
+        for i, (out, row) in enumerate(zip(self.outs, rows)):
+            save_genotype(out / "genotypes" / f"epoch_{epoch:03d}.json", genotypes[i])
+            state = self.step.checkpoint_state(i)
+            alphas = {k: state["model"][k].detach().cpu().clone() for k in self.alpha_names}
+            files.torch_save(out / "alphas" / f"epoch_{epoch:03d}.pt", alphas)
+            self.histories[i].append({"epoch": epoch, **row})
+            log_epoch(lives[i], epoch, self.histories[i][-1])
+            states.append({"epoch": epoch, "rng": rng, "history": self.histories[i], **state})
+        self.group.save(self.cfgs, states)
+        for c, row in zip(self.cfgs, rows):
+            log.info(
+                "epoch %d/%d%s: train acc %.2f loss %.4f | valid acc %.2f loss %.4f | kd %.4f | skip %d | %.1fs",
+                epoch + 1,
+                cfg.epochs,
+                f" seed {c.seed}" if cfg.seeds else "",
+                row["train/acc"],
+                row["train/loss"],
+                row["valid/acc"],
+                row["valid/loss"],
+                row["kd_loss"],
+                row["num_skip_connect"],
+                row["epoch_seconds"],
+            )
+
+    def _hessian(self, epoch: int) -> dict[str, float]:
+        eig = dominant_eigen(self.model, *self.hessian_batch, iters=self.cfg.hessian_iters, tol=self.cfg.hessian_tol)
         if not eig.converged:
             log.warning(
                 "epoch %d: Hessian eigenvalue %.4g not converged after %d products (residual %.2g); raise --hessian-iters",
@@ -386,140 +289,97 @@ def end_of_epoch(run: SearchRun, epoch: int, metrics: dict[str, float], live, st
                 eig.iterations,
                 eig.residual,
             )
-    metrics["epoch_seconds"] = time.perf_counter() - started
+        return {"hessian/eigenvalue": eig.value, "hessian/residual": eig.residual, "hessian/iterations": eig.iterations}
 
-    save_genotype(run.out / "genotypes" / f"epoch_{epoch:03d}.json", genotype)
-    alpha_ids = {id(a) for a in model.arch_parameters()}
-    alphas = {name: p.detach().cpu().clone() for name, p in model.named_parameters() if id(p) in alpha_ids}
-    files.torch_save(run.out / "alphas" / f"epoch_{epoch:03d}.pt", alphas)
-    run.history.append({"epoch": epoch, **metrics})
-    log_epoch(live, epoch, run.history[-1])
-    log.info(
-        "epoch %d/%d: train acc %.2f loss %.4f | valid acc %.2f loss %.4f | kd %.4f | skip %d | %.1fs",
-        epoch + 1,
-        cfg.epochs,
-        metrics["train/acc"],
-        metrics["train/loss"],
-        metrics["valid/acc"],
-        metrics["valid/loss"],
-        metrics["kd_loss"],
-        metrics["num_skip_connect"],
-        metrics["epoch_seconds"],
-    )
-    state = {"epoch": epoch, "model": model.state_dict(), "rng": get_rng_state(), "history": run.history}
-    if run.step is not None:
-        state["step"] = run.step.state_dict()
-    else:
-        state.update(
-            w_optimizer=run.w_optimizer.state_dict(),
-            a_optimizer=run.architect.state_dict(),
-            scheduler=run.scheduler.state_dict(),
-        )
-    if run.cache is not None:
-        state["teacher_cache"] = run.cache.state_dict()
-    save_checkpoint(run.ckpt_path, cfg, "search", state)
+    def saved(self) -> str:
+        """What the checkpoints hold now, for the message of an interruption."""
+        total, pending = self.cfg.epochs, self.group.pending()
+        done = [0 if e is None else e + 1 for e in self.group.committed()]
+        if not self.cfg.seeds:
+            held = (
+                f"{self.outs[0] / 'checkpoint.pt'} holds epoch {done[0]}/{total}"
+                if done[0]
+                else "no epoch was completed"
+            )
+        elif len(set(done)) > 1:
+            held = "the seeds' checkpoint.pt hold epochs " + ", ".join(
+                f"{d}/{total} (seed {c.seed})" for c, d in zip(self.cfgs, done)
+            )
+        elif done[0]:
+            held = f"each seed's checkpoint.pt holds epoch {done[0]}/{total}"
+        else:
+            held = "no seed's checkpoint.pt holds an epoch yet" if pending is not None else "no epoch was completed"
+        if pending is not None and self.cfg.seeds:
+            held += f"; epoch {pending + 1}/{total} is written for every seed and the rerun commits it"
+        return held
 
-
-@torch.no_grad()
-def evaluate_supernet(model, dataset, batch_size: int, device: torch.device) -> tuple[float, float]:
-    """Cross-entropy and accuracy (%) of the supernet in eval mode on every sample of ``dataset``."""
-    was_training = model.training
-    model.eval()
-    loss = torch.zeros((), device=device, dtype=torch.float64)
-    correct = torch.zeros((), device=device, dtype=torch.float64)
-    n = 0
-    for x, y, _ in make_loader(dataset, batch_size, shuffle=False, seed=0, epoch=0):
-        x, y = x.to(device), y.to(device)
-        logits = model(x)
-        loss += F.cross_entropy(logits, y, reduction="sum").double()
-        correct += (logits.argmax(1) == y).sum().double()
-        n += y.shape[0]
-    model.train(was_training)
-    return float(loss) / max(n, 1), 100.0 * float(correct) / max(n, 1)
+    def finish(self) -> list[SearchResult]:
+        """Per folder: the final supernet measured in eval mode on the alpha half, genotype.json, summary.json."""
+        extra = {"stacked_with_seeds": list(self.cfg.seeds)} if self.cfg.seeds else {}
+        return [
+            write_result(c, out, model, self.data, history, self.device, note=SUMMARY_NOTE, **extra)
+            for c, out, model, history in zip(self.cfgs, self.outs, self.seed_models(), self.histories)
+        ]
 
 
-SUMMARY_NOTE = (
-    "supernet_valid_*: the final supernet in eval mode on every image of the alpha half, without "
-    "augmentation (the selection criterion); final/best_valid_acc: running accuracy of the alpha steps "
-    "(train mode, augmented batches, before each update)"
-)
-
-
-def write_result(cfg: SearchConfig, out: Path, model, data: SearchData, history, device, **extra) -> SearchResult:
-    """Measure the final supernet ``model`` on the whole alpha half (eval mode, no augmentation)
-    and write ``genotype.json`` and ``summary.json`` (``extra`` keys last).  The measurement is
-    what the pipeline selects by."""
-    genotype = model.genotype()
-    loss, acc = evaluate_supernet(model, data.valid_plain, cfg.batch_size, device)
-    best = max(history, key=lambda h: h["valid/acc"])
-    summary = {
-        "method": cfg.method,
-        "space": cfg.space,
-        "dataset": cfg.dataset,
-        "seed": cfg.seed,
-        "epochs": cfg.epochs,
-        "device": str(device),
-        "supernet_valid_acc": acc,
-        "supernet_valid_loss": loss,
-        "final_valid_acc": history[-1]["valid/acc"],
-        "best_valid_acc": best["valid/acc"],
-        "best_epoch": best["epoch"],
-        "num_skip_connect": count_op(genotype, "skip_connect"),
-        "genotype": genotype_to_dict(genotype),
-        **extra,
-    }
-    save_genotype(out / "genotype.json", genotype)
-    files.write_json(out / "summary.json", summary)
-    return SearchResult(out=out, genotype=genotype, summary=summary)
-
-
-def finish(run: SearchRun) -> SearchResult:
-    """The run's final measurement, genotype and summary (:func:`write_result`)."""
-    return write_result(run.cfg, run.out, run.model, run.data, run.history, run.device, note=SUMMARY_NOTE)
+def _run(cfg: SearchConfig) -> list[SearchResult]:
+    """Run (or resume) the search of ``cfg``, one result per run folder; everything is checked
+    before anything is written, and each folder is locked before its checkpoint is read."""
+    cfgs = seed_configs(cfg)
+    check_distinct_folders(cfgs)
+    locks = {}
+    try:
+        for c in cfgs:
+            if Path(c.out).is_dir():
+                locks[c.out] = files.RunLock(c.out).acquire()  # another process may be writing it
+        search = Search(cfg)
+        for c, out in zip(search.cfgs, search.outs):
+            out.mkdir(parents=True, exist_ok=True)
+            if c.out not in locks:
+                locks[c.out] = files.RunLock(c.out).acquire()
+        search.group.settle()  # an interrupted commit: finished or discarded, as the checkpoints were read
+        for c, out in zip(search.cfgs, search.outs):
+            files.remove_stale_temporaries(out)
+            files.write_yaml(out / "config.yaml", cfgmod.to_dict(c))
+        if search.start_epoch:
+            log.info("resuming %s from epoch %d of %d", cfg.out, search.start_epoch + 1, cfg.epochs)
+        lives = [replay_live(out / "dvclive", h) for out, h in zip(search.outs, search.histories)]
+        try:
+            for epoch in range(search.start_epoch, cfg.epochs):
+                started = time.perf_counter()
+                search.end_epoch(epoch, search.train_epoch(epoch), lives, started)
+            for live in lives:
+                live.end()
+            return search.finish()
+        except KeyboardInterrupt as exc:
+            for live in lives:
+                live.end()
+            raise interrupted(exc, f"{search.saved()}; rerun the same command to resume") from None
+    finally:
+        for lock in locks.values():
+            lock.release()
 
 
 def run_search(cfg: SearchConfig) -> SearchResult:
-    """Run (or resume) a search; everything is checked before anything is written."""
-    lock = files.RunLock(cfg.out)
-    if Path(cfg.out).is_dir():
-        lock.acquire()  # before reading its checkpoint: another process may be writing it
-    try:
-        run = prepare(cfg)
-        run.out.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-        files.remove_stale_temporaries(run.out)
-        files.write_yaml(run.out / "config.yaml", cfgmod.to_dict(cfg))
-        if run.start_epoch:
-            log.info("resuming %s from epoch %d of %d", run.out, run.start_epoch + 1, cfg.epochs)
-        live = replay_live(run.out / "dvclive", run.history)
-        try:
-            for epoch in range(run.start_epoch, cfg.epochs):
-                started = time.perf_counter()
-                metrics = train_epoch(run, epoch)
-                end_of_epoch(run, epoch, metrics, live, started)
-            live.end()
-            return finish(run)
-        except KeyboardInterrupt as exc:
-            live.end()
-            done = len(run.history)
-            saved = f"{run.ckpt_path} holds epoch {done}/{cfg.epochs}" if done else "no epoch was completed"
-            raise interrupted(exc, f"{saved}; rerun the same command to resume") from None
-    finally:
-        lock.release()
+    """Run (or resume) one search in ``cfg.out``."""
+    if cfg.seeds:
+        raise ValueError("run_search runs one seed; use run_search_seeds for --seeds")
+    return _run(cfg)[0]
+
+
+def run_search_seeds(cfg: SearchConfig) -> list[SearchResult]:
+    """Run (or resume) the searches of ``cfg.seeds`` stacked in one process; one result per seed."""
+    return _run(cfg)
 
 
 __all__ = [
-    "SearchConfig",
-    "SearchResult",
-    "SearchObjective",
-    "SearchRun",
-    "prepare",
-    "reference_step",
-    "train_epoch",
-    "end_of_epoch",
-    "evaluate_supernet",
-    "finish",
-    "run_search",
     "METHODS",
     "PARAMS_SECTIONS",
+    "SearchConfig",
+    "SearchObjective",
+    "SearchResult",
+    "Search",
+    "reference_step",
+    "run_search",
+    "run_search_seeds",
 ]

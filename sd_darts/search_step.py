@@ -1,31 +1,13 @@
-"""A capturable first-order SD-DARTS step: alpha step, then weight step, no host
-synchronisation, static shapes, every changing setting a device tensor.
+"""The search step (paper Algorithms 1–2, Eq. 2): one alpha step, then one weight step.
 
-One call of :class:`FirstOrderStep` does what one iteration of the reference loop in
-:mod:`sd_darts.search` does with ``unrolled=False`` (paper Algorithms 1-2, Eq. 2):
+Three steps share one interface — ``set_epoch(epoch, lr)``, ``step(x, y, idx, xv, yv, iv)``,
+``reset_metrics()``, ``read_metrics()`` (one dict of sums per seed, the epoch's one host
+synchronisation), ``checkpoint_state(seed)`` / ``load_checkpoint_state(seed, state)``:
 
-1. alpha step on the validation batch, weights frozen: ``L_val = CE + λ·kd_on·KD`` (KD = the
-   self-distillation term of :func:`sd_darts.distill.distillation_loss` against the voting
-   teacher of :class:`~sd_darts.distill.TeacherCache`), gradient w.r.t. the alphas only, the
-   batch's probabilities recorded in the teacher cache when recording is on, Adam (the
-   reference's ``torch.optim.Adam`` formula, written with tensors only);
-2. weight step on the training batch, alphas frozen: the same loss, gradient w.r.t. the weights
-   only, the batch recorded, gradient-norm clipping and SGD with momentum and weight decay
-   (``torch.optim.SGD``'s formula; ``clip_grad_norm_``'s), learning rate from a tensor.
-
-Everything the loop changes between steps lives on the device: the learning rate, the epoch, the
-KD switch, the recording switch (the cache slot is ``epoch % K``), Adam's step count and the
-metric accumulators.  Nothing in a step reads a tensor on the host, branches on a tensor value
-or changes a shape, so a step can be captured once in a CUDA graph and replayed
-(:class:`GraphedStep`), or compiled with ``torch.compile`` (``compile="model"`` or ``"step"``).
-
-``λ = 0`` or ``method="darts"`` is DARTS: the KD term is multiplied by exactly 0 (it is always
-finite), so losses and gradients are bit-identical to plain cross-entropy's.
-
-Several seeds (``model.num_seeds = S > 1``, :mod:`sd_darts.stacked`): inputs carry a leading seed
-dimension, each seed has its own loss (the step minimises their sum, whose gradient w.r.t. seed
-``s``'s parameters is seed ``s``'s own gradient), its own teacher cache rows, its own Adam and
-SGD state (both optimisers are elementwise) and its own gradient-norm clipping.
+- :class:`ReferenceStep`: DARTS's loop body (quark0 ``train_search.py``), first or second order;
+- :class:`FirstOrderStep`: the same first-order math with no host synchronisation, every
+  changing setting a device tensor, one seed or S stacked (``--fast-step``, docs/speed.md);
+- :class:`GraphedStep`: a :class:`FirstOrderStep` captured in a CUDA graph and replayed.
 """
 
 from __future__ import annotations
@@ -37,8 +19,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.optim.optimizer import _get_scalar_dtype
 
-from .distill import DIRECTIONS, distillation_loss, kd_active, recording_active
+from .architect import Architect
+from .distill import DIRECTIONS, SearchObjective, distillation_loss, kd_active, recording_active
 
 METRICS = (
     "train_loss",
@@ -52,10 +36,24 @@ METRICS = (
 )
 
 
+def epoch_metrics(sums: dict[str, float], sd_lambda: float, lr: float) -> dict[str, float]:
+    """One seed's logged metrics of an epoch from the sums of ``read_metrics``."""
+    nt, nv = max(sums["train_count"], 1), max(sums["valid_count"], 1)
+    return {
+        "train/loss": sums["train_loss"] / nt,
+        "train/objective": (sums["train_loss"] + sd_lambda * sums["kd_loss"]) / nt,
+        "train/acc": 100.0 * sums["train_correct"] / nt,
+        "valid/loss": sums["valid_ce"] / nv,
+        "valid/objective": sums["valid_loss"] / nv,
+        "valid/acc": 100.0 * sums["valid_correct"] / nv,
+        "kd_loss": sums["kd_loss"] / nt,
+        "lr": lr,
+    }
+
+
 @dataclass
 class StepSettings:
-    """The numeric settings of a first-order step; :meth:`from_config` reads them from a
-    :class:`~sd_darts.search.SearchConfig` (defaults: the paper's, Table 1)."""
+    """The numeric settings of a step (:meth:`from_config`: a SearchConfig's; defaults Table 1's)."""
 
     method: str = "sd-darts"
     momentum: float = 0.9
@@ -79,6 +77,126 @@ class StepSettings:
         return cls(**{n: getattr(cfg, n) for n in names})
 
 
+class StepMetrics:
+    """Per-seed metric sums kept on the device (float64) until :meth:`read_metrics`."""
+
+    num_seeds: int = 1
+
+    def _init_metrics(self, device: torch.device) -> None:
+        self.metrics = {k: torch.zeros(self.num_seeds, dtype=torch.float64, device=device) for k in METRICS}
+
+    def reset_metrics(self) -> None:
+        for t in self.metrics.values():
+            t.zero_()
+
+    def read_metrics(self) -> list[dict[str, float]]:
+        """The epoch's sums, one dict per seed (one host synchronisation): ``train_loss`` (CE·n),
+        ``train_correct``, ``valid_loss`` (the alpha objective·n), ``valid_ce``, ``valid_correct``,
+        ``kd_loss`` (λ-free KD·n of the weight steps), ``train_count``, ``valid_count``."""
+        values = torch.stack(list(self.metrics.values())).t().tolist()  # (S, metrics)
+        return [dict(zip(self.metrics, row)) for row in values]
+
+    @torch.no_grad()
+    def _count(self, valid, train, kd) -> None:
+        """Add one step: ``valid`` = (objective, CE, logits, targets), ``train`` = (CE, logits,
+        targets), per seed (S,) / (S, N, C) / (S, N); ``kd`` (S,) already switched by the epoch."""
+        m = self.metrics
+        loss_v, ce_v, logits_v, yv = valid
+        ce, logits, y = train
+        n_v, n = yv.shape[-1], y.shape[-1]
+        m["valid_loss"].add_(loss_v.detach() * n_v)
+        m["valid_ce"].add_(ce_v.detach() * n_v)
+        m["valid_correct"].add_((logits_v.argmax(-1) == yv).sum(-1))
+        m["valid_count"].add_(n_v)
+        m["train_loss"].add_(ce.detach() * n)
+        m["train_correct"].add_((logits.argmax(-1) == y).sum(-1))
+        m["train_count"].add_(n)
+        if kd is not None:
+            m["kd_loss"].add_(kd.detach() * n)
+
+
+def reference_step(
+    architect: Architect,
+    objective: SearchObjective,
+    w_optimizer: torch.optim.Optimizer,
+    train_batch,
+    valid_batch,
+    lr: float,
+    grad_clip: float,
+    track_kd: bool = False,
+):
+    """DARTS's loop body: the architect's alpha step on the alpha-half batch, then the weight
+    step on the weight-half batch (recording the teacher, clipping the gradient norm when
+    ``grad_clip`` > 0).  Returns ``(loss, logits, v_loss, v_logits)``."""
+    v_loss, v_logits = architect.step(train_batch, valid_batch, lr, w_optimizer)
+    w_optimizer.zero_grad(set_to_none=True)
+    loss, logits = objective(*train_batch, record=True, track_kd=track_kd)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(architect.model.weights(), grad_clip)
+    w_optimizer.step()
+    return loss, logits, v_loss, v_logits
+
+
+class ReferenceStep(StepMetrics):
+    """The reference step: :class:`~sd_darts.architect.Architect` (Adam on the alphas, first or
+    second order) and ``torch.optim.SGD`` on the weights, one seed."""
+
+    def __init__(self, model: torch.nn.Module, cfg: Any, cache=None):
+        self.model, self.cache = model, cache
+        self.grad_clip = cfg.grad_clip
+        self.objective = SearchObjective(model, cfg, cache)
+        self.w_optimizer = torch.optim.SGD(
+            model.weights(),
+            lr=cfg.learning_rate,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            nesterov=cfg.nesterov and cfg.momentum > 0,
+        )
+        self.architect = Architect.from_config(model, self.objective, cfg)
+        self.lr = float(cfg.learning_rate)
+        self._init_metrics(model.arch_parameters()[0].device)
+
+    def set_epoch(self, epoch: int, lr: float) -> None:
+        self.objective.set_epoch(epoch)
+        self.lr = float(lr)
+        for group in self.w_optimizer.param_groups:
+            group["lr"] = self.lr
+
+    def __call__(self, x, y, idx, xv, yv, iv) -> None:
+        self.objective.kd_sum = torch.zeros((), dtype=torch.float64, device=x.device)
+        loss, logits, v_loss, v_logits = reference_step(
+            self.architect, self.objective, self.w_optimizer, (x, y, idx), (xv, yv, iv), self.lr, self.grad_clip, True
+        )
+        logits, v_logits = logits.detach(), v_logits.detach()
+        kd = self.objective.kd_sum / x.shape[0] if self.objective.kd_on else None
+        valid = (v_loss, F.cross_entropy(v_logits, yv), v_logits, yv)
+        train = (F.cross_entropy(logits, y), logits, y)
+        self._count(  # one seed: its seed axis added
+            [t.unsqueeze(0) for t in valid], [t.unsqueeze(0) for t in train], None if kd is None else kd.unsqueeze(0)
+        )
+
+    def checkpoint_state(self, seed: int = 0) -> dict[str, Any]:
+        """The run's model and optimiser state (torch's own state dicts) and teacher cache."""
+        state = {
+            "model": self.model.state_dict(),
+            "w_optimizer": self.w_optimizer.state_dict(),
+            "a_optimizer": self.architect.state_dict(),
+        }
+        if self.cache is not None:
+            state["teacher_cache"] = self.cache.state_dict()
+        return state
+
+    def load_checkpoint_state(self, seed: int, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        self.architect.load_state_dict(state["a_optimizer"])
+        if self.cache is not None:
+            self.cache.load_state_dict(state["teacher_cache"])
+
+    checkpoint_keys = {"model": dict, "w_optimizer": dict, "a_optimizer": dict}
+
+
 @contextlib.contextmanager
 def _frozen(params: Sequence[torch.nn.Parameter]):
     """Parameters that take no gradient inside the block (no activation is saved for them)."""
@@ -91,14 +209,15 @@ def _frozen(params: Sequence[torch.nn.Parameter]):
             p.requires_grad_(True)
 
 
-class FirstOrderStep:
-    """The first-order SD-DARTS step; see the module docstring.
+class FirstOrderStep(StepMetrics):
+    """The first-order step with no host synchronisation (CUDA graphs, ``torch.compile``).
 
-    ``model`` follows the supernet contract (reference or fused, one seed or S); ``cache`` is a
-    :class:`~sd_darts.distill.TeacherCache` of ``model.num_seeds`` seeds (None for
-    ``method="darts"``).  Call :meth:`set_epoch` at the start of every epoch (outside a CUDA
-    graph), then ``step(x, y, idx, xv, yv, iv)`` per batch; metric sums accumulate on the device
-    (:meth:`reset_metrics`, :meth:`read_metrics` — the only host synchronisation, once per epoch).
+    ``model``: a supernet, reference or fused, one seed or ``model.num_seeds`` stacked (inputs
+    then carry a leading seed axis; each seed has its own loss, teacher rows, optimiser state
+    and clipping).  ``cache``: a TeacherCache of as many seeds (None for DARTS).  The alphas'
+    optimiser is ``torch.optim.Adam`` (``capturable`` on CUDA); SGD is written here because
+    torch's foreach SGD reads a tensor learning rate on the host (``add_(alpha=-lr)``), which a
+    CUDA graph cannot hold.
     """
 
     def __init__(
@@ -129,19 +248,32 @@ class FirstOrderStep:
         self.weights = [p for _, p in named]
         dev = self.alphas[0].device
         self.device = dev
-        f32 = dict(device=dev, dtype=torch.float32)
-        wdt = dict(device=dev, dtype=self.weights[0].dtype)
-        # ---- device-side settings, changed by set_epoch between steps
-        self.lr = torch.zeros((), **wdt)
+        # settings the loop changes between steps, on the device so that a graph can hold them
+        self.lr = torch.zeros((), device=dev, dtype=self.weights[0].dtype)
         self.epoch = torch.zeros((), dtype=torch.int64, device=dev)
-        self.kd_on = torch.zeros((), **f32)  # 1.0 / 0.0: multiplies λ·KD
+        self.kd_on = torch.zeros((), device=dev, dtype=torch.float32)  # 1.0 / 0.0: multiplies λ·KD
         self.recording = torch.zeros((), dtype=torch.bool, device=dev)
-        # ---- optimiser state
-        self.adam_step = torch.zeros((), device=dev, dtype=self.alphas[0].dtype)
-        self.exp_avg = [torch.zeros_like(a) for a in self.alphas]
-        self.exp_avg_sq = [torch.zeros_like(a) for a in self.alphas]
+        self.lr_value = 0.0
+        s = settings
+        capturable = dev.type == "cuda"  # torch allows capturable Adam on accelerators only
+        self.a_optimizer = torch.optim.Adam(
+            self.alphas,
+            lr=s.arch_learning_rate,
+            betas=(s.arch_beta1, s.arch_beta2),
+            eps=s.arch_eps,
+            weight_decay=s.arch_weight_decay,
+            capturable=capturable,
+            fused=True,  # no host read of the step count, on the CPU too (the foreach path reads it)
+        )
+        scalar = _get_scalar_dtype()  # the dtype torch's own lazy initialisation gives the step count
+        for a in self.alphas:  # Adam's state made now (it would be on the first step) so checkpoints can fill it
+            self.a_optimizer.state[a] = {
+                "step": torch.zeros((), dtype=scalar, device=dev),
+                "exp_avg": torch.zeros_like(a, memory_format=torch.preserve_format),
+                "exp_avg_sq": torch.zeros_like(a, memory_format=torch.preserve_format),
+            }
         self.momentum_buffer = [torch.zeros_like(w) for w in self.weights]
-        self.metrics = {k: torch.zeros(self.num_seeds, **f32) for k in METRICS}  # per seed
+        self._init_metrics(dev)
         self.amp = amp
         self._seed_views = None
         if self.num_seeds > 1:
@@ -154,30 +286,33 @@ class FirstOrderStep:
         if compile == "step":
             self._step = torch.compile(self._step_impl, dynamic=False)
 
-    # ---- between steps (host side, never captured) ------------------------------------------
+    # Adam's state by role (the stacked checkpoints convert it seed by seed)
+    @property
+    def adam_step(self) -> torch.Tensor:
+        return self.a_optimizer.state[self.alphas[0]]["step"]
+
+    @torch.no_grad()
+    def set_adam_step(self, value) -> None:
+        for a in self.alphas:  # one count per alpha in torch's Adam; they step together
+            self.a_optimizer.state[a]["step"].fill_(float(value))
+
+    @property
+    def exp_avg(self) -> list[torch.Tensor]:
+        return [self.a_optimizer.state[a]["exp_avg"] for a in self.alphas]
+
+    @property
+    def exp_avg_sq(self) -> list[torch.Tensor]:
+        return [self.a_optimizer.state[a]["exp_avg_sq"] for a in self.alphas]
+
     def set_epoch(self, epoch: int, lr: float) -> None:
-        """Epoch index (0-based) and this epoch's weight learning rate; sets the KD and recording
-        switches as :class:`~sd_darts.search.SearchObjective` does."""
+        """Epoch (0-based) and its weight learning rate; the KD and recording switches (host side)."""
         s = self.settings
         self.epoch.fill_(int(epoch))
         self.lr.fill_(float(lr))
+        self.lr_value = float(lr)  # the exact value, for checkpoints
         self.kd_on.fill_(1.0 if self.sd and kd_active(epoch, s.warmup_epochs) else 0.0)
         self.recording.fill_(bool(self.sd and recording_active(epoch, s.warmup_epochs, s.window)))
 
-    def reset_metrics(self) -> None:
-        for t in self.metrics.values():
-            t.zero_()
-
-    def read_metrics(self) -> dict[str, float] | list[dict[str, float]]:
-        """The epoch's sums (one host synchronisation): ``train_loss`` (CE·n), ``train_correct``,
-        ``valid_loss`` (the alpha objective·n), ``valid_ce`` (its cross-entropy·n), ``valid_correct``,
-        ``kd_loss`` (λ-free KD·n of the weight steps), ``train_count``, ``valid_count``, as :mod:`sd_darts.search` sums them;
-        with S seeds, one such dict per seed."""
-        values = torch.stack(list(self.metrics.values())).t().tolist()  # (S, metrics)
-        rows = [dict(zip(self.metrics, row)) for row in values]
-        return rows[0] if self.num_seeds == 1 else rows
-
-    # ---- the step ------------------------------------------------------------------------
     def __call__(self, x, y, idx, xv, yv, iv) -> None:
         self._step(x, y, idx, xv, yv, iv)
 
@@ -205,52 +340,23 @@ class FirstOrderStep:
         return loss, ce, kd, logits.detach(), y
 
     def _step_impl(self, x, y, idx, xv, yv, iv) -> None:
-        s, m = self.settings, self.metrics
         # 1. alpha step (validation batch), weights frozen
         with _frozen(self.weights):
             loss_v, ce_v, _, logits_v, yv_ = self._objective(xv, yv, iv)
             grads = torch.autograd.grad(loss_v.sum(), self.alphas)
-        n_v = yv_.shape[1]
-        m["valid_loss"].add_(loss_v.detach() * n_v)
-        m["valid_ce"].add_(ce_v.detach() * n_v)
-        m["valid_correct"].add_((logits_v.argmax(-1) == yv_).sum(1))
-        m["valid_count"].add_(n_v)
-        self._adam(grads)
+        for a, g in zip(self.alphas, grads):
+            a.grad = g
+        self.a_optimizer.step()
+        self.a_optimizer.zero_grad(set_to_none=True)
         # 2. weight step (training batch), alphas frozen
         with _frozen(self.alphas):
             loss, ce, kd, logits, y_ = self._objective(x, y, idx)
             grads = torch.autograd.grad(loss.sum(), self.weights)
-        n = y_.shape[1]
-        m["train_loss"].add_(ce.detach() * n)
-        m["train_correct"].add_((logits.argmax(-1) == y_).sum(1))
-        m["train_count"].add_(n)
-        if kd is not None:
-            m["kd_loss"].add_(kd.detach() * self.kd_on * n)
+        self._count((loss_v, ce_v, logits_v, yv_), (ce, logits, y_), None if kd is None else kd * self.kd_on)
         grads = list(grads)
-        if s.grad_clip > 0:
+        if self.settings.grad_clip > 0:
             self._clip(grads)
         self._sgd(grads)
-
-    @torch.no_grad()
-    def _adam(self, grads) -> None:
-        """``torch.optim.Adam`` (L2 weight decay added to the gradient), step count a tensor."""
-        s = self.settings
-        b1, b2 = s.arch_beta1, s.arch_beta2
-        self.adam_step.add_(1)
-        if s.arch_weight_decay:
-            grads = torch._foreach_add(grads, self.alphas, alpha=s.arch_weight_decay)
-        torch._foreach_lerp_(self.exp_avg, grads, 1 - b1)
-        torch._foreach_mul_(self.exp_avg_sq, b2)
-        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1 - b2)
-        bc1 = 1 - torch.pow(b1, self.adam_step)
-        bc2_sqrt = (1 - torch.pow(b2, self.adam_step)).sqrt()
-        step_size = s.arch_learning_rate / bc1
-        denom = torch._foreach_sqrt(self.exp_avg_sq)
-        torch._foreach_div_(denom, bc2_sqrt)
-        torch._foreach_add_(denom, s.arch_eps)
-        update = torch._foreach_div(self.exp_avg, denom)
-        torch._foreach_mul_(update, step_size)
-        torch._foreach_sub_(self.alphas, update)
 
     @torch.no_grad()
     def _clip(self, grads) -> None:
@@ -272,8 +378,8 @@ class FirstOrderStep:
 
     @torch.no_grad()
     def _sgd(self, grads) -> None:
-        """``torch.optim.SGD`` (weight decay, momentum, optional Nesterov), learning rate a tensor;
-        the momentum buffers start at zero, which equals SGD's first-step copy exactly."""
+        """``torch.optim.SGD``'s formula (weight decay, momentum, optional Nesterov), learning rate
+        a tensor; momentum buffers starting at zero equal SGD's first-step copy exactly."""
         s = self.settings
         if s.weight_decay:
             grads = torch._foreach_add(grads, self.weights, alpha=s.weight_decay)
@@ -286,11 +392,8 @@ class FirstOrderStep:
                 grads = self.momentum_buffer
         torch._foreach_add_(self.weights, torch._foreach_mul(grads, -self.lr))
 
-    # ---- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Optimiser state (exact resume at an epoch boundary, together with the model's
-        ``state_dict``, the teacher cache and the epoch): Adam's step count and moments, SGD's
-        momentum buffers, by parameter name."""
+        """Optimiser state: Adam's step count and moments, SGD's momentum buffers by weight name."""
         return {
             "adam_step": self.adam_step.detach().clone(),
             "exp_avg": [t.detach().clone() for t in self.exp_avg],
@@ -300,19 +403,47 @@ class FirstOrderStep:
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.adam_step.copy_(state["adam_step"])
+        self.set_adam_step(state["adam_step"])
         for dst, src in zip(self.exp_avg + self.exp_avg_sq, list(state["exp_avg"]) + list(state["exp_avg_sq"])):
             dst.copy_(src)
         for n, b in zip(self.weight_names, self.momentum_buffer):
             b.copy_(state["momentum_buffer"][n])
 
+    @property
+    def checkpoint_keys(self) -> dict[str, type]:
+        if self.num_seeds > 1:
+            return {"model": dict, "w_optimizer": dict, "a_optimizer": dict}
+        return {"model": dict, "step": dict}
+
+    def checkpoint_state(self, seed: int = 0) -> dict[str, Any]:
+        """Seed ``seed``'s model, optimiser state and teacher cache; stacked seeds in the
+        reference step's format (:func:`sd_darts.stacked.seed_checkpoint`), one by one."""
+        if self.num_seeds > 1:
+            from .stacked import seed_checkpoint
+
+            return seed_checkpoint(self, seed, self.lr_value)
+        state = {"model": self.model.state_dict(), "step": self.state_dict()}
+        if self.cache is not None:
+            state["teacher_cache"] = self.cache.state_dict()
+        return state
+
+    def load_checkpoint_state(self, seed: int, state: dict[str, Any]) -> None:
+        if self.num_seeds > 1:
+            from .stacked import load_seed_checkpoint
+
+            load_seed_checkpoint(self, seed, state)
+            return
+        self.model.load_state_dict(state["model"])
+        self.load_state_dict(state["step"])
+        if self.cache is not None:
+            self.cache.load_state_dict(state["teacher_cache"])
+
 
 class GraphRoute:
-    """The host-side bookkeeping of :class:`GraphedStep` (no device needed): ``route(batch)``
-    says what to do with a batch.  The first batch fixes the static shapes (a full batch; when a
-    half is smaller than one batch, every batch has its shape).  Batches of those shapes give
-    ``"warmup"`` ``warmup`` times, then ``"capture"`` once, then ``"replay"``; a batch of other
-    shapes (the ragged last batch of a pass) gives ``"eager"`` and counts for nothing."""
+    """:class:`GraphedStep`'s bookkeeping: ``route(batch)`` says what to do with a batch.  The
+    first batch fixes the static shapes; batches of those shapes give ``"warmup"`` ``warmup``
+    times, ``"capture"`` once, then ``"replay"``; other shapes (the ragged last batch of a
+    pass) give ``"eager"`` and count for nothing."""
 
     def __init__(self, warmup: int):
         self.warmup, self.calls, self.captured = warmup, 0, False
@@ -331,15 +462,12 @@ class GraphRoute:
 
 
 class GraphedStep:
-    """Replays a :class:`FirstOrderStep` captured whole in one CUDA graph.
+    """A :class:`FirstOrderStep` captured whole in one CUDA graph and replayed (CUDA only).
 
-    The first ``warmup`` calls run eagerly on a side stream (they are real steps: CUDA graphs
-    need warmed-up allocators and cuDNN plans), the next call captures the step into a graph
-    with static input buffers, and every later call copies its batch into those buffers and
-    replays the graph.  A batch of other shapes than the first one (the ragged last batch of a
-    pass, which the search keeps as DARTS does) runs eagerly through the wrapped step: same
-    math, its own N in the means and the metric counts, never captured (:class:`GraphRoute`).
-    CUDA only.
+    ``warmup`` eager calls on a side stream (real steps: allocators and cuDNN plans warm up),
+    one capture into static input buffers, then copy-in and replay; a batch of other shapes (the
+    ragged last batch) runs eagerly through the wrapped step.  Everything else of the step
+    interface is the wrapped step's.
     """
 
     def __init__(self, step: FirstOrderStep, warmup: int = 3):
@@ -348,6 +476,9 @@ class GraphedStep:
         self.step, self.routes = step, GraphRoute(warmup)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: tuple[torch.Tensor, ...] | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self.step, name)
 
     def __call__(self, *batch: torch.Tensor) -> None:
         route = self.routes.route(batch)
@@ -371,6 +502,18 @@ class GraphedStep:
         self.graph.replay()
 
 
+def build_step(cfg: Any, model: torch.nn.Module, cache=None):
+    """The step of a SearchConfig: the reference step, or with ``fast_step`` the first-order
+    step (``cuda_graph``: graphed, ``compile``, ``amp``)."""
+    if not cfg.fast_step:
+        return ReferenceStep(model, cfg, cache)
+    device = model.arch_parameters()[0].device
+    configure_backends(device)
+    compile_mode = None if cfg.compile == "none" else cfg.compile
+    step = FirstOrderStep(model, StepSettings.from_config(cfg), cache, amp=cfg.amp == "bf16", compile=compile_mode)
+    return GraphedStep(step) if cfg.cuda_graph else step
+
+
 def configure_backends(device: torch.device, cudnn_benchmark: bool = True) -> None:
     """Speed options of the search on CUDA: ``cudnn.benchmark`` (static shapes make it pay)."""
     if device.type == "cuda":
@@ -378,10 +521,15 @@ def configure_backends(device: torch.device, cudnn_benchmark: bool = True) -> No
 
 
 __all__ = [
+    "METRICS",
     "StepSettings",
+    "StepMetrics",
+    "epoch_metrics",
+    "reference_step",
+    "ReferenceStep",
     "FirstOrderStep",
     "GraphedStep",
     "GraphRoute",
+    "build_step",
     "configure_backends",
-    "METRICS",
 ]

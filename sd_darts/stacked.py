@@ -24,13 +24,15 @@ written and resumed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .search_step import FirstOrderStep
 from .spaces.darts import DartsSupernet
 from .spaces.darts_fused import FusedDartsSupernet
+
+if TYPE_CHECKING:
+    from .search_step import FirstOrderStep
 
 
 def build_stacked(
@@ -152,7 +154,7 @@ def load_seed_checkpoint(step: FirstOrderStep, seed: int, state: dict[str, Any])
         for i in range(2):
             step.exp_avg[i].view(-1, n_e, n_p)[seed].copy_(a_state[i]["exp_avg"])
             step.exp_avg_sq[i].view(-1, n_e, n_p)[seed].copy_(a_state[i]["exp_avg_sq"])
-        step.adam_step.fill_(float(a_state[0]["step"]))
+        step.set_adam_step(a_state[0]["step"])
     if step.cache is not None and "teacher_cache" in state:
         step.cache.seed(seed).load_state_dict(state["teacher_cache"])
 

@@ -101,17 +101,17 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
     args = ("--epochs", "3", "--warmup-epochs", "1", "--window", "2")
     assert search(tmp_path / "full", *args) == 0
 
-    real_save = search_mod.save_checkpoint
+    real_save = checkpoint_mod.save_checkpoint
 
     def save_then_die(path, cfg, kind, state):
         real_save(path, cfg, kind, state)
         if state["epoch"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(search_mod, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", save_then_die)
     assert search(tmp_path / "resumed", *args) == 130
     assert not (tmp_path / "resumed" / "genotype.json").exists()
-    monkeypatch.setattr(search_mod, "save_checkpoint", real_save)
+    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", real_save)
     assert search(tmp_path / "resumed", *args) == 0
 
     a, b = final_alphas(tmp_path / "full", 3), final_alphas(tmp_path / "resumed", 3)
@@ -267,16 +267,16 @@ def test_fast_step_searches_and_resumes_exactly(tmp_path, monkeypatch):
     assert metric_series(full, "kd_loss")[0] == 0 and metric_series(full, "kd_loss")[2] > 0
     assert metric_series(full, "valid/objective")[2] > metric_series(full, "valid/loss")[2]
 
-    real_save = search_mod.save_checkpoint
+    real_save = checkpoint_mod.save_checkpoint
 
     def save_then_die(path, cfg, kind, state):
         real_save(path, cfg, kind, state)
         if state["epoch"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(search_mod, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", save_then_die)
     assert search(tmp_path / "resumed", *fast) == 130
-    monkeypatch.setattr(search_mod, "save_checkpoint", real_save)
+    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", real_save)
     assert search(tmp_path / "resumed", *fast) == 0
     a, b = final_alphas(full, 3), final_alphas(tmp_path / "resumed", 3)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -296,11 +296,11 @@ def test_fast_step_epochs_visit_every_sample_as_the_reference_loaders_do(tmp_pat
                                   limit_samples=32, device="cpu", seed=3, epochs=2, warmup_epochs=1, window=1,
                                   impl="fused", out=str(tmp_path / "unused"))  # fmt: skip
     cfg.validate()
-    reference = search_mod.prepare(cfg)
-    fast_run = search_mod.prepare(dataclasses.replace(cfg, fast_step=True))
-    train, valid = fast_run.loaders
+    reference = search_mod.Search(cfg)
+    fast_run = search_mod.Search(dataclasses.replace(cfg, fast_step=True))
+    [(train, valid)] = fast_run.loaders.pairs
     for epoch in range(2):
-        ref_train, ref_valid = search_mod._loaders(reference, epoch)
+        ref_train, ref_valid = reference.loaders.loaders(epoch)
         want = [idx for _, _, idx in ref_train]
         assert [len(i) for i in want] == [6, 6, 4]
         assert [idx.tolist() for _, _, idx in train.batches(epoch)] == [i.tolist() for i in want]

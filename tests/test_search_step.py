@@ -19,6 +19,7 @@ from sd_darts.search import SearchConfig, SearchObjective, reference_step
 from sd_darts.search_step import FirstOrderStep, GraphedStep, GraphRoute, StepSettings
 from sd_darts.spaces.darts import DartsSupernet
 from sd_darts.spaces.darts_fused import FusedDartsSupernet
+from sd_darts.stacked import build_stacked
 
 C, LAYERS, CLASSES, B, N_SAMPLES = 4, 5, 10, 4, 24
 EPOCHS, STEPS_PER_EPOCH = 3, 2
@@ -85,7 +86,9 @@ def _reference_run(model, s: StepSettings, epochs=EPOCHS, ragged=False):
         layers=LAYERS,
     )
     cfg.validate()
-    cache = TeacherCache(N_SAMPLES, CLASSES, s.window) if s.method == "sd-darts" else None
+    cache = (
+        TeacherCache(N_SAMPLES, CLASSES, s.window, dtype=model.alphas_normal.dtype) if s.method == "sd-darts" else None
+    )
     objective = SearchObjective(model, cfg, cache)
     w_opt = torch.optim.SGD(model.weights(), lr=0.1, momentum=s.momentum, weight_decay=s.weight_decay)
     architect = Architect(model, objective, arch_learning_rate=s.arch_learning_rate,
@@ -104,14 +107,16 @@ def _reference_run(model, s: StepSettings, epochs=EPOCHS, ragged=False):
 
 
 def _step_run(model, s: StepSettings, epochs=EPOCHS, ragged=False):
-    cache = TeacherCache(N_SAMPLES, CLASSES, s.window) if s.method == "sd-darts" else None
+    cache = (
+        TeacherCache(N_SAMPLES, CLASSES, s.window, dtype=model.alphas_normal.dtype) if s.method == "sd-darts" else None
+    )
     step = FirstOrderStep(model, s, cache)
     valid_losses, train_losses = [], []
     for epoch, x, y, i, xv, yv, iv in _batches(model.alphas_normal.dtype, epochs, ragged):
         step.set_epoch(epoch, _lr(epoch))
         step.reset_metrics()
         step(x, y, i, xv, yv, iv)
-        m = step.read_metrics()
+        m = step.read_metrics()[0]
         assert (m["train_count"], m["valid_count"]) == (len(i), len(iv))  # a short batch counts its own N
         valid_losses.append(m["valid_loss"] / m["valid_count"])
         train_losses.append(m["train_loss"] / m["train_count"])
@@ -130,17 +135,19 @@ def _state(model):
 
 
 def _assert_equal_runs(ref, model, reference, mine, method):
-    """Losses to float32's precision (the metrics accumulate in float32), weights, BN statistics
-    and alphas to float64's, the teacher cache to float32's (it stores float32)."""
+    """In float64 throughout (metric sums, the teacher cache in the model's dtype): losses and the
+    teacher's probabilities to ~1e-15, weights, BN statistics and alphas to 1e-12 after the
+    optimisers' steps."""
     (rv, rt, rcache), (sv, st, scache, _) = reference, mine
-    torch.testing.assert_close(torch.tensor(sv), torch.tensor(rv), rtol=1e-6, atol=0)
-    torch.testing.assert_close(torch.tensor(st), torch.tensor(rt), rtol=1e-6, atol=0)
+    torch.testing.assert_close(torch.tensor(sv), torch.tensor(rv), rtol=1e-13, atol=0)
+    torch.testing.assert_close(torch.tensor(st), torch.tensor(rt), rtol=1e-13, atol=0)
     state = _state(model)
     for name, t in ref.state_dict().items():
         torch.testing.assert_close(state[name], t, rtol=0, atol=1e-12, msg=name)
     if method == "sd-darts":
         assert torch.equal(scache.epochs, rcache.epochs)
-        torch.testing.assert_close(scache.probs, rcache.probs, rtol=0, atol=1e-6)
+        assert scache.probs.dtype == rcache.probs.dtype == torch.float64
+        torch.testing.assert_close(scache.probs, rcache.probs, rtol=0, atol=1e-14)
         assert bool((rcache.epochs >= 0).any())  # the cache was used
 
 
@@ -168,7 +175,7 @@ def test_ragged_last_batches_equal_the_reference_loop_and_every_sample_is_record
 def test_steps_equal_the_reference_loop_across_the_warmup_boundary(window):
     """ξ = 3 over 4 epochs: recording starts at max(0, ξ − K) (epoch 1 for K = 2, 0 for K = 3), KD
     in epoch 3, whose records overwrite the ring slot of epoch 3 − K while it is read; reference
-    loop = reference-module step = fused step."""
+    loop = reference-module step = fused step = seed 0 of two stacked seeds."""
     s = dataclasses.replace(_settings(), warmup_epochs=3, window=window)
     ref, _ = _models("reference")
     reference = _reference_run(ref, s, epochs=4)
@@ -176,6 +183,22 @@ def test_steps_equal_the_reference_loop_across_the_warmup_boundary(window):
         _, model = _models(kind)
         _assert_equal_runs(ref, model, reference, _step_run(model, s, epochs=4), "sd-darts")
     assert int(reference[2].epochs.max()) == 3
+    stacked = build_stacked([0, 1], C, LAYERS, CLASSES).double()  # seed 0 is _models' supernet
+    cache = TeacherCache(N_SAMPLES, CLASSES, window, num_seeds=2, dtype=torch.float64)
+    step = FirstOrderStep(stacked, s, cache)
+    losses = []
+    for epoch, *batch in _batches(torch.float64, 4):
+        step.set_epoch(epoch, _lr(epoch))
+        step.reset_metrics()
+        step(*(torch.stack([t, t]) for t in batch))  # both seeds see the batch: seed 0 is the single run
+        m = step.read_metrics()[0]
+        losses.append(m["valid_loss"] / m["valid_count"])
+    torch.testing.assert_close(torch.tensor(losses), torch.tensor(reference[0]), rtol=1e-13, atol=0)
+    mine = stacked.reference_state_dict(0)
+    for name, t in ref.state_dict().items():
+        torch.testing.assert_close(mine[name], t, rtol=0, atol=1e-12, msg=name)
+    assert torch.equal(cache.epochs[0], reference[2].epochs[0])
+    torch.testing.assert_close(cache.probs[0], reference[2].probs[0], rtol=0, atol=1e-14)
 
 
 def test_lambda_zero_is_darts_bit_for_bit():
@@ -334,8 +357,8 @@ def test_cuda_graph_runs_the_ragged_batches_eagerly_with_the_same_result():
     for (name, a), b in zip(model.state_dict().items(), eager.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
     assert torch.equal(step.cache.epochs, ref_step.cache.epochs)
-    counts = step.read_metrics()
-    assert counts["train_count"] == counts["valid_count"] == ref_step.read_metrics()["train_count"] == EPOCHS * 10
+    counts = step.read_metrics()[0]
+    assert counts["train_count"] == counts["valid_count"] == ref_step.read_metrics()[0]["train_count"] == EPOCHS * 10
 
 
 @pytest.mark.skipif(
@@ -366,6 +389,6 @@ def test_bf16_autocast_step_runs_and_keeps_float32_state():
     for epoch, *batch in _batches(torch.float32):
         step.set_epoch(epoch, _lr(epoch))
         step(*batch)
-    m = step.read_metrics()
+    m = step.read_metrics()[0]
     assert all(torch.isfinite(torch.tensor(v)) for v in m.values())
     assert model.alphas_normal.dtype == torch.float32 and not torch.equal(model.alphas_normal, before)

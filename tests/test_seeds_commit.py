@@ -19,7 +19,7 @@ from sd_darts import config, files
 from sd_darts import memory as memory_mod
 from sd_darts.cli import main
 from sd_darts.search_config import MAX_SEEDS, SearchConfig
-from sd_darts.search_seeds import CHECKPOINT_SCHEMA, seed_configs, template_problem
+from sd_darts.search_runs import seed_configs, template_problem
 
 TINY = [
     "search", "--dataset", "digits", "--image-size", "16", "--init-channels", "4", "--layers", "3",
@@ -154,7 +154,8 @@ def test_start_up_discards_a_partial_phase_one_and_finishes_phase_two(tmp_path):
     assert stacked(str(template)) == 0
     outs = folders(template)
     cfgs = [config.build(SearchConfig, [(yaml.safe_load((f / "config.yaml").read_text()), "config")]) for f in outs]
-    schema = dict(CHECKPOINT_SCHEMA, teacher_cache=dict)
+    schema = {"epoch": int, "model": dict, "w_optimizer": dict, "a_optimizer": dict, "rng": dict, "history": list}
+    schema["teacher_cache"] = dict
     paths = [f / "checkpoint.pt" for f in outs]
     nexts = [checkpoint_mod.next_path(p) for p in paths]
     _with_epoch(paths[0], 1, nexts[0])  # phase 1 cut: only seed 0 wrote epoch index 1

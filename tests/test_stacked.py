@@ -79,7 +79,7 @@ def test_each_seed_follows_its_single_seed_trajectory():
     assert genotypes == [m.genotype() for m, _ in singles]
     per_seed = step.read_metrics()  # one dict per seed, as each single-seed run reports it
     for s, (_, single) in enumerate(singles):
-        for key, value in single.read_metrics().items():
+        for key, value in single.read_metrics()[0].items():
             assert per_seed[s][key] == pytest.approx(value, rel=1e-5), (s, key)
 
 
