@@ -404,12 +404,12 @@ def test_prepare_run_dir_resumes_reuses_or_starts_afresh(tmp_path):
 def test_interrupted_stage_resumes_to_the_same_result(tmp_path, smoke_params, monkeypatch):
     """A search stage killed after its first epoch resumes from the persisted checkpoint and
     ends exactly where an uninterrupted run ends."""
-    import sd_darts.search as search_mod
+    import sd_darts.checkpoint as checkpoint_mod
     from sd_darts.runtime import Interrupted
 
     ref = execute.search_once(smoke_params, _search_cfg(tmp_path / "runs" / "ref"), _paths(tmp_path, "ref"), "test")
 
-    original = search_mod.save_checkpoint
+    original = checkpoint_mod.save_checkpoint
     calls = []
 
     def save_then_die(*args, **kwargs):
@@ -419,10 +419,10 @@ def test_interrupted_stage_resumes_to_the_same_result(tmp_path, smoke_params, mo
 
     paths = _paths(tmp_path, "run")
     cfg = _search_cfg(paths.run)
-    monkeypatch.setattr(search_mod, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", save_then_die)
     with pytest.raises(Interrupted):
         execute.search_once(smoke_params, cfg, paths, "test")
-    monkeypatch.setattr(search_mod, "save_checkpoint", original)
+    monkeypatch.setattr(checkpoint_mod, "save_checkpoint", original)
     assert calls == [1] and not (paths.run / "summary.json").exists()
     identity = runs.run_identity(cfg, "sd_darts.search")
     assert runs.prepare_run_dir(paths.run, identity) == "resume"
