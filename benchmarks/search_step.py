@@ -4,9 +4,9 @@ test; issue 11).
 A step is an alpha step (validation batch) and a weight step (training batch).  Variants, all
 in one process on the same device and settings, timed round-robin:
 
-  darts-reference    sd_darts.search's loop body: Architect + SearchObjective (SD-DARTS, KD on)
+  darts-reference    sd_darts.search.loop's loop body: Architect + SearchObjective (SD-DARTS, KD on)
                      + SGD + clip_grad_norm_ on the reference DartsSupernet (``--layers`` cells)
-  darts-fused        FirstOrderStep on the fused supernet (same math, sd_darts/search_step.py)
+  darts-fused        FirstOrderStep on the fused supernet (same math, sd_darts/search/step.py)
   darts-fused-graph  the same step captured in one CUDA graph (CUDA only)
   darts-fused-compile  the same step with torch.compile of the supernet (``--compile``)
   darts-stacked      FirstOrderStep on ``--seeds`` seeds stacked in one model
@@ -81,7 +81,7 @@ def _batches(args, device, seeds=None):
 
 def _filled_cache(n, device, seeds=None):
     """A teacher cache holding one earlier epoch for every sample: the KD term is live."""
-    from sd_darts.distill import TeacherCache
+    from sd_darts.search.distill import TeacherCache
 
     g = torch.Generator().manual_seed(2)
     if seeds is None:
@@ -98,8 +98,10 @@ def _filled_cache(n, device, seeds=None):
 
 
 def reference_variant(args, device, layers, space="darts"):
-    from sd_darts.architect import Architect
-    from sd_darts.search import SearchConfig, SearchObjective, reference_step
+    from sd_darts.search.architect import Architect
+    from sd_darts.search.config import SearchConfig
+    from sd_darts.search.distill import SearchObjective
+    from sd_darts.search.step import reference_step
     from sd_darts.spaces import get_space
 
     cfg = SearchConfig(
@@ -130,9 +132,9 @@ def reference_variant(args, device, layers, space="darts"):
 
 
 def step_variant(args, device, layers, space="darts", impl="fused", seeds=None, graph=False, compile=False):
-    from sd_darts.search_step import FirstOrderStep, GraphedStep, StepSettings, configure_backends
+    from sd_darts.search.stacked import build_stacked
+    from sd_darts.search.step import FirstOrderStep, GraphedStep, StepSettings, configure_backends
     from sd_darts.spaces import get_space
-    from sd_darts.stacked import build_stacked
 
     torch.manual_seed(0)
     if seeds:
@@ -248,7 +250,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="also write the JSON to this file")
     args = parser.parse_args()
 
-    from sd_darts.runtime import pick_device
+    from sd_darts.utils.runtime import pick_device
 
     device = pick_device(args.device)
     if args.batch_size is None:

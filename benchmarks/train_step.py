@@ -1,6 +1,6 @@
 """Time one training step of an evaluation network (a benchmark, not a test).
 
-The step is :func:`sd_darts.train.train_step`, the one the recipes run: forward with the
+The step is :func:`sd_darts.evaluation.train.train_step`, the one the recipes run: forward with the
 auxiliary head, cross-entropy (+ label smoothing for ImageNet), backward, gradient clipping,
 SGD.  Prints JSON: milliseconds per step (median, mean), images per second, peak memory (CUDA:
 torch.cuda.max_memory_allocated; CPU: the process's peak RSS) and the configuration, so that
@@ -36,9 +36,9 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=3)
     args = parser.parse_args()
 
-    from sd_darts.recipes import TrainCifarConfig, TrainImageNetConfig, recipe_for, resolve_genotype
-    from sd_darts.runtime import pick_device
-    from sd_darts.train import train_step
+    from sd_darts.evaluation.recipes import TrainCifarConfig, TrainImageNetConfig, recipe_for, resolve_genotype
+    from sd_darts.evaluation.train import train_step
+    from sd_darts.utils.runtime import pick_device
 
     device = pick_device(args.device)
     cfg = TrainCifarConfig() if args.recipe == "cifar" else TrainImageNetConfig()

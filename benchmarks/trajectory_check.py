@@ -3,7 +3,7 @@
 Runs the same first-order SD-DARTS search (same initial supernet, same batches, KD switched on
 half-way) three ways and compares the trajectories:
 
-  reference  sd_darts.search's loop body: Architect + SearchObjective + SGD + clip_grad_norm_
+  reference  sd_darts.search.loop's loop body: Architect + SearchObjective + SGD + clip_grad_norm_
              on the reference DartsSupernet
   fused      FirstOrderStep on the fused supernet
   graph      the same step captured in one CUDA graph (CUDA only)
@@ -53,13 +53,13 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
-    from sd_darts.architect import Architect
-    from sd_darts.distill import TeacherCache
-    from sd_darts.runtime import pick_device
-    from sd_darts.search import SearchConfig, SearchObjective, reference_step
-    from sd_darts.search_step import FirstOrderStep, GraphedStep, StepSettings
-    from sd_darts.spaces.darts import DartsSupernet
-    from sd_darts.spaces.darts_fused import FusedDartsSupernet
+    from sd_darts.search.architect import Architect
+    from sd_darts.search.config import SearchConfig
+    from sd_darts.search.distill import SearchObjective, TeacherCache
+    from sd_darts.search.step import FirstOrderStep, GraphedStep, StepSettings, reference_step
+    from sd_darts.spaces.darts.fused import FusedDartsSupernet
+    from sd_darts.spaces.darts.supernet import DartsSupernet
+    from sd_darts.utils.runtime import pick_device
 
     device = pick_device(args.device)
     dtype = getattr(torch, args.dtype)

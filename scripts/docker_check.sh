@@ -33,7 +33,7 @@ fi
 export PYTHONDONTWRITEBYTECODE=1
 CACHE=${SD_DARTS_DOCKER_CACHE:-/var/tmp/sd-darts-docker}
 BASE=${SD_DARTS_DOCKER_BASE:-sd-darts-base:bookworm}
-IMAGE=sd-darts:latest # the default name of sd_darts.container, in this private engine
+IMAGE=sd-darts:latest # the default name of sd_darts.tools.container, in this private engine
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 say() { printf '\n== docker check: %s\n' "$*" >&2; }

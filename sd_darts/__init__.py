@@ -2,7 +2,7 @@
 
 Differentiable architecture search (DARTS) with self-distillation from the supernet's own
 predictions of earlier epochs ("voting teachers").  The library knows nothing of DVC: the
-pipeline stages in ``pipelines/`` call it.
+DVC stages (``sd_darts.experiment.stages``) call it.
 """
 
 __version__ = "0.1.0"

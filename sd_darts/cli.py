@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .runtime import exit_code, install_signal_handlers, setup_logging
+    from .utils.runtime import exit_code, install_signal_handlers, setup_logging
 
     install_signal_handlers()
     try:

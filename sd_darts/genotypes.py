@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
-from .files import read_json, write_json
+from .utils.files import read_json, write_json
 
 # --------------------------------------------------------------------------------------------
 # DARTS space

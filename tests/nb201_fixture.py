@@ -46,7 +46,7 @@ EVAL_SETS = {
 NUM_CLASSES = {"cifar10-valid": 10, "cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
 SEED_OFFSET = {777: -0.3, 888: 0.1, 999: 0.5}
 
-#: (dataset, split) of each Table 4 column, keyed as in sd_darts.nb201_bench.COLUMNS.
+#: (dataset, split) of each Table 4 column, keyed as in sd_darts.spaces.nb201.benchmark.COLUMNS.
 COLUMN_SPLITS = {
     "cifar10_valid": ("cifar10-valid", "x-valid"),
     "cifar10_test": ("cifar10", "ori-test"),

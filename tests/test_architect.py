@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sd_darts.architect import Architect
+from sd_darts.search.architect import Architect
 
 
 class ToySupernet(nn.Module):
@@ -144,10 +144,10 @@ def test_unrolled_step_leaves_the_bn_statistics_as_darts_does(kind):
     w ± R·v, and the forward at w' on a separate copy (``_construct_model_from_theta``); the
     teacher's recording forward is not in DARTS.  So after the step the supernet's BN running
     statistics are those of the three training-half forwards only."""
-    from sd_darts.distill import SearchObjective, TeacherCache
-    from sd_darts.search import SearchConfig
-    from sd_darts.spaces.darts import DartsSupernet
-    from sd_darts.spaces.darts_fused import FusedDartsSupernet
+    from sd_darts.search.config import SearchConfig
+    from sd_darts.search.distill import SearchObjective, TeacherCache
+    from sd_darts.spaces.darts.fused import FusedDartsSupernet
+    from sd_darts.spaces.darts.supernet import DartsSupernet
 
     torch.manual_seed(4)
     model = DartsSupernet(4, 10, 3).double()

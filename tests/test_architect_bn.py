@@ -16,11 +16,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sd_darts.architect import Architect
-from sd_darts.distill import SearchObjective, TeacherCache, distillation_loss
-from sd_darts.search_config import SearchConfig
-from sd_darts.spaces.darts import DartsSupernet
-from sd_darts.spaces.darts_fused import FusedDartsSupernet
+from sd_darts.search.architect import Architect
+from sd_darts.search.config import SearchConfig
+from sd_darts.search.distill import SearchObjective, TeacherCache, distillation_loss
+from sd_darts.spaces.darts.fused import FusedDartsSupernet
+from sd_darts.spaces.darts.supernet import DartsSupernet
 
 CLASSES, N = 10, 4
 MOMENTUM, WEIGHT_DECAY, ETA = 0.9, 3e-4, 0.1

@@ -12,9 +12,10 @@ import types
 import pandas as pd
 import pytest
 
-from sd_darts import benchreport, container
-from sd_darts.benchreport import Invocation
 from sd_darts.cli import main
+from sd_darts.tools import bench as benchreport
+from sd_darts.tools import container
+from sd_darts.tools.bench import Invocation
 
 
 def _script(root, name, body):
@@ -57,7 +58,7 @@ def root(tmp_path, monkeypatch):
     real_runner = benchreport.local_runner
 
     def runner(argv, where):  # the environment probe answers without importing torch
-        if argv[1:3] == ["-m", "sd_darts.benchreport"]:
+        if argv[1:3] == ["-m", "sd_darts.tools.bench"]:
             return 0, json.dumps(ENV)
         return real_runner(argv, where)
 
@@ -125,7 +126,7 @@ def test_unlisted_scripts_are_named_not_run(root, tmp_path, capsys):
 
 
 def test_docker_runs_each_script_in_the_image_and_reports_it(root, tmp_path, monkeypatch):
-    """--docker: every command goes through sd_darts.container with the checkout mounted; the
+    """--docker: every command goes through sd_darts.tools.container with the checkout mounted; the
     report names the image and its id."""
     image_id = "sha256:" + "cd" * 32
     commands = []
@@ -135,7 +136,7 @@ def test_docker_runs_each_script_in_the_image_and_reports_it(root, tmp_path, mon
 
     def run_in_image(argv, *, image, gpus, workdir, checkout, stdout, client):
         commands.append((list(argv), image, gpus, workdir, checkout))
-        text = json.dumps(ENV) if "sd_darts.benchreport" in argv else benchreport.local_runner(argv, root)[1]
+        text = json.dumps(ENV) if "sd_darts.tools.bench" in argv else benchreport.local_runner(argv, root)[1]
         stdout.write(text.encode())
         return 0
 

@@ -1,4 +1,4 @@
-"""sd_darts.container without a Docker engine: the request handed to the SDK, the handling of a
+"""sd_darts.tools.container without a Docker engine: the request handed to the SDK, the handling of a
 container's life (exit code, removal on failure, Ctrl-C), and bad input through the CLI.
 The real engine is exercised by scripts/docker_check.sh."""
 
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sd_darts import container
 from sd_darts.cli import main
 from sd_darts.errors import UserError
+from sd_darts.tools import container
 
 IMAGE_ID = "sha256:" + "ab" * 32
 

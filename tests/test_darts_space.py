@@ -11,9 +11,9 @@ from torch.func import functional_call
 
 from sd_darts.errors import UserError
 from sd_darts.genotypes import PRIMITIVES, Genotype, genotype_from_dict, genotype_to_dict
-from sd_darts.ops import OPS, FactorizedReduce, Identity, Zero, drop_path
 from sd_darts.spaces import SPACE_NAMES, SearchSpace, get_space
-from sd_darts.spaces.darts import DartsSupernet, MixedOp
+from sd_darts.spaces.darts.ops import OPS, FactorizedReduce, Identity, Zero, drop_path
+from sd_darts.spaces.darts.supernet import DartsSupernet, MixedOp
 
 C, LAYERS, CLASSES = 4, 5, 10
 

@@ -126,7 +126,8 @@ def test_training_augmentation_is_a_zero_padded_random_crop_and_a_random_flip():
 
 
 def test_unknown_dataset_and_bad_settings_are_user_errors(tmp_path):
-    from sd_darts import recipes, search_config
+    from sd_darts.evaluation import recipes
+    from sd_darts.search import config as search_config
 
     assert DATASETS == search_config.DATASETS == recipes.CIFAR_DATASETS == ("cifar10", "fashion-mnist", "digits")
     with pytest.raises(UserError, match="unknown dataset"):

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sd_darts.distill import (
+from sd_darts.errors import UserError
+from sd_darts.search.distill import (
     TeacherCache,
     distillation_loss,
     kd_active,
@@ -19,8 +20,7 @@ from sd_darts.distill import (
     recording_active,
     recording_start_epoch,
 )
-from sd_darts.errors import UserError
-from sd_darts.files import torch_load, torch_save
+from sd_darts.utils.files import torch_load, torch_save
 
 SETTINGS = settings(max_examples=60, deadline=None)
 

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sd_darts.distill import TeacherCache, distillation_loss
 from sd_darts.errors import UserError
+from sd_darts.search.distill import TeacherCache, distillation_loss
 
 
 def direct_kd(student_logits, teacher_logits_by_epoch, temperature, direction):

@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from sd_darts.errors import UserError
+from sd_darts.evaluation.recipes import TrainCifarConfig, TrainImageNetConfig
 from sd_darts.experiment import deps, layout, schema, settings
 from sd_darts.experiment.runs import run_identity
-from sd_darts.nb201_bench import NB201QueryConfig
-from sd_darts.recipes import TrainCifarConfig, TrainImageNetConfig
-from sd_darts.search import SearchConfig
+from sd_darts.search.config import SearchConfig
+from sd_darts.spaces.nb201.benchmark import NB201QueryConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,10 +108,15 @@ def test_every_stage_depends_on_the_code_it_imports(dvc_stages):
 
 
 def test_closure_follows_imports_and_registries():
-    search = set(deps.closure_paths("sd_darts.search"))
-    assert {"sd_darts/spaces/darts.py", "sd_darts/spaces/nb201.py", "sd_darts/distill.py", "sd_darts/ops.py"} <= search
+    search = set(deps.closure_paths("sd_darts.search.loop"))
+    assert {
+        "sd_darts/spaces/darts/supernet.py",
+        "sd_darts/spaces/nb201/supernet.py",
+        "sd_darts/search/distill.py",
+        "sd_darts/spaces/darts/ops.py",
+    } <= search
     assert not any(p.startswith("sd_darts/report/") for p in search)  # reporting never invalidates searches
-    assert "sd_darts/model.py" not in search
+    assert "sd_darts/evaluation/networks.py" not in search
 
 
 def test_stage_outputs_are_where_the_layout_says(dvc_stages):
@@ -211,7 +216,7 @@ def test_run_identity_of_the_search_survives_a_docstring_edit(tmp_path):
     import ast
 
     rewritten = []
-    for i, path in enumerate(deps.closure("sd_darts.search")):
+    for i, path in enumerate(deps.closure("sd_darts.search.loop")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
@@ -225,17 +230,17 @@ def test_run_identity_of_the_search_survives_a_docstring_edit(tmp_path):
         out = tmp_path / f"m{i}.py"
         out.write_text(ast.unparse(tree))
         rewritten.append(out)
-    assert deps.source_identity(rewritten) == deps.code_hash("sd_darts.search")
+    assert deps.source_identity(rewritten) == deps.code_hash("sd_darts.search.loop")
 
 
 def test_run_identity_is_the_settings_fingerprint_plus_code():
     cfg = SearchConfig(dataset="digits", epochs=2, warmup_epochs=1)
     cfg.validate()
-    base = run_identity(cfg, "sd_darts.search")
+    base = run_identity(cfg, "sd_darts.search.loop")
     for unfingerprinted in ({"hessian_every": 3}, {"num_workers": 2}, {"device": "cpu"}, {"out": "elsewhere"}):
-        assert run_identity(dataclasses.replace(cfg, **unfingerprinted), "sd_darts.search") == base
-    assert run_identity(dataclasses.replace(cfg, seed=7), "sd_darts.search") != base
-    assert run_identity(dataclasses.replace(cfg, window=3), "sd_darts.search") != base
+        assert run_identity(dataclasses.replace(cfg, **unfingerprinted), "sd_darts.search.loop") == base
+    assert run_identity(dataclasses.replace(cfg, seed=7), "sd_darts.search.loop") != base
+    assert run_identity(dataclasses.replace(cfg, window=3), "sd_darts.search.loop") != base
 
 
 def test_genotype_selection_picks_the_best_then_the_lower_seed(tmp_path, monkeypatch):
@@ -348,10 +353,10 @@ def test_imports_point_downwards():
 def test_committed_headline_metrics_are_what_the_stages_write(name):
     """``metrics/headline/<profile>/`` is regenerated from the committed run records by the same
     code the stages call (a run's headline, the genotype counts, the report's summary)."""
-    from sd_darts import files
     from sd_darts.experiment import headline
     from sd_darts.experiment.report_spec import report_spec
     from sd_darts.report import load_metrics
+    from sd_darts.utils import files
 
     p = schema.read_params(ROOT / name)
     lay = layout.Layout(p.profile)

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sd_darts import config, files
 from sd_darts.cli import main
 from sd_darts.errors import UserError
+from sd_darts.utils import config, files
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "digits", "--image-size", "16", "--init-channels", "4", "--layers", "5", "--batch-size", "8"]

@@ -10,13 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from sd_darts.architect import Architect
-from sd_darts.distill import TeacherCache
 from sd_darts.genotypes import PRIMITIVES
-from sd_darts.search import SearchConfig, SearchObjective, reference_step
+from sd_darts.search.architect import Architect
+from sd_darts.search.config import SearchConfig
+from sd_darts.search.distill import SearchObjective, TeacherCache
+from sd_darts.search.step import reference_step
 from sd_darts.spaces import get_space
-from sd_darts.spaces.darts import DartsSupernet
-from sd_darts.spaces.darts_fused import TAP_MASKS, FusedDartsSupernet
+from sd_darts.spaces.darts.fused import TAP_MASKS, FusedDartsSupernet
+from sd_darts.spaces.darts.supernet import DartsSupernet
 
 C, LAYERS, CLASSES = 4, 5, 10
 SUBSETS = [
@@ -177,8 +178,8 @@ def test_fused_supernet_follows_the_supernet_contract():
 
 
 def test_alpha_hessian_equals_the_reference():
-    """The sharpness tracking (sd_darts.hessian, double backward) sees the same Hessian."""
-    from sd_darts.hessian import full_hessian
+    """The sharpness tracking (sd_darts.search.hessian, double backward) sees the same Hessian."""
+    from sd_darts.search.hessian import full_hessian
 
     torch.manual_seed(0)
     ref = DartsSupernet(2, CLASSES, 3, primitives=("none", "skip_connect", "max_pool_3x3", "sep_conv_3x3")).double()

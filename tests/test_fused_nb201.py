@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sd_darts.distill import TeacherCache
-from sd_darts.search_step import FirstOrderStep, StepSettings
+from sd_darts.search.distill import TeacherCache
+from sd_darts.search.step import FirstOrderStep, StepSettings
 from sd_darts.spaces import get_space
-from sd_darts.spaces.nb201 import NB201Supernet
-from sd_darts.spaces.nb201_fused import FusedNB201Supernet
+from sd_darts.spaces.nb201.fused import FusedNB201Supernet
+from sd_darts.spaces.nb201.supernet import NB201Supernet
 
 C, N_CELLS, CLASSES = 4, 2, 10
 

@@ -199,7 +199,7 @@ def damaged_copies(run: Path, tmp_path: Path):
         torch.save(payload, path)
 
     def resign(path, payload):
-        from sd_darts.checkpoint import checksum
+        from sd_darts.utils.checkpoint import checksum
 
         payload["checksum"] = checksum(payload)
         torch.save(payload, path)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from sd_darts import hessian
+from sd_darts.search import hessian
 
 
 class ToyMixedOp(nn.Module):
@@ -250,7 +250,7 @@ def test_darts_supernet_lanczos_matches_exact_hessian():
     2 x (2, 8)); its spectrum has a negative eigenvalue larger in magnitude than the top one, so
     this also checks that the *largest* eigenvalue, not the largest |eigenvalue|, is returned.
     (With the paper's 4 nodes, 224 alphas, the same check agrees to 1e-15 but takes a minute.)"""
-    from sd_darts.spaces.darts import DartsSupernet
+    from sd_darts.spaces.darts.supernet import DartsSupernet
 
     torch.manual_seed(0)
     model = DartsSupernet(C=4, num_classes=10, layers=3, steps=1, multiplier=1).double()
@@ -275,7 +275,7 @@ def test_darts_supernet_lanczos_matches_exact_hessian():
 @pytest.mark.skipif(os.environ.get("SD_DARTS_SLOW_TESTS") != "1", reason="about a minute; set SD_DARTS_SLOW_TESTS=1")
 def test_full_size_darts_alphas_224_lanczos_matches_exact_hessian():
     """The paper's cell (4 nodes: 2 x (14, 8) = 224 alphas) on a tiny supernet: 224 exact rows."""
-    from sd_darts.spaces.darts import DartsSupernet
+    from sd_darts.spaces.darts.supernet import DartsSupernet
 
     torch.manual_seed(0)
     model = DartsSupernet(C=4, num_classes=10, layers=3).double()

@@ -8,8 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sd_darts.genotypes import DARTS_V2, SD_DARTS, Genotype
-from sd_darts.model import (
+from sd_darts.evaluation.networks import (
     AuxiliaryHeadCIFAR,
     AuxiliaryHeadImageNet,
     Cell,
@@ -18,6 +17,7 @@ from sd_darts.model import (
     auxiliary_input_ok,
     count_parameters,
 )
+from sd_darts.genotypes import DARTS_V2, SD_DARTS, Genotype
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +47,7 @@ def test_cifar_reductions_and_channels():
     assert net.stem[0].out_channels == 12
     assert net.classifier.in_features == 4 * 4 * 4
     # First cell after a reduction preprocesses c_{k-2} with FactorizedReduce.
-    from sd_darts.ops import FactorizedReduce, ReLUConvBN
+    from sd_darts.spaces.darts.ops import FactorizedReduce, ReLUConvBN
 
     assert isinstance(net.cells[3].preprocess0, FactorizedReduce)
     assert isinstance(net.cells[1].preprocess0, ReLUConvBN)
@@ -56,7 +56,7 @@ def test_cifar_reductions_and_channels():
 def test_imagenet_network_shapes_with_aux_at_224():
     net = NetworkImageNet(4, 7, 3, True, SD_DARTS)
     # The first cell treats its input as reduced (stem1 halves stem0's output).
-    from sd_darts.ops import FactorizedReduce
+    from sd_darts.spaces.darts.ops import FactorizedReduce
 
     assert isinstance(net.cells[0].preprocess0, FactorizedReduce)
     x = torch.randn(2, 3, 224, 224)
@@ -180,7 +180,7 @@ def test_drop_path_probability_as_a_tensor():
     """A compiled training step drives drop path with a device tensor (no recompilation per
     epoch): per-sample masks, kept samples rescaled by 1/(1-p), about p of them dropped, and the
     identity at p = 0 or in eval mode."""
-    from sd_darts.ops import drop_path
+    from sd_darts.spaces.darts.ops import drop_path
 
     x = torch.randn(4000, 3, 2, 2)
     torch.manual_seed(3)

@@ -24,12 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nb201_fixture import DEFAULT_ARCHS, SEEDS_FULL, UNEVALUATED_ARCH, benchmark_dict, write_benchmark
 
-from sd_darts import nb201_bench as nb201
 from sd_darts.cli import main
 from sd_darts.errors import UserError
 from sd_darts.genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, save_genotype
 from sd_darts.spaces import get_space
-from sd_darts.spaces.nb201 import SPACE, AvgPool, NB201Supernet
+from sd_darts.spaces.nb201 import SPACE
+from sd_darts.spaces.nb201 import benchmark as nb201
+from sd_darts.spaces.nb201.supernet import AvgPool, NB201Supernet
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = [c.key for c in nb201.COLUMNS]
@@ -394,11 +395,11 @@ def test_supernet_matches_xautodl_tiny_network_darts():
 def test_params_nb201_section_is_the_nb201_search_and_query():
     """``sd-darts search --space nb201 --params params.yaml`` reads the nb201 section: the paper's
     NAS-Bench-201 search (C = 16, N = 5, 50 epochs, batch 64, NB201's DARTS optimiser)."""
-    from sd_darts import config
     from sd_darts.cli import build_parser
     from sd_darts.experiment.schema import read_params
     from sd_darts.experiment.settings import nb201_query_settings
-    from sd_darts.search import PARAMS_SECTIONS, SearchConfig
+    from sd_darts.search.config import PARAMS_SECTIONS, SearchConfig
+    from sd_darts.utils import config
 
     args = build_parser().parse_args(["search", "--space", "nb201", "--params", str(REPO / "params.yaml")])
     search = config.resolve(SearchConfig, PARAMS_SECTIONS["nb201"], args)

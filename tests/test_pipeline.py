@@ -324,8 +324,8 @@ def test_a_params_change_reruns_exactly_the_stages_that_read_it(workspace, secti
 
 
 def _search_cfg(out: Path, **over):
-    from sd_darts import config as cfgmod
-    from sd_darts.search import SearchConfig
+    from sd_darts.search.config import SearchConfig
+    from sd_darts.utils import config as cfgmod
 
     values = dict(
         method="sd-darts",
@@ -362,12 +362,12 @@ def smoke_params(tmp_path, monkeypatch):
 def test_prepare_run_dir_resumes_reuses_or_starts_afresh(tmp_path):
     out = tmp_path / "run"
     cfg = _search_cfg(out)
-    identity = runs.run_identity(cfg, "sd_darts.search")
+    identity = runs.run_identity(cfg, "sd_darts.search.loop")
     assert runs.prepare_run_dir(out, identity) == "fresh"
     (out / "checkpoint.pt").write_bytes(b"stand-in")
     assert runs.prepare_run_dir(out, identity) == "resume"
     assert (out / "checkpoint.pt").exists()
-    other = runs.run_identity(_search_cfg(out, sd_lambda=0.5), "sd_darts.search")
+    other = runs.run_identity(_search_cfg(out, sd_lambda=0.5), "sd_darts.search.loop")
     assert runs.prepare_run_dir(out, other) == "fresh"  # changed setting: stale checkpoint removed
     assert not (out / "checkpoint.pt").exists()
     runs.finish_run(out, other, runs.provenance("smoke", "test", out, "cpu", "sd-darts search"))
@@ -376,9 +376,9 @@ def test_prepare_run_dir_resumes_reuses_or_starts_afresh(tmp_path):
     assert prov["device"] == "cpu" and prov["stage"] == "test" and prov["profile"] == "smoke" and "git_rev" in prov
     assert {"python", "torch", "cuda", "cudnn", "gpu", "image_id"} <= set(prov)
     # a training run whose genotype file changed content (same path) is stale
-    from sd_darts import config as cfgmod
+    from sd_darts.evaluation.recipes import TrainCifarConfig
     from sd_darts.genotypes import DARTS_V2, SD_DARTS, save_genotype
-    from sd_darts.recipes import TrainCifarConfig
+    from sd_darts.utils import config as cfgmod
 
     g = tmp_path / "genotype.json"
     save_genotype(g, SD_DARTS)
@@ -388,12 +388,12 @@ def test_prepare_run_dir_resumes_reuses_or_starts_afresh(tmp_path):
         {"genotype": str(g), "out": str(tout), "dataset": "digits", "image_size": 16, "auxiliary_weight": 0.0},
         "test",
     )
-    tid = runs.run_identity(tcfg, "sd_darts.train")
+    tid = runs.run_identity(tcfg, "sd_darts.evaluation.train")
     assert runs.prepare_run_dir(tout, tid) == "fresh"
     runs.finish_run(tout, tid, {})
-    assert runs.prepare_run_dir(tout, runs.run_identity(tcfg, "sd_darts.train")) == "reuse"
+    assert runs.prepare_run_dir(tout, runs.run_identity(tcfg, "sd_darts.evaluation.train")) == "reuse"
     save_genotype(g, DARTS_V2)
-    assert runs.prepare_run_dir(tout, runs.run_identity(tcfg, "sd_darts.train")) == "fresh"
+    assert runs.prepare_run_dir(tout, runs.run_identity(tcfg, "sd_darts.evaluation.train")) == "fresh"
     # a folder that was not made by the pipeline is never resumed blindly
     stray = tmp_path / "stray"
     stray.mkdir()
@@ -404,8 +404,8 @@ def test_prepare_run_dir_resumes_reuses_or_starts_afresh(tmp_path):
 def test_interrupted_stage_resumes_to_the_same_result(tmp_path, smoke_params, monkeypatch):
     """A search stage killed after its first epoch resumes from the persisted checkpoint and
     ends exactly where an uninterrupted run ends."""
-    import sd_darts.checkpoint as checkpoint_mod
-    from sd_darts.runtime import Interrupted
+    import sd_darts.utils.checkpoint as checkpoint_mod
+    from sd_darts.utils.runtime import Interrupted
 
     ref = execute.search_once(smoke_params, _search_cfg(tmp_path / "runs" / "ref"), _paths(tmp_path, "ref"), "test")
 
@@ -424,7 +424,7 @@ def test_interrupted_stage_resumes_to_the_same_result(tmp_path, smoke_params, mo
         execute.search_once(smoke_params, cfg, paths, "test")
     monkeypatch.setattr(checkpoint_mod, "save_checkpoint", original)
     assert calls == [1] and not (paths.run / "summary.json").exists()
-    identity = runs.run_identity(cfg, "sd_darts.search")
+    identity = runs.run_identity(cfg, "sd_darts.search.loop")
     assert runs.prepare_run_dir(paths.run, identity) == "resume"
     summary = execute.search_once(smoke_params, cfg, paths, "test")
     assert summary["genotype"] == ref["genotype"]
@@ -443,9 +443,9 @@ def test_interrupted_stage_resumes_to_the_same_result(tmp_path, smoke_params, mo
 
 
 def test_equivalent_command_reproduces_the_settings():
-    from sd_darts import config as cfgmod
     from sd_darts.cli import build_parser
-    from sd_darts.search import SearchConfig
+    from sd_darts.search.config import SearchConfig
+    from sd_darts.utils import config as cfgmod
 
     cfg = _search_cfg(Path("runs/x"), nesterov=True, unrolled=False)
     line = runs.command_line("search", cfg)
@@ -458,8 +458,8 @@ def test_equivalent_command_reproduces_the_settings():
 def test_multi_process_runs_go_through_torchrun(tmp_path, smoke_params, monkeypatch):
     """pipeline.imagenet_nproc > 1: the stage launches the recorded command under torchrun
     (DDP; gloo on CPU here) and collects the run like any other."""
-    from sd_darts import config as cfgmod
-    from sd_darts.recipes import TrainCifarConfig
+    from sd_darts.evaluation.recipes import TrainCifarConfig
+    from sd_darts.utils import config as cfgmod
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     cfg = cfgmod.from_mapping(
@@ -485,17 +485,17 @@ def test_multi_process_runs_go_through_torchrun(tmp_path, smoke_params, monkeypa
     assert metrics["world_size"] == 2
     prov = json.loads(Path("metrics/t/provenance.json").read_text())
     assert prov["command"].startswith("torchrun --standalone --nproc_per_node 2 -m sd_darts train-cifar ")
-    assert runs.prepare_run_dir("runs/t", runs.run_identity(cfg, "sd_darts.train")) == "reuse"
+    assert runs.prepare_run_dir("runs/t", runs.run_identity(cfg, "sd_darts.evaluation.train")) == "reuse"
 
 
 def test_nb201_query_stage_writes_what_the_report_reads(tmp_path, smoke_params, monkeypatch):
     """The query stage with a benchmark (a stand-in for the 4.7 GB file, answering like
-    sd_darts.nb201_bench.Benchmark) writes the Table 4 row that the report renders."""
-    from sd_darts import nb201_bench
+    sd_darts.spaces.nb201.benchmark.Benchmark) writes the Table 4 row that the report renders."""
     from sd_darts.experiment.report_spec import report_spec
     from sd_darts.experiment.stages import nb201_query
     from sd_darts.genotypes import NB201Genotype, save_genotype
     from sd_darts.report import build_report
+    from sd_darts.spaces.nb201 import benchmark as nb201_bench
 
     layout = Layout(smoke_params.profile)
     cols = [c.key for c in nb201_bench.COLUMNS]
@@ -613,7 +613,7 @@ def test_stacked_search_seeds_stage_trains_all_seeds_once_and_each_stage_collect
     # A single-seed run of the same settings has another identity: it never reuses a stacked folder.
     from sd_darts.experiment.settings import search_settings
 
-    single = runs.run_identity(search_settings(p, "sd-darts", 1), "sd_darts.search")
+    single = runs.run_identity(search_settings(p, "sd-darts", 1), "sd_darts.search.loop")
     assert json.loads((s1.run / runs.STAMP).read_text())["identity"] != single
 
     shutil.rmtree(s1.run)  # one seed's folder lost: both seeds are trained again, to the same result

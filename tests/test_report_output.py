@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sd_darts import files
 from sd_darts.cli import main
 from sd_darts.report import MANIFEST, output
+from sd_darts.utils import files
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report"
 CONTENTS = {"README.md": b"# report\n", "table2_cifar10.md": b"| a |\n"}

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from sd_darts import checkpoint as checkpoint_mod
-from sd_darts import search as search_mod
 from sd_darts.cli import main
+from sd_darts.search import loop as search_mod
+from sd_darts.utils import checkpoint as checkpoint_mod
 
 TINY = [
     "--dataset",

@@ -1,4 +1,4 @@
-"""The capturable first-order step (issue 11) equals the reference loop of sd_darts.search
+"""The capturable first-order step (issue 11) equals the reference loop of sd_darts.search.loop
 (Architect + SearchObjective + SGD + clip_grad_norm_, first order) and never synchronises with
 the host."""
 
@@ -13,13 +13,13 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sd_darts.architect import Architect
-from sd_darts.distill import TeacherCache
-from sd_darts.search import SearchConfig, SearchObjective, reference_step
-from sd_darts.search_step import FirstOrderStep, GraphedStep, GraphRoute, StepSettings
-from sd_darts.spaces.darts import DartsSupernet
-from sd_darts.spaces.darts_fused import FusedDartsSupernet
-from sd_darts.stacked import build_stacked
+from sd_darts.search.architect import Architect
+from sd_darts.search.config import SearchConfig
+from sd_darts.search.distill import SearchObjective, TeacherCache
+from sd_darts.search.stacked import build_stacked
+from sd_darts.search.step import FirstOrderStep, GraphedStep, GraphRoute, StepSettings, reference_step
+from sd_darts.spaces.darts.fused import FusedDartsSupernet
+from sd_darts.spaces.darts.supernet import DartsSupernet
 
 C, LAYERS, CLASSES, B, N_SAMPLES = 4, 5, 10, 4, 24
 EPOCHS, STEPS_PER_EPOCH = 3, 2
@@ -74,7 +74,7 @@ RAGGED_HALVES = (torch.arange(0, 10), torch.arange(10, 20))
 
 
 def _reference_run(model, s: StepSettings, epochs=EPOCHS, ragged=False):
-    """sd_darts.search's loop body, first order, with the step's settings."""
+    """sd_darts.search.loop's loop body, first order, with the step's settings."""
     cfg = SearchConfig(
         method=s.method,
         epochs=epochs,

@@ -14,12 +14,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sd_darts import checkpoint as checkpoint_mod
-from sd_darts import config, files
-from sd_darts import memory as memory_mod
 from sd_darts.cli import main
-from sd_darts.search_config import MAX_SEEDS, SearchConfig
-from sd_darts.search_runs import seed_configs, template_problem
+from sd_darts.search.config import MAX_SEEDS, SearchConfig
+from sd_darts.search.runs import seed_configs, template_problem
+from sd_darts.utils import checkpoint as checkpoint_mod
+from sd_darts.utils import config, files
+from sd_darts.utils import memory as memory_mod
 
 TINY = [
     "search", "--dataset", "digits", "--image-size", "16", "--init-channels", "4", "--layers", "3",

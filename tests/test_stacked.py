@@ -8,14 +8,14 @@ import copy
 import pytest
 import torch
 
-from sd_darts.architect import Architect
-from sd_darts.distill import TeacherCache
-from sd_darts.runtime import seed_everything
-from sd_darts.search import SearchConfig, SearchObjective, reference_step
-from sd_darts.search_step import FirstOrderStep, StepSettings
+from sd_darts.search.architect import Architect
+from sd_darts.search.config import SearchConfig
+from sd_darts.search.distill import SearchObjective, TeacherCache
+from sd_darts.search.stacked import build_stacked, load_seed_checkpoint, seed_checkpoint, stack_batches
+from sd_darts.search.step import FirstOrderStep, StepSettings, reference_step
 from sd_darts.spaces import get_space
-from sd_darts.spaces.darts import DartsSupernet
-from sd_darts.stacked import build_stacked, load_seed_checkpoint, seed_checkpoint, stack_batches
+from sd_darts.spaces.darts.supernet import DartsSupernet
+from sd_darts.utils.runtime import seed_everything
 
 C, LAYERS, CLASSES, B, N_SAMPLES = 4, 5, 10, 4, 24
 SEEDS = (0, 5, 9)

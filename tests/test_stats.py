@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from sd_darts.cli import main
+from sd_darts.evaluation.networks import NetworkCIFAR
+from sd_darts.evaluation.stats import COUNTER, genotype_stats, model_stats
 from sd_darts.genotypes import DARTS_V2, SD_DARTS, genotype_to_dict
-from sd_darts.model import NetworkCIFAR
-from sd_darts.stats import COUNTER, genotype_stats, model_stats
 
 
 def test_darts_v2_published_sizes():

@@ -18,11 +18,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sd_darts import config as cfgmod
 from sd_darts.cli import main
-from sd_darts.recipes import TrainCifarConfig, TrainImageNetConfig
-from sd_darts.schedules import cosine_lr, drop_path_prob_at, imagenet_lr
-from sd_darts.train import classification_loss, topk_correct, use_bf16, use_channels_last
+from sd_darts.evaluation.recipes import TrainCifarConfig, TrainImageNetConfig
+from sd_darts.evaluation.train import classification_loss, topk_correct, use_bf16, use_channels_last
+from sd_darts.utils import config as cfgmod
+from sd_darts.utils.schedules import cosine_lr, drop_path_prob_at, imagenet_lr
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -198,7 +198,7 @@ def full_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def interrupted_run(tmp_path_factory) -> Path:
     """The same run, interrupted (Ctrl-C) right after the first epoch's checkpoint."""
-    import sd_darts.train as ckpt_mod  # the loop saves through its own import
+    import sd_darts.evaluation.train as ckpt_mod
 
     out = tmp_path_factory.mktemp("interrupted") / "run"
     real = ckpt_mod.save_checkpoint
@@ -227,8 +227,8 @@ def test_outputs_of_a_run(full_run):
     tsv = (full_run / "dvclive/plots/metrics/test/top1_error.tsv").read_text().splitlines()
     assert len(tsv) == 3  # header + 2 epochs
     # The saved weights rebuild the network without the DDP wrapper's prefix.
+    from sd_darts.evaluation.networks import NetworkCIFAR
     from sd_darts.genotypes import genotype_from_dict
-    from sd_darts.model import NetworkCIFAR
 
     saved = torch.load(full_run / "model.pt", weights_only=True)
     net = NetworkCIFAR(
@@ -385,8 +385,8 @@ def test_params_file_section_sets_values(tmp_path):
 
 def test_genotype_json_from_a_search_loads_nb201_refused(tmp_path):
     from sd_darts.errors import UserError
+    from sd_darts.evaluation.recipes import resolve_genotype
     from sd_darts.genotypes import SD_DARTS, NB201Genotype, save_genotype
-    from sd_darts.recipes import resolve_genotype
 
     save_genotype(tmp_path / "darts" / "genotype.json", SD_DARTS)
     assert resolve_genotype(str(tmp_path / "darts" / "genotype.json")) == SD_DARTS

@@ -1,10 +1,10 @@
-"""Shared body of the ``train-cifar`` and ``train-imagenet`` commands (:mod:`sd_darts.train`)."""
+"""Shared body of the ``train-cifar`` and ``train-imagenet`` commands (:mod:`sd_darts.evaluation.train`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..config import add_arguments, resolve
+from ..utils.config import add_arguments, resolve
 
 
 def register(parser: argparse.ArgumentParser, config_class: type, section: str) -> None:
@@ -12,8 +12,8 @@ def register(parser: argparse.ArgumentParser, config_class: type, section: str) 
 
 
 def run(args: argparse.Namespace, config_class: type, section: str) -> int:
+    from ..evaluation.train import report_line, run_training
     from ..experiment.settings import command_data
-    from ..train import report_line, run_training
 
     base = command_data(args.params, section) if args.params else []
     result = run_training(resolve(config_class, section, args, base))

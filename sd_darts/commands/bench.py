@@ -1,5 +1,5 @@
 """``sd-darts bench``: run the benchmark scripts (here or in the Docker image) and write
-``reports/benchmarks.{md,csv}`` (:mod:`sd_darts.benchreport`)."""
+``reports/benchmarks.{md,csv}`` (:mod:`sd_darts.tools.bench`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ HELP = "run the benchmarks of benchmarks/ (here or, with --docker, in the image)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..container import DEFAULT_IMAGE
+    from ..tools.container import DEFAULT_IMAGE
 
     parser.add_argument(
         "--device", default="auto", help="device of every benchmark: auto, cpu, cuda, cuda:1 (default: auto)"
@@ -41,8 +41,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..benchreport import bench
-    from ..container import find_checkout
+    from ..tools.bench import bench
+    from ..tools.container import find_checkout
 
     root = Path(args.checkout).resolve() if args.checkout else find_checkout()
     out = Path(args.out) if args.out else root / "reports" / "benchmarks.md"

@@ -1,5 +1,5 @@
 """``sd-darts container build|run``: the package's Docker image, through the Docker SDK
-(:mod:`sd_darts.container`; docs/container.md)."""
+(:mod:`sd_darts.tools.container`; docs/container.md)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..container import DEFAULT_IMAGE, DEFAULT_SHM_SIZE, WORKDIR
+    from ..tools.container import DEFAULT_IMAGE, DEFAULT_SHM_SIZE, WORKDIR
 
     sub = parser.add_subparsers(dest="container_command", metavar="ACTION")
     sub.required = True
@@ -86,7 +86,7 @@ def _environment(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import container
+    from ..tools import container
 
     if args.container_command == "build":
         built = container.build_image(

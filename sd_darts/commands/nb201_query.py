@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import config
 from ..errors import UserError
-from ..files import check_writable_dir, write_json
-from ..nb201_bench import (
+from ..spaces.nb201.benchmark import (
     BENCHMARK_FILES,
     PARAMS_SECTION,
     NB201QueryConfig,
@@ -27,6 +25,8 @@ from ..nb201_bench import (
     parse_genotype_arg,
     table4_row,
 )
+from ..utils import config
+from ..utils.files import check_writable_dir, write_json
 
 NAME = "nb201-query"
 HELP = "query NAS-Bench-201 genotypes in the benchmark file at 200 epochs (paper Table 4)"

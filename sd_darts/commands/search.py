@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from .. import config
-from ..search_config import PARAMS_SECTIONS, SearchConfig
+from ..search.config import PARAMS_SECTIONS, SearchConfig
+from ..utils import config
 
 NAME = "search"
 HELP = "search a cell with DARTS or SD-DARTS (paper §3.3-3.4); rerun the same command to resume"
@@ -18,8 +18,7 @@ def register(parser) -> None:
 
 def run(args) -> int:
     from ..experiment.settings import command_data
-    from ..search import run_search
-    from ..search_seeds import run_search_seeds
+    from ..search.loop import run_search, run_search_seeds
 
     section = PARAMS_SECTIONS.get(args.space or "darts", "search")
     base = command_data(args.params, section) if args.params else []

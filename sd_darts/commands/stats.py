@@ -1,6 +1,6 @@
 """``sd-darts stats``: parameters and mult-adds of a genotype's evaluation networks, beside
 the paper's Table 2 (CIFAR-10, C=36, 20 cells) and Table 3 (ImageNet, C=48, 14 cells)
-figures.  See :mod:`sd_darts.stats` for the counting convention."""
+figures.  See :mod:`sd_darts.evaluation.stats` for the counting convention."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..recipes import resolve_genotype
-    from ..stats import format_stats, genotype_stats
+    from ..evaluation.recipes import resolve_genotype
+    from ..evaluation.stats import format_stats, genotype_stats
 
     genotype = resolve_genotype(args.genotype)
     stats = genotype_stats(genotype, name=args.genotype)

@@ -3,14 +3,14 @@
 Defaults are the paper's (DARTS's) recipe; every setting is a flag or a key of the
 ``train_cifar:`` section of a ``--params`` file.  Rerunning the same command resumes from
 ``--out/checkpoint.pt``; under ``torchrun --nproc_per_node N`` it trains data-parallel with
-the same global batch.  See :mod:`sd_darts.train`.
+the same global batch.  See :mod:`sd_darts.evaluation.train`.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..recipes import TrainCifarConfig
+from ..evaluation.recipes import TrainCifarConfig
 from . import _training
 
 NAME = "train-cifar"

@@ -4,14 +4,14 @@ Defaults are the PC-DARTS recipe the paper follows; data come from a local folde
 ``train/<wnid>/*.JPEG`` and ``val/<wnid>/*.JPEG``.  Every setting is a flag or a key of the
 ``train_imagenet:`` section of a ``--params`` file.  Rerunning the same command resumes; under
 ``torchrun --nproc_per_node N`` it trains data-parallel with the same global batch (1024).
-See :mod:`sd_darts.train`.
+See :mod:`sd_darts.evaluation.train`.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..recipes import TrainImageNetConfig
+from ..evaluation.recipes import TrainImageNetConfig
 from . import _training
 
 NAME = "train-imagenet"

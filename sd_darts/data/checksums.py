@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
-from ..files import open_regular
+from ..utils.files import open_regular
 
 
 def sha256_file(path: str | os.PathLike, what: str = "data file") -> str:

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import files
 from ..errors import UserError
+from ..utils import files
 from .checksums import sha256_file
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"

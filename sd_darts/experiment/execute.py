@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import files
 from ..errors import UserError
-from ..runtime import pick_device
-from ..search import run_search
-from ..search_seeds import run_search_seeds
-from ..train import run_training
+from ..evaluation.train import run_training
+from ..search.loop import run_search, run_search_seeds
+from ..utils import files
+from ..utils.runtime import pick_device
 from . import headline, slurm
 from .deps import REPO
 from .layout import SEARCH_FILES, TRAIN_FILES, Layout, RunPaths
@@ -66,7 +65,7 @@ def publish_curves(p: Params, paths: RunPaths) -> None:
 
 def search_once(p: Params, cfg, paths: RunPaths, stage: str) -> dict[str, Any]:
     """Run (resume, or reuse) one search and collect it; returns its summary."""
-    identity = run_identity(cfg, "sd_darts.search")
+    identity = run_identity(cfg, "sd_darts.search.loop")
     if prepare_run_dir(paths.run, identity) == "reuse":
         summary = files.read_json(paths.run / "summary.json", what="search summary")
     else:
@@ -80,13 +79,13 @@ def search_once(p: Params, cfg, paths: RunPaths, stage: str) -> dict[str, Any]:
 
 def search_stacked_once(p: Params, method: str, seed: int, stage: str) -> dict[str, Any]:
     """Seed ``seed`` of ``method`` with ``pipeline.stack_search_seeds``: the first stage of the method
-    to run trains every seed of ``seeds.search`` at once (:mod:`sd_darts.search_seeds`) into their own
+    to run trains every seed of ``seeds.search`` at once (:mod:`sd_darts.search.loop`) into their own
     run folders; the other stages find theirs finished and reuse them.  Returns this seed's summary."""
     group, cfgs = stacked_search_settings(p, method)
     layout = Layout(p.profile)
     paths = [layout.search(method, c.seed) for c in cfgs]
     # Stacked results equal single-seed ones only up to float rounding: their own identity.
-    identities = [dict(run_identity(c, "sd_darts.search_seeds"), stacked_seeds=list(group.seeds)) for c in cfgs]
+    identities = [dict(run_identity(c, "sd_darts.search.loop"), stacked_seeds=list(group.seeds)) for c in cfgs]
     states = [prepare_run_dir(pp.run, ident) for pp, ident in zip(paths, identities)]
     if "fresh" in states and any((pp.run / "checkpoint.pt").is_file() for pp in paths):
         # All seeds resume from one epoch or none does: a lost folder restarts the group.
@@ -122,7 +121,7 @@ def train_once(
         line = f"srun --ntasks={nodes} torchrun --nnodes {nodes} --nproc_per_node {nproc} -m sd_darts {args}"
     elif nproc > 1:
         line = f"torchrun --standalone --nproc_per_node {nproc} -m sd_darts {args}"
-    identity = run_identity(cfg, "sd_darts.train")
+    identity = run_identity(cfg, "sd_darts.evaluation.train")
     if prepare_run_dir(paths.run, identity) == "reuse":
         metrics = files.read_json(paths.run / "metrics.json", what="training metrics")
     else:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from .. import files
-from ..nb201_bench import COLUMNS
+from ..spaces.nb201.benchmark import COLUMNS
+from ..utils import files
 from .layout import Layout, RunPaths
 
 #: Run kinds with a headline file of their own.

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .. import config, files
+from ..utils import config, files
 from .deps import REPO, code_hash
 
 log = logging.getLogger("sd_darts.experiment")
@@ -74,7 +74,7 @@ def environment() -> dict[str, Any]:
     """Python, torch, CUDA, cuDNN, GPU and (inside the image) the image that ran a stage."""
     import torch
 
-    from .. import container
+    from ..tools import container
 
     cuda = torch.cuda.is_available()
     return {

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import config, files
-from ..config import require, setting
 from ..errors import UserError
-from ..search_config import DATASETS
+from ..search.config import DATASETS
+from ..utils import config, files
+from ..utils.config import require, setting
 
 PROFILE_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SEED_BOUNDS = {"ge": 0, "le": 2**32 - 1}

@@ -2,7 +2,7 @@
 
 A run's settings = its command section of the params file (plus the ablation's or the
 selection's overrides) + what the pipeline sets itself (method, seed, dataset, output folder,
-genotype).  The settings classes check them (:func:`sd_darts.config.build`); :func:`check_all`
+genotype).  The settings classes check them (:func:`sd_darts.utils.config.build`); :func:`check_all`
 builds every run of the params file, so a bad value anywhere fails in one line, naming the
 key, before any stage runs (``sd-darts check-params`` and the ``data`` stage call it).
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import config
 from ..errors import UserError
-from ..nb201_bench import NB201QueryConfig
-from ..recipes import TrainCifarConfig, TrainImageNetConfig
-from ..search_config import SearchConfig
+from ..evaluation.recipes import TrainCifarConfig, TrainImageNetConfig
+from ..search.config import SearchConfig
+from ..spaces.nb201.benchmark import NB201QueryConfig
+from ..utils import config
 from .layout import ABLATIONS, Layout
 from .schema import DataParams, Params, read_params
 
@@ -59,9 +59,9 @@ def search_settings(
 
 def stacked_search_settings(p: Params, method: str) -> tuple[SearchConfig, list[SearchConfig]]:
     """``pipeline.stack_search_seeds``: one search of all ``seeds.search`` of ``method`` stacked in
-    one process, and the settings of each seed's run folder (:func:`sd_darts.search_seeds.seed_configs`)."""
+    one process, and the settings of each seed's run folder (:func:`sd_darts.search.runs.seed_configs`)."""
     from ..errors import UserError
-    from ..search_seeds import seed_configs
+    from ..search.runs import seed_configs
 
     out = str(Layout(p.profile).search(method, "{seed}").run)
     group = search_settings(

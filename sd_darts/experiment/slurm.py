@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from .. import container
 from ..errors import UserError
-from ..runtime import interrupted
+from ..tools import container
+from ..utils.runtime import interrupted
 from .layout import Layout
 from .schema import Params, SlurmParams, SlurmResources, slurm_settings
 

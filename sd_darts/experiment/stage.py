@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import container
-from ..runtime import exit_code, install_signal_handlers, setup_logging
+from ..tools import container
+from ..utils.runtime import exit_code, install_signal_handlers, setup_logging
 from . import slurm
 from .schema import Params, read_params
 

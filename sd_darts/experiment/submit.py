@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import files
 from ..errors import UserError
+from ..utils import files
 from . import slurm
 from .layout import Layout
 from .schema import SlurmResources, read_params, slurm_settings

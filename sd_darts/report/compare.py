@@ -87,7 +87,7 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
         f"Table 2: params (M), searched genotype at C={cst.get('init_channels', 36)}, {cst.get('layers', 20)} cells",
         f"{t2['params_m']} (CIFAR-10 network)",
         [float(cst["params_m"])] if cst else None,
-        "genotype stage (sd_darts.stats)" if cst else NOT_RUN,
+        "genotype stage (sd_darts.evaluation.stats)" if cst else NOT_RUN,
         f"CIFAR-10 network counted; {searched_on}",
     )
     sd_search = sd_searches(metrics)
@@ -124,14 +124,14 @@ def comparison(metrics: Metrics) -> pd.DataFrame:
         "Table 3: ImageNet params (M), searched genotype",
         t3["params_m"],
         [float(st["params_m"])] if st else None,
-        "genotype stage (sd_darts.stats)" if st else NOT_RUN,
+        "genotype stage (sd_darts.evaluation.stats)" if st else NOT_RUN,
         f"ImageNet network counted; {searched_on}",
     )
     add(
         "Table 3: ImageNet ×+ (M), searched genotype",
         t3["mult_adds_m"],
         [float(st["mult_adds_m"])] if st else None,
-        "genotype stage (sd_darts.stats)" if st else NOT_RUN,
+        "genotype stage (sd_darts.evaluation.stats)" if st else NOT_RUN,
         f"ImageNet network counted; {searched_on}",
         digits=0,
     )

@@ -13,10 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from .. import files
 from ..errors import UserError
 from ..genotypes import genotype_from_dict
 from ..paper import TABLE4_COLUMNS
+from ..utils import files
 
 WHAT = "metrics file"
 _HINT = "regenerate it with the pipeline or remove it"
@@ -27,7 +27,7 @@ def bad(path: Path, problem: str) -> UserError:
 
 
 def read_json(path: Path) -> Any:
-    """The JSON value in ``path`` (size, encoding and nesting bounded by :mod:`sd_darts.files`)."""
+    """The JSON value in ``path`` (size, encoding and nesting bounded by :mod:`sd_darts.utils.files`)."""
     return files.read_json(path, WHAT)
 
 

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .. import files
 from ..errors import UserError
+from ..utils import files
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _staging_name(out: Path) -> re.Pattern:
 
 def _remove_stale_staging(out: Path) -> None:
     """Remove staging folders of this output left by a killed report (only report files in them);
-    one a running report holds (its lock, :class:`~sd_darts.files.RunLock`) is left alone."""
+    one a running report holds (its lock, :class:`~sd_darts.utils.files.RunLock`) is left alone."""
     pattern = _staging_name(out)
     for folder in sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name)):
         if folder.is_dir() and not folder.is_symlink():

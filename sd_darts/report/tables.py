@@ -183,7 +183,7 @@ def table3(metrics: Metrics) -> pd.DataFrame:
         else:
             sources.append("train_imagenet " + imagenet_status_text(metrics))
         if st:
-            sources.append("params/×+ counted by genotype stage (sd_darts.stats)")
+            sources.append("params/×+ counted by genotype stage (sd_darts.evaluation.stats)")
         searched = metrics.searches if key != "paper" else []
         on = (
             measured_on(metrics, runs)

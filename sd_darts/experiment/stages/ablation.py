@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from ... import files
+from ...utils import files
 from ..execute import search_once, train_once
 from ..layout import ABLATIONS, Layout, RunPaths
 from ..settings import ablation_settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from ... import files
+from ...utils import files
 from ..execute import overlay_curves
 from ..layout import Layout
 from ..stage import stage

@@ -9,8 +9,8 @@ import hashlib
 import sys
 from pathlib import Path
 
-from ... import files
 from ...data import prepare_cifar10
+from ...utils import files
 from ..settings import check_all
 from ..stage import params_path, stage
 

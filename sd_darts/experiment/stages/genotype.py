@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 
-from ... import files
+from ...evaluation.stats import genotype_stats
 from ...genotypes import SD_DARTS, genotype_from_dict, genotype_to_dict
-from ...stats import genotype_stats
+from ...utils import files
 from .. import headline
 from ..layout import Layout
 from ..stage import stage

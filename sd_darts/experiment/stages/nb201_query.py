@@ -1,5 +1,5 @@
 """DVC stage ``nb201_query``: look every NAS-Bench-201 search's genotype up in the benchmark
-(200-epoch results, :mod:`sd_darts.nb201_bench`) and write the Table 4 row (mean ± std over the
+(200-epoch results, :mod:`sd_darts.spaces.nb201.benchmark`) and write the Table 4 row (mean ± std over the
 search seeds).  The benchmark file is checked against ``data.nb201_benchmark_sha256`` (when
 recorded) before it is loaded.  Without the file the stage writes
 ``{"status": "not run", "reason": "benchmark file not provided ..."}`` and says so.
@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ... import files
 from ...data.checksums import sha256_file, verify
-from ...nb201_bench import load_benchmark, parse_genotype_arg, table4_row
+from ...spaces.nb201.benchmark import load_benchmark, parse_genotype_arg, table4_row
+from ...utils import files
 from .. import headline
 from ..layout import Layout
 from ..settings import nb201_query_settings

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from ... import files
 from ...report import build_report, load_metrics
+from ...utils import files
 from .. import headline
 from ..layout import Layout
 from ..report_spec import report_spec

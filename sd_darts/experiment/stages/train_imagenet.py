@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 import sys
 
-from ... import files
 from ...data.checksums import listing_sha256, verify
+from ...utils import files
 from ..execute import not_run, train_once
 from ..layout import Layout
 from ..settings import train_imagenet_settings

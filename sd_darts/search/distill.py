@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .errors import UserError
+from ..errors import UserError
 
 DIRECTIONS = ("student_teacher", "teacher_student")
 
@@ -365,7 +365,7 @@ class SearchObjective:
     ``temperature``, ``kd_direction``: a :class:`~sd_darts.search.SearchConfig`).  Called for the alpha step (validation half), the weight step (training half) and the
     extra forward passes of the second-order architect.  With ``record=True`` the batch's
     output probabilities (at temperature T, detached) are stored in the teacher cache from
-    :func:`~sd_darts.distill.recording_start_epoch` on; the voting teacher of a sample only
+    :func:`~sd_darts.search.distill.recording_start_epoch` on; the voting teacher of a sample only
     uses epochs before the current one, so reading and recording in the same pass is safe.
     """
 

@@ -1,5 +1,5 @@
 """Data-parallel training under torchrun: rank and world size from the environment, the sums
-every rank contributes to, the test-set shards, and per-rank epoch seeds (:mod:`sd_darts.train`)."""
+every rank contributes to, the test-set shards, and per-rank epoch seeds (:mod:`sd_darts.evaluation.train`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 
 @dataclass

@@ -13,9 +13,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..genotypes import PRIMITIVES, Genotype, derive_genotype
-from ..ops import OPS, FactorizedReduce, ReLUConvBN, mixed_op_sum
-from .supernet import Supernet
+from ...genotypes import PRIMITIVES, Genotype, derive_genotype
+from ..supernet import Supernet
+from .ops import OPS, FactorizedReduce, ReLUConvBN, mixed_op_sum
 
 
 class MixedOp(nn.Module):
@@ -186,42 +186,4 @@ class DartsSupernet(Supernet):
         )
 
 
-class DartsSpace:
-    """The DARTS search space as seen by the search loop (see :mod:`sd_darts.spaces`)."""
-
-    name = "darts"
-    default_channels = 16
-    default_layers = 8
-    primitives = PRIMITIVES
-
-    #: Implementations of the supernet: the reference modules, or the fused kernels of
-    #: :mod:`sd_darts.spaces.darts_fused` (same function and initialisation, fewer and bigger kernels).
-    impls = ("reference", "fused")
-
-    def build(
-        self,
-        C: int,
-        layers: int,
-        num_classes: int,
-        primitives: Sequence[str] | None = None,
-        impl: str = "reference",
-    ) -> nn.Module:
-        """A freshly initialised supernet.  ``impl="fused"`` draws the same initial weights and
-        alphas from the global RNG as the reference (it builds one and converts it), so a seed
-        gives the same supernet either way."""
-        if impl not in self.impls:
-            raise ValueError(f"impl must be one of {self.impls}, got {impl!r}")
-        ref = DartsSupernet(C, num_classes, layers, primitives=self.primitives if primitives is None else primitives)
-        if impl == "reference":
-            return ref
-        from .darts_fused import FusedDartsSupernet
-
-        return FusedDartsSupernet.from_reference(ref)
-
-    def __repr__(self) -> str:
-        return "DartsSpace()"
-
-
-SPACE = DartsSpace()
-
-__all__ = ["MixedOp", "SearchCell", "DartsSupernet", "DartsSpace", "SPACE", "num_edges"]
+__all__ = ["MixedOp", "SearchCell", "DartsSupernet", "num_edges"]

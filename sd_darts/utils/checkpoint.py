@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
+from ..errors import UserError
 from . import config as config_mod
-from .errors import UserError
 from .files import _io_error, torch_load, torch_save
 
 FORMAT = "sd-darts-checkpoint-v2"

@@ -12,12 +12,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import files
-from .config import SettingError
-from .data import SearchData, make_loader
-from .errors import UserError
-from .genotypes import count_op, genotype_to_dict, save_genotype
-from .search_config import SearchConfig
+from ..data import SearchData, make_loader
+from ..errors import UserError
+from ..genotypes import count_op, genotype_to_dict, save_genotype
+from ..utils import files
+from ..utils.config import SettingError
+from .config import SearchConfig
 
 
 @dataclass

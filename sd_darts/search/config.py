@@ -1,13 +1,13 @@
 """Settings of ``sd-darts search`` (:class:`SearchConfig`), apart from the loop of
-:mod:`sd_darts.search` so that the command line builds its flags without importing torch."""
+:mod:`sd_darts.search.loop` so that the command line builds its flags without importing torch."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import require, setting
-from .runtime import check_device_name
-from .spaces import SPACE_NAMES, get_space
+from ..spaces import SPACE_NAMES, get_space
+from ..utils.config import require, setting
+from ..utils.runtime import check_device_name
 
 METHODS = ("darts", "sd-darts")
 KD_DIRECTIONS = ("student_teacher", "teacher_student")

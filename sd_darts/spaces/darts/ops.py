@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .genotypes import PRIMITIVES
+from ...genotypes import PRIMITIVES
 
 
 class ReLUConvBN(nn.Module):

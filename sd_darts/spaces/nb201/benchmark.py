@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config
-from .config import setting
-from .errors import UserError
-from .files import open_regular
-from .genotypes import SHIPPED_GENOTYPES, NB201Genotype, load_genotype
+from ...errors import UserError
+from ...genotypes import SHIPPED_GENOTYPES, NB201Genotype, load_genotype
+from ...utils import config
+from ...utils.config import setting
+from ...utils.files import open_regular
 
-log = logging.getLogger("sd_darts.nb201_bench")
+log = logging.getLogger("sd_darts.spaces.nb201.benchmark")
 
 #: Official file names of the benchmark (newest first); the user downloads one of them.
 BENCHMARK_FILES: tuple[str, ...] = ("NAS-Bench-201-v1_1-096897.pth", "NAS-Bench-201-v1_0-e61699.pth")

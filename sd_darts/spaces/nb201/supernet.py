@@ -13,9 +13,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, derive_nb201_genotype
-from ..ops import Identity, Zero, mixed_op_sum
-from .supernet import Supernet
+from ...genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, derive_nb201_genotype
+from ..darts.ops import Identity, Zero, mixed_op_sum
+from ..supernet import Supernet
 
 #: Nodes of the NAS-Bench-201 cell (node 0 is the cell input, node 3 its output).
 NUM_NODES = 4
@@ -235,39 +235,6 @@ class NB201Supernet(Supernet):
         return derive_nb201_genotype(self.alphas)
 
 
-class NB201Space:
-    """The NAS-Bench-201 search space as seen by the search loop (see :mod:`sd_darts.spaces`).
-
-    ``layers`` is N, the number of search cells per stage (NB201: 5, i.e. 15 cells).
-    """
-
-    name = "nb201"
-    default_channels = 16
-    default_layers = 5
-    primitives = NB201_PRIMITIVES
-
-    #: Implementations of the supernet: the reference modules, or the fused kernels of
-    #: :mod:`sd_darts.spaces.nb201_fused` (same function and initialisation, fewer and bigger kernels).
-    impls = ("reference", "fused")
-
-    def build(self, C: int, layers: int, num_classes: int, impl: str = "reference") -> nn.Module:
-        """A freshly initialised supernet; ``impl="fused"`` draws the same initial weights and
-        alphas from the global RNG as the reference (it builds one and converts it)."""
-        if impl not in self.impls:
-            raise ValueError(f"impl must be one of {self.impls}, got {impl!r}")
-        ref = NB201Supernet(C, layers, num_classes)
-        if impl == "reference":
-            return ref
-        from .nb201_fused import FusedNB201Supernet
-
-        return FusedNB201Supernet.from_reference(ref)
-
-    def __repr__(self) -> str:
-        return "NB201Space()"
-
-
-SPACE = NB201Space()
-
 __all__ = [
     "NB201_OPS",
     "NorConv",
@@ -276,6 +243,4 @@ __all__ = [
     "NB201SearchCell",
     "ResNetBasicBlock",
     "NB201Supernet",
-    "NB201Space",
-    "SPACE",
 ]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from ..errors import UserError
 
 #: Keys every measurement has.
 REQUIRED = ("benchmark", "device", "ms_per_step_median", "peak_memory_bytes")
@@ -201,7 +201,7 @@ def write_report(out: Path, rows: list[dict[str, Any]], env: dict[str, Any], pro
     environment's value, such as ``torch``, are said once under "Environment")."""
     import pandas as pd
 
-    from .files import write_text
+    from ..utils.files import write_text
 
     if not rows:
         raise UserError("no benchmark ran, so there is nothing to report; check --only and benchmarks/")
@@ -259,7 +259,7 @@ def bench(
     invocations: Sequence[Invocation] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the benchmarks (here, or in ``image`` with ``docker``) and write the report at ``out``."""
-    from .files import check_writable_dir
+    from ..utils.files import check_writable_dir
 
     root = Path(root).resolve()
     if not (root / "benchmarks").is_dir():
@@ -270,7 +270,7 @@ def bench(
     for script in sorted((root / "benchmarks").glob("*.py")):
         if not script.name.startswith("_") and script.name not in listed:
             print(
-                f"bench: benchmarks/{script.name} is not run (not in sd_darts.benchreport.INVOCATIONS)", file=sys.stderr
+                f"bench: benchmarks/{script.name} is not run (not in sd_darts.tools.bench.INVOCATIONS)", file=sys.stderr
             )
     chosen = select(table, quick, only)
     produced_by = {"image": "none (local)", "image_id": "none"}
@@ -287,9 +287,9 @@ def bench(
     else:
         runner = local_runner
     rows = run_benchmarks(root, chosen, device, quick, runner)
-    code, env_out = runner(["python", "-m", "sd_darts.benchreport"], root)
+    code, env_out = runner(["python", "-m", "sd_darts.tools.bench"], root)
     if code != 0:
-        raise UserError("the environment probe (python -m sd_darts.benchreport) failed; see its output above")
+        raise UserError("the environment probe (python -m sd_darts.tools.bench) failed; see its output above")
     env = json.loads(env_out)
     produced_by.update(
         {

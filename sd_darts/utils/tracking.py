@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-log = logging.getLogger("sd_darts.tracking")
+log = logging.getLogger("sd_darts.utils.tracking")
 
 
 class _NoLive:

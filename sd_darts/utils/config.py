@@ -18,7 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from ..errors import UserError
 from .files import bounded, key_text
 
 

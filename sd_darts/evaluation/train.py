@@ -19,27 +19,21 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import config as cfgmod
-from . import files
-from .checkpoint import check_epoch, load_checkpoint_if_any, restore, save_checkpoint
-from .data import EvalData, make_loader
+from ..data import EvalData, make_loader
+from ..errors import UserError
+from ..genotypes import Genotype, genotype_to_dict
+from ..utils import config as cfgmod
+from ..utils import files
+from ..utils.checkpoint import check_epoch, load_checkpoint_if_any, restore, save_checkpoint
+from ..utils.memory import check_fits, clearly_fits, training_step_bytes
+from ..utils.runtime import Progress, interrupted, pick_device, seed_everything
+from ..utils.schedules import drop_path_prob_at
+from ..utils.tracking import log_epoch, replay_live
 from .distributed import DistInfo, ShardSampler, all_reduce_sum, dist_info_from_env, rank_epoch_seed
-from .errors import UserError
-from .genotypes import Genotype, genotype_to_dict
-from .memory import check_fits, clearly_fits, training_step_bytes
-from .model import count_parameters
-from .recipes import (
-    CifarRecipe,
-    TrainCifarConfig,
-    TrainImageNetConfig,
-    recipe_for,
-    resolve_genotype,
-)
-from .runtime import Progress, interrupted, pick_device, seed_everything
-from .schedules import drop_path_prob_at
-from .tracking import log_epoch, replay_live
+from .networks import count_parameters
+from .recipes import CifarRecipe, TrainCifarConfig, TrainImageNetConfig, recipe_for, resolve_genotype
 
-log = logging.getLogger("sd_darts.train")
+log = logging.getLogger("sd_darts.evaluation.train")
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,7 +449,7 @@ def _train(run: TrainRun) -> None:
 
 
 def run_training(cfg) -> TrainResult:
-    """Train (or resume) one network with the recipe of ``cfg`` (:func:`~sd_darts.recipes.recipe_for`).
+    """Train (or resume) one network with the recipe of ``cfg`` (:func:`~sd_darts.evaluation.recipes.recipe_for`).
 
     Every check happens before the first file is written; under torchrun the process group is
     set up here (NCCL on CUDA, gloo on CPU) unless the caller already did.

@@ -14,9 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..genotypes import PRIMITIVES, Genotype, derive_genotype
-from .darts import DartsSupernet, check_primitives, num_edges
-from .supernet import Supernet
+from ...genotypes import PRIMITIVES, Genotype, derive_genotype
+from ..supernet import Supernet
+from .supernet import DartsSupernet, check_primitives, num_edges
 
 #: The separable and the dilated conv ops: the first depthwise convolutions of each family run
 #: as one 5x5 kernel (dilation 1 and 2), the 3x3 kernels embedded in the middle of a 5x5 one.
@@ -470,7 +470,7 @@ class FusedDartsSupernet(Supernet):
     """Fused DARTS search supernet: the function, parameters (in another layout) and supernet
     contract of :class:`~sd_darts.spaces.darts.DartsSupernet`.
 
-    ``num_seeds = S > 1`` stacks S seeds (:mod:`sd_darts.stacked`): inputs (S, N, 3, H, W), alphas
+    ``num_seeds = S > 1`` stacks S seeds (:mod:`sd_darts.search.stacked`): inputs (S, N, 3, H, W), alphas
     (S, 14, 8), one genotype per seed, ``seed_axes`` for per-seed clipping (docs/speed.md).  Build one
     with :meth:`from_reference` or ``get_space("darts").build(..., impl="fused")``.
     """

@@ -139,7 +139,7 @@ def reference_step(
 
 
 class ReferenceStep(StepMetrics):
-    """The reference step: :class:`~sd_darts.architect.Architect` (Adam on the alphas, first or
+    """The reference step: :class:`~sd_darts.search.architect.Architect` (Adam on the alphas, first or
     second order) and ``torch.optim.SGD`` on the weights, one seed."""
 
     def __init__(self, model: torch.nn.Module, cfg: Any, cache=None):
@@ -417,7 +417,7 @@ class FirstOrderStep(StepMetrics):
 
     def checkpoint_state(self, seed: int = 0) -> dict[str, Any]:
         """Seed ``seed``'s model, optimiser state and teacher cache; stacked seeds in the
-        reference step's format (:func:`sd_darts.stacked.seed_checkpoint`), one by one."""
+        reference step's format (:func:`sd_darts.search.stacked.seed_checkpoint`), one by one."""
         if self.num_seeds > 1:
             from .stacked import seed_checkpoint
 

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import yaml
 
-from .errors import UserError
+from ..errors import UserError
 
 #: Inputs nested deeper than this (JSON/YAML) are refused before parsing: no settings, metrics or
 #: genotype file of the package comes close, and Python's parsers overflow the stack far below 1e5.

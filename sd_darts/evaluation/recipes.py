@@ -1,7 +1,7 @@
 """Training recipes of the evaluation networks (CIFAR-10 §4.2: DARTS's; ImageNet §4.3: PC-DARTS's).
 
 Each recipe holds its settings, learning-rate schedule, data and network, so the training loop
-(:mod:`sd_darts.train`) runs any of them without asking which; the values and their sources are
+(:mod:`sd_darts.evaluation.train`) runs any of them without asking which; the values and their sources are
 tabled in docs/evaluation.md.
 """
 
@@ -10,16 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .config import require, setting
-from .errors import UserError
-from .genotypes import Genotype, load_genotype
-from .runtime import check_device_name
-from .schedules import cosine_lr, imagenet_lr
+from ..errors import UserError
+from ..genotypes import Genotype, load_genotype
+from ..utils.config import require, setting
+from ..utils.runtime import check_device_name
+from ..utils.schedules import cosine_lr, imagenet_lr
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
 
-    from .data import EvalData
+    from ..data import EvalData
 
 CIFAR_DATASETS = ("cifar10", "fashion-mnist", "digits")  # those of sd_darts.data (a test ties them)
 AMP_MODES = ("auto", "none", "bf16")
@@ -73,7 +73,7 @@ class _RunSettings:
             f"must be even (FactorizedReduce halves it), got {self.init_channels}",
         )
         if self.auxiliary_weight > 0:
-            from .model import auxiliary_input_ok
+            from .networks import auxiliary_input_ok
 
             require(
                 auxiliary_input_ok(self.network_kind, self.input_size),
@@ -199,13 +199,13 @@ class TrainImageNetConfig(_RunSettings, _ImageNetSettings):
 
 
 class _Network:
-    """A network class of :mod:`sd_darts.model` by name, imported (with torch) on first use."""
+    """A network class of :mod:`sd_darts.evaluation.networks` by name, imported (with torch) on first use."""
 
     def __init__(self, name: str):
         self.name = name
 
     def __get__(self, obj: Any, owner: type) -> type:
-        from . import model
+        from . import networks as model
 
         return getattr(model, self.name)
 
@@ -237,7 +237,7 @@ class CifarRecipe:
         return cosine_lr(epoch, c.epochs, c.learning_rate, c.learning_rate_min)
 
     def load_data(self) -> EvalData:
-        from .data import load_eval_data
+        from ..data import load_eval_data
 
         c = self.cfg
         return load_eval_data(
@@ -270,7 +270,7 @@ class ImageNetRecipe(CifarRecipe):
         return imagenet_lr(epoch, c.epochs, c.learning_rate, c.warmup_epochs)
 
     def load_data(self) -> EvalData:
-        from .data.imagenet import load_imagenet
+        from ..data.imagenet import load_imagenet
 
         c = self.cfg
         return load_imagenet(c.data_root, image_size=c.image_size, cutout_length=c.cutout_length)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .genotypes import Genotype
-from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
+from ..genotypes import Genotype
+from ..spaces.darts.ops import OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
 
 
 class Cell(nn.Module):

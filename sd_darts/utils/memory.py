@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from .errors import UserError
+from ..errors import UserError
 
 GiB = 2**30
 

@@ -1,5 +1,5 @@
 """The SD-DARTS search loop (paper §3.3–3.4, Algorithms 1–2, Table 1), one loop for one run
-folder or S stacked seeds (``--seeds``), every space, and every step of :mod:`sd_darts.search_step`.
+folder or S stacked seeds (``--seeds``), every space, and every step of :mod:`sd_darts.search.step`.
 
 Per epoch, for every batch of the weight half: one alpha step on the next batch of the alpha half,
 then one weight step; with ``--method sd-darts`` both objectives get ``λ·KL(student ‖ voting
@@ -17,24 +17,24 @@ from pathlib import Path
 
 import torch
 
-from . import config as cfgmod
-from . import files
-from .checkpoint import CheckpointGroup, check_epoch, restore
-from .data import PersistentIterator, SearchData, load_search_data, make_loader
-from .data.batched import BatchedLoader, DeviceImages
+from ..data import PersistentIterator, SearchData, load_search_data, make_loader
+from ..data.batched import BatchedLoader, DeviceImages
+from ..errors import UserError
+from ..genotypes import count_op, save_genotype
+from ..spaces import get_space
+from ..utils import config as cfgmod
+from ..utils import files
+from ..utils.checkpoint import CheckpointGroup, check_epoch, restore
+from ..utils.memory import check_fits, clearly_fits, training_step_bytes
+from ..utils.runtime import Progress, get_rng_state, interrupted, pick_device, seed_everything, set_rng_state
+from ..utils.schedules import cosine_lr
+from ..utils.tracking import log_epoch, replay_live
+from .config import METHODS, PARAMS_SECTIONS, SearchConfig
 from .distill import SearchObjective, TeacherCache
-from .errors import UserError
-from .genotypes import count_op, save_genotype
 from .hessian import dominant_eigen, fixed_batch
-from .memory import check_fits, clearly_fits, training_step_bytes
-from .runtime import Progress, get_rng_state, interrupted, pick_device, seed_everything, set_rng_state
-from .schedules import cosine_lr
-from .search_config import METHODS, PARAMS_SECTIONS, SearchConfig
-from .search_runs import SUMMARY_NOTE, SearchResult, check_distinct_folders, seed_configs, write_result
-from .search_step import build_step, epoch_metrics, reference_step
-from .spaces import get_space
+from .runs import SUMMARY_NOTE, SearchResult, check_distinct_folders, seed_configs, write_result
 from .stacked import build_stacked
-from .tracking import log_epoch, replay_live
+from .step import build_step, epoch_metrics, reference_step
 
 log = logging.getLogger("sd_darts.search")
 

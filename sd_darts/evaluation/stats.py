@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .genotypes import genotype_to_dict
+from ..genotypes import genotype_to_dict
 from .recipes import CifarRecipe, ImageNetRecipe
 
 COUNTER = (
@@ -88,8 +88,8 @@ def _count(
     """Build the network and count; cached per genotype and setting (counting is deterministic)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .genotypes import genotype_from_dict
-    from .model import NetworkCIFAR, NetworkImageNet, count_parameters
+    from ..genotypes import genotype_from_dict
+    from .networks import NetworkCIFAR, NetworkImageNet, count_parameters
 
     genotype = genotype_from_dict(json.loads(genotype_json))
     s = {
@@ -123,7 +123,7 @@ def _count(
 
 
 def _paper_value(name: str, network: str, column: str) -> float | None:
-    from .paper import load_table
+    from ..paper import load_table
 
     rows = PAPER_ROWS.get(name, {})
     if network not in rows:

@@ -1,6 +1,6 @@
 """Several search seeds in one process, trained as one stacked model.
 
-``S`` independent DARTS supernets become one :class:`~sd_darts.spaces.darts_fused.FusedDartsSupernet`
+``S`` independent DARTS supernets become one :class:`~sd_darts.spaces.darts.fused.FusedDartsSupernet`
 with ``num_seeds = S``: every parameter holds the S seeds' copies, every convolution is grouped
 by seed (grouped channels), so a step of S seeds makes the same number of operator calls as a
 step of one and the GPU gets S times more work per kernel.  Nothing is shared between seeds:
@@ -10,8 +10,8 @@ step of one and the GPU gets S times more work per kernel.  Nothing is shared be
 * data: each seed keeps its own batch order and augmentation (the caller stacks one batch per
   seed, :func:`stack_batches`);
 * loss, BatchNorm statistics, alphas, Adam and SGD state, teacher cache rows and gradient-norm
-  clipping are per seed (:class:`~sd_darts.search_step.FirstOrderStep` with a
-  :class:`~sd_darts.distill.TeacherCache` of S seeds).
+  clipping are per seed (:class:`~sd_darts.search.step.FirstOrderStep` with a
+  :class:`~sd_darts.search.distill.TeacherCache` of S seeds).
 
 So seed ``s``'s trajectory is its single-seed trajectory up to float rounding
 (tests/test_stacked.py).  :func:`seed_checkpoint` / :func:`load_seed_checkpoint` convert seed
@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .spaces.darts import DartsSupernet
-from .spaces.darts_fused import FusedDartsSupernet
+from ..spaces.darts.fused import FusedDartsSupernet
+from ..spaces.darts.supernet import DartsSupernet
 
 if TYPE_CHECKING:
-    from .search_step import FirstOrderStep
+    from .step import FirstOrderStep
 
 
 def build_stacked(
@@ -45,7 +45,7 @@ def build_stacked(
     """The S-seed supernet whose seed ``s`` part is initialised exactly as
     ``seed_everything(seeds[s]); get_space("darts").build(C, layers, num_classes)`` (on the CPU;
     move it with ``.to(device)``)."""
-    from .runtime import seed_everything
+    from ..utils.runtime import seed_everything
 
     if not seeds:
         raise ValueError("build_stacked needs at least one seed")
@@ -68,7 +68,7 @@ def stack_batches(batches: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tens
 def _reference_param_tensors(model: FusedDartsSupernet, tensors: dict[str, torch.Tensor], seed: int):
     """Tensors shaped like the fused parameters (e.g. SGD momentum buffers), by fused name ->
     seed ``seed``'s copies by reference parameter name."""
-    from .spaces.darts_fused import CONV_ORDER, _extract
+    from ..spaces.darts.fused import CONV_ORDER, _extract
 
     out = {}
     for ref_name, name, view, kind in model.reference_slots():
@@ -80,7 +80,7 @@ def _reference_param_tensors(model: FusedDartsSupernet, tensors: dict[str, torch
 
 @torch.no_grad()
 def _load_reference_param_tensors(model: FusedDartsSupernet, tensors: dict[str, torch.Tensor], ref, seed: int):
-    from .spaces.darts_fused import CONV_ORDER, _embed
+    from ..spaces.darts.fused import CONV_ORDER, _embed
 
     for ref_name, name, view, kind in model.reference_slots():
         if name in tensors and ref_name in ref:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from .errors import UserError
+from ..errors import UserError
 
 #: Where the checkout is mounted in the container (the Dockerfile's WORKDIR).
 WORKDIR = "/workspace/sd-darts"
@@ -471,7 +471,7 @@ def _public_url(url: str | None) -> str | None:
 
 def default_build_args(checkout: Path) -> dict[str, str]:
     """OCI label values: the package version, the git revision and the (credential-free) origin URL."""
-    from . import __version__
+    from .. import __version__
 
     args = {"VERSION": __version__}
     revision = _git(checkout, "rev-parse", "HEAD")

@@ -1,6 +1,6 @@
 """The NAS-Bench-201 search supernet with fewer, bigger kernels: the same function as
 :class:`~sd_darts.spaces.nb201.NB201Supernet`, computed in three rounds (node 0 -> 1, 2, 3;
-node 1 -> 2, 3; node 2 -> 3) as :mod:`sd_darts.spaces.darts_fused` does for DARTS; the cells'
+node 1 -> 2, 3; node 2 -> 3) as :mod:`sd_darts.spaces.darts.fused` does for DARTS; the cells'
 BNs track running statistics as the reference's do.  One seed per model; docs/speed.md.
 """
 
@@ -12,10 +12,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, derive_nb201_genotype
-from .darts_fused import BN_EPS, BN_MOMENTUM, CL, _nchw, _nhwc
-from .nb201 import NUM_NODES, NB201SearchCell, NB201Supernet
-from .supernet import Supernet
+from ...genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, derive_nb201_genotype
+from ..darts.fused import BN_EPS, BN_MOMENTUM, CL, _nchw, _nhwc
+from ..supernet import Supernet
+from .supernet import NUM_NODES, NB201SearchCell, NB201Supernet
 
 _COL = {op: i for i, op in enumerate(NB201_PRIMITIVES)}
 _CONVS = ("nor_conv_1x1", "nor_conv_3x3")

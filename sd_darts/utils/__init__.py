@@ -1,0 +1,1 @@
+"""Plumbing every part uses: settings, files, checkpoints, runtime, memory, tracking, schedules."""
