@@ -132,8 +132,9 @@ def reference_variant(args, device, layers, space="darts"):
 
 
 def step_variant(args, device, layers, space="darts", impl="fused", seeds=None, graph=False, compile=False):
+    from sd_darts.search.fast import FirstOrderStep, GraphedStep, configure_backends
     from sd_darts.search.stacked import build_stacked
-    from sd_darts.search.step import FirstOrderStep, GraphedStep, StepSettings, configure_backends
+    from sd_darts.search.step import StepSettings
     from sd_darts.spaces import get_space
 
     torch.manual_seed(0)

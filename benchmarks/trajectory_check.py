@@ -56,7 +56,8 @@ def main() -> None:
     from sd_darts.search.architect import Architect
     from sd_darts.search.config import SearchConfig
     from sd_darts.search.distill import SearchObjective, TeacherCache
-    from sd_darts.search.step import FirstOrderStep, GraphedStep, StepSettings, reference_step
+    from sd_darts.search.fast import FirstOrderStep, GraphedStep
+    from sd_darts.search.step import StepSettings, reference_step
     from sd_darts.spaces.darts.fused import FusedDartsSupernet
     from sd_darts.spaces.darts.supernet import DartsSupernet
     from sd_darts.utils.runtime import pick_device

@@ -29,12 +29,13 @@ from ..utils.memory import check_fits, clearly_fits, training_step_bytes
 from ..utils.runtime import Progress, get_rng_state, interrupted, pick_device, seed_everything, set_rng_state
 from ..utils.schedules import cosine_lr
 from ..utils.tracking import log_epoch, replay_live
-from .config import METHODS, PARAMS_SECTIONS, SearchConfig
-from .distill import SearchObjective, TeacherCache
+from .config import SearchConfig
+from .distill import TeacherCache
+from .fast import FirstOrderStep, GraphedStep, configure_backends
 from .hessian import dominant_eigen, fixed_batch
 from .runs import SUMMARY_NOTE, SearchResult, check_distinct_folders, seed_configs, write_result
 from .stacked import build_stacked
-from .step import build_step, epoch_metrics, reference_step
+from .step import ReferenceStep, StepSettings, epoch_metrics
 
 log = logging.getLogger("sd_darts.search")
 
@@ -79,6 +80,18 @@ def check_memory(
 def learning_rate(cfg: SearchConfig, epoch: int) -> float:
     """The weights' learning rate of (0-based) ``epoch``: cosine annealing to ``learning_rate_min``."""
     return cosine_lr(epoch, cfg.epochs, cfg.learning_rate, cfg.learning_rate_min)
+
+
+def build_step(cfg: SearchConfig, model: torch.nn.Module, cache=None):
+    """The step of a SearchConfig: the reference step, or with ``fast_step`` the first-order
+    step (``cuda_graph``: graphed, ``compile``, ``amp``)."""
+    if not cfg.fast_step:
+        return ReferenceStep(model, cfg, cache)
+    device = model.arch_parameters()[0].device
+    configure_backends(device)
+    compile_mode = None if cfg.compile == "none" else cfg.compile
+    step = FirstOrderStep(model, StepSettings.from_config(cfg), cache, amp=cfg.amp == "bf16", compile=compile_mode)
+    return GraphedStep(step) if cfg.cuda_graph else step
 
 
 class ReferenceLoaders:
@@ -372,14 +385,4 @@ def run_search_seeds(cfg: SearchConfig) -> list[SearchResult]:
     return _run(cfg)
 
 
-__all__ = [
-    "METHODS",
-    "PARAMS_SECTIONS",
-    "SearchConfig",
-    "SearchObjective",
-    "SearchResult",
-    "Search",
-    "reference_step",
-    "run_search",
-    "run_search_seeds",
-]
+__all__ = ["Search", "build_step", "run_search", "run_search_seeds"]
