@@ -45,7 +45,7 @@ stage() {  # stage NAME SECONDS CMD... : run with a time limit, log, remember fa
     "$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), torch.cuda.get_device_name(0))'
 } >"$out/env.txt" 2>&1
 
-stage "cuda tests" 60 "$PYTHON" -m pytest -q -p no:cacheprovider "$root/tests/test_search_step.py" -k cuda \
+stage "cuda tests" 60 "$PYTHON" -m pytest -q -p no:cacheprovider "$root/tests/search/test_step.py" -k cuda \
     >"$out/pytest_cuda.txt" 2>&1
 stage "timings fp32" 150 "$PYTHON" search_step.py --device cuda --space all --batch-size 64 --init-channels 16 --layers 8 \
     --seeds 4 --rounds 10 --warmup-steps 3 --out "$out/search_step.json" >"$out/search_step.log" 2>&1

@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VERSIONS=${SD_DARTS_PYTHONS:-3.12 3.13}
 # The library's math, its settings and files, the CLI and the report: seconds each, no training.
-FAST_TESTS=(tests/test_packaging.py tests/test_distill.py tests/test_genotypes.py tests/test_experiment.py
-            tests/test_report_spec.py tests/test_stats.py tests/test_architect.py)
+FAST_TESTS=(tests/cli/test_packaging.py tests/search/test_distill.py tests/spaces/test_genotypes.py tests/experiment/test_experiment.py
+            tests/report/test_spec.py tests/evaluation/test_stats.py tests/search/test_architect.py)
 find_python() {
     local v=$1 root
     if command -v pyenv >/dev/null 2>&1; then root=$(pyenv root); else root=${PYENV_ROOT:-$HOME/.pyenv}; fi

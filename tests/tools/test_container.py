@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import ROOT
 
 from sd_darts.cli import main
 from sd_darts.errors import UserError
@@ -387,7 +388,7 @@ def test_build_without_dockerfile(capsys, tmp_path, monkeypatch):
 
 def test_dockerfile_dependency_layer_reads_only_pyproject_and_constraints():
     """The cached dependency layer is invalidated by pyproject.toml / constraints.txt only."""
-    lines = (Path(__file__).resolve().parents[1] / "Dockerfile").read_text().splitlines()
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
     copies = [ln for ln in lines if ln.startswith("COPY")]
     assert copies[0] == "COPY pyproject.toml constraints.txt /tmp/deps/"
     deps_run = next(i for i, ln in enumerate(lines) if ln.startswith("RUN pip install -c /tmp/deps/constraints.txt"))
@@ -398,7 +399,7 @@ def test_build_context_leaves_out_every_folder_git_ignores(tmp_path):
     """A folder .gitignore keeps out of the repository (a second venv, runs, data) must stay
     out of the image's build context too: CI once sent .venv-py3.12 (5 GB) to the daemon."""
     build = pytest.importorskip("docker.utils.build")
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     folders = []
     for line in (root / ".gitignore").read_text().splitlines():
         line = line.strip()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import FIXTURES, ROOT
 
 from sd_darts import report
 from sd_darts.errors import UserError
@@ -19,7 +20,7 @@ from sd_darts.experiment.report_spec import report_spec
 from sd_darts.experiment.schema import read_params
 from sd_darts.paper import TABLE1, load_table, paper_row
 
-FIXTURE = Path(__file__).parent / "fixtures" / "report"
+FIXTURE = FIXTURES / "report"
 METRICS = FIXTURE / "metrics"
 PARAMS = FIXTURE / "params.yaml"
 SPEC = report_spec(read_params(PARAMS))
@@ -381,7 +382,7 @@ def test_every_figure_carries_its_profile_and_dataset(built, tmp_path):
         assert text["Profile"] == "smoke" and text["Dataset"] == "digits 16×16", png.name
         assert text["Title"].startswith(("Fig.", "Search curves")), png.name
     (tmp_path / "metrics").mkdir()  # the paper profile before anything ran
-    build(tmp_path / "metrics", tmp_path / "paper", Path(__file__).parents[1] / "params.yaml")
+    build(tmp_path / "metrics", tmp_path / "paper", ROOT / "params.yaml")
     for png in sorted((tmp_path / "paper").glob("*.png")):
         assert _png_text(png) | {"Title": ""} == {"Profile": "paper", "Dataset": "CIFAR-10", "Title": ""}, png.name
 
@@ -391,7 +392,7 @@ def test_fig4_draws_the_papers_cells_in_the_paper_profile(tmp_path):
     from sd_darts.report.cells import PAPER_TITLE, fig4_figure
 
     (tmp_path / "metrics").mkdir()
-    build(tmp_path / "metrics", tmp_path / "out", Path(__file__).parents[1] / "params.yaml")
+    build(tmp_path / "metrics", tmp_path / "out", ROOT / "params.yaml")
     readme = (tmp_path / "out" / "README.md").read_text()
     status = readme.split("### Fig. 4")[1].split("Status: ")[1].splitlines()[0]
     assert status.startswith("the paper's SD_DARTS cells; searched cells: not run")

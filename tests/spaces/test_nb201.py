@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nb201_fixture import DEFAULT_ARCHS, SEEDS_FULL, UNEVALUATED_ARCH, benchmark_dict, write_benchmark
+from support import ROOT as REPO
 
 from sd_darts.cli import main
 from sd_darts.errors import UserError
@@ -32,7 +33,6 @@ from sd_darts.spaces.nb201 import SPACE
 from sd_darts.spaces.nb201 import benchmark as nb201
 from sd_darts.spaces.nb201.supernet import AvgPool, NB201Supernet
 
-REPO = Path(__file__).resolve().parents[1]
 KEYS = [c.key for c in nb201.COLUMNS]
 arch_ops = st.tuples(*[st.sampled_from(NB201_PRIMITIVES) for _ in NB201_EDGES])
 

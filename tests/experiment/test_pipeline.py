@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import ROOT
 
 from sd_darts.cli import main as cli_main
 from sd_darts.experiment import execute, runs
 from sd_darts.experiment.layout import Layout, RunPaths
 from sd_darts.experiment.schema import SECTIONS, read_params
 from sd_darts.experiment.settings import check_all
-
-ROOT = Path(__file__).resolve().parents[1]
 
 DVC = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
 needs_dvc = pytest.mark.skipif(not Path(DVC).exists(), reason="dvc is not installed (pip install '.[pipeline]')")

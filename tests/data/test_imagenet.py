@@ -10,30 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from data_fixtures import WNIDS, make_imagenet
 
 from sd_darts.cli import main
 from sd_darts.data.imagenet import imagenet_transforms, load_imagenet, scan_imagenet
 from sd_darts.errors import UserError
-
-WNIDS = ("n01440764", "n01443537", "n01484850")
-
-
-def _write_jpeg(path: Path, rng: np.random.Generator, size=(48, 40)) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, format="JPEG", quality=85)
-
-
-def make_imagenet(root: Path, per_class_train: int = 3, per_class_val: int = 2, wnids=WNIDS) -> Path:
-    rng = np.random.default_rng(0)
-    for w in wnids:
-        for i in range(per_class_train):
-            _write_jpeg(root / "train" / w / f"{w}_{i}.JPEG", rng)
-        for i in range(per_class_val):
-            _write_jpeg(root / "val" / w / f"ILSVRC2012_val_{w}_{i}.JPEG", rng, size=(60, 50))
-    return root
 
 
 def test_scan_and_load_real_jpegs(tmp_path):

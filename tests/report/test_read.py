@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import FIXTURES
 
 from sd_darts.cli import main
 from sd_darts.experiment.report_spec import report_spec
 from sd_darts.experiment.schema import read_params
 from sd_darts.report import load_metrics
 
-FIXTURE = Path(__file__).parent / "fixtures" / "report"
+FIXTURE = FIXTURES / "report"
 METRICS = FIXTURE / "metrics"
 PARAMS = FIXTURE / "params.yaml"
 

@@ -17,6 +17,7 @@ import torch
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import ROOT as REPO
 
 from sd_darts.cli import main
 from sd_darts.evaluation.recipes import TrainCifarConfig, TrainImageNetConfig
@@ -24,7 +25,6 @@ from sd_darts.evaluation.train import classification_loss, topk_correct, use_bf1
 from sd_darts.utils import config as cfgmod
 from sd_darts.utils.schedules import cosine_lr, drop_path_prob_at, imagenet_lr
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "--dataset",
     "digits",
@@ -153,7 +153,7 @@ def test_evaluation_trains_in_fp32_by_default_in_every_profile(params):
         c = cls()
         assert c.amp == "none" and c.channels_last is False
         assert not use_bf16(c, torch.device("cuda")) and not use_channels_last(c, torch.device("cuda"))
-    raw = yaml.safe_load((Path(__file__).parents[1] / params).read_text())
+    raw = yaml.safe_load((REPO / params).read_text())
     for section in ("train_cifar", "train_imagenet"):
         assert raw[section]["amp"] == "none" and raw[section]["channels_last"] is False, (params, section)
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import FIXTURES, ROOT
 
 from sd_darts import report
 from sd_darts.experiment.report_spec import report_spec
 from sd_darts.experiment.schema import read_params
 from sd_darts.report.baselines import QUOTED
 
-FIXTURE = Path(__file__).parent / "fixtures" / "report"
-ROOT = Path(__file__).parents[1]
+FIXTURE = FIXTURES / "report"
 
 
 def _rows(path: Path) -> list[list[str]]:

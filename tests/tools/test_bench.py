@@ -11,6 +11,7 @@ import types
 
 import pandas as pd
 import pytest
+from support import ROOT
 
 from sd_darts.cli import main
 from sd_darts.tools import bench as benchreport
@@ -157,9 +158,8 @@ def test_invocations_name_existing_scripts_and_flags():
     """Every invocation of the real table names a script of benchmarks/ and flags it accepts."""
     import subprocess
     import sys
-    from pathlib import Path
 
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    folder = ROOT / "benchmarks"
     helps = {}
     for inv in benchreport.INVOCATIONS:
         assert (folder / inv.script).is_file(), inv.script

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import ROOT
 
 from sd_darts.experiment import schema
 from sd_darts.experiment.execute import OVERLAY_COLUMNS, overlay_curves
 from sd_darts.experiment.layout import Layout
 from sd_darts.experiment.stages.curves import overlay_tables
 
-ROOT = Path(__file__).resolve().parents[1]
 PLOTS_DIR = ROOT / "scripts" / "plots"
 VENDOR = PLOTS_DIR / "vendor"
 BUNDLES = {"vega": "vega.min.js", "vega-lite": "vega-lite.min.js", "vega-embed": "vega-embed.min.js"}

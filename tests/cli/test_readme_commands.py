@@ -7,13 +7,13 @@ import contextlib
 import io
 import re
 import shlex
-from pathlib import Path
 
 import pytest
+from support import ROOT
 
 from sd_darts.cli import build_parser, main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = ROOT / "README.md"
 
 
 def readme_commands(text: str) -> list[tuple[str, bool]]:

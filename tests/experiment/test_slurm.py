@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import ROOT
 
 from sd_darts.experiment import slurm as slurm_runner
 from sd_darts.experiment.schema import slurm_settings
 from sd_darts.experiment.settings import check_all
 
-ROOT = Path(__file__).resolve().parents[1]
 DVC = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
 STAGE = "search@darts-0"
 RUN = Path("runs/smoke/search/darts-s0")
@@ -467,7 +467,7 @@ def test_pipeline_cancel_cancels_the_jobs_of_the_last_submission(slurm_ws):
 def test_multi_node_imagenet_runs_one_torchrun_per_task_through_srun(tmp_path):
     """pipeline.imagenet_nodes 2: the train_imagenet stage's job has two tasks, srun starts a
     torchrun "node" on each (gloo over loopback), and the two train one data-parallel run."""
-    from test_imagenet import make_imagenet
+    from data_fixtures import make_imagenet
 
     from sd_darts.genotypes import SD_DARTS, save_genotype
 

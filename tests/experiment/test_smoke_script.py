@@ -6,7 +6,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-SCRIPTS = Path(__file__).parents[1] / "scripts"
+from support import ROOT
+
+SCRIPTS = ROOT / "scripts"
 
 
 def _git(repo: Path, *args: str) -> None:

@@ -6,17 +6,17 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import FIXTURES
 
 from sd_darts.cli import main
 from sd_darts.report import MANIFEST, output
 from sd_darts.utils import files
 
-FIXTURE = Path(__file__).parent / "fixtures" / "report"
+FIXTURE = FIXTURES / "report"
 CONTENTS = {"README.md": b"# report\n", "table2_cifar10.md": b"| a |\n"}
 
 # a folder name of literal characters and glob metacharacters, and a name the glob would match

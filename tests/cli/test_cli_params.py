@@ -6,15 +6,14 @@ import json
 from pathlib import Path
 
 import yaml
-from test_data import FOLDER, patch_md5_tables, write_fake_cifar
+from data_fixtures import FOLDER, patch_md5_tables, write_fake_cifar
+from support import ROOT as REPO
 
 from sd_darts.cli import build_parser, main
 from sd_darts.evaluation.recipes import TrainCifarConfig, TrainImageNetConfig
 from sd_darts.experiment.settings import command_data
 from sd_darts.search.config import SearchConfig
 from sd_darts.utils import config
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def params_with_data(tmp_path: Path, **data) -> Path:

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from search_cli import TINY_SEARCH, assert_one_line_refusal, one_step_search, run_cli
+from support import ROOT
 
 from sd_darts.cli import main
 from sd_darts.errors import UserError
 from sd_darts.utils import config, files
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "digits", "--image-size", "16", "--init-channels", "4", "--layers", "5", "--batch-size", "8"]
 TINY += ["--limit-samples", "16", "--device", "cpu", "--seed", "3", "--epochs", "1", "--warmup-epochs", "0"]
 TINY += ["--max-steps-per-epoch", "1"]
@@ -286,3 +287,57 @@ def test_bad_values_and_keys_are_echoed_bounded(value, big):
         except UserError as exc:
             assert len(str(exc)) < MAX_MESSAGE and "\n" not in str(exc), str(exc)[:500]
     assert len(files.bounded(value)) <= 80
+
+
+# ---------------------------------------------------------------------------- bad input and interruptions of sd-darts search (issue 8)
+@pytest.mark.parametrize(
+    "content", [b"\xff\xfe\x00s\x00e\x00", b"\x00\x01binary", b"[" * 100000, b"a:\n" + b"  " * 200 + b"b: 1\n"]
+)
+def test_unreadable_params_files_are_one_line(tmp_path, capsys, content):
+    params = tmp_path / "p.yaml"
+    params.write_bytes(content)
+    code, err = run_cli(capsys, "search", "--params", str(params), "--out", str(tmp_path / "run"))
+    assert_one_line_refusal(code, err, str(params))
+    code, err = run_cli(capsys, "search", "--params", str(tmp_path), "--out", str(tmp_path / "run"))
+    assert_one_line_refusal(code, err, "folder")
+
+
+def test_outputs_honour_the_umask(tmp_path, capsys):
+    out = tmp_path / "run"
+    old = os.umask(0o022)
+    try:
+        code, err = one_step_search(capsys, out)
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    for name in ("config.yaml", "checkpoint.pt", "genotype.json", "summary.json", "alphas/epoch_000.pt"):
+        assert (out / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_stale_temporaries_of_killed_writes_are_removed(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = out / ".checkpoint.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    code, err = one_step_search(capsys, out)
+    assert code == 0, err
+    assert not stale.exists()
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_files(tmp_path):
+    """Writes fail past a file-size limit (EFBIG) the way they fail on a full disk."""
+    out = tmp_path / "run"
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (30000, 30000))\n"
+        "from sd_darts.cli import main\n"
+        f"sys.exit(main({['search', *TINY_SEARCH, '--out', str(out), '--max-steps-per-epoch', '1']!r}))\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 2, res.stderr
+    errors = [line for line in res.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in res.stderr and "free some space" in errors[0], res.stderr
+    assert not [p for p in out.rglob("*.tmp")], sorted(out.rglob("*"))
+    assert not (out / "checkpoint.pt").exists()

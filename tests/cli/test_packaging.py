@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).parents[1]
+from support import ROOT
+
 META = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 

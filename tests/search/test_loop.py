@@ -5,10 +5,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from search_cli import TINY_SEARCH, run_cli, spawn_search, wait_for
 
 from sd_darts.cli import main
 from sd_darts.search import loop as search_mod
@@ -238,8 +242,6 @@ def test_validation_cross_entropy_and_objective_are_logged_apart(tmp_path):
 
 def test_the_library_runs_without_dvc_and_dvclive(tmp_path):
     """dvc and dvclive are the pipeline extra: a plain install imports and searches without them."""
-    import subprocess
-    import sys
 
     out = tmp_path / "run"
     script = (
@@ -379,3 +381,78 @@ def yaml_load(path):
     import yaml
 
     return yaml.safe_load(path.read_text())
+
+
+# ---------------------------------------------------------------------------- bad input and interruptions (issue 8)
+def test_primitives_without_none(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, err = run_cli(
+        capsys,
+        "search",
+        *TINY_SEARCH,
+        "--out",
+        str(out),
+        "--primitives",
+        "skip_connect,sep_conv_3x3",
+        "--max-steps-per-epoch",
+        "1",
+    )
+    assert code == 0, err
+    genotype = json.loads((out / "genotype.json").read_text())
+    assert {op for op, _ in genotype["normal"]} <= {"skip_connect", "sep_conv_3x3"}
+
+
+def test_a_second_process_on_a_busy_run_folder_stops_with_one_line(tmp_path):
+    out = tmp_path / "run"
+    first = spawn_search(out, "--epochs", "30", "--warmup-epochs", "1")
+    try:
+        wait_for(out / "config.yaml")
+        second = spawn_search(out, "--epochs", "30", "--warmup-epochs", "1")
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 2, err
+        assert "in use by another running process" in err and len(err.strip().splitlines()) == 1, err
+    finally:
+        first.kill()
+        first.wait()
+    # The kernel dropped the killed process's lock: the folder can be resumed at once.
+    again = spawn_search(out, "--epochs", "1", "--warmup-epochs", "0")
+    _, err = again.communicate(timeout=300)
+    assert again.returncode != 2 or "in use" not in err, err
+
+
+def test_sigterm_says_what_was_saved(tmp_path):
+    out = tmp_path / "run"
+    proc = spawn_search(out, "--epochs", "50", "--warmup-epochs", "1")
+    try:
+        wait_for(out / "checkpoint.pt")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert "stopped by SIGTERM" in err and "checkpoint.pt holds epoch" in err and "rerun the same command" in err
+
+
+def test_results_do_not_depend_on_the_number_of_data_workers(tmp_path, capsys):
+    outs = []
+    for workers in ("0", "2"):
+        out = tmp_path / f"w{workers}"
+        code, err = run_cli(
+            capsys,
+            "search",
+            *TINY_SEARCH,
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--warmup-epochs",
+            "0",
+            "--num-workers",
+            workers,
+        )
+        assert code == 0, err
+        outs.append(out)
+    a, b = (torch.load(o / "alphas" / "epoch_000.pt", weights_only=True) for o in outs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (outs[0] / "genotype.json").read_bytes() == (outs[1] / "genotype.json").read_bytes()

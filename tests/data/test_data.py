@@ -3,15 +3,13 @@ extraction, one-line errors), seeded loaders, persistent validation iterator, cu
 
 from __future__ import annotations
 
-import hashlib
-import pickle
-import tarfile
 import urllib.error
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from data_fixtures import ARCHIVE, FOLDER, make_tar, md5, patch_md5_tables, write_fake_cifar
 from torchvision.datasets import CIFAR10
 
 import sd_darts.data.cifar as cifar
@@ -30,8 +28,6 @@ from sd_darts.data import (
 from sd_darts.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from sd_darts.data.digits import NUM_TRAIN, digits_mean_std, load_digits_images
 from sd_darts.errors import UserError
-
-FOLDER, ARCHIVE = "cifar-10-batches-py", "cifar-10-python.tar.gz"
 
 
 def indices_of(ds) -> list[int]:
@@ -141,66 +137,6 @@ def test_unknown_dataset_and_bad_settings_are_user_errors(tmp_path):
 
 
 # ---------------------------------------------------------------------------- CIFAR-10 files
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def write_fake_cifar(folder: Path, per_batch: int = 4, n_test: int = 6, seed: int = 0) -> dict:
-    """CIFAR-10 in the real python format (dict pickles of (N, 3072) uint8 rows, R|G|B planes)."""
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    names = [f"data_batch_{i}" for i in range(1, 6)]
-    train_data, train_labels = [], []
-    for name in names:
-        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        labels = rng.integers(0, 10, per_batch).tolist()
-        train_data.append(data)
-        train_labels += labels
-        with open(folder / name, "wb") as f:
-            pickle.dump(
-                {
-                    "batch_label": name,
-                    "labels": labels,
-                    "data": data,
-                    "filenames": [f"{name}_{k}.png" for k in range(per_batch)],
-                },
-                f,
-                protocol=2,
-            )
-    test = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
-    test_labels = rng.integers(0, 10, n_test).tolist()
-    with open(folder / "test_batch", "wb") as f:
-        pickle.dump({"batch_label": "test", "labels": test_labels, "data": test, "filenames": []}, f, protocol=2)
-    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"num_cases_per_batch": per_batch, "label_names": classes, "num_vis": 3072}, f, protocol=2)
-    return {
-        "train": torch.from_numpy(np.concatenate(train_data)).view(-1, 3, 32, 32),
-        "train_labels": train_labels,
-        "test": torch.from_numpy(test).view(-1, 3, 32, 32),
-        "test_labels": test_labels,
-    }
-
-
-def make_tar(src_root: Path, archive: Path) -> None:
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(src_root / FOLDER, arcname=FOLDER)
-
-
-def patch_md5_tables(monkeypatch, folder: Path, archive: Path | None) -> None:
-    """Point torchvision's CIFAR10 md5 tables at the generated files, so the real code path
-    (md5 checks included) runs on them."""
-    monkeypatch.setattr(
-        CIFAR10, "train_list", [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")] for i in range(1, 6)]
-    )
-    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(folder / "test_batch")]])
-    monkeypatch.setattr(
-        CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5(folder / "batches.meta")}
-    )
-    if archive is not None:
-        monkeypatch.setattr(CIFAR10, "tgz_md5", md5(archive))
-
-
 @pytest.fixture
 def fake_cifar(tmp_path, monkeypatch):
     """A source folder with the extracted files, its tar.gz, and patched md5 tables."""

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 import yaml
+from support import ROOT
 
 from sd_darts.errors import UserError
 from sd_darts.evaluation.recipes import TrainCifarConfig, TrainImageNetConfig
@@ -18,8 +18,6 @@ from sd_darts.experiment import deps, layout, schema, settings
 from sd_darts.experiment.runs import run_identity
 from sd_darts.search.config import SearchConfig
 from sd_darts.spaces.nb201.benchmark import NB201QueryConfig
-
-ROOT = Path(__file__).resolve().parents[1]
 
 #: The values of params.yaml that differ from the settings classes' defaults, and why
 #: (params.yaml marks each with "differs:").

@@ -6,11 +6,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from support import ROOT as REPO
 
 # Runs the CLI's main on each argv of a JSON list, in one interpreter per argv list; prints, per
 # argv, its exit code, whether torch was imported, and the help text.

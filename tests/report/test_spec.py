@@ -3,19 +3,18 @@ makes of a params file (sd_darts.experiment.report_spec)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import FIXTURES
 
 from sd_darts.errors import UserError
 from sd_darts.experiment.report_spec import report_spec
 from sd_darts.experiment.schema import read_params
 from sd_darts.report import KINDS, ReportSpec, RunRef, load_metrics
 
-FIXTURE = Path(__file__).parent / "fixtures" / "report"
+FIXTURE = FIXTURES / "report"
 METRICS = FIXTURE / "metrics"
 PARAMS = FIXTURE / "params.yaml"
 

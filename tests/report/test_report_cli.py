@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import FIXTURES, ROOT
 
 from sd_darts.cli import main
 from sd_darts.report import MANIFEST, output
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = Path(__file__).parent / "fixtures" / "report"
+FIXTURE = FIXTURES / "report"
 METRICS = FIXTURE / "metrics"
 PARAMS = FIXTURE / "params.yaml"
 NEVER_RUN = 99  # a seed of no run folder in the fixture
