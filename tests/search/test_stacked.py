@@ -11,8 +11,9 @@ import torch
 from sd_darts.search.architect import Architect
 from sd_darts.search.config import SearchConfig
 from sd_darts.search.distill import SearchObjective, TeacherCache
+from sd_darts.search.fast import FirstOrderStep
 from sd_darts.search.stacked import build_stacked, load_seed_checkpoint, seed_checkpoint, stack_batches
-from sd_darts.search.step import FirstOrderStep, StepSettings, reference_step
+from sd_darts.search.step import StepSettings, reference_step
 from sd_darts.spaces import get_space
 from sd_darts.spaces.darts.supernet import DartsSupernet
 from sd_darts.utils.runtime import seed_everything

@@ -16,8 +16,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from sd_darts.search.architect import Architect
 from sd_darts.search.config import SearchConfig
 from sd_darts.search.distill import SearchObjective, TeacherCache
+from sd_darts.search.fast import FirstOrderStep, GraphedStep, GraphRoute
 from sd_darts.search.stacked import build_stacked
-from sd_darts.search.step import FirstOrderStep, GraphedStep, GraphRoute, StepSettings, reference_step
+from sd_darts.search.step import StepSettings, reference_step
 from sd_darts.spaces.darts.fused import FusedDartsSupernet
 from sd_darts.spaces.darts.supernet import DartsSupernet
 
