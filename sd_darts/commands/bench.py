@@ -12,7 +12,7 @@ HELP = "run the benchmarks of benchmarks/ (here or, with --docker, in the image)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..tools.container import DEFAULT_IMAGE
+    from ..tools.container_spec import DEFAULT_IMAGE
 
     parser.add_argument(
         "--device", default="auto", help="device of every benchmark: auto, cpu, cuda, cuda:1 (default: auto)"
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..tools.bench import bench
-    from ..tools.container import find_checkout
+    from ..tools.container_spec import find_checkout
 
     root = Path(args.checkout).resolve() if args.checkout else find_checkout()
     out = Path(args.out) if args.out else root / "reports" / "benchmarks.md"

@@ -18,7 +18,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..tools.container import DEFAULT_IMAGE, DEFAULT_SHM_SIZE, WORKDIR
+    from ..tools.container_spec import DEFAULT_IMAGE, DEFAULT_SHM_SIZE, WORKDIR
 
     sub = parser.add_subparsers(dest="container_command", metavar="ACTION")
     sub.required = True

@@ -1,9 +1,10 @@
 """Training the searched cells from scratch (CIFAR-10 §4.2, ImageNet §4.3), one process or DDP.
 
 :func:`run_training` reads top to bottom: :func:`prepare` checks everything before any file is
-written, then :func:`train_one_epoch` and :func:`evaluate` per epoch with a checkpoint after each,
-then :func:`finish`.  Every epoch reseeds from ``(seed, epoch, rank)`` so a resumed run ends
-bit-identical; outputs, resume and multi-GPU rules: docs/evaluation.md.
+written, then :func:`train_one_epoch` and the test pass per epoch with a checkpoint after each,
+then :func:`finish`; the step and the test pass: :mod:`sd_darts.evaluation.steps`.  Every epoch
+reseeds from ``(seed, epoch, rank)`` so a resumed run ends bit-identical; outputs, resume and
+multi-GPU rules: docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..data import EvalData, make_loader
 from ..errors import UserError
@@ -32,35 +32,9 @@ from ..utils.tracking import log_epoch, replay_live
 from .distributed import DistInfo, ShardSampler, all_reduce_sum, dist_info_from_env, rank_epoch_seed
 from .networks import count_parameters
 from .recipes import CifarRecipe, TrainCifarConfig, TrainImageNetConfig, recipe_for, resolve_genotype
+from .steps import batch_sums, error_rates, evaluate, train_step, use_bf16, use_channels_last
 
 log = logging.getLogger("sd_darts.evaluation.train")
-
-
-# --------------------------------------------------------------------------------------------
-# Losses
-# --------------------------------------------------------------------------------------------
-
-
-def classification_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy with label smoothing ε (Szegedy et al. 2016; PC-DARTS ImageNet, ε = 0.1).
-
-    The target distribution is ``(1 − ε)·onehot + ε/K``; the loss is the batch mean of
-    ``−Σ_k q_k log p_k``, identical to DARTS's ``CrossEntropyLabelSmooth``.  Computed in float32.
-    """
-    return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
-
-
-def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> list[torch.Tensor]:
-    """Number of samples whose target is among the top-k logits, per k (k capped at #classes)."""
-    maxk = min(max(ks), logits.shape[1])
-    pred = logits.topk(maxk, dim=1).indices
-    hit = pred.eq(targets.unsqueeze(1))
-    return [hit[:, : min(k, maxk)].any(dim=1).sum() for k in ks]
-
-
-# --------------------------------------------------------------------------------------------
-# Data parallelism
-# --------------------------------------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,40 +81,6 @@ def _device_for(cfg, dist_info: DistInfo) -> torch.device:
             )
         device = torch.device("cuda", dist_info.local_rank)
     return device
-
-
-def use_bf16(cfg, device: torch.device) -> bool:
-    """``--amp bf16``, or ``auto`` on CUDA (bf16 autocast of the forward pass)."""
-    return cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
-
-
-def use_channels_last(cfg, device: torch.device) -> bool:
-    """``--channels-last``, or by default on CUDA."""
-    return cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
-
-
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, cfg):
-    """One SGD step of the recipe: loss = CE(logits) + w_aux · CE(logits_aux) (label smoothing
-    on both for ImageNet), backward, gradient-norm clip, step.  Forward under bf16 autocast
-    when :func:`use_bf16`.  Returns the detached loss and logits (no host sync)."""
-    label_smoothing = getattr(cfg, "label_smoothing", 0.0)
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg, x.device)):
-        logits, logits_aux = model(x)
-    loss = classification_loss(logits, y, label_smoothing)
-    if logits_aux is not None:
-        loss = loss + cfg.auxiliary_weight * classification_loss(logits_aux, y, label_smoothing)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.grad_clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    optimizer.step()
-    return loss.detach(), logits.detach()
-
-
-def _sums(loss_sum: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``[loss·n, top-1 hits, top-5 hits]`` of one batch as a float64 device tensor (no host sync)."""
-    top1, top5 = topk_correct(logits, y)
-    return torch.stack([loss_sum.double(), top1.double(), top5.double()])
 
 
 @dataclass
@@ -260,37 +200,9 @@ def train_one_epoch(run: TrainRun, train_model: nn.Module, loader, epoch: int) -
         x = x.to(device, non_blocking=True).contiguous(memory_format=mem)
         y = y.to(device, non_blocking=True)
         loss, logits = train_step(train_model, run.optimizer, x, y, cfg)
-        sums += _sums(loss * y.shape[0], logits, y)
+        sums += batch_sums(loss * y.shape[0], logits, y)
         n += y.shape[0]
     return all_reduce_sum(torch.cat([sums, sums.new_tensor([n])]), run.dist_info)
-
-
-@torch.no_grad()
-def evaluate(
-    module: nn.Module, loader, device, amp: bool = False, channels_last: bool = False, dist_info: DistInfo | None = None
-) -> torch.Tensor:
-    """Sums over the test set (all ranks): ``[loss·n, top-1 hits, top-5 hits, n]``.
-
-    The loss is the plain cross-entropy (no label smoothing), as DARTS and PC-DARTS report.
-    """
-    mem = torch.channels_last if channels_last else torch.contiguous_format
-    sums = torch.zeros(3, device=device, dtype=torch.float64)
-    n = 0
-    module.eval()
-    for x, y, _index in loader:
-        x = x.to(device, non_blocking=True).contiguous(memory_format=mem)
-        y = y.to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            logits, _ = module(x)
-        sums += _sums(F.cross_entropy(logits.float(), y, reduction="sum"), logits, y)
-        n += y.shape[0]
-    return all_reduce_sum(torch.cat([sums, sums.new_tensor([n])]), dist_info or DistInfo())
-
-
-def _rates(sums: list[float]) -> tuple[float, float, float]:
-    loss, top1, top5, n = sums
-    n = max(n, 1.0)
-    return loss / n, 100.0 * (1.0 - top1 / n), 100.0 * (1.0 - top5 / n)
 
 
 def _save_epoch(run: TrainRun, row: dict, live) -> None:
@@ -413,8 +325,8 @@ def _train(run: TrainRun) -> None:
                 dist_info=dist_info,
             )
             train_vals, test_vals = torch.stack([train_sums, test_sums]).tolist()  # one host sync per epoch
-            train_loss, train_e1, train_e5 = _rates(train_vals)
-            test_loss, test_e1, test_e5 = _rates(test_vals)
+            train_loss, train_e1, train_e5 = error_rates(train_vals)
+            test_loss, test_e1, test_e5 = error_rates(test_vals)
             row = {
                 "epoch": epoch,
                 "train/loss": train_loss,
@@ -512,12 +424,8 @@ __all__ = [
     "TrainRun",
     "run_training",
     "prepare",
-    "train_step",
     "train_one_epoch",
-    "evaluate",
     "finish",
-    "classification_loss",
-    "topk_correct",
     "report_line",
     "DistInfo",
     "dist_info_from_env",

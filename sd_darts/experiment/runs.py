@@ -74,7 +74,7 @@ def environment() -> dict[str, Any]:
     """Python, torch, CUDA, cuDNN, GPU and (inside the image) the image that ran a stage."""
     import torch
 
-    from ..tools import container
+    from ..tools import container_spec
 
     cuda = torch.cuda.is_available()
     return {
@@ -83,7 +83,7 @@ def environment() -> dict[str, Any]:
         "cuda": torch.version.cuda if cuda else None,
         "cudnn": str(torch.backends.cudnn.version()) if cuda and torch.backends.cudnn.is_available() else None,
         "gpu": torch.cuda.get_device_name(0) if cuda else None,
-        "image_id": container.image_provenance().get("image_id"),
+        "image_id": container_spec.image_provenance().get("image_id"),
     }
 
 

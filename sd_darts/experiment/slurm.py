@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
-from ..tools import container
+from ..tools import container_spec
 from ..utils.runtime import interrupted
 from .layout import Layout
 from .schema import Params, SlurmParams, SlurmResources, slurm_settings
@@ -240,7 +240,7 @@ def run_as_job(p: Params, kind: str, module: str, argv: list[str], params_file: 
     else:
         command = [sys.executable]
     command += ["-m", module, *argv]
-    env = {k: os.environ[k] for k in container.PASS_ENV if k in os.environ}
+    env = {k: os.environ[k] for k in container_spec.PASS_ENV if k in os.environ}
     env[params_env] = params_file
     script = folder / f"{name}.sbatch"
     flags = sbatch_flags(s, resources[kind], name, log, workdir, tasks_of(p, kind))

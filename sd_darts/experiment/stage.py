@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..tools import container
+from ..tools import container, container_spec
 from ..utils.runtime import exit_code, install_signal_handlers, setup_logging
 from . import slurm
 from .schema import Params, read_params
@@ -28,7 +28,7 @@ def params_path() -> str:
 
 def _outside_mounts(p: Params) -> list[str]:
     """Data paths that the checkout mount does not cover, mounted read-only for the container."""
-    checkout = container.find_checkout(os.getcwd())
+    checkout = container_spec.find_checkout(os.getcwd())
     out = []
     for path in (p.data.root, p.data.imagenet_root, p.data.nb201_benchmark):
         resolved = Path(path).resolve()
@@ -69,7 +69,7 @@ def stage(configure: Callable[[argparse.ArgumentParser], None] | None = None):
 
             def run() -> int:
                 p = read_params(params_path())
-                if p.pipeline.runner == "docker" and not container.image_provenance():
+                if p.pipeline.runner == "docker" and not container_spec.image_provenance():
                     return in_image(p, module, argv)
                 if slurm.inside_job():  # SLURM's SIGUSR2 before the time limit stops at the checkpoint too
                     install_signal_handlers(also=(signal.SIGUSR2,))

@@ -276,8 +276,9 @@ def bench(
     produced_by = {"image": "none (local)", "image_id": "none"}
     if docker:
         from . import container
+        from .container_spec import DEFAULT_IMAGE
 
-        image = image or container.DEFAULT_IMAGE
+        image = image or DEFAULT_IMAGE
         if gpus is None and device.startswith("cuda"):
             gpus = "all"
         client = container.connect()

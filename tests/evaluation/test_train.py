@@ -21,7 +21,7 @@ from support import ROOT as REPO
 
 from sd_darts.cli import main
 from sd_darts.evaluation.recipes import TrainCifarConfig, TrainImageNetConfig
-from sd_darts.evaluation.train import classification_loss, topk_correct, use_bf16, use_channels_last
+from sd_darts.evaluation.steps import classification_loss, topk_correct, use_bf16, use_channels_last
 from sd_darts.utils import config as cfgmod
 from sd_darts.utils.schedules import cosine_lr, drop_path_prob_at, imagenet_lr
 

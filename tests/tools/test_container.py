@@ -15,7 +15,7 @@ from support import ROOT
 
 from sd_darts.cli import main
 from sd_darts.errors import UserError
-from sd_darts.tools import container
+from sd_darts.tools import container, container_spec
 
 IMAGE_ID = "sha256:" + "ab" * 32
 
@@ -111,7 +111,7 @@ def checkout(tmp_path):
 
 def request(checkout, **kwargs):
     kwargs.setdefault("workdir", checkout)
-    return container.container_request(
+    return container_spec.container_request(
         ["sd-darts", "--help"], image="sd-darts:latest", image_id=IMAGE_ID, checkout=checkout, environ={}, **kwargs
     )
 
@@ -127,16 +127,16 @@ def test_request_mounts_checkout_runs_as_caller_in_matching_folder(checkout, tmp
     req = request(checkout, workdir=checkout / "sub", data=[str(outside), str(checkout / "data" / "cifar")])
     assert req["image"] == IMAGE_ID
     assert req["command"] == ["sd-darts", "--help"]
-    assert req["working_dir"] == f"{container.WORKDIR}/sub"
+    assert req["working_dir"] == f"{container_spec.WORKDIR}/sub"
     assert req["user"] == f"{os.getuid()}:{os.getgid()}"
     assert req["volumes"] == [
-        f"{checkout}:{container.WORKDIR}:rw",
+        f"{checkout}:{container_spec.WORKDIR}:rw",
         f"{outside.resolve()}:{outside.resolve()}:ro",  # outside the checkout: the same absolute path
-        f"{checkout}/data/cifar:{container.WORKDIR}/data/cifar:ro",  # in the checkout: where the code looks
+        f"{checkout}/data/cifar:{container_spec.WORKDIR}/data/cifar:ro",  # in the checkout: where the code looks
     ]
-    assert req["shm_size"] == container.DEFAULT_SHM_SIZE and "ipc_mode" not in req
+    assert req["shm_size"] == container_spec.DEFAULT_SHM_SIZE and "ipc_mode" not in req
     assert "device_requests" not in req and "network_mode" not in req
-    assert req["environment"] == {container.IMAGE_ENV: "sd-darts:latest", container.IMAGE_ID_ENV: IMAGE_ID}
+    assert req["environment"] == {container_spec.IMAGE_ENV: "sd-darts:latest", container_spec.IMAGE_ID_ENV: IMAGE_ID}
 
 
 def test_request_gpus_ipc_network_user_and_explicit_mounts(checkout, tmp_path):
@@ -164,22 +164,22 @@ def test_environment_passed_through_and_paths_mapped(checkout):
         "DVC_ROOT": str(checkout),
         "HOME": "/root",
         "CUDA_VISIBLE_DEVICES": "3",
-        container.IMAGE_ID_ENV: "sha256:stale",
+        container_spec.IMAGE_ID_ENV: "sha256:stale",
         "DVC_STUDIO_TOKEN": "isat_secret",  # secrets of the host stay there
         "DVC_STUDIO_URL": "https://studio.example",
         "SD_DARTS_SKIP_DOCKER": "1",
         "TORCH_HOME": "/home/me/.cache/torch",
     }
-    req = container.container_request(
+    req = container_spec.container_request(
         ["true"], image="x:1", image_id=IMAGE_ID, checkout=checkout, workdir=checkout, environ=environ, env={"A": "b"}
     )
     assert req["environment"] == {
         "OMP_NUM_THREADS": "1",
         "SD_DARTS_PARAMS": "params.yaml",
-        "DVC_ROOT": container.WORKDIR,
+        "DVC_ROOT": container_spec.WORKDIR,
         "A": "b",
-        container.IMAGE_ENV: "x:1",
-        container.IMAGE_ID_ENV: IMAGE_ID,
+        container_spec.IMAGE_ENV: "x:1",
+        container_spec.IMAGE_ID_ENV: IMAGE_ID,
     }
 
 
@@ -197,8 +197,8 @@ def test_request_refuses_missing_data_folder_and_workdir_outside_checkout(checko
 @given(st.text(st.characters(codec="ascii", categories=["Lu", "Nd"], include_characters="_"), min_size=1))
 def test_only_allow_listed_variables_are_passed(suffix):
     environ = {f"DVC_{suffix}": "x", f"SD_DARTS_{suffix}": "x", f"NCCL_{suffix}": "x", f"TORCH_{suffix}": "x"}
-    passed = container.passed_environment(environ, Path("/nowhere"))
-    assert set(passed) == set(environ) & set(container.PASS_ENV)
+    passed = container_spec.passed_environment(environ, Path("/nowhere"))
+    assert set(passed) == set(environ) & set(container_spec.PASS_ENV)
 
 
 def test_data_path_with_colon_is_named_whole(checkout, tmp_path):
@@ -220,14 +220,14 @@ def test_data_path_with_colon_is_named_whole(checkout, tmp_path):
 def test_two_mounts_at_one_container_path_are_refused(checkout, tmp_path):
     with pytest.raises(UserError, match="is the checkout"):
         request(checkout, data=[str(checkout)])
-    with pytest.raises(UserError, match=f"both be mounted at {container.WORKDIR}"):
-        request(checkout, data=[f"{tmp_path}:{container.WORKDIR}/"])
+    with pytest.raises(UserError, match=f"both be mounted at {container_spec.WORKDIR}"):
+        request(checkout, data=[f"{tmp_path}:{container_spec.WORKDIR}/"])
     other = tmp_path / "other"
     other.mkdir()
     with pytest.raises(UserError, match="both be mounted at /data"):
         request(checkout, data=[f"{checkout / 'data'}:/data"], volumes=[f"{other}:/data/./:ro"])
     with pytest.raises(UserError, match="both be mounted at"):
-        request(checkout, data=[str(checkout / "data"), f"{other}:{container.WORKDIR}/data"])
+        request(checkout, data=[str(checkout / "data"), f"{other}:{container_spec.WORKDIR}/data"])
     assert len(request(checkout, data=[f"{checkout}:/src"])["volumes"]) == 2  # elsewhere: fine
 
 
@@ -243,31 +243,31 @@ def test_two_mounts_at_one_container_path_are_refused(checkout, tmp_path):
     ],
 )
 def test_gpu_request(spec, expected):
-    assert container.gpu_request(spec) == expected
+    assert container_spec.gpu_request(spec) == expected
 
 
 @pytest.mark.parametrize("spec", ["0", "-1", "x", "1,,2", "all,0", "device=", "2 GPUs", "0;1"])
 def test_gpu_request_malformed(spec):
     with pytest.raises(UserError, match="--gpus"):
-        container.gpu_request(spec)
+        container_spec.gpu_request(spec)
 
 
 @given(st.lists(st.integers(0, 15).map(str), min_size=2, max_size=8))
 def test_gpu_ids_are_passed_as_given(ids):
-    assert container.gpu_request(",".join(ids))["device_ids"] == ids
+    assert container_spec.gpu_request(",".join(ids))["device_ids"] == ids
 
 
 @pytest.mark.parametrize(
     "name", ["sd-darts:latest", "sd-darts", "ghcr.io/org/sd-darts:v1.2", "localhost:5000/a/b_c:x", "sha256:" + "0" * 64]
 )
 def test_image_names_accepted(name):
-    assert container.check_image_name(name) == name
+    assert container_spec.check_image_name(name) == name
 
 
 @pytest.mark.parametrize("name", ["Bad:Name", "", "a b", "sd-darts:", ":tag", "sd--darts/", "x:" + "t" * 200])
 def test_image_names_refused(name):
     with pytest.raises(UserError, match="malformed"):
-        container.check_image_name(name)
+        container_spec.check_image_name(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,7 +288,7 @@ def test_run_streams_output_returns_exit_code_and_removes(fake_sdk, checkout, tm
     assert made.started and made.removed
     assert client.attach_kwargs["demux"] and client.attach_kwargs["logs"]
     assert (out.getvalue(), err.getvalue()) == (b"out\n", b"err\n")
-    assert made.request["image"] == IMAGE_ID and made.request["environment"][container.IMAGE_ID_ENV] == IMAGE_ID
+    assert made.request["image"] == IMAGE_ID and made.request["environment"][container_spec.IMAGE_ID_ENV] == IMAGE_ID
     assert made.request["command"] == ["python", "-c", "pass"] and made.request["network_mode"] == "none"
 
 
@@ -323,9 +323,9 @@ def test_missing_image_says_how_to_build(fake_sdk, checkout):
 
 
 def test_image_provenance():
-    assert container.image_provenance({}) == {}
-    env = {container.IMAGE_ENV: "sd-darts:latest", container.IMAGE_ID_ENV: IMAGE_ID}
-    assert container.image_provenance(env) == {"image": "sd-darts:latest", "image_id": IMAGE_ID}
+    assert container_spec.image_provenance({}) == {}
+    env = {container_spec.IMAGE_ENV: "sd-darts:latest", container_spec.IMAGE_ID_ENV: IMAGE_ID}
+    assert container_spec.image_provenance(env) == {"image": "sd-darts:latest", "image_id": IMAGE_ID}
 
 
 def test_public_url_drops_credentials():
