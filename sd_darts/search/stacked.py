@@ -68,24 +68,24 @@ def stack_batches(batches: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tens
 def _reference_param_tensors(model: FusedDartsSupernet, tensors: dict[str, torch.Tensor], seed: int):
     """Tensors shaped like the fused parameters (e.g. SGD momentum buffers), by fused name ->
     seed ``seed``'s copies by reference parameter name."""
-    from ..spaces.darts.fused import CONV_ORDER, _extract
+    from ..spaces.darts.fused_cell import CONV_ORDER, extract_kernel
 
     out = {}
     for ref_name, name, view, kind in model.reference_slots():
         if name in tensors:
             t = view(tensors[name], seed)
-            out[ref_name] = _extract(kind, t) if kind in CONV_ORDER else t.clone()
+            out[ref_name] = extract_kernel(kind, t) if kind in CONV_ORDER else t.clone()
     return out
 
 
 @torch.no_grad()
 def _load_reference_param_tensors(model: FusedDartsSupernet, tensors: dict[str, torch.Tensor], ref, seed: int):
-    from ..spaces.darts.fused import CONV_ORDER, _embed
+    from ..spaces.darts.fused_cell import CONV_ORDER, embed_kernel
 
     for ref_name, name, view, kind in model.reference_slots():
         if name in tensors and ref_name in ref:
             dst = view(tensors[name], seed)
-            dst.copy_(_embed(kind, ref[ref_name]) if kind in CONV_ORDER else ref[ref_name].reshape(dst.shape))
+            dst.copy_(embed_kernel(kind, ref[ref_name]) if kind in CONV_ORDER else ref[ref_name].reshape(dst.shape))
 
 
 def _reference_model(model: FusedDartsSupernet) -> DartsSupernet:

@@ -16,7 +16,8 @@ from sd_darts.search.config import SearchConfig
 from sd_darts.search.distill import SearchObjective, TeacherCache
 from sd_darts.search.step import reference_step
 from sd_darts.spaces import get_space
-from sd_darts.spaces.darts.fused import TAP_MASKS, FusedDartsSupernet
+from sd_darts.spaces.darts.fused import FusedDartsSupernet
+from sd_darts.spaces.darts.fused_cell import TAP_MASKS
 from sd_darts.spaces.darts.supernet import DartsSupernet
 
 C, LAYERS, CLASSES = 4, 5, 10

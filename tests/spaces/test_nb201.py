@@ -31,6 +31,7 @@ from sd_darts.genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, sav
 from sd_darts.spaces import get_space
 from sd_darts.spaces.nb201 import SPACE
 from sd_darts.spaces.nb201 import benchmark as nb201
+from sd_darts.spaces.nb201.benchmark_file import allowed_globals
 from sd_darts.spaces.nb201.supernet import AvgPool, NB201Supernet
 
 KEYS = [c.key for c in nb201.COLUMNS]
@@ -85,7 +86,7 @@ def test_zip_format_file_reads_the_same(tmp_path, bench_file, bench):
 def test_official_constructor_reads_the_fixture_with_the_same_answers(bench_file, bench, api_module):
     """The fixture is in the official format: the API's own loader reads it (trusted here)."""
     path, _ = bench_file
-    with torch.serialization.safe_globals(nb201._safe_globals()):
+    with torch.serialization.safe_globals(allowed_globals()):
         official = api_module.NASBench201API(str(path), verbose=False)
     assert len(official) == len(bench.api) == len(DEFAULT_ARCHS) + 1
     for arch in DEFAULT_ARCHS:
@@ -421,8 +422,8 @@ def test_cli_queries_files_and_strings_with_one_load(tmp_path, bench_file, capsy
     for i, arch in enumerate(archs[:2]):
         save_genotype(tmp_path / f"seed{i}" / "genotype.json", NB201Genotype.from_arch_str(arch))
     loads = []
-    real = nb201._torch_load_safely
-    monkeypatch.setattr(nb201, "_torch_load_safely", lambda p: loads.append(p) or real(p))
+    real = nb201.torch_load_safely
+    monkeypatch.setattr(nb201, "torch_load_safely", lambda p: loads.append(p) or real(p))
     out_file = tmp_path / "res" / "nb201.json"
     argv = [
         "nb201-query",

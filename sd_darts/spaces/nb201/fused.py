@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...genotypes import NB201_EDGES, NB201_PRIMITIVES, NB201Genotype, derive_nb201_genotype
-from ..darts.fused import BN_EPS, BN_MOMENTUM, CL, _nchw, _nhwc
+from ..channels_last import BN_EPS, BN_MOMENTUM, CL, to_nchw, to_nhwc
 from ..supernet import Supernet
 from .supernet import NUM_NODES, NB201SearchCell, NB201Supernet
 
@@ -56,7 +56,7 @@ class FusedNB201Cell(nn.Module):
         """``x`` (N, C, H, W) channels_last; ``w_flat`` the flattened softmax(alphas)."""
         N, C, H, W = x.shape
         chunks = w_flat.index_select(0, self.weight_index).split(self._sizes)
-        x_nhwc, rest = _nhwc(x), None
+        x_nhwc, rest = to_nhwc(x), None
         for r, rnd in enumerate(self.rounds):
             E = len(self.rows[r])
             relu = F.relu(x)
@@ -65,8 +65,8 @@ class FusedNB201Cell(nn.Module):
             h = F.batch_norm(
                 torch.cat([a, b], 1), rnd.bn_mean, rnd.bn_var, chunks[2 * r], None, self.training, BN_MOMENTUM, BN_EPS
             )
-            conv = _nhwc(h).reshape(N, H, W, 2, E, C).sum(3).permute(3, 0, 1, 2, 4)
-            pool = _nhwc(F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+            conv = to_nhwc(h).reshape(N, H, W, 2, E, C).sum(3).permute(3, 0, 1, 2, 4)
+            pool = to_nhwc(F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
             q = torch.stack([pool, x_nhwc], 0).view(2, -1)
             acc = torch.mm(chunks[2 * r + 1].view(E, 2), q).view(E, N, H, W, C) + conv
             if rest is not None:
@@ -76,7 +76,7 @@ class FusedNB201Cell(nn.Module):
             else:
                 node = acc
             x_nhwc = node.reshape(N, H, W, C)
-            x = _nchw(x_nhwc)
+            x = to_nchw(x_nhwc)
         return x
 
 
