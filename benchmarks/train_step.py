@@ -1,6 +1,6 @@
 """Time one training step of an evaluation network (a benchmark, not a test).
 
-The step is :func:`sd_darts.evaluation.train.train_step`, the one the recipes run: forward with the
+The step is :func:`sd_darts.evaluation.steps.train_step`, the one the recipes run: forward with the
 auxiliary head, cross-entropy (+ label smoothing for ImageNet), backward, gradient clipping,
 SGD.  Prints JSON: milliseconds per step (median, mean), images per second, peak memory (CUDA:
 torch.cuda.max_memory_allocated; CPU: the process's peak RSS) and the configuration, so that
@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from sd_darts.evaluation.recipes import TrainCifarConfig, TrainImageNetConfig, recipe_for, resolve_genotype
-    from sd_darts.evaluation.train import train_step
+    from sd_darts.evaluation.steps import train_step
     from sd_darts.utils.runtime import pick_device
 
     device = pick_device(args.device)

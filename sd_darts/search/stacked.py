@@ -32,7 +32,7 @@ from ..spaces.darts.fused import FusedDartsSupernet
 from ..spaces.darts.supernet import DartsSupernet
 
 if TYPE_CHECKING:
-    from .step import FirstOrderStep
+    from .fast import FirstOrderStep
 
 
 def build_stacked(

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from sd_darts.search.distill import TeacherCache
-from sd_darts.search.step import FirstOrderStep, StepSettings
+from sd_darts.search.fast import FirstOrderStep
+from sd_darts.search.step import StepSettings
 from sd_darts.spaces import get_space
 from sd_darts.spaces.nb201.fused import FusedNB201Supernet
 from sd_darts.spaces.nb201.supernet import NB201Supernet
