@@ -1,6 +1,6 @@
 """Wall time of ``python -m sd_darts --help`` against ``python -c pass`` (median of a few runs).
 
-Not a test (timings depend on the machine and its load): a measurement of issue 15's target,
+Not a test (timings depend on the machine and its load): a measurement of the CLI start-up target,
 ``sd-darts --help`` under 1 s, which holds because no command imports torch before it runs.
 
     python benchmarks/cli_startup.py [--runs 5]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one script to run on a GPU host (issue 11): every search-step timing at the paper's
+# The one script to run on a GPU host: every search-step timing at the paper's
 # settings (batch 64, C = 16, 8 cells; the xautodl peers at their sizes), the same with bf16
 # autocast, the CUDA-only tests (CUDA-graph replay without host synchronisation) and a 300-step
 # fast-vs-reference trajectory check.  Finishes in under 8 minutes on one H100/H200-class GPU

@@ -1,5 +1,5 @@
 """One first-order search step, this package's paths beside the xautodl peer (a benchmark, not a
-test; issue 11).
+test).
 
 A step is an alpha step (validation batch) and a weight step (training batch).  Variants, all
 in one process on the same device and settings, timed round-robin:

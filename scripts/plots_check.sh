@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The `dvc plots show` page renders offline in a real browser (issue 15):
+# The `dvc plots show` page renders offline in a real browser:
 #   1. `dvc plots show` for the committed smoke profile (params-smoke.yaml, metrics/smoke/plots/)
 #      in a temporary repository, or in the DVC repository given as $1 (its params.yaml's profile);
 #   2. the page loads no script from the network (Vega, Vega-Lite, Vega-Embed are inlined from

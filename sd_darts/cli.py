@@ -3,7 +3,7 @@
 Subcommands live one per file in :mod:`sd_darts.commands`; each module defines ``NAME``,
 ``HELP``, ``register(parser)`` and ``run(args) -> int``.  A command module imports at its top
 only what its flags need; ``run`` imports the work (torch, the library), so ``sd-darts --help``
-and every subcommand's ``--help`` start without torch (tests/test_cli_lazy.py).  A :class:`~sd_darts.errors.UserError`
+and every subcommand's ``--help`` start without torch (tests/cli/test_cli_lazy.py).  A :class:`~sd_darts.errors.UserError`
 anywhere becomes one line on stderr and exit code 2.
 """
 

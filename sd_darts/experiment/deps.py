@@ -1,6 +1,6 @@
 """The code a pipeline stage depends on: the import closure of its module inside ``sd_darts``.
 
-One list serves ``dvc.yaml``'s ``deps`` (compared by ``tests/test_experiment.py``) and a run
+One list serves ``dvc.yaml``'s ``deps`` (compared by ``tests/experiment/test_experiment.py``) and a run
 folder's identity (:func:`source_identity`), so the two cannot disagree.  The closure is read
 statically (``ast``): every import, and every string literal naming an ``sd_darts`` module
 (lazy registries such as :data:`sd_darts.spaces._REGISTRY`).

@@ -1,7 +1,7 @@
 """Where the pipeline puts things: one profile's run folders, collected metrics and report.
 
 The one place the layout is written (the tree: docs/pipeline.md); ``dvc.yaml`` spells the same
-paths and ``tests/test_experiment.py`` checks them against this module.
+paths and ``tests/experiment/test_experiment.py`` checks them against this module.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ step of one and the GPU gets S times more work per kernel.  Nothing is shared be
   :class:`~sd_darts.search.distill.TeacherCache` of S seeds).
 
 So seed ``s``'s trajectory is its single-seed trajectory up to float rounding
-(tests/test_stacked.py).  :func:`seed_checkpoint` / :func:`load_seed_checkpoint` convert seed
+(tests/search/test_stacked.py).  :func:`seed_checkpoint` / :func:`load_seed_checkpoint` convert seed
 ``s``'s state to and from the checkpoint format of a single-seed reference run (model
 ``state_dict`` of :class:`~sd_darts.spaces.darts.DartsSupernet`, ``torch.optim.SGD`` and
 ``torch.optim.Adam`` state dicts, ``TeacherCache`` state), so that S ordinary run folders can be

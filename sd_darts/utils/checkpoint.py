@@ -19,7 +19,7 @@ import torch
 
 from ..errors import UserError
 from . import config as config_mod
-from .files import _io_error, torch_load, torch_save
+from .files import io_error, torch_load, torch_save
 
 FORMAT = "sd-darts-checkpoint-v2"
 
@@ -140,14 +140,14 @@ def commit_file(src: Path, dst: Path) -> None:
     try:
         os.replace(src, dst)
     except OSError as exc:
-        raise _io_error(dst, exc) from None
+        raise io_error(dst, exc) from None
 
 
 def remove_file(path: Path) -> None:
     try:
         path.unlink(missing_ok=True)
     except OSError as exc:
-        raise _io_error(path, exc, "remove") from None
+        raise io_error(path, exc, "remove") from None
 
 
 class CheckpointGroup:

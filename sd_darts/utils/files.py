@@ -41,7 +41,8 @@ def _umask() -> int:
     return mask
 
 
-def _io_error(path: Path, exc: OSError, what: str = "write") -> UserError:
+def io_error(path: Path, exc: OSError, what: str = "write") -> UserError:
+    """``exc`` of a ``what`` on ``path`` as a one-line UserError (the disk is full, no permission, ...)."""
     reason = exc.strerror or type(exc).__name__
     hint = (
         "free some space"
@@ -66,13 +67,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.fchmod(fd, 0o666 & ~_umask())
         os.close(fd)
     except OSError as exc:
-        raise _io_error(path, exc) from None
+        raise io_error(path, exc) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as exc:
-        raise _io_error(path, exc) from None
+        raise io_error(path, exc) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -101,7 +102,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         try:
             tmp.write_text(text)
         except OSError as exc:
-            raise _io_error(Path(path), exc) from None
+            raise io_error(Path(path), exc) from None
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -185,7 +186,7 @@ def open_regular(path: str | os.PathLike, what: str = "file") -> BinaryIO:
     except FileNotFoundError:
         raise _missing(path, what) from None
     except OSError as exc:
-        raise _io_error(path, exc, "read") from None
+        raise io_error(path, exc, "read") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
@@ -208,7 +209,7 @@ def read_bytes(path: str | os.PathLike, what: str = "file", cap: int = MAX_TEXT_
                 raise UserError(f"{what} {path} is {size} bytes, {too_large}")
             data = fh.read(cap + 1)
         except OSError as exc:
-            raise _io_error(path, exc, "read") from None
+            raise io_error(path, exc, "read") from None
     if len(data) > cap:
         raise UserError(f"{what} {path} grew while it was read: {too_large}")
     return data
@@ -379,7 +380,7 @@ def _refuse_links(folder: Path, setting: str) -> None:
                     )
             stack.extend(Path(e.path) for e in reversed(entries) if e.is_dir(follow_symlinks=False))
         except OSError as exc:
-            raise _io_error(Path(current), exc, "read") from None
+            raise io_error(Path(current), exc, "read") from None
 
 
 def check_writable_dir(path: str | os.PathLike, setting: str = "--out", tree: bool = True) -> Path:
@@ -438,7 +439,7 @@ class RunLock:
         try:
             fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
-            raise _io_error(self.folder, exc, "open") from None
+            raise io_error(self.folder, exc, "open") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

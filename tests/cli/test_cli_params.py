@@ -55,9 +55,34 @@ def test_nb201_search_with_params_reads_cifar_from_data_root(tmp_path, monkeypat
     params = params_with_data(tmp_path, root=str(root), download=True)
     monkeypatch.chdir(tmp_path)  # no data/ here
     out = tmp_path / "run"
-    argv = ["search", "--space", "nb201", "--params", str(params), "--epochs", "2", "--warmup-epochs", "1",
-            "--window", "1", "--init-channels", "4", "--layers", "1", "--batch-size", "8", "--limit-samples", "16",
-            "--num-workers", "0", "--device", "cpu", "--no-download", "--out", str(out)]  # fmt: skip
+    argv = [
+        "search",
+        "--space",
+        "nb201",
+        "--params",
+        str(params),
+        "--epochs",
+        "2",
+        "--warmup-epochs",
+        "1",
+        "--window",
+        "1",
+        "--init-channels",
+        "4",
+        "--layers",
+        "1",
+        "--batch-size",
+        "8",
+        "--limit-samples",
+        "16",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-download",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     summary_text = (out / "config.yaml").read_text()
     saved = yaml.safe_load(summary_text)

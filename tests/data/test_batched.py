@@ -1,4 +1,4 @@
-"""Device-resident data with batched augmentation (issue 11): the DataLoader path's order, the
+"""Device-resident data with batched augmentation: the DataLoader path's order, the
 torchvision path's values for given parameters, the same distributions of crop offsets, flips
 and Cutout squares (chi-square against the exact distribution), determinism."""
 

@@ -1,4 +1,4 @@
-"""`dvc plots show` (issue 15): one plot per quantity with every run overlaid, named axes and
+"""`dvc plots show`: one plot per quantity with every run overlaid, named axes and
 titles, read from tables that exist in the committed smoke profile; the page template inlines
 only the vendored Vega bundles (no network), whose licences are kept.  The rendering in a real
 browser is scripts/plots_check.sh."""
@@ -30,7 +30,7 @@ PLOTS_DIR = ROOT / "scripts" / "plots"
 VENDOR = PLOTS_DIR / "vendor"
 BUNDLES = {"vega": "vega.min.js", "vega-lite": "vega-lite.min.js", "vega-embed": "vega-embed.min.js"}
 
-#: plot id -> (table kind, field): the quantities of issue 15 (Fig. 2 first).
+#: plot id -> (table kind, field): the quantities shown (Fig. 2 first).
 QUANTITIES = {
     "fig2_hessian_eigenvalue": ("search", "hessian/eigenvalue"),
     "search_valid_accuracy": ("search", "valid/acc"),

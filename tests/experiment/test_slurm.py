@@ -297,8 +297,14 @@ def test_a_requeued_job_resumes_from_its_checkpoint_to_the_uninterrupted_result(
     _fresh(ws)
     prefix = "bash -c 'echo via-prefix; exec \"$@\"' prefix"
     _set(ws, runner="slurm", slurm={"command_prefix": prefix})
-    proc = subprocess.Popen([DVC, "repro", "-s", "-f", STAGE], cwd=ws, env=_env(ws), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [DVC, "repro", "-s", "-f", STAGE],
+        cwd=ws,
+        env=_env(ws),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         job_id = _job_of(ws, proc)
         _wait_for_checkpoint(ws, proc)
@@ -330,8 +336,14 @@ def test_a_failing_job_fails_the_stage_with_its_exit_code_and_log(slurm_ws):
     bad["search"]["learning_rate"] = -1.0  # checked by the search's settings, inside the job
     params = _write(ws / "bad-params.yaml", bad)
     env = {**_env(ws), "SD_DARTS_PARAMS": str(params)}
-    res = subprocess.run([sys.executable, "-m", "sd_darts.experiment.stages.search", "--method", "darts", "--seed", "0"], cwd=ws,
-                         env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "sd_darts.experiment.stages.search", "--method", "darts", "--seed", "0"],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 2, res.stdout + res.stderr
     assert " ended FAILED (exit 2); last lines of " in res.stderr
     assert "search.learning_rate" in res.stderr, res.stderr
@@ -342,13 +354,33 @@ def test_a_failing_job_fails_the_stage_with_its_exit_code_and_log(slurm_ws):
 def test_a_stage_whose_job_still_runs_is_not_submitted_twice(slurm_ws):
     ws, _ = slurm_ws
     _set(ws, runner="slurm")
-    held = subprocess.run(["sbatch", "--parsable", "--hold", f"--job-name=sd-darts:{STAGE}", f"--chdir={ws}",
-                           "-o", "/dev/null", "--wrap", "true"], capture_output=True, text=True, check=True)  # fmt: skip
+    held = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "--hold",
+            f"--job-name=sd-darts:{STAGE}",
+            f"--chdir={ws}",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     job_id = held.stdout.strip()
     try:
         env = {**_env(ws), "DVC_STAGE": STAGE}
-        res = subprocess.run([sys.executable, "-m", "sd_darts.experiment.stages.search", "--method", "darts", "--seed", "0"], cwd=ws,
-                             env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        res = subprocess.run(
+            [sys.executable, "-m", "sd_darts.experiment.stages.search", "--method", "darts", "--seed", "0"],
+            cwd=ws,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         subprocess.run(["scancel", job_id], check=True)
     assert res.returncode == 2
@@ -375,8 +407,14 @@ def test_pipeline_submit_runs_the_stale_stages_as_arrays_in_parallel_and_records
     _write(ws / "params.yaml", raw)
     _write(ws / "params-smoke.yaml", raw)  # the profile's file, copied to params.yaml (DVC's) as profile.sh does
     cli = [sys.executable, "-m", "sd_darts", "pipeline"]
-    res = subprocess.run([*cli, "submit", "--params", "params-smoke.yaml", "--stages", "search@*", "--wait"], cwd=ws, env=_env(ws),
-                         capture_output=True, text=True, timeout=400)  # fmt: skip
+    res = subprocess.run(
+        [*cli, "submit", "--params", "params-smoke.yaml", "--stages", "search@*", "--wait"],
+        cwd=ws,
+        env=_env(ws),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "pipeline submit: data: job array " in res.stdout and "(2 stages), after data" in res.stdout, res.stdout
     assert "3 stages completed and recorded in dvc.lock, 0 failed, 0 cancelled" in res.stdout, res.stdout
@@ -385,12 +423,22 @@ def test_pipeline_submit_runs_the_stale_stages_as_arrays_in_parallel_and_records
     assert status == {}, status
     manifest = json.loads((ws / "runs/smoke/slurm/submission.json").read_text())
     searches = [j["job"] for j in manifest["jobs"] if j["stage"].startswith("search@")]
-    times = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(searches), "-o", "JobID,Start,End"],
-                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    times = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", ",".join(searches), "-o", "JobID,Start,End"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     spans = {row.split("|")[0]: tuple(row.split("|")[1:]) for row in times}
     assert _overlap(spans[searches[0]], spans[searches[1]]), spans
-    shown = subprocess.run([*cli, "status", "--params", "params-smoke.yaml"], cwd=ws, env=_env(ws), capture_output=True,
-                           text=True, check=True)  # fmt: skip
+    shown = subprocess.run(
+        [*cli, "status", "--params", "params-smoke.yaml"],
+        cwd=ws,
+        env=_env(ws),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert [line.split("\t")[2] for line in shown.stdout.splitlines()] == ["COMPLETED"] * len(manifest["jobs"])
 
 
@@ -413,8 +461,14 @@ def test_a_failed_submission_cancels_its_dependents_records_nothing_and_a_rerun_
     failed = [line for line in res.stderr.splitlines() if line.startswith("pipeline submit: ")]
     assert len(failed) == 1 and failed[0].startswith("pipeline submit: data FAILED (job "), res.stderr
     assert "0 stages completed and recorded in dvc.lock, 1 failed, " in res.stdout, res.stdout
-    shown = subprocess.run([*cli, "status", "--params", "params-smoke.yaml"], cwd=ws, env=_env(ws), capture_output=True,
-                           text=True, check=True)  # fmt: skip
+    shown = subprocess.run(
+        [*cli, "status", "--params", "params-smoke.yaml"],
+        cwd=ws,
+        env=_env(ws),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     states = {line.split("\t")[0]: line.split("\t")[2] for line in shown.stdout.splitlines()}
     assert states.pop("data") == "FAILED" and set(states.values()) == {"CANCELLED"} and "report" in states, states
     assert "data" in json.loads(_dvc(ws, "status", "--json", check=True).stdout)  # nothing recorded
@@ -428,8 +482,14 @@ def test_a_failed_submission_cancels_its_dependents_records_nothing_and_a_rerun_
     ):
         submit.record(manifest, submit.states(json.loads(manifest.read_text())["jobs"]))
 
-    res = subprocess.run([*cli, "submit", "--stages", "search@*", "--wait"], cwd=ws, env=_env(ws),
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    res = subprocess.run(
+        [*cli, "submit", "--stages", "search@*", "--wait"],
+        cwd=ws,
+        env=_env(ws),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0 and "nothing to run" in res.stdout, res.stdout + res.stderr
 
 
@@ -443,15 +503,27 @@ def test_pipeline_cancel_cancels_the_jobs_of_the_last_submission(slurm_ws):
     _write(ws / "params.yaml", raw)
     cli = [sys.executable, "-m", "sd_darts", "pipeline"]
     try:
-        res = subprocess.run([*cli, "submit", "--stages", "search@darts-0"], cwd=ws, env=_env(ws),
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        res = subprocess.run(
+            [*cli, "submit", "--stages", "search@darts-0"],
+            cwd=ws,
+            env=_env(ws),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert res.returncode == 0 and "pipeline submit: search: job array " in res.stdout, res.stdout + res.stderr
         res = subprocess.run([*cli, "cancel"], cwd=ws, env=_env(ws), capture_output=True, text=True, timeout=60)
         assert res.returncode == 0 and res.stdout.startswith("pipeline cancel: scancel "), res.stdout + res.stderr
         deadline = time.monotonic() + 60
         while True:
-            shown = subprocess.run([*cli, "status", "--params", "params-smoke.yaml"], cwd=ws, env=_env(ws), capture_output=True,
-                           text=True, check=True)  # fmt: skip
+            shown = subprocess.run(
+                [*cli, "status", "--params", "params-smoke.yaml"],
+                cwd=ws,
+                env=_env(ws),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             states = {line.split("\t")[0]: line.split("\t")[2] for line in shown.stdout.splitlines()}
             if states.get(STAGE) == "CANCELLED" or time.monotonic() > deadline:
                 break
@@ -490,8 +562,14 @@ def test_multi_node_imagenet_runs_one_torchrun_per_task_through_srun(tmp_path):
     _write(tmp_path / "params.yaml", raw)
     save_genotype(tmp_path / "metrics/smoke/genotype/paper.json", SD_DARTS)
     env = {**_env(tmp_path), "PYTHONPATH": str(ROOT), "GLOO_SOCKET_IFNAME": "lo"}
-    res = subprocess.run([sys.executable, "-m", "sd_darts.experiment.stages.train_imagenet"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "sd_darts.experiment.stages.train_imagenet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     script = (tmp_path / "runs/smoke/slurm/train_imagenet.sbatch").read_text()
     assert "#SBATCH --ntasks=2" in script and "#SBATCH --ntasks-per-node=2" in script, script

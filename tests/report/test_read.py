@@ -1,4 +1,4 @@
-"""Malformed report inputs (issue 8 item 8): every input of the wrong shape gives ONE line naming
+"""Malformed report inputs: every input of the wrong shape gives ONE line naming
 the file, exit code 2, and the output folder stays as it was, byte for byte (or absent).
 
 Property tests over the fixture metrics: one file at a time is replaced by a malformed version

@@ -245,7 +245,7 @@ def test_missing_metrics_folder_and_bad_params_are_user_errors(tmp_path):
 
 
 # The command line (`sd-darts report`, exit codes, what it prints) is tested end to end in
-# tests/test_report_cli.py.
+# tests/report/test_report_cli.py.
 
 
 # ---------------------------------------------------------------- number formatting

@@ -1,6 +1,6 @@
 """``sd-darts report`` end to end: it never overwrites or deletes a file it did not write, reruns
 over its own output, refuses an edited report, and never shows a run of another profile as
-this profile's (issue 8, items 1 and 2)."""
+this profile's."""
 
 from __future__ import annotations
 

@@ -167,10 +167,16 @@ def test_unrolled_step_leaves_the_bn_statistics_as_darts_does(kind):
         return real(x, y, idx, params=params, record=record)
 
     g = torch.Generator().manual_seed(5)
-    train = (torch.randn(4, 3, 16, 16, generator=g, dtype=torch.float64), torch.randint(0, 10, (4,), generator=g),
-             torch.arange(4))  # fmt: skip
-    valid = (torch.randn(4, 3, 16, 16, generator=g, dtype=torch.float64), torch.randint(0, 10, (4,), generator=g),
-             torch.arange(4, 8))  # fmt: skip
+    train = (
+        torch.randn(4, 3, 16, 16, generator=g, dtype=torch.float64),
+        torch.randint(0, 10, (4,), generator=g),
+        torch.arange(4),
+    )
+    valid = (
+        torch.randn(4, 3, 16, 16, generator=g, dtype=torch.float64),
+        torch.randint(0, 10, (4,), generator=g),
+        torch.arange(4, 8),
+    )
     w_opt = torch.optim.SGD(model.weights(), lr=0.1, momentum=0.9, weight_decay=3e-4)
     architect = Architect(model, objective, arch_learning_rate=3e-4, arch_weight_decay=1e-3, unrolled=True)
     model.train()

@@ -493,8 +493,9 @@ def test_a_stacked_cache_is_s_independent_single_caches(hist, data):
         view = stacked.seed(s)
         assert torch.equal(view.state_dict()["probs"], single.state_dict()["probs"])
         assert torch.equal(view.state_dict()["epochs"], single.state_dict()["epochs"])
-    query = torch.tensor(data.draw(st.lists(st.lists(st.integers(0, n - 1), min_size=3, max_size=3), min_size=seeds,
-                                            max_size=seeds)))  # fmt: skip
+    query = torch.tensor(
+        data.draw(st.lists(st.lists(st.integers(0, n - 1), min_size=3, max_size=3), min_size=seeds, max_size=seeds))
+    )
     for epoch in (None, data.draw(st.integers(0, 20))):
         probs, mask = stacked.teacher(query, epoch)
         assert probs.shape == (seeds, 3, c) and mask.shape == (seeds, 3)

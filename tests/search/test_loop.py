@@ -294,9 +294,21 @@ def test_fast_step_epochs_visit_every_sample_as_the_reference_loaders_do(tmp_pat
     fast = ("--fast-step", "--impl", "fused", "--epochs", "2", "--warmup-epochs", "1", "--window", "1")
     assert search(tmp_path / "run", *fast, "--batch-size", "6") == 0
     assert metric_series(tmp_path / "run", "teacher_coverage") == [1.0, 1.0]
-    cfg = search_mod.SearchConfig(dataset="digits", image_size=16, init_channels=4, layers=5, batch_size=6,
-                                  limit_samples=32, device="cpu", seed=3, epochs=2, warmup_epochs=1, window=1,
-                                  impl="fused", out=str(tmp_path / "unused"))  # fmt: skip
+    cfg = search_mod.SearchConfig(
+        dataset="digits",
+        image_size=16,
+        init_channels=4,
+        layers=5,
+        batch_size=6,
+        limit_samples=32,
+        device="cpu",
+        seed=3,
+        epochs=2,
+        warmup_epochs=1,
+        window=1,
+        impl="fused",
+        out=str(tmp_path / "unused"),
+    )
     cfg.validate()
     reference = search_mod.Search(cfg)
     fast_run = search_mod.Search(dataclasses.replace(cfg, fast_step=True))
@@ -383,7 +395,7 @@ def yaml_load(path):
     return yaml.safe_load(path.read_text())
 
 
-# ---------------------------------------------------------------------------- bad input and interruptions (issue 8)
+# ---------------------------------------------------------------------------- bad input and interruptions
 def test_primitives_without_none(tmp_path, capsys):
     out = tmp_path / "run"
     code, err = run_cli(

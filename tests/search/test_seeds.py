@@ -1,5 +1,5 @@
 """Stacked seeds (``sd-darts search --seeds``): the group commit of the seeds' checkpoints, the
-memory check and seed cap, and the ``--out`` template (issue 18 items 1, 5, 7)."""
+memory check and seed cap, and the ``--out`` template."""
 
 from __future__ import annotations
 
@@ -22,11 +22,33 @@ from sd_darts.utils import config, files
 from sd_darts.utils import memory as memory_mod
 
 TINY = [
-    "search", "--dataset", "digits", "--image-size", "16", "--init-channels", "4", "--layers", "3",
-    "--batch-size", "8", "--limit-samples", "32", "--device", "cpu", "--fast-step", "--impl", "fused",
-    "--primitives", "none,skip_connect,max_pool_3x3,dil_conv_3x3", "--epochs", "2", "--warmup-epochs", "1",
-    "--window", "1",
-]  # fmt: skip
+    "search",
+    "--dataset",
+    "digits",
+    "--image-size",
+    "16",
+    "--init-channels",
+    "4",
+    "--layers",
+    "3",
+    "--batch-size",
+    "8",
+    "--limit-samples",
+    "32",
+    "--device",
+    "cpu",
+    "--fast-step",
+    "--impl",
+    "fused",
+    "--primitives",
+    "none,skip_connect,max_pool_3x3,dil_conv_3x3",
+    "--epochs",
+    "2",
+    "--warmup-epochs",
+    "1",
+    "--window",
+    "1",
+]
 SEEDS = (0, 1, 2)
 
 
@@ -96,7 +118,7 @@ def test_an_interruption_at_every_point_of_the_group_commit_resumes_to_the_unint
     """A 3-seed run stopped at the end of its last epoch (the first one committed) before each of the 3 writes of
     checkpoint.pt.next, before each of the 3 renames and after the last: the one-line message names
     the epochs the checkpoints hold, and the rerun ends exactly where the uninterrupted run does
-    (genotypes, alphas, summary, DVCLive metrics).  tests/test_search.py resumes training after a
+    (genotypes, alphas, summary, DVCLive metrics).  tests/search/test_loop.py resumes training after a
     finished commit."""
     epochs = ("--epochs", "2")
     reference = tmp_path / "ref" / "s{seed}"

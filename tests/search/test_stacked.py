@@ -1,4 +1,4 @@
-"""Several seeds trained as one stacked model (issue 11): every seed's trajectory is its
+"""Several seeds trained as one stacked model: every seed's trajectory is its
 single-seed trajectory, and a seed's state converts to and from a single-seed checkpoint."""
 
 from __future__ import annotations

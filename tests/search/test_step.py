@@ -1,4 +1,4 @@
-"""The capturable first-order step (issue 11) equals the reference loop of sd_darts.search.loop
+"""The capturable first-order step equals the reference loop of sd_darts.search.loop
 (Architect + SearchObjective + SGD + clip_grad_norm_, first order) and never synchronises with
 the host."""
 
@@ -92,8 +92,13 @@ def _reference_run(model, s: StepSettings, epochs=EPOCHS, ragged=False):
     )
     objective = SearchObjective(model, cfg, cache)
     w_opt = torch.optim.SGD(model.weights(), lr=0.1, momentum=s.momentum, weight_decay=s.weight_decay)
-    architect = Architect(model, objective, arch_learning_rate=s.arch_learning_rate,
-                          arch_weight_decay=s.arch_weight_decay, betas=(s.arch_beta1, s.arch_beta2))  # fmt: skip
+    architect = Architect(
+        model,
+        objective,
+        arch_learning_rate=s.arch_learning_rate,
+        arch_weight_decay=s.arch_weight_decay,
+        betas=(s.arch_beta1, s.arch_beta2),
+    )
     valid_losses, train_losses = [], []
     for epoch, x, y, i, xv, yv, iv in _batches(model.alphas_normal.dtype, epochs, ragged):
         objective.set_epoch(epoch)

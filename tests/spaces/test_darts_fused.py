@@ -1,4 +1,4 @@
-"""The fused DARTS supernet computes the reference supernet's function (issue 11): logits, loss,
+"""The fused DARTS supernet computes the reference supernet's function: logits, loss,
 weight and alpha gradients, BatchNorm statistics and optimiser trajectories, in float64 on CPU."""
 
 from __future__ import annotations

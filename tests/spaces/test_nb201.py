@@ -1,7 +1,7 @@
 """NAS-Bench-201: search space, benchmark queries (paper §4.4, Table 4) and the CLI.
 
 The benchmark tests use a small file in the official format written by
-``tests/nb201_fixture.py`` with the API's own classes; the real API reads it.
+``tests/spaces/nb201_fixture.py`` with the API's own classes; the real API reads it.
 """
 
 from __future__ import annotations
@@ -549,7 +549,7 @@ def test_tiny_nb201_search_on_digits_then_query(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------------------------
-# Malformed benchmark files (issue 8): one line, exit 2, no traceback, nothing written
+# Malformed benchmark files: one line, exit 2, no traceback, nothing written
 # --------------------------------------------------------------------------------------------
 
 

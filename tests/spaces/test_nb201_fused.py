@@ -1,4 +1,4 @@
-"""The fused NAS-Bench-201 supernet computes the reference supernet's function (issue 11):
+"""The fused NAS-Bench-201 supernet computes the reference supernet's function:
 logits, gradients, BatchNorm statistics (train and eval) and the first-order search trajectory,
 in float64 on CPU."""
 

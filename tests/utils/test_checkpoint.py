@@ -1,4 +1,4 @@
-"""Damaged checkpoints (issue 8): unreadable, altered, incomplete or inconsistent checkpoints are
+"""Damaged checkpoints: unreadable, altered, incomplete or inconsistent checkpoints are
 refused in one line before anything in the run folder is touched."""
 
 from __future__ import annotations

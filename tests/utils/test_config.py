@@ -1,4 +1,4 @@
-"""Settings of ``sd-darts search`` from flags and a params file (issue 8): a params file and the flags
+"""Settings of ``sd-darts search`` from flags and a params file: a params file and the flags
 are layered before they are checked; a bad value is one line naming its flag or key, exit 2, and
 nothing is written."""
 

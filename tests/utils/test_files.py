@@ -289,7 +289,7 @@ def test_bad_values_and_keys_are_echoed_bounded(value, big):
     assert len(files.bounded(value)) <= 80
 
 
-# ---------------------------------------------------------------------------- bad input and interruptions of sd-darts search (issue 8)
+# ---------------------------------------------------------------------------- bad input and interruptions of sd-darts search
 @pytest.mark.parametrize(
     "content", [b"\xff\xfe\x00s\x00e\x00", b"\x00\x01binary", b"[" * 100000, b"a:\n" + b"  " * 200 + b"b: 1\n"]
 )

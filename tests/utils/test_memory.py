@@ -1,4 +1,4 @@
-"""The memory check of ``sd-darts search`` (issue 8): settings too large for the machine are one line
+"""The memory check of ``sd-darts search``: settings too large for the machine are one line
 naming the setting, exit 2, and nothing is written."""
 
 from __future__ import annotations
