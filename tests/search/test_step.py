@@ -304,6 +304,24 @@ def test_a_step_never_reads_a_tensor_on_the_host(method):
     assert d.hits == []
 
 
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_which_torch_optimiser_reads_a_tensor_on_the_host(name):
+    """Why the fast step writes SGD out and takes torch's Adam: torch's foreach SGD reads a tensor
+    learning rate on the host (``add_(alpha=-lr)``: a CUDA graph cannot hold it), its fused Adam
+    does not.  If torch's SGD stops reading it, this fails: the fast step can then use it too."""
+    w = [torch.nn.Parameter(torch.randn(3, 4)) for _ in range(2)]
+    for p in w:
+        p.grad = torch.randn_like(p)
+    if name == "SGD":
+        opt = torch.optim.SGD(w, lr=torch.tensor(0.1), momentum=0.9, weight_decay=3e-4, foreach=True)
+    else:
+        opt = torch.optim.Adam(w, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3, fused=True)
+    opt.step()  # the first step makes the state
+    with HostSyncDetector() as d:
+        opt.step()
+    assert bool(d.hits) == (name == "SGD"), d.hits
+
+
 def _cuda_steps():
     """A fused supernet on CUDA with a graphed step, and an identical one with an eager step."""
     dev = torch.device("cuda")
