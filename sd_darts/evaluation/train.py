@@ -52,7 +52,7 @@ METRIC_NAMES = (
     "drop_path_prob",
     "epoch_seconds",
 )
-CHECKPOINT_SCHEMA = {"epochs_done": int, "model": dict, "optimizer": dict, "history": list}
+CHECKPOINT_KEYS = {"epochs_done": int, "model": dict, "optimizer": dict, "history": list}
 
 
 @dataclass
@@ -130,7 +130,7 @@ def prepare(cfg, dist_info: DistInfo) -> TrainRun:
         )
     )
     check_fits(need, device, f"{recipe.name}", "lower --batch-size, --init-channels, --layers or --image-size")
-    ckpt = load_checkpoint_if_any(out / "checkpoint.pt", cfg, recipe.name, CHECKPOINT_SCHEMA)
+    ckpt = load_checkpoint_if_any(out / "checkpoint.pt", cfg, recipe.name, CHECKPOINT_KEYS)
 
     seed_everything(cfg.seed)
     model = recipe.build_network(genotype, data.num_classes).to(device)

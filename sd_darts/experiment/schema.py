@@ -135,83 +135,6 @@ class DataParams:
             require(getattr(self, key).strip() != "", key, "must name a path")
 
 
-@dataclass
-class PipelineParams:
-    """``pipeline:``: which runs the pipeline makes, how it selects, where stages run."""
-
-    search_methods: list[str] = setting(
-        ["darts", "sd-darts"], "methods searched (Fig. 2 compares them), each for every seeds.search", choices=METHODS
-    )
-    select_method: str = setting(
-        "sd-darts", "the genotype stage evaluates the genotype of this method's best search", choices=METHODS
-    )
-    select_criterion: str = setting(
-        "supernet_valid_acc",
-        "best search by the final supernet's eval-mode accuracy on the alpha half, or retrain (DARTS §3.2: short training from scratch, held-out data)",
-        choices=SELECT_CRITERIA,
-    )
-    select_retrain: dict = setting(
-        {"epochs": 100, "holdout_portion": 0.5}, "train_cifar overrides of the retrain criterion's short trainings"
-    )
-    eval_genotypes: list[str] = setting(
-        ["selected", "paper"],
-        "selected = from the searches above; paper = the paper's Fig. 4 cells; darts = the best darts search's (baseline)",
-        choices=EVAL_GENOTYPES,
-    )
-    stack_search_seeds: bool = setting(
-        False,
-        "train the seeds.search of a method as one stacked supernet in one process (first order, search.fast_step "
-        "and impl fused, no Fig. 2 Hessian; docs/speed.md)",
-    )
-    train_imagenet: bool = setting(False, "switch: true needs ImageNet in data.imagenet_root (3 GPU-days on 3 GPUs)")
-    imagenet_nproc: int = setting(1, "processes (GPUs) per ImageNet run: > 1 launches torchrun (paper: 3)", ge=1, le=64)
-    imagenet_nodes: int = setting(
-        1,
-        "nodes per ImageNet run: > 1 runs one torchrun per node through srun (SLURM jobs only; docs/cluster.md)",
-        ge=1,
-        le=1024,
-    )
-    runner: str = setting(
-        "local",
-        "run each stage here, inside the image (pipeline.image) through the Docker SDK, or as a SLURM batch job "
-        "(pipeline.slurm; docs/cluster.md)",
-        choices=RUNNERS,
-    )
-    image: str = setting("sd-darts:latest", "image of the docker runner (sd-darts container build)")
-    gpus: str | None = setting("all", "GPUs the docker runner requests (all, N or 0,1; null: none)")
-    slurm: dict = setting(
-        {
-            "partition": None,
-            "account": None,
-            "qos": None,
-            "extra_flags": [],
-            "command_prefix": None,
-            "signal_seconds": 120,
-            "poll_seconds": 30,
-            "imagenet_tasks_per_node": 1,
-            "search": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
-            "select_retrain": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
-            "train_cifar": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
-            "train_imagenet": {"time_minutes": 1440, "gpus": 3, "cpus": 24, "mem_gb": 96},
-            "nb201": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
-            "ablation": {"time_minutes": 1440, "gpus": 1, "cpus": 8, "mem_gb": 32},
-        },
-        "the slurm runner's jobs: site flags, command prefix, resources per stage kind (SlurmParams; docs/cluster.md)",
-    )
-
-    def validate(self) -> None:
-        require(
-            self.select_method in self.search_methods,
-            "select_method",
-            f"{self.select_method!r} is not in pipeline.search_methods {self.search_methods}; add it there or select from another method",
-        )
-        require(
-            "darts" not in self.eval_genotypes or "darts" in self.search_methods,
-            "eval_genotypes",
-            "darts (the DARTS baseline's genotype) needs darts in pipeline.search_methods; add it there or remove it here",
-        )
-
-
 _SLURM_NAME = re.compile(r"[A-Za-z0-9_.+:-]+(,[A-Za-z0-9_.+:-]+)*")
 
 
@@ -283,6 +206,83 @@ class SlurmParams:
             else:
                 problem = "must name a command (or be null)"
             require(bool(words), "command_prefix", problem)
+
+
+#: Stage kinds whose jobs need more than SlurmResources' defaults: ImageNet on 3 GPUs (§4.3).
+SLURM_KIND_RESOURCES = {"train_imagenet": {"gpus": 3, "cpus": 24, "mem_gb": 96}}
+
+
+def _slurm_default() -> dict:
+    """``pipeline.slurm``'s default, from SlurmParams' and SlurmResources' own defaults."""
+    site = {
+        f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        for f in dataclasses.fields(SlurmParams)
+        if f.name not in SLURM_STAGE_KINDS
+    }
+    one = {f.name: f.default for f in dataclasses.fields(SlurmResources)}
+    return {**site, **{kind: {**one, **SLURM_KIND_RESOURCES.get(kind, {})} for kind in SLURM_STAGE_KINDS}}
+
+
+@dataclass
+class PipelineParams:
+    """``pipeline:``: which runs the pipeline makes, how it selects, where stages run."""
+
+    search_methods: list[str] = setting(
+        ["darts", "sd-darts"], "methods searched (Fig. 2 compares them), each for every seeds.search", choices=METHODS
+    )
+    select_method: str = setting(
+        "sd-darts", "the genotype stage evaluates the genotype of this method's best search", choices=METHODS
+    )
+    select_criterion: str = setting(
+        "supernet_valid_acc",
+        "best search by the final supernet's eval-mode accuracy on the alpha half, or retrain (DARTS §3.2: short training from scratch, held-out data)",
+        choices=SELECT_CRITERIA,
+    )
+    select_retrain: dict = setting(
+        {"epochs": 100, "holdout_portion": 0.5}, "train_cifar overrides of the retrain criterion's short trainings"
+    )
+    eval_genotypes: list[str] = setting(
+        ["selected", "paper"],
+        "selected = from the searches above; paper = the paper's Fig. 4 cells; darts = the best darts search's (baseline)",
+        choices=EVAL_GENOTYPES,
+    )
+    stack_search_seeds: bool = setting(
+        False,
+        "train the seeds.search of a method as one stacked supernet in one process (first order, search.fast_step "
+        "and impl fused, no Fig. 2 Hessian; docs/speed.md)",
+    )
+    train_imagenet: bool = setting(False, "switch: true needs ImageNet in data.imagenet_root (3 GPU-days on 3 GPUs)")
+    imagenet_nproc: int = setting(1, "processes (GPUs) per ImageNet run: > 1 launches torchrun (paper: 3)", ge=1, le=64)
+    imagenet_nodes: int = setting(
+        1,
+        "nodes per ImageNet run: > 1 runs one torchrun per node through srun (SLURM jobs only; docs/cluster.md)",
+        ge=1,
+        le=1024,
+    )
+    runner: str = setting(
+        "local",
+        "run each stage here, inside the image (pipeline.image) through the Docker SDK, or as a SLURM batch job "
+        "(pipeline.slurm; docs/cluster.md)",
+        choices=RUNNERS,
+    )
+    image: str = setting("sd-darts:latest", "image of the docker runner (sd-darts container build)")
+    gpus: str | None = setting("all", "GPUs the docker runner requests (all, N or 0,1; null: none)")
+    slurm: dict = setting(
+        _slurm_default(),
+        "the slurm runner's jobs: site flags, command prefix, resources per stage kind (SlurmParams; docs/cluster.md)",
+    )
+
+    def validate(self) -> None:
+        require(
+            self.select_method in self.search_methods,
+            "select_method",
+            f"{self.select_method!r} is not in pipeline.search_methods {self.search_methods}; add it there or select from another method",
+        )
+        require(
+            "darts" not in self.eval_genotypes or "darts" in self.search_methods,
+            "eval_genotypes",
+            "darts (the DARTS baseline's genotype) needs darts in pipeline.search_methods; add it there or remove it here",
+        )
 
 
 def slurm_settings(raw: Any, where: str) -> tuple[SlurmParams, dict[str, SlurmResources]]:

@@ -206,10 +206,10 @@ class Search:
 
     def _resume(self) -> int:
         """Load the folders' checkpoints, if any (all seeds from one epoch); the next epoch."""
-        schema = dict(self.step.checkpoint_keys, epoch=int, rng=dict, history=list)
+        required = dict(self.step.checkpoint_keys, epoch=int, rng=dict, history=list)
         if self.cache is not None:
-            schema["teacher_cache"] = dict
-        ckpts = self.group.load(self.cfgs, schema)
+            required["teacher_cache"] = dict
+        ckpts = self.group.load(self.cfgs, required)
         if all(c is None for c in ckpts):
             return 0
         fix = "stacked seeds resume together from one epoch: delete their checkpoint.pt to start afresh, or use a new --out"

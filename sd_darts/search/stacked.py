@@ -1,24 +1,7 @@
-"""Several search seeds in one process, trained as one stacked model.
-
-``S`` independent DARTS supernets become one :class:`~sd_darts.spaces.darts.fused.FusedDartsSupernet`
-with ``num_seeds = S``: every parameter holds the S seeds' copies, every convolution is grouped
-by seed (grouped channels), so a step of S seeds makes the same number of operator calls as a
-step of one and the GPU gets S times more work per kernel.  Nothing is shared between seeds:
-
-* initialisation: seed ``s``'s part is the reference supernet built after
-  ``seed_everything(seeds[s])``, exactly what a single-seed run builds (:func:`build_stacked`);
-* data: each seed keeps its own batch order and augmentation (the caller stacks one batch per
-  seed, :func:`stack_batches`);
-* loss, BatchNorm statistics, alphas, Adam and SGD state, teacher cache rows and gradient-norm
-  clipping are per seed (:class:`~sd_darts.search.step.FirstOrderStep` with a
-  :class:`~sd_darts.search.distill.TeacherCache` of S seeds).
-
-So seed ``s``'s trajectory is its single-seed trajectory up to float rounding
-(tests/search/test_stacked.py).  :func:`seed_checkpoint` / :func:`load_seed_checkpoint` convert seed
-``s``'s state to and from the checkpoint format of a single-seed reference run (model
-``state_dict`` of :class:`~sd_darts.spaces.darts.DartsSupernet`, ``torch.optim.SGD`` and
-``torch.optim.Adam`` state dicts, ``TeacherCache`` state), so that S ordinary run folders can be
-written and resumed.
+"""Several search seeds in one process: S DARTS supernets as one fused supernet with
+``num_seeds = S`` (convolutions grouped by seed), nothing shared between seeds, so seed s
+follows its single-seed trajectory; each seed's state converts to and from the reference step's
+checkpoint format, so S ordinary run folders are written and resumed (docs/speed.md, "Several seeds in one process").
 """
 
 from __future__ import annotations

@@ -71,10 +71,10 @@ def save_checkpoint(path: str | Path, cfg, kind: str, state: dict[str, Any]) -> 
     torch_save(path, payload)
 
 
-def load_checkpoint_if_any(path: str | Path, cfg, kind: str, schema: Mapping[str, type | tuple] | None = None):
+def load_checkpoint_if_any(path: str | Path, cfg, kind: str, required: Mapping[str, type | tuple] | None = None):
     """Return the checkpoint at ``path`` if it exists, is intact and was made with the same settings.
 
-    ``schema`` maps the keys this kind of run needs to their types.  Raises :class:`UserError`
+    ``required`` maps the keys this kind of run needs to their types.  Raises :class:`UserError`
     (one line) if the file is not an sd-darts checkpoint of this ``kind``, fails its checksum,
     lacks a key or has one of the wrong type, or was made with different settings.
     """
@@ -97,7 +97,7 @@ def load_checkpoint_if_any(path: str | Path, cfg, kind: str, schema: Mapping[str
             f"checkpoint {path} was made with different settings ({'; '.join(diffs) or 'unknown difference'}); "
             "rerun with the same settings to resume, or use a new --out"
         )
-    for key, typ in (schema or {}).items():
+    for key, typ in (required or {}).items():
         if key not in ckpt:
             raise UserError(f"checkpoint {path} has no '{key}'; {fix}")
         if not isinstance(ckpt[key], typ) or isinstance(ckpt[key], bool) and typ is int:
@@ -167,11 +167,11 @@ class CheckpointGroup:
         self._committing: int | None = None  # the epoch phase 2 is renaming
         self._plan: list[tuple[Path, Path | None]] = []  # (.next, rename target or None: remove)
 
-    def load(self, cfgs: list, schema: Mapping[str, type | tuple] | None = None) -> list[dict | None]:
+    def load(self, cfgs: list, required: Mapping[str, type | tuple] | None = None) -> list[dict | None]:
         """Each run's checkpoint to resume from (None: none), an interrupted commit settled on paper."""
         nexts = [next_path(p) for p in self.paths]
-        current = [load_checkpoint_if_any(p, c, self.kind, schema) for p, c in zip(self.paths, cfgs)]
-        pending = {i: load_checkpoint_if_any(n, c, self.kind, schema) for i, (n, c) in enumerate(zip(nexts, cfgs))}
+        current = [load_checkpoint_if_any(p, c, self.kind, required) for p, c in zip(self.paths, cfgs)]
+        pending = {i: load_checkpoint_if_any(n, c, self.kind, required) for i, (n, c) in enumerate(zip(nexts, cfgs))}
         pending = {i: ckpt for i, ckpt in pending.items() if ckpt is not None}
         ckpts = current
         if pending:

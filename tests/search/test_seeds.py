@@ -176,8 +176,8 @@ def test_start_up_discards_a_partial_phase_one_and_finishes_phase_two(tmp_path):
     assert stacked(str(template)) == 0
     outs = folders(template)
     cfgs = [config.build(SearchConfig, [(yaml.safe_load((f / "config.yaml").read_text()), "config")]) for f in outs]
-    schema = {"epoch": int, "model": dict, "w_optimizer": dict, "a_optimizer": dict, "rng": dict, "history": list}
-    schema["teacher_cache"] = dict
+    required = {"epoch": int, "model": dict, "w_optimizer": dict, "a_optimizer": dict, "rng": dict, "history": list}
+    required["teacher_cache"] = dict
     paths = [f / "checkpoint.pt" for f in outs]
     nexts = [checkpoint_mod.next_path(p) for p in paths]
     _with_epoch(paths[0], 1, nexts[0])  # phase 1 cut: only seed 0 wrote epoch index 1
@@ -185,7 +185,7 @@ def test_start_up_discards_a_partial_phase_one_and_finishes_phase_two(tmp_path):
         _with_epoch(p, 0, p)
     files.remove_stale_temporaries(outs[0])  # a .next is no stale temporary
     group = checkpoint_mod.CheckpointGroup(paths, "search")
-    assert [c["epoch"] for c in group.load(cfgs, schema)] == [0, 0, 0]
+    assert [c["epoch"] for c in group.load(cfgs, required)] == [0, 0, 0]
     assert nexts[0].exists()
     group.settle()
     assert not nexts[0].exists() and true_epochs(template) == [1, 1, 1]
@@ -194,7 +194,7 @@ def test_start_up_discards_a_partial_phase_one_and_finishes_phase_two(tmp_path):
     for p, n in zip(paths[1:], nexts[1:]):
         _with_epoch(p, 1, n)
     group = checkpoint_mod.CheckpointGroup(paths, "search")
-    assert [c["epoch"] for c in group.load(cfgs, schema)] == [1, 1, 1]
+    assert [c["epoch"] for c in group.load(cfgs, required)] == [1, 1, 1]
     assert true_epochs(template) == [2, 1, 1]
     group.settle()
     assert true_epochs(template) == [2, 2, 2] and not any(n.exists() for n in nexts)
