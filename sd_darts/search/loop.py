@@ -34,7 +34,7 @@ from .distill import TeacherCache
 from .fast import FirstOrderStep, GraphedStep, configure_backends
 from .hessian import dominant_eigen, fixed_batch
 from .runs import SUMMARY_NOTE, SearchResult, check_distinct_folders, seed_configs, write_result
-from .stacked import build_stacked
+from .stacked import build_stacked, stack_batches
 from .step import ReferenceStep, StepSettings, epoch_metrics
 
 log = logging.getLogger("sd_darts.search")
@@ -153,7 +153,7 @@ class DeviceLoaders:
         def batches():
             for parts in zip(*trains):
                 parts = [(*b, *next(s)) for b, s in zip(parts, streams)]
-                yield parts[0] if len(parts) == 1 else tuple(torch.stack(ts) for ts in zip(*parts))
+                yield parts[0] if len(parts) == 1 else stack_batches(parts)
 
         return len(self.pairs[0][0]), batches()
 
