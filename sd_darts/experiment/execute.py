@@ -117,19 +117,17 @@ def train_once(
     per node, started by ``srun``."""
     line = command_line(command, cfg)
     args = line.split(" ", 1)[1]
-    if nodes > 1:
-        line = f"srun --ntasks={nodes} torchrun --nnodes {nodes} --nproc_per_node {nproc} -m sd_darts {args}"
-    elif nproc > 1:
-        line = f"torchrun --standalone --nproc_per_node {nproc} -m sd_darts {args}"
+    distributed = nodes > 1 or nproc > 1
+    if distributed:  # as the provenance names the launch
+        how = f"srun --ntasks={nodes} torchrun --nnodes {nodes}" if nodes > 1 else "torchrun --standalone"
+        line = f"{how} --nproc_per_node {nproc} -m sd_darts {args}"
     identity = run_identity(cfg, "sd_darts.evaluation.train")
     if prepare_run_dir(paths.run, identity) == "reuse":
         metrics = files.read_json(paths.run / "metrics.json", what="training metrics")
     else:
-        if nproc > 1 or nodes > 1:
-            if nodes > 1:
-                launch = slurm.torchrun_per_node(nodes, nproc)
-            else:
-                launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+        if distributed:
+            standalone = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+            launch = slurm.torchrun_per_node(nodes, nproc) if nodes > 1 else standalone
             argv = [*launch, "-m", "sd_darts", *shlex.split(args)]
             env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
             if subprocess.run(argv, env=env).returncode != 0:

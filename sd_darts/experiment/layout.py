@@ -48,6 +48,11 @@ class Layout:
         return METRICS / self.profile
 
     @property
+    def slurm(self) -> Path:
+        """SLURM batch scripts, job logs and the submission manifest (docs/cluster.md)."""
+        return self.runs / "slurm"
+
+    @property
     def reports(self) -> Path:
         return REPORTS / self.profile
 

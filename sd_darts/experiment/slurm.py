@@ -179,11 +179,18 @@ def running_elsewhere(name: str, workdir: Path) -> str | None:
     return None
 
 
-def job_state(job_id: str) -> tuple[str, int] | None:
-    """(state, exit code) of a job from ``scontrol``, else ``sacct``; None when neither knows it yet."""
+def job_fields(job_id: str) -> dict[str, str] | None:
+    """``scontrol show job``'s fields of a job (or array task) the controller still knows: queued,
+    running, or ended within its MinJobAge; else None."""
     res = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True)
     if res.returncode == 0 and "JobState=" in res.stdout:
-        fields = dict(tok.split("=", 1) for tok in res.stdout.split() if "=" in tok)
+        return dict(tok.split("=", 1) for tok in res.stdout.split() if "=" in tok)
+    return None
+
+
+def job_state(job_id: str) -> tuple[str, int] | None:
+    """(state, exit code) of a job from ``scontrol``, else ``sacct``; None when neither knows it yet."""
+    if (fields := job_fields(job_id)) is not None:
         return fields["JobState"], int(fields.get("ExitCode", "0:0").split(":")[0])
     res = subprocess.run(
         ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"], capture_output=True, text=True
@@ -232,7 +239,7 @@ def run_as_job(p: Params, kind: str, module: str, argv: list[str], params_file: 
             f"SLURM job {other} of {name} is still queued or running in this checkout (its waiting stage was "
             f"stopped); wait for it to end or scancel {other}, then rerun"
         )
-    folder = (workdir / Layout(p.profile).runs / "slurm").resolve()
+    folder = (workdir / Layout(p.profile).slurm).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"{name}-%j.out"
     if s.command_prefix:

@@ -1,4 +1,4 @@
-"""``sd-darts pipeline submit | status | cancel``: the pipeline's stale stages as SLURM job arrays.
+"""``sd-darts pipeline submit | status | record | cancel``: the pipeline's stale stages as SLURM job arrays.
 
 DVC decides what runs, as ``dvc repro`` would; each stage family becomes one job array that waits
 for its upstream arrays, and the jobs run the stage commands, never ``dvc repro``, so none takes
@@ -34,6 +34,8 @@ KIND = {
 }
 LIGHT = SlurmResources(time_minutes=60, gpus=0, cpus=1, mem_gb=None)
 MANIFEST = "submission.json"
+#: The job (and its log and batch script) that records a submission nobody waits for.
+RECORD = "record"
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Array:
     stages: list[str]
     commands: list[list[str]]
     after: set[str]
+    deps: list[dict[str, str]]
 
 
 def _repo():
@@ -50,6 +53,35 @@ def _repo():
     except ImportError:
         raise UserError("sd-darts pipeline needs DVC; pip install 'sd-darts[pipeline]'") from None
     return Repo(".")
+
+
+def _inside(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip("/") + "/")
+
+
+def dependency_hashes(stage, produced: set[str]) -> dict[str, str]:
+    """What the stage's result depends on, as DVC hashes it: its command and each dependency (a file or
+    folder's md5, a params file's values) that no stage of the submission writes (``produced``: their
+    outputs' paths); those are DVC's to compare when it records the stage."""
+    import hashlib
+    import json
+
+    out = {"cmd": hashlib.sha256(str(stage.cmd).encode()).hexdigest()}
+    for dep in stage.deps:
+        path = str(dep.fs_path)
+        if any(_inside(path, o) or _inside(o, path) for o in produced):
+            continue
+        try:
+            value = dep.get_hash().value
+        except FileNotFoundError:
+            value = None
+        text = json.dumps(value, sort_keys=True, default=str)
+        out[dep.def_path] = hashlib.sha256(text.encode()).hexdigest()
+    return out
+
+
+def _produced(stages) -> set[str]:
+    return {str(o.fs_path) for s in stages for o in s.outs}
 
 
 def plan(globs: list[str], python: list[str]) -> list[Array]:
@@ -69,6 +101,7 @@ def plan(globs: list[str], python: list[str]) -> list[Array]:
             for name in stale:
                 run |= {s.addressing for s in nx.ancestors(graph, by_name[name])}
         order = [s.addressing for s in reversed(list(nx.topological_sort(graph))) if s.addressing in run]
+        produced = _produced(by_name[n] for n in run)
         arrays: dict[str, Array] = {}
         for name in order:
             stage = by_name[name]
@@ -77,31 +110,17 @@ def plan(globs: list[str], python: list[str]) -> list[Array]:
             if words[:1] == ["python"]:
                 words = [*python, *words[1:]]
             ups = {s.addressing.split("@")[0] for s in graph.successors(stage) if s.addressing in run}
-            a = arrays.setdefault(family, Array(family, [], [], set()))
+            a = arrays.setdefault(family, Array(family, [], [], set(), []))
             a.stages.append(name)
             a.commands.append(words)
             a.after |= ups - {family}
+            a.deps.append(dependency_hashes(stage, produced))
     return list(arrays.values())
 
 
-def inputs_digest(params_file: str) -> str:
-    """sha256 over what every stage depends on besides upstream outputs: the params file, dvc.yaml,
-    the code (``sd_darts/``)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    paths = [
-        Path(params_file),
-        Path("dvc.yaml"),
-        *sorted(Path("sd_darts").rglob("*.py")),
-    ]
-    for path in paths:
-        if path.is_file():
-            h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def _sbatch(script: Path) -> str:
+def _sbatch(script: Path, flags: list[str], command, env: dict[str, str]) -> str:
+    """Write the batch script and submit it: the job id."""
+    script.write_text(slurm.batch_script(flags, command, env))
     res = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True)
     if res.returncode != 0:
         raise UserError(f"sbatch {script} failed: {(res.stderr.strip().splitlines() or ['no message'])[-1]}")
@@ -114,9 +133,8 @@ DVC_PARAMS = "params.yaml"
 
 def _is_dvc_params(params_file: str) -> None:
     """Refuse a params file other than the one DVC's stages read: their jobs and dvc.lock follow params.yaml."""
+    read_params(params_file)  # a missing or bad file: its own one line
     here, dvc = Path(params_file), Path(DVC_PARAMS)
-    if not here.is_file():
-        raise UserError(f"pipeline submit --params {params_file}: no such file")
     if here.resolve() != dvc.resolve() and (not dvc.is_file() or dvc.read_bytes() != here.read_bytes()):
         raise UserError(
             f"pipeline submit --params {params_file}: DVC's stages read {DVC_PARAMS}, which differs from it; "
@@ -133,7 +151,7 @@ def submit(params_file: str, globs: list[str], wait: bool) -> int:
     from .stage import PARAMS_ENV
 
     workdir = Path.cwd()
-    folder = (workdir / Layout(p.profile).runs / "slurm").resolve()
+    folder = (workdir / Layout(p.profile).slurm).resolve()
     python = [*shlex.split(s.command_prefix), "python"] if s.command_prefix else [sys.executable]
     arrays = plan(globs, python)
     if not arrays:
@@ -153,32 +171,33 @@ def submit(params_file: str, globs: list[str], wait: bool) -> int:
                 "--dependency=" + ",".join(f"afterok:{ids[f]}" for f in sorted(a.after)),
                 "--kill-on-invalid-dep=yes",
             ]
-        script = folder / f"{a.family}.array.sbatch"
-        script.write_text(slurm.batch_script(flags, list(zip(a.stages, a.commands, strict=True)), env))
-        ids[a.family] = _sbatch(script)
-        for i, name in enumerate(a.stages):
-            jobs.append(
-                {
-                    "stage": name,
-                    "job": f"{ids[a.family]}_{i}",
-                    "log": str(folder / f"{a.family}-{ids[a.family]}_{i}.out"),
-                }
-            )
+        stages = list(zip(a.stages, a.commands, strict=True))
+        ids[a.family] = _sbatch(folder / f"{a.family}.array.sbatch", flags, stages, env)
+        for i, (name, deps) in enumerate(zip(a.stages, a.deps, strict=True)):
+            log = folder / f"{a.family}-{ids[a.family]}_{i}.out"
+            jobs.append({"stage": name, "job": f"{ids[a.family]}_{i}", "log": str(log), "deps": deps})
         print(
             f"pipeline submit: {a.family}: job array {ids[a.family]} ({len(a.stages)} stages)"
             + (f", after {', '.join(sorted(a.after))}" if a.after else ""),
             flush=True,
         )
-    files.write_json(
-        folder / MANIFEST, {"params": params_file, "inputs_sha256": inputs_digest(params_file), "jobs": jobs}
-    )
+    manifest = {"params": params_file, "jobs": jobs}
+    if not wait:  # nobody waits: a last job records what completed once every array has ended
+        flags = slurm.sbatch_flags(s, LIGHT, RECORD, folder / f"{RECORD}-%j.out", workdir)
+        flags.append("--dependency=afterany:" + ":".join(ids.values()))
+        command = [*python, "-m", "sd_darts", "pipeline", "record", "--params", params_file]
+        job = _sbatch(folder / f"{RECORD}.sbatch", flags, command, env)
+        manifest["record"] = {"stage": RECORD, "job": job, "log": str(folder / f"{RECORD}-{job}.out")}
+        print(f"pipeline submit: job {job} records the completed stages in dvc.lock when the arrays have ended")
+    files.write_json(folder / MANIFEST, manifest)
     if not wait:
         return 0
     return wait_and_commit(folder / MANIFEST, s.poll_seconds)
 
 
 def states(jobs: list[dict]) -> dict[str, tuple[str, str]]:
-    """``job id -> (state, elapsed)`` of array tasks, from sacct, else squeue (queued or running only)."""
+    """``job id -> (state, elapsed)``, from sacct, else squeue (queued or running), else scontrol
+    (jobs that ended within its MinJobAge, a few minutes)."""
     ids = sorted({j["job"].split("_")[0] for j in jobs})
     res = subprocess.run(
         ["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", "JobID,State,Elapsed"], capture_output=True, text=True
@@ -197,6 +216,9 @@ def states(jobs: list[dict]) -> dict[str, tuple[str, str]]:
     for row in res.stdout.splitlines() if res.returncode == 0 else []:
         job, state, elapsed = row.split("|")
         out.setdefault(job, (state, elapsed))
+    for j in jobs:
+        if j["job"] not in out and (got := slurm.job_fields(j["job"])) is not None:
+            out[j["job"]] = (got["JobState"], got.get("RunTime", ""))
     return out
 
 
@@ -204,6 +226,10 @@ def _manifest(path: Path) -> dict:
     if not path.exists():
         raise UserError(f"{path} does not exist; run sd-darts pipeline submit first")
     return files.read_json(path, what="submission manifest")
+
+
+def _last(params_file: str) -> Path:
+    return Layout(read_params(params_file).profile).slurm / MANIFEST
 
 
 def wait_and_commit(manifest: Path, poll: float) -> int:
@@ -218,33 +244,51 @@ def wait_and_commit(manifest: Path, poll: float) -> int:
 
 
 def record(manifest: Path, st: dict[str, tuple[str, str]]) -> int:
-    """``dvc commit`` exactly the completed stages of the submission; name each failed one and its log."""
-    data = _manifest(manifest)
-    jobs = data["jobs"]
-    done = [j["stage"] for j in jobs if st[j["job"]][0] == "COMPLETED"]
-    if inputs_digest(data["params"]) != data["inputs_sha256"]:
+    """``dvc commit`` exactly the completed stages of the submission whose dependencies are those it
+    was submitted with; name each failed stage and its log; refuse the changed ones in one line."""
+    jobs = _manifest(manifest)["jobs"]
+    running = [j for j in jobs if st.get(j["job"], ("UNKNOWN", ""))[0] not in slurm.FINAL]
+    if running:
+        j = running[0]
         raise UserError(
-            f"{data['params']}, dvc.yaml or the code changed since the submission, so the jobs' outputs are not "
-            "what DVC would record; nothing recorded: run sd-darts pipeline submit again"
+            f"pipeline record: {len(running)} jobs of the submission have not ended ({j['stage']}: "
+            f"{st.get(j['job'], ('UNKNOWN', ''))[0]}, job {j['job']}); wait for them (sd-darts pipeline status)"
         )
+    done = [j for j in jobs if st[j["job"]][0] == "COMPLETED"]
+    changed: list[str] = []
     with _repo() as repo:
-        for name in done:
-            repo.commit(name, force=True)
+        by_name = {s.addressing: s for s in repo.index.graph.nodes}
+        produced = _produced(by_name[j["stage"]] for j in jobs if j["stage"] in by_name)
+        for j in done:
+            now = dependency_hashes(by_name[j["stage"]], produced) if j["stage"] in by_name else {}
+            diff = sorted(k for k in {*now, *j["deps"]} if now.get(k) != j["deps"].get(k))
+            if diff:
+                changed.append(f"{j['stage']} ({', '.join(diff)})")
+            else:
+                repo.commit(j["stage"], force=True)
     failed = [j for j in jobs if st[j["job"]][0] not in ("COMPLETED", "CANCELLED")]
     cancelled = [j for j in jobs if st[j["job"]][0] == "CANCELLED"]
     for j in failed:
         print(f"pipeline submit: {j['stage']} {st[j['job']][0]} (job {j['job']}); log {j['log']}", file=sys.stderr)
     print(
-        f"pipeline submit: {len(done)} stages completed and recorded in dvc.lock, {len(failed)} failed, "
-        f"{len(cancelled)} cancelled",
+        f"pipeline submit: {len(done) - len(changed)} stages completed and recorded in dvc.lock, "
+        f"{len(failed)} failed, {len(cancelled)} cancelled",
         flush=True,
     )
+    if changed:
+        raise UserError(
+            f"not recorded: {len(changed)} completed stages whose dependencies changed since the submission, so "
+            f"their outputs are not what DVC would record: {'; '.join(changed)}; run sd-darts pipeline submit again"
+        )
     return 1 if failed or cancelled else 0
 
 
+def _all_jobs(data: dict) -> list[dict]:
+    return data["jobs"] + ([data["record"]] if "record" in data else [])
+
+
 def status(params_file: str) -> int:
-    p = read_params(params_file)
-    jobs = _manifest(Path(Layout(p.profile).runs) / "slurm" / MANIFEST)["jobs"]
+    jobs = _all_jobs(_manifest(_last(params_file)))
     st = states(jobs)
     for j in jobs:
         state, elapsed = st.get(j["job"], ("UNKNOWN", ""))
@@ -252,9 +296,20 @@ def status(params_file: str) -> int:
     return 0
 
 
+def record_last(params_file: str) -> int:
+    """``sd-darts pipeline record``: record the last submission's completed stages (its record job runs it)."""
+    manifest = _last(params_file)
+    jobs = _manifest(manifest)["jobs"]
+    for _ in range(30):  # the record job starts when the controller says the arrays ended; sacct may lag
+        st = states(jobs)
+        if all(st.get(j["job"], ("UNKNOWN", ""))[0] in slurm.FINAL for j in jobs):
+            break
+        time.sleep(2)
+    return record(manifest, st)
+
+
 def cancel(params_file: str) -> int:
-    p = read_params(params_file)
-    jobs = _manifest(Path(Layout(p.profile).runs) / "slurm" / MANIFEST)["jobs"]
+    jobs = _all_jobs(_manifest(_last(params_file)))
     ids = sorted({j["job"].split("_")[0] for j in jobs})
     subprocess.run(["scancel", *ids], check=False)
     print(f"pipeline cancel: scancel {' '.join(ids)}")

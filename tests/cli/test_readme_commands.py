@@ -34,10 +34,16 @@ def argvs(command: str) -> list[list[str]]:
     words = shlex.split(command, comments=True)[1:]
     if "|" not in words:
         return [words]
-    # "sd-darts container build | run -- CMD": alternatives of the word before the bar.
+    # "sd-darts container build | run -- CMD", "pipeline status | record | cancel": alternatives of
+    # the word before the first bar.
     bar = words.index("|")
-    head = words[: bar - 1]
-    return [words[:bar], head + words[bar + 1 :]]
+    head, groups = words[: bar - 1], [[]]
+    for word in words[bar - 1 :]:
+        if word == "|":
+            groups.append([])
+        else:
+            groups[-1].append(word)
+    return [head + group for group in groups]
 
 
 COMMANDS = [(line, argv, inline) for line, inline in readme_commands(README.read_text()) for argv in argvs(line)]

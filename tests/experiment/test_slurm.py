@@ -1,7 +1,9 @@
 """``pipeline.runner: slurm``: the pipeline.slurm checks, the missing-sbatch refusal, and (marker
 ``slurm``, against the one-node cluster of scripts/slurm_check.sh) a plain ``dvc repro`` of one
 search stage as a batch job, a job preempted and one stopped before its time limit, both
-resumed to the uninterrupted result, and a failing job's exit code and log."""
+resumed to the uninterrupted result, a failing job's exit code and log; ``sd-darts pipeline
+submit | status | record | cancel`` (arrays in parallel, recording, refusals, the record job,
+status without sacct) and the multi-node ImageNet launch."""
 
 from __future__ import annotations
 
@@ -220,6 +222,27 @@ def _dvc(ws: Path, *args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([DVC, *args], cwd=ws, env=_env(ws), capture_output=True, text=True, **kw)
 
 
+def _pipeline(ws: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300):
+    """``sd-darts pipeline ARGS`` in the workspace."""
+    cmd = [sys.executable, "-m", "sd_darts", "pipeline", *args]
+    return subprocess.run(cmd, cwd=ws, env=env or _env(ws), capture_output=True, text=True, timeout=timeout)
+
+
+def _states(ws: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """``sd-darts pipeline status``: stage -> state of every job of the last submission."""
+    res = _pipeline(ws, "status", "--params", "params-smoke.yaml", env=env, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return {line.split("\t")[0]: line.split("\t")[2] for line in res.stdout.splitlines()}
+
+
+def _states_once(ws: Path, ended, env: dict[str, str] | None = None, seconds: float = 180) -> dict[str, str]:
+    """:func:`_states` polled until ``ended(states)`` holds (or ``seconds`` have passed)."""
+    deadline = time.monotonic() + seconds
+    while not ended(states := _states(ws, env)) and time.monotonic() < deadline:
+        time.sleep(1)
+    return states
+
+
 @pytest.fixture(scope="module")
 def slurm_ws(tmp_path_factory):
     """A clone of the pipeline (smoke profile, one DARTS search seed, hessian_every 0), with the
@@ -406,15 +429,7 @@ def test_pipeline_submit_runs_the_stale_stages_as_arrays_in_parallel_and_records
     raw["pipeline"]["runner"] = "local"  # submit needs no runner: its jobs run the stage commands
     _write(ws / "params.yaml", raw)
     _write(ws / "params-smoke.yaml", raw)  # the profile's file, copied to params.yaml (DVC's) as profile.sh does
-    cli = [sys.executable, "-m", "sd_darts", "pipeline"]
-    res = subprocess.run(
-        [*cli, "submit", "--params", "params-smoke.yaml", "--stages", "search@*", "--wait"],
-        cwd=ws,
-        env=_env(ws),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    res = _pipeline(ws, "submit", "--params", "params-smoke.yaml", "--stages", "search@*", "--wait", timeout=400)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "pipeline submit: data: job array " in res.stdout and "(2 stages), after data" in res.stdout, res.stdout
     assert "3 stages completed and recorded in dvc.lock, 0 failed, 0 cancelled" in res.stdout, res.stdout
@@ -431,65 +446,91 @@ def test_pipeline_submit_runs_the_stale_stages_as_arrays_in_parallel_and_records
     ).stdout.split()
     spans = {row.split("|")[0]: tuple(row.split("|")[1:]) for row in times}
     assert _overlap(spans[searches[0]], spans[searches[1]]), spans
-    shown = subprocess.run(
-        [*cli, "status", "--params", "params-smoke.yaml"],
-        cwd=ws,
-        env=_env(ws),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert [line.split("\t")[2] for line in shown.stdout.splitlines()] == ["COMPLETED"] * len(manifest["jobs"])
+    states = _states(ws)
+    assert len(states) == len(manifest["jobs"]) and set(states.values()) == {"COMPLETED"}, states
+    assert set(manifest["jobs"][0]["deps"]) == {"cmd", "sd_darts", "params.yaml"}  # data: what no job writes
+    assert set(manifest["jobs"][1]["deps"]) == {"cmd", "sd_darts", "params.yaml"}  # search: not data's output
 
 
 @pytest.mark.slurm
 @needs_cluster
-def test_a_failed_submission_cancels_its_dependents_records_nothing_and_a_rerun_runs_only_what_is_missing(
-    slurm_ws, monkeypatch
-):
+def test_recording_refuses_exactly_the_stages_whose_own_dependencies_changed(slurm_ws, monkeypatch):
+    """After the submission above: train_cifar's settings are among the data stage's parameters, not
+    the searches', so recording again refuses data in one line and keeps both searches recorded."""
     from sd_darts.errors import UserError
     from sd_darts.experiment import submit
 
     ws, _ = slurm_ws
     good = (ws / "params.yaml").read_text()
     raw = yaml.safe_load(good)
+    raw["train_cifar"]["epochs"] += 1
+    _write(ws / "params.yaml", raw)
+    monkeypatch.chdir(ws)
+    manifest = ws / "runs/smoke/slurm/submission.json"
+    try:
+        with pytest.raises(UserError) as err:
+            submit.record(manifest, submit.states(json.loads(manifest.read_text())["jobs"]))
+        assert str(err.value) == (
+            "not recorded: 1 completed stages whose dependencies changed since the submission, so their outputs "
+            "are not what DVC would record: data (params.yaml); run sd-darts pipeline submit again"
+        )
+        status = json.loads(_dvc(ws, "status", "--json", "search@darts-0", "search@darts-1", check=True).stdout)
+        assert status == {}, status  # the searches' own records stand
+        assert "data" in json.loads(_dvc(ws, "status", "--json", "data", check=True).stdout)
+    finally:
+        (ws / "params.yaml").write_text(good)
+
+
+@pytest.mark.slurm
+@needs_cluster
+def test_a_submission_nobody_waits_for_is_recorded_by_its_last_job_and_status_needs_no_sacct(slurm_ws, tmp_path):
+    """report.title is a parameter of the data stage: submit --stages data (no --wait) runs it and a record job
+    after it; once that has ended dvc.lock records data.  With sacct failing, status reads the
+    states from scontrol (squeue has forgotten the ended jobs)."""
+    ws, _ = slurm_ws
+    good = (ws / "params.yaml").read_text()
+    raw = yaml.safe_load(good)
+    raw["report"]["title"] = "another title"
+    _write(ws / "params.yaml", raw)
+    try:
+        res = _pipeline(ws, "submit", "--stages", "data", timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "pipeline submit: data: job array " in res.stdout and "search" not in res.stdout, res.stdout
+        assert "records the completed stages in dvc.lock when the arrays have ended" in res.stdout, res.stdout
+        no_sacct = tmp_path / "bin"
+        no_sacct.mkdir()
+        (no_sacct / "sacct").write_text("#!/bin/sh\necho 'sacct: accounting storage is disabled' >&2\nexit 1\n")
+        (no_sacct / "sacct").chmod(0o755)
+        env = {**_env(ws), "PATH": f"{no_sacct}{os.pathsep}{_env(ws)['PATH']}"}
+        states = _states_once(ws, lambda st: st.get("record") in slurm_runner.FINAL, env)
+        assert states == {"data": "COMPLETED", "record": "COMPLETED"}, states
+        assert _dvc(ws, "status", "--json", "data", check=True).stdout.strip() == "{}"
+    finally:
+        (ws / "params.yaml").write_text(good)
+        _dvc(ws, "commit", "-f", "data")
+
+
+@pytest.mark.slurm
+@needs_cluster
+def test_a_failed_submission_cancels_its_dependents_records_nothing_and_a_rerun_runs_only_what_is_missing(
+    slurm_ws,
+):
+    ws, _ = slurm_ws
+    good = (ws / "params.yaml").read_text()
+    raw = yaml.safe_load(good)
     raw["search"]["learning_rate"] = -1.0  # the data stage checks every run's settings first: it fails
     _write(ws / "params.yaml", raw)
-    cli = [sys.executable, "-m", "sd_darts", "pipeline"]
-    res = subprocess.run([*cli, "submit", "--wait"], cwd=ws, env=_env(ws), capture_output=True, text=True, timeout=300)
+    res = _pipeline(ws, "submit", "--wait", timeout=300)
     assert res.returncode == 1, res.stdout + res.stderr
     failed = [line for line in res.stderr.splitlines() if line.startswith("pipeline submit: ")]
     assert len(failed) == 1 and failed[0].startswith("pipeline submit: data FAILED (job "), res.stderr
     assert "0 stages completed and recorded in dvc.lock, 1 failed, " in res.stdout, res.stdout
-    shown = subprocess.run(
-        [*cli, "status", "--params", "params-smoke.yaml"],
-        cwd=ws,
-        env=_env(ws),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    states = {line.split("\t")[0]: line.split("\t")[2] for line in shown.stdout.splitlines()}
+    states = _states(ws)
     assert states.pop("data") == "FAILED" and set(states.values()) == {"CANCELLED"} and "report" in states, states
     assert "data" in json.loads(_dvc(ws, "status", "--json", check=True).stdout)  # nothing recorded
 
-    monkeypatch.chdir(ws)  # the params changed after the submission: its outputs are not recorded
-    manifest = ws / "runs/smoke/slurm/submission.json"
     (ws / "params.yaml").write_text(good)
-    with pytest.raises(
-        UserError,
-        match="changed since the submission, so the jobs. outputs are not what DVC would record; nothing recorded",
-    ):
-        submit.record(manifest, submit.states(json.loads(manifest.read_text())["jobs"]))
-
-    res = subprocess.run(
-        [*cli, "submit", "--stages", "search@*", "--wait"],
-        cwd=ws,
-        env=_env(ws),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    res = _pipeline(ws, "submit", "--stages", "search@*", "--wait", timeout=300)
     assert res.returncode == 0 and "nothing to run" in res.stdout, res.stdout + res.stderr
 
 
@@ -501,35 +542,14 @@ def test_pipeline_cancel_cancels_the_jobs_of_the_last_submission(slurm_ws):
     raw = yaml.safe_load(good)
     raw["search"]["epochs"] = 5
     _write(ws / "params.yaml", raw)
-    cli = [sys.executable, "-m", "sd_darts", "pipeline"]
     try:
-        res = subprocess.run(
-            [*cli, "submit", "--stages", "search@darts-0"],
-            cwd=ws,
-            env=_env(ws),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        res = _pipeline(ws, "submit", "--stages", "search@darts-0", timeout=120)
         assert res.returncode == 0 and "pipeline submit: search: job array " in res.stdout, res.stdout + res.stderr
-        res = subprocess.run([*cli, "cancel"], cwd=ws, env=_env(ws), capture_output=True, text=True, timeout=60)
+        res = _pipeline(ws, "cancel", timeout=60)
         assert res.returncode == 0 and res.stdout.startswith("pipeline cancel: scancel "), res.stdout + res.stderr
-        deadline = time.monotonic() + 60
-        while True:
-            shown = subprocess.run(
-                [*cli, "status", "--params", "params-smoke.yaml"],
-                cwd=ws,
-                env=_env(ws),
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            states = {line.split("\t")[0]: line.split("\t")[2] for line in shown.stdout.splitlines()}
-            if states.get(STAGE) == "CANCELLED" or time.monotonic() > deadline:
-                break
-            time.sleep(1)
+        states = _states_once(ws, lambda st: st.get(STAGE) == "CANCELLED", seconds=60)
         # the data stage checks every section, so it is stale too: its job ran first or was cancelled
-        assert set(states) == {"data", STAGE} and states[STAGE] == "CANCELLED", states
+        assert set(states) == {"data", STAGE, "record"} and states[STAGE] == "CANCELLED", states
     finally:
         (ws / "params.yaml").write_text(good)
 
