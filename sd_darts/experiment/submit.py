@@ -131,21 +131,22 @@ def _sbatch(script: Path, flags: list[str], command, env: dict[str, str]) -> str
 DVC_PARAMS = "params.yaml"
 
 
-def _is_dvc_params(params_file: str) -> None:
-    """Refuse a params file other than the one DVC's stages read: their jobs and dvc.lock follow params.yaml."""
-    read_params(params_file)  # a missing or bad file: its own one line
+def _is_dvc_params(params_file: str):
+    """The params DVC's stages read; refuse a params file with other content: their jobs and dvc.lock
+    follow params.yaml."""
+    p = read_params(params_file)  # a missing or bad file: its own one line
     here, dvc = Path(params_file), Path(DVC_PARAMS)
     if here.resolve() != dvc.resolve() and (not dvc.is_file() or dvc.read_bytes() != here.read_bytes()):
         raise UserError(
             f"pipeline submit --params {params_file}: DVC's stages read {DVC_PARAMS}, which differs from it; "
             f"cp {params_file} {DVC_PARAMS} (as scripts/profile.sh does), then submit"
         )
+    return read_params(DVC_PARAMS) if here.resolve() != dvc.resolve() else p
 
 
 def submit(params_file: str, globs: list[str], wait: bool) -> int:
-    _is_dvc_params(params_file)
+    p = _is_dvc_params(params_file)
     params_file = DVC_PARAMS  # the same content: the jobs, the manifest and dvc.lock name DVC's file
-    p = read_params(params_file)
     s, resources = slurm_settings(p.pipeline.slurm, f"{p.path}: pipeline.slurm")
     slurm.check_tools("sd-darts pipeline submit")
     from .stage import PARAMS_ENV
@@ -192,7 +193,7 @@ def submit(params_file: str, globs: list[str], wait: bool) -> int:
     files.write_json(folder / MANIFEST, manifest)
     if not wait:
         return 0
-    return wait_and_commit(folder / MANIFEST, s.poll_seconds)
+    return record(jobs, _until_ended(jobs, s.poll_seconds))
 
 
 def states(jobs: list[dict]) -> dict[str, tuple[str, str]]:
@@ -232,21 +233,20 @@ def _last(params_file: str) -> Path:
     return Layout(read_params(params_file).profile).slurm / MANIFEST
 
 
-def wait_and_commit(manifest: Path, poll: float) -> int:
-    jobs = _manifest(manifest)["jobs"]
+def _until_ended(jobs: list[dict], poll: float, tries: int | None = None) -> dict[str, tuple[str, str]]:
+    """Poll the jobs' states until every one has ended (or ``tries`` polls): the last states."""
+    n = 0
     while True:
         st = states(jobs)
-        pending = [j for j in jobs if st.get(j["job"], ("PENDING", ""))[0] not in slurm.FINAL]
-        if not pending:
-            break
+        n += 1
+        if all(st.get(j["job"], ("UNKNOWN", ""))[0] in slurm.FINAL for j in jobs) or n == tries:
+            return st
         time.sleep(poll)
-    return record(manifest, st)
 
 
-def record(manifest: Path, st: dict[str, tuple[str, str]]) -> int:
+def record(jobs: list[dict], st: dict[str, tuple[str, str]]) -> int:
     """``dvc commit`` exactly the completed stages of the submission whose dependencies are those it
     was submitted with; name each failed stage and its log; refuse the changed ones in one line."""
-    jobs = _manifest(manifest)["jobs"]
     running = [j for j in jobs if st.get(j["job"], ("UNKNOWN", ""))[0] not in slurm.FINAL]
     if running:
         j = running[0]
@@ -298,14 +298,9 @@ def status(params_file: str) -> int:
 
 def record_last(params_file: str) -> int:
     """``sd-darts pipeline record``: record the last submission's completed stages (its record job runs it)."""
-    manifest = _last(params_file)
-    jobs = _manifest(manifest)["jobs"]
-    for _ in range(30):  # the record job starts when the controller says the arrays ended; sacct may lag
-        st = states(jobs)
-        if all(st.get(j["job"], ("UNKNOWN", ""))[0] in slurm.FINAL for j in jobs):
-            break
-        time.sleep(2)
-    return record(manifest, st)
+    jobs = _manifest(_last(params_file))["jobs"]
+    # The record job starts when the controller says the arrays ended; sacct may lag a minute.
+    return record(jobs, _until_ended(jobs, 2.0, tries=30))
 
 
 def cancel(params_file: str) -> int:

@@ -469,7 +469,8 @@ def test_recording_refuses_exactly_the_stages_whose_own_dependencies_changed(slu
     manifest = ws / "runs/smoke/slurm/submission.json"
     try:
         with pytest.raises(UserError) as err:
-            submit.record(manifest, submit.states(json.loads(manifest.read_text())["jobs"]))
+            jobs = json.loads(manifest.read_text())["jobs"]
+            submit.record(jobs, submit.states(jobs))
         assert str(err.value) == (
             "not recorded: 1 completed stages whose dependencies changed since the submission, so their outputs "
             "are not what DVC would record: data (params.yaml); run sd-darts pipeline submit again"
