@@ -30,9 +30,15 @@ from .common import (
 )
 
 DATASETS = ("cifar10", "fashion-mnist", "digits")
+#: The input sizes a dataset can be read at (its first is the default); digits: any size >= 8.
+#: Fashion-MNIST: its 28x28 originals zero-padded to 32x32 (the CIFAR-10 shape), or as they are.
+IMAGE_SIZES = {"cifar10": (32,), "fashion-mnist": (32, 28)}
+MIN_DIGITS_SIZE = 8
 
 __all__ = [
     "DATASETS",
+    "IMAGE_SIZES",
+    "image_size_problem",
     "SearchData",
     "EvalData",
     "load_search_data",
@@ -79,15 +85,22 @@ def _check_dataset(dataset: str) -> None:
         raise UserError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}")
 
 
-def _check_image_size(dataset: str, image_size: int | None) -> int:
+def image_size_problem(dataset: str, image_size: int | None) -> str | None:
+    """Why ``dataset`` cannot be read at ``image_size`` (None: its default), or None."""
     if image_size is None:
-        return 32
-    image_size = int(image_size)
-    if dataset != "digits" and image_size != 32:
-        raise UserError(f"image_size {image_size}: only the digits dataset can be resized ({dataset} is 32x32)")
-    if image_size < 8:
-        raise UserError(f"image_size must be at least 8, got {image_size}")
-    return image_size
+        return None
+    sizes = IMAGE_SIZES.get(dataset)
+    if sizes is not None and int(image_size) not in sizes:
+        return f"{dataset} is read at {' or '.join(map(str, sizes))} pixels, got {image_size}"
+    if sizes is None and int(image_size) < MIN_DIGITS_SIZE:
+        return f"must be at least {MIN_DIGITS_SIZE}, got {image_size}"
+    return None
+
+
+def _check_image_size(dataset: str, image_size: int | None) -> int:
+    if (problem := image_size_problem(dataset, image_size)) is not None:
+        raise UserError(f"image_size: {problem}")
+    return IMAGE_SIZES.get(dataset, (32,))[0] if image_size is None else int(image_size)
 
 
 def _training_images(dataset: str, data_root: str | os.PathLike, image_size: int, download: bool):
@@ -98,7 +111,7 @@ def _training_images(dataset: str, data_root: str | os.PathLike, image_size: int
     if dataset == "fashion-mnist":
         from . import fashion_mnist as fm
 
-        ((images, labels),) = _fashion_mnist(data_root, True)
+        ((images, labels),) = _fashion_mnist(data_root, image_size, True)
         return images, labels, fm.MEAN, fm.STD, fm.NUM_CLASSES
     from .digits import NUM_CLASSES, NUM_TRAIN, digits_mean_std, load_digits_images
 
@@ -107,12 +120,12 @@ def _training_images(dataset: str, data_root: str | os.PathLike, image_size: int
     return images[:NUM_TRAIN], labels[:NUM_TRAIN], mean, std, NUM_CLASSES
 
 
-def _fashion_mnist(data_root: str | os.PathLike, *train: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The sets ``train`` asks for (True: training, False: test), the folder prepared once."""
+def _fashion_mnist(data_root: str | os.PathLike, size: int, *train: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The sets ``train`` asks for (True: training, False: test) at ``size`` pixels, the folder prepared once."""
     from .fashion_mnist import load_fashion_mnist, prepare_fashion_mnist
 
     prepare_fashion_mnist(data_root)  # from Debian's folder unless the data stage prepared it
-    return [load_fashion_mnist(data_root, train=t) for t in train]
+    return [load_fashion_mnist(data_root, train=t, size=size) for t in train]
 
 
 def search_split(num_samples: int, portion: float) -> int:
@@ -139,7 +152,7 @@ def load_search_data(
     """The DARTS search split of ``dataset``'s training images, in file order.
 
     CIFAR-10: [0, portion·50000) train the weights, [portion·50000, 50000) the alphas;
-    Fashion-MNIST the same over its 60,000 training images (padded to 32x32, 3 channels).
+    Fashion-MNIST the same over its 60,000 training images (padded to 32x32 or at 28x28, 3 channels).
     digits: the same over its 1,500 training images (``data_root`` is not used).
     Both halves use the training augmentation (random crop with 4-pixel zero padding,
     horizontal flip, normalisation; no cutout during the search, as in DARTS).
@@ -198,9 +211,9 @@ def load_eval_data(
         from . import fashion_mnist as fm
 
         if holdout_portion is None:
-            (train_x, train_y), (test_x, test_y) = _fashion_mnist(data_root, True, False)
+            (train_x, train_y), (test_x, test_y) = _fashion_mnist(data_root, size, True, False)
         else:
-            ((train_x, train_y),) = _fashion_mnist(data_root, True)
+            ((train_x, train_y),) = _fashion_mnist(data_root, size, True)
             test_x = test_y = None
         mean, std, num_classes = fm.MEAN, fm.STD, fm.NUM_CLASSES
     else:

@@ -5,8 +5,9 @@ or any folder holding the four files (``.gz`` or not).
 :func:`prepare_fashion_mnist` writes the decompressed files to ``<root>/FashionMNIST/raw/`` (the
 layout torchvision's ``FashionMNIST`` reads), each checked against the sha256 of its decompressed
 content (Debian recompressed the ``.gz``, so torchvision's md5 list does not apply; the content
-is the original).  For the networks the images are zero-padded to 32x32 and repeated over 3
-channels, so the CIFAR-10 pipeline and networks apply unchanged (docs/choices.md).
+is the original).  For the networks the images are repeated over 3 channels and, by default,
+zero-padded to 32x32, so the CIFAR-10 pipeline and networks apply unchanged; ``image_size: 28``
+keeps the originals' size (0.55x the convolutions' work; docs/choices.md).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ RAW = Path("FashionMNIST") / "raw"
 NUM_CLASSES = 10
 NUM_TRAIN = 60_000
 NUM_TEST = 10_000
-IMAGE_SIZE = 32  # 28x28 padded by 2 pixels of background on each side
+ORIGINAL_SIZE = 28
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 # the standard normalisation: mean and std of the 60,000 training images (28x28, [0, 1] scale)
 MEAN = (0.2860406,) * 3
@@ -118,10 +119,15 @@ def load_fashion_mnist_raw(root: str | os.PathLike, train: bool = True) -> tuple
     return torch.from_numpy(arrays[0].copy()), torch.from_numpy(arrays[1].astype(np.int64))
 
 
-def load_fashion_mnist(root: str | os.PathLike, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images as the networks read them: uint8 (N, 3, 32, 32), the 28x28 originals zero-padded
-    by 2 and repeated over 3 channels; and the labels."""
+def load_fashion_mnist(
+    root: str | os.PathLike, train: bool = True, size: int = 32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images as the networks read them: uint8 (N, 3, size, size), the 28x28 originals zero-padded
+    by ``(size - 28) / 2`` pixels of background (2 at the default 32) and repeated over 3 channels;
+    and the labels."""
+    if size < ORIGINAL_SIZE or (size - ORIGINAL_SIZE) % 2:
+        raise UserError(f"Fashion-MNIST is read at 28 pixels or padded evenly to more, got {size}")
     images, labels = load_fashion_mnist_raw(root, train)
-    pad = (IMAGE_SIZE - images.shape[-1]) // 2
+    pad = (size - ORIGINAL_SIZE) // 2
     images = F.pad(images[:, None], (pad, pad, pad, pad)).expand(-1, 3, -1, -1).contiguous()
     return images, labels

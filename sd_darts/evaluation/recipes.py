@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..data import image_size_problem
 from ..errors import UserError
 from ..genotypes import Genotype, load_genotype
 from ..utils.config import require, setting
@@ -95,7 +96,9 @@ class _CifarSettings:
         "data", "folder holding CIFAR-10 (cifar-10-python.tar.gz or cifar-10-batches-py)", fingerprint=False
     )
     download: bool = setting(False, "download CIFAR-10 through torchvision if it is missing", fingerprint=False)
-    image_size: int | None = setting(None, "resize images to this size (digits only; default: 32)", ge=8, le=256)
+    image_size: int | None = setting(
+        None, "input size: digits any size >= 8, fashion-mnist 28 or 32 (default: 32)", ge=8, le=256
+    )
     holdout_portion: float | None = setting(
         None,
         "train on this leading fraction, evaluate on the rest instead of the test set (DARTS's selection)",
@@ -130,11 +133,8 @@ class _CifarSettings:
             "learning_rate_min",
             f"must not exceed --learning-rate ({self.learning_rate})",
         )
-        require(
-            self.image_size is None or self.dataset == "digits",
-            "image_size",
-            "only the digits dataset can be resized (CIFAR-10 and Fashion-MNIST are 32x32)",
-        )
+        problem = image_size_problem(self.dataset, self.image_size)
+        require(problem is None, "image_size", problem or "")
 
     @property
     def input_size(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..data import image_size_problem
 from ..spaces import SPACE_NAMES, get_space
 from ..utils.config import require, setting
 from ..utils.runtime import check_device_name
@@ -30,7 +31,9 @@ class SearchConfig:
     data_root: str = setting("data", "dataset folder (docs/pipeline.md, Data)", fingerprint=False)
     download: bool = setting(False, "download CIFAR-10 through torchvision if it is missing", fingerprint=False)
     train_portion: float = setting(0.5, "fraction of the training set that trains the weights", gt=0.0, lt=1.0)
-    image_size: int | None = setting(None, "resize images to this size (digits only; default: 32)", ge=8, le=256)
+    image_size: int | None = setting(
+        None, "input size: digits any size >= 8, fashion-mnist 28 or 32 (default: 32)", ge=8, le=256
+    )
     limit_samples: int | None = setting(None, "use only the first N training images (smoke runs, tests)", ge=2)
     # the supernet (DARTS §2.1)
     primitives: str | None = setting(None, "comma-separated candidate ops (darts space; default: DARTS's 8)")
@@ -113,9 +116,8 @@ class SearchConfig:
                 "warmup_epochs",
                 f"must be smaller than --epochs ({self.epochs}), got {self.warmup_epochs}: no epoch would use self-distillation",
             )
-        require(
-            self.image_size is None or self.dataset == "digits", "image_size", "only the digits dataset can be resized"
-        )
+        problem = image_size_problem(self.dataset, self.image_size)
+        require(problem is None, "image_size", problem or "")
         problem = check_device_name(self.device)
         require(problem is None, "device", problem or "")
         require(self.out.strip() != "", "out", "is empty; name an output folder")

@@ -72,6 +72,38 @@ def test_networks_read_the_originals_padded_to_32_on_three_channels(prepared):
 
 
 @real
+def test_image_size_28_reads_the_originals_unpadded(prepared):
+    raw, labels = fm.load_fashion_mnist_raw(prepared, train=False)
+    images, same = fm.load_fashion_mnist(prepared, train=False, size=28)
+    assert images.shape == (fm.NUM_TEST, 3, 28, 28) and torch.equal(same, labels)
+    assert all(torch.equal(images[:, c], raw) for c in range(3))
+    search = load_search_data("fashion-mnist", prepared, image_size=28, limit=40)
+    assert search.image_size == 28 and search.train[0][0].shape == (3, 28, 28)
+    evaluation = load_eval_data("fashion-mnist", prepared, cutout_length=8, image_size=28)
+    assert evaluation.image_size == 28 and evaluation.test[0][0].shape == evaluation.train[0][0].shape == (3, 28, 28)
+    with pytest.raises(UserError, match="got 30"):
+        load_eval_data("fashion-mnist", prepared, image_size=30)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "size", "problem"),
+    [
+        ("cifar10", 28, "cifar10 is read at 32 pixels, got 28"),
+        ("fashion-mnist", 24, "fashion-mnist is read at 32 or 28 pixels, got 24"),
+        ("digits", 6, "must be at least 8, got 6"),
+    ],
+)
+def test_image_sizes_a_dataset_cannot_take_are_refused_by_both_configs(dataset, size, problem, tmp_path):
+    from sd_darts.evaluation.recipes import TrainCifarConfig
+    from sd_darts.search.config import SearchConfig
+
+    for config in (SearchConfig, TrainCifarConfig):
+        kwargs = {"auxiliary_weight": 0.0} if config is TrainCifarConfig else {}
+        with pytest.raises(UserError, match=f"image-size: {problem}"):
+            config(dataset=dataset, image_size=size, out=str(tmp_path), **kwargs).validate()
+
+
+@real
 def test_prepare_accepts_plain_or_gz_files_keeps_intact_ones_and_refuses_wrong_ones(tmp_path):
     source = tmp_path / "source"
     source.mkdir()
@@ -130,3 +162,5 @@ def test_search_runs_on_fashion_mnist_through_the_cli(prepared, tmp_path):
     assert main([*argv, *tiny, "--out", str(out), "--device", "cpu"]) == 0
     assert (out / "genotype.json").is_file()
     assert "fashion-mnist" in (out / "config.yaml").read_text()
+    assert main([*argv, *tiny, "--image-size", "28", "--out", str(tmp_path / "at28"), "--device", "cpu"]) == 0
+    assert "image_size: 28" in (tmp_path / "at28" / "config.yaml").read_text()
