@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
+from ..datasets import DATASETS, IMAGE_SIZES, image_size_problem
 from ..errors import UserError
 from .cifar import CIFAR10_MEAN, CIFAR10_STD, load_cifar10, prepare_cifar10
 from .common import (
@@ -28,12 +29,6 @@ from .common import (
     make_loader,
     train_transform,
 )
-
-DATASETS = ("cifar10", "fashion-mnist", "digits")
-#: The input sizes a dataset can be read at (its first is the default); digits: any size >= 8.
-#: Fashion-MNIST: its 28x28 originals zero-padded to 32x32 (the CIFAR-10 shape), or as they are.
-IMAGE_SIZES = {"cifar10": (32,), "fashion-mnist": (32, 28)}
-MIN_DIGITS_SIZE = 8
 
 __all__ = [
     "DATASETS",
@@ -83,18 +78,6 @@ class EvalData:
 def _check_dataset(dataset: str) -> None:
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}")
-
-
-def image_size_problem(dataset: str, image_size: int | None) -> str | None:
-    """Why ``dataset`` cannot be read at ``image_size`` (None: its default), or None."""
-    if image_size is None:
-        return None
-    sizes = IMAGE_SIZES.get(dataset)
-    if sizes is not None and int(image_size) not in sizes:
-        return f"{dataset} is read at {' or '.join(map(str, sizes))} pixels, got {image_size}"
-    if sizes is None and int(image_size) < MIN_DIGITS_SIZE:
-        return f"must be at least {MIN_DIGITS_SIZE}, got {image_size}"
-    return None
 
 
 def _check_image_size(dataset: str, image_size: int | None) -> int:

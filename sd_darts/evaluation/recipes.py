@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..data import image_size_problem
+from ..datasets import DATASETS, image_size_problem
 from ..errors import UserError
 from ..genotypes import Genotype, load_genotype
 from ..utils.config import require, setting
@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..data import EvalData
 
-CIFAR_DATASETS = ("cifar10", "fashion-mnist", "digits")  # those of sd_darts.data (a test ties them)
 AMP_MODES = ("auto", "none", "bf16")
 MAX_EPOCHS = 10_000
 GENOTYPE_HELP = "shipped genotype (DARTS_V1, DARTS_V2, SD_DARTS) or path to a genotype.json"
@@ -90,7 +89,7 @@ class _CifarSettings:
 
     genotype: str = setting("SD_DARTS", GENOTYPE_HELP)
     dataset: str = setting(
-        "cifar10", "cifar10, fashion-mnist, or digits (scikit-learn's, offline smoke runs)", choices=CIFAR_DATASETS
+        "cifar10", "cifar10, fashion-mnist, or digits (scikit-learn's, offline smoke runs)", choices=DATASETS
     )
     data_root: str = setting(
         "data", "folder holding CIFAR-10 (cifar-10-python.tar.gz or cifar-10-batches-py)", fingerprint=False

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..datasets import DATASETS
 from ..errors import UserError
-from ..search.config import DATASETS
 from ..utils import config, files
 from ..utils.config import require, setting
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..data import image_size_problem
+from ..datasets import DATASETS, image_size_problem
 from ..spaces import SPACE_NAMES, get_space
 from ..utils.config import require, setting
 from ..utils.runtime import check_device_name
 
 METHODS = ("darts", "sd-darts")
 KD_DIRECTIONS = ("student_teacher", "teacher_student")
-DATASETS = ("cifar10", "fashion-mnist", "digits")
 MAX_EPOCHS = 10_000
 #: The most seeds ``--seeds`` stacks in one process (their memory is checked too: ×S one seed's).
 MAX_SEEDS = 64
