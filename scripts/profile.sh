@@ -5,11 +5,14 @@
 # (README.md, tables, figures), written by `sd-darts report`, which never overwrites or deletes
 # files it did not write.  scripts/smoke.sh and scripts/fmnist.sh call it.
 #
-#   bash scripts/profile.sh --params FILE [--stages "A B ..."] [--out DIR] [--workdir DIR [--resume]]
+#   bash scripts/profile.sh --params FILE [--stages "A B ..."] [--jobs N] [--out DIR] [--workdir DIR [--resume]]
 #                           [--committed] [--update]
 #     --params FILE  the profile's params file (params-smoke.yaml, params-fmnist.yaml)
 #     --stages LIST  run only these stages and their matrix items, in this order (dvc repro -s);
 #                    default: the whole pipeline (dvc repro)
+#     --jobs N       run up to N stages at a time, each with 1/N of OMP_NUM_THREADS (sd-darts pipeline run
+#                    --jobs N, which records them in dvc.lock as dvc repro does); default: dvc repro, one
+#                    stage at a time
 #     --out DIR      where to leave the report (default: runs/<profile>-report)
 #     --workdir DIR  make the clone in DIR/repo and keep it (default: a temporary folder, removed)
 #     --resume       with --workdir: keep an existing DIR/repo of the same revision and go on where an
@@ -22,7 +25,8 @@
 #                    revision): refused before anything runs if the working tree has uncommitted
 #                    changes, and after the pipeline if any run records another revision or
 #                    uncommitted code
-# Progress: each stage of `dvc repro` as "stage k of n" with its time, elapsed time and an estimate.
+# Progress: each stage of `dvc repro` as "stage k of n" with its time, elapsed time and an estimate
+# (with --jobs: each stage's start and end, its time and the elapsed time).
 # Environment: SD_DARTS_SKIP_SETUP=1 skips scripts/setup.sh (use the python/dvc on PATH).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,18 +36,20 @@ PARAMS=""
 STAGES=""
 WORKDIR=""
 UPDATE=0
+JOBS=""
 RESUME=0
 COMMITTED=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --params) PARAMS="$2"; shift 2 ;;
         --stages) STAGES="$2"; shift 2 ;;
+        --jobs) JOBS="$2"; shift 2 ;;
         --out) OUT=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
         --workdir) WORKDIR=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
         --committed) COMMITTED=1; shift ;;
         --resume) RESUME=1; shift ;;
         --update) UPDATE=1; COMMITTED=1; shift ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "$NAME: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -103,7 +109,10 @@ export PYTHONPATH="$WORK/repo${PYTHONPATH:+:$PYTHONPATH}"
 cp "$PARAMS" params.yaml
 start=$(date +%s)
 python -m sd_darts check-params params.yaml
-if [ -z "$STAGES" ]; then
+if [ -n "$JOBS" ]; then
+    # shellcheck disable=SC2086
+    PYTHONUNBUFFERED=1 python -m sd_darts pipeline run --jobs "$JOBS" ${STAGES:+--single-item --stages $STAGES}
+elif [ -z "$STAGES" ]; then
     stages=$(dvc stage list --name-only | wc -l)
     PYTHONUNBUFFERED=1 dvc repro 2>&1 | bash "$REPO/scripts/repro_progress.sh" "$stages"
 else

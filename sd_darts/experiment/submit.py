@@ -45,6 +45,7 @@ class Array:
     commands: list[list[str]]
     after: set[str]
     deps: list[dict[str, str]]
+    upstream: list[set[str]]  # per stage: the stages of the plan it waits for (the local runner's edges)
 
 
 def _repo():
@@ -84,18 +85,28 @@ def _produced(stages) -> set[str]:
     return {str(o.fs_path) for s in stages for o in s.outs}
 
 
-def plan(globs: list[str], python: list[str]) -> list[Array]:
-    """The job arrays of what ``dvc repro [globs]`` would run, upstream first."""
+def _matches(name: str, globs: list[str]) -> bool:
+    """As DVC's targets: a glob of stage names, or a matrix stage's name for all its items."""
+    return any(fnmatch.fnmatch(name, g) or name.split("@")[0] == g for g in globs)
+
+
+def plan(globs: list[str], python: list[str], single_item: bool = False) -> list[Array]:
+    """The job arrays of what ``dvc repro [-s] [globs]`` would run, upstream first."""
     import networkx as nx
 
     with _repo() as repo:
         graph = repo.index.graph
         by_name = {s.addressing: s for s in graph.nodes}
         stale = {n for n in repo.status() if n in by_name}
-        if globs:  # as dvc repro TARGETS: the matching stale stages and the stale stages upstream of them
-            run = {n for n in stale if any(fnmatch.fnmatch(n, g) for g in globs)}
+        if single_item:  # as dvc repro -s TARGETS: the matching stages that are stale or after one that runs
+            chosen = {n for n in by_name if _matches(n, globs)}
+            run = chosen & stale
             for name in list(run):
-                run |= {s.addressing for s in nx.descendants(graph, by_name[name])} & stale  # edges point upstream
+                run |= {s.addressing for s in nx.ancestors(graph, by_name[name])} & chosen  # edges point upstream
+        elif globs:  # as dvc repro TARGETS: the matching stale stages and the stale stages upstream of them
+            run = {n for n in stale if _matches(n, globs)}
+            for name in list(run):
+                run |= {s.addressing for s in nx.descendants(graph, by_name[name])} & stale
         else:  # as dvc repro: the stale stages and every stage downstream of them
             run = set(stale)
             for name in stale:
@@ -109,12 +120,13 @@ def plan(globs: list[str], python: list[str]) -> list[Array]:
             words = shlex.split(stage.cmd if isinstance(stage.cmd, str) else " ".join(stage.cmd))
             if words[:1] == ["python"]:
                 words = [*python, *words[1:]]
-            ups = {s.addressing.split("@")[0] for s in graph.successors(stage) if s.addressing in run}
-            a = arrays.setdefault(family, Array(family, [], [], set(), []))
+            ups = {s.addressing for s in graph.successors(stage) if s.addressing in run}
+            a = arrays.setdefault(family, Array(family, [], [], set(), [], []))
             a.stages.append(name)
             a.commands.append(words)
-            a.after |= ups - {family}
+            a.after |= {u.split("@")[0] for u in ups} - {family}
             a.deps.append(dependency_hashes(stage, produced))
+            a.upstream.append(ups)
     return list(arrays.values())
 
 
@@ -131,20 +143,20 @@ def _sbatch(script: Path, flags: list[str], command, env: dict[str, str]) -> str
 DVC_PARAMS = "params.yaml"
 
 
-def _is_dvc_params(params_file: str):
+def _is_dvc_params(params_file: str, who: str = "submit"):
     """The params DVC's stages read; refuse a params file with other content: their jobs and dvc.lock
     follow params.yaml."""
     p = read_params(params_file)  # a missing or bad file: its own one line
     here, dvc = Path(params_file), Path(DVC_PARAMS)
     if here.resolve() != dvc.resolve() and (not dvc.is_file() or dvc.read_bytes() != here.read_bytes()):
         raise UserError(
-            f"pipeline submit --params {params_file}: DVC's stages read {DVC_PARAMS}, which differs from it; "
-            f"cp {params_file} {DVC_PARAMS} (as scripts/profile.sh does), then submit"
+            f"pipeline {who} --params {params_file}: DVC's stages read {DVC_PARAMS}, which differs from it; "
+            f"cp {params_file} {DVC_PARAMS} (as scripts/profile.sh does), then {who}"
         )
-    return read_params(DVC_PARAMS) if here.resolve() != dvc.resolve() else p
+    return p  # byte for byte DVC's: its settings are those of the stages
 
 
-def submit(params_file: str, globs: list[str], wait: bool) -> int:
+def submit(params_file: str, globs: list[str], wait: bool, single_item: bool = False) -> int:
     p = _is_dvc_params(params_file)
     params_file = DVC_PARAMS  # the same content: the jobs, the manifest and dvc.lock name DVC's file
     s, resources = slurm_settings(p.pipeline.slurm, f"{p.path}: pipeline.slurm")
@@ -154,7 +166,7 @@ def submit(params_file: str, globs: list[str], wait: bool) -> int:
     workdir = Path.cwd()
     folder = (workdir / Layout(p.profile).slurm).resolve()
     python = [*shlex.split(s.command_prefix), "python"] if s.command_prefix else [sys.executable]
-    arrays = plan(globs, python)
+    arrays = plan(globs, python, single_item)
     if not arrays:
         print("pipeline submit: nothing to run (dvc status is clean for the chosen stages)")
         return 0
@@ -244,9 +256,10 @@ def _until_ended(jobs: list[dict], poll: float, tries: int | None = None) -> dic
         time.sleep(poll)
 
 
-def record(jobs: list[dict], st: dict[str, tuple[str, str]]) -> int:
+def record(jobs: list[dict], st: dict[str, tuple[str, str]], who: str = "submit") -> int:
     """``dvc commit`` exactly the completed stages of the submission whose dependencies are those it
-    was submitted with; name each failed stage and its log; refuse the changed ones in one line."""
+    was submitted with; name each failed stage and its log; refuse the changed ones in one line
+    (``who``: the ``sd-darts pipeline`` action that ran them, submit or run)."""
     running = [j for j in jobs if st.get(j["job"], ("UNKNOWN", ""))[0] not in slurm.FINAL]
     if running:
         j = running[0]
@@ -269,16 +282,16 @@ def record(jobs: list[dict], st: dict[str, tuple[str, str]]) -> int:
     failed = [j for j in jobs if st[j["job"]][0] not in ("COMPLETED", "CANCELLED")]
     cancelled = [j for j in jobs if st[j["job"]][0] == "CANCELLED"]
     for j in failed:
-        print(f"pipeline submit: {j['stage']} {st[j['job']][0]} (job {j['job']}); log {j['log']}", file=sys.stderr)
+        print(f"pipeline {who}: {j['stage']} {st[j['job']][0]} (job {j['job']}); log {j['log']}", file=sys.stderr)
     print(
-        f"pipeline submit: {len(done) - len(changed)} stages completed and recorded in dvc.lock, "
+        f"pipeline {who}: {len(done) - len(changed)} stages completed and recorded in dvc.lock, "
         f"{len(failed)} failed, {len(cancelled)} cancelled",
         flush=True,
     )
     if changed:
         raise UserError(
             f"not recorded: {len(changed)} completed stages whose dependencies changed since the submission, so "
-            f"their outputs are not what DVC would record: {'; '.join(changed)}; run sd-darts pipeline submit again"
+            f"their outputs are not what DVC would record: {'; '.join(changed)}; run sd-darts pipeline {who} again"
         )
     return 1 if failed or cancelled else 0
 
