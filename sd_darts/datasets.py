@@ -3,6 +3,8 @@ configs check before anything loads, and :mod:`sd_darts.data` reads (docs/data.m
 
 from __future__ import annotations
 
+from .utils.config import setting
+
 #: CIFAR-10 (the paper's), Fashion-MNIST (real, offline), scikit-learn's digits (offline smoke runs).
 DATASETS = ("cifar10", "fashion-mnist", "digits")
 #: The input sizes a dataset can be read at (its first is the default); digits: any size >= 8.
@@ -21,3 +23,10 @@ def image_size_problem(dataset: str, image_size: int | None) -> str | None:
     if sizes is None and int(image_size) < MIN_DIGITS_SIZE:
         return f"must be at least {MIN_DIGITS_SIZE}, got {image_size}"
     return None
+
+
+def image_size_setting():
+    """The ``image_size`` setting of the search and training configs (checked per dataset by
+    :func:`image_size_problem` in their ``validate``)."""
+    help = f"input size: digits any size >= {MIN_DIGITS_SIZE}, fashion-mnist 28 or 32 (default: 32)"
+    return setting(None, help, ge=MIN_DIGITS_SIZE, le=256)

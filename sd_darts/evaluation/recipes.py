@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..datasets import DATASETS, image_size_problem
+from ..datasets import DATASETS, image_size_problem, image_size_setting
 from ..errors import UserError
 from ..genotypes import Genotype, load_genotype
 from ..utils.config import require, setting
@@ -95,9 +95,7 @@ class _CifarSettings:
         "data", "folder holding CIFAR-10 (cifar-10-python.tar.gz or cifar-10-batches-py)", fingerprint=False
     )
     download: bool = setting(False, "download CIFAR-10 through torchvision if it is missing", fingerprint=False)
-    image_size: int | None = setting(
-        None, "input size: digits any size >= 8, fashion-mnist 28 or 32 (default: 32)", ge=8, le=256
-    )
+    image_size: int | None = image_size_setting()
     holdout_portion: float | None = setting(
         None,
         "train on this leading fraction, evaluate on the rest instead of the test set (DARTS's selection)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..datasets import DATASETS, image_size_problem
+from ..datasets import DATASETS, image_size_problem, image_size_setting
 from ..spaces import SPACE_NAMES, get_space
 from ..utils.config import require, setting
 from ..utils.runtime import check_device_name
@@ -30,9 +30,7 @@ class SearchConfig:
     data_root: str = setting("data", "dataset folder (docs/pipeline.md, Data)", fingerprint=False)
     download: bool = setting(False, "download CIFAR-10 through torchvision if it is missing", fingerprint=False)
     train_portion: float = setting(0.5, "fraction of the training set that trains the weights", gt=0.0, lt=1.0)
-    image_size: int | None = setting(
-        None, "input size: digits any size >= 8, fashion-mnist 28 or 32 (default: 32)", ge=8, le=256
-    )
+    image_size: int | None = image_size_setting()
     limit_samples: int | None = setting(None, "use only the first N training images (smoke runs, tests)", ge=2)
     # the supernet (DARTS §2.1)
     primitives: str | None = setting(None, "comma-separated candidate ops (darts space; default: DARTS's 8)")
