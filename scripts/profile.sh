@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
         --committed) COMMITTED=1; shift ;;
         --resume) RESUME=1; shift ;;
         --update) UPDATE=1; COMMITTED=1; shift ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "$NAME: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done

@@ -2,7 +2,8 @@
 
 DVC decides what runs, as ``dvc repro`` would; each stage family becomes one job array that waits
 for its upstream arrays, and the jobs run the stage commands, never ``dvc repro``, so none takes
-DVC's lock (docs/cluster.md).
+DVC's lock (docs/cluster.md).  :func:`plan` and :func:`record` also serve ``sd-darts pipeline run``
+(:mod:`.local`), which runs the same plan on this machine.
 """
 
 from __future__ import annotations
