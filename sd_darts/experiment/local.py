@@ -19,7 +19,7 @@ import time
 from ..errors import UserError
 from ..utils import files
 from .layout import Layout
-from .submit import DVC_PARAMS, _is_dvc_params, plan, record
+from .submit import DVC_PARAMS, dvc_params, plan, record
 
 MANIFEST = "run.json"
 #: How often the runner looks at its stages (seconds).
@@ -42,7 +42,7 @@ def slot_env(slot: int, jobs: int, environ: dict[str, str] | None = None) -> dic
 def run(params_file: str, globs: list[str], jobs: int, single_item: bool) -> int:
     if jobs < 1:
         raise UserError(f"pipeline run --jobs {jobs}: must be at least 1")
-    p = _is_dvc_params(params_file, who="run")
+    p = dvc_params(params_file, who="run")
     from .stage import PARAMS_ENV
 
     arrays = plan(globs, [sys.executable], single_item)

@@ -144,7 +144,7 @@ def _sbatch(script: Path, flags: list[str], command, env: dict[str, str]) -> str
 DVC_PARAMS = "params.yaml"
 
 
-def _is_dvc_params(params_file: str, who: str = "submit"):
+def dvc_params(params_file: str, who: str = "submit"):
     """The params DVC's stages read; refuse a params file with other content: their jobs and dvc.lock
     follow params.yaml."""
     p = read_params(params_file)  # a missing or bad file: its own one line
@@ -158,7 +158,7 @@ def _is_dvc_params(params_file: str, who: str = "submit"):
 
 
 def submit(params_file: str, globs: list[str], wait: bool, single_item: bool = False) -> int:
-    p = _is_dvc_params(params_file)
+    p = dvc_params(params_file)
     params_file = DVC_PARAMS  # the same content: the jobs, the manifest and dvc.lock name DVC's file
     s, resources = slurm_settings(p.pipeline.slurm, f"{p.path}: pipeline.slurm")
     slurm.check_tools("sd-darts pipeline submit")
